@@ -1,0 +1,66 @@
+//! Control-step and learner-update benchmarks, with tract running the same prior in the same
+//! run as the baseline.
+//!
+//!     cargo bench --bench control_step
+//!
+//! - `prior/tract`: tract's optimised plan on the CartPole prior, batch 1 (the baseline);
+//! - `prior/resq`: the same prior on resq's compiled kernels;
+//! - `control_step/resq`: a whole tick — observe, prior, residual, policy, action;
+//! - `learner/update`: one residual soft-Q update (batch and net from the manifest).
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rand::SeedableRng;
+use resq::algo::replay::Transition;
+use resq::algo::rql_discrete::ResidualSoftQ;
+use resq::control::{ActMode, Controller, PolicyChoice};
+use resq::customize::settings;
+use resq::nn::Mlp;
+use resq::Bundle;
+
+fn bundle() -> Bundle {
+    Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole")).expect("models/cartpole loads")
+}
+
+fn benches(c: &mut Criterion) {
+    eprintln!("kernels: {}", resq::nn::kernels::isa().name());
+    let mut b = bundle();
+    let obs = [0.1f32, -0.2, 0.05, 0.3];
+    let mut out = [0.0f32; 2];
+    let mut g = c.benchmark_group("prior");
+    g.bench_function("tract", |bch| bch.iter(|| b.prior.tract().run(black_box(&obs), &mut out).unwrap()));
+    g.bench_function("resq", |bch| bch.iter(|| b.prior.raw(black_box(&obs), &mut out).unwrap()));
+    g.finish();
+
+    let b = bundle();
+    let s = settings(&b);
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+    let residual = Mlp::new(&[4, s.hidden[0], s.hidden[1], 2], b.hidden_activation, false, &mut rng);
+    let mut ctl = Controller::new(b, residual);
+    let signals = [0.1f32, -0.2, 0.05, 0.3];
+    c.bench_function("control_step/resq", |bch| {
+        bch.iter(|| black_box(ctl.step(black_box(&signals), PolicyChoice::Customized, ActMode::Sample, &mut rng)))
+    });
+
+    let mut learner = ResidualSoftQ::new(s.clone(), 4, 2, 0);
+    for i in 0..s.replay_capacity.min(10_000) {
+        let o = [(i as f32 * 0.01).sin(), 0.1, -0.1, 0.2];
+        learner.replay.push(&Transition {
+            obs: &o,
+            action: i % 2,
+            reward: -0.1,
+            logp0_taken: -0.7,
+            logpi_taken: -0.7,
+            next_obs: &o,
+            next_logp0: &[-0.7, -0.7],
+            terminal: i % 200 == 199,
+            truncated: false,
+        });
+    }
+    c.bench_function("learner/update", |bch| bch.iter(|| black_box(learner.update())));
+}
+
+criterion_group!(name = group; config = Criterion::default().sample_size(50); targets = benches);
+criterion_main!(group);

@@ -1,0 +1,66 @@
+"""Small ONNX graphs for resq's prior-loading tests, with onnxruntime golden outputs.
+
+    python3 scripts/make_test_models.py      # writes tests/data/onnx/*.onnx and *_golden.json
+
+- dense_matmul_tanh.onnx: MatMul+Add / Tanh / MatMul+Add (resq compiles it to its own kernels)
+- logsoftmax_head.onnx:   Gemm / Relu / Gemm / LogSoftmax (not a plain dense chain: runs through tract)
+- unsupported_op.onnx:    an operator no runtime knows (loading must fail with a clear message)
+"""
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "onnx")
+rng = np.random.default_rng(0)
+
+
+def io(name, width):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width])
+
+
+def save(model, name, n_in):
+    onnx.checker.check_model(model)
+    path = os.path.join(OUT, name + ".onnx")
+    onnx.save(model, path)
+    x = rng.standard_normal((32, n_in)).astype(np.float32)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with open(os.path.join(OUT, name + "_golden.json"), "w") as f:
+        json.dump({"generator": "scripts/make_test_models.py", "onnxruntime_version": ort.__version__,
+                   "inputs": x.tolist(), "outputs": y.tolist()}, f)
+
+
+def w(*shape):
+    return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+
+
+os.makedirs(OUT, exist_ok=True)
+
+# 1. MatMul+Add chain with tanh.
+inits = [numpy_helper.from_array(w(4, 16), "w1"), numpy_helper.from_array(w(16), "b1"),
+         numpy_helper.from_array(w(16, 2), "w2"), numpy_helper.from_array(w(2), "b2")]
+nodes = [helper.make_node("MatMul", ["obs", "w1"], ["h1"]), helper.make_node("Add", ["h1", "b1"], ["z1"]),
+         helper.make_node("Tanh", ["z1"], ["a1"]), helper.make_node("MatMul", ["a1", "w2"], ["h2"]),
+         helper.make_node("Add", ["b2", "h2"], ["q"])]
+g = helper.make_graph(nodes, "dense", [io("obs", 4)], [io("q", 2)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "dense_matmul_tanh", 4)
+
+# 2. A log-softmax head: valid, but not a dense chain.
+inits = [numpy_helper.from_array(w(4, 8).T.copy(), "w1"), numpy_helper.from_array(w(8), "b1"),
+         numpy_helper.from_array(w(8, 3).T.copy(), "w2"), numpy_helper.from_array(w(3), "b2")]
+nodes = [helper.make_node("Gemm", ["obs", "w1", "b1"], ["z1"], transB=1), helper.make_node("Relu", ["z1"], ["a1"]),
+         helper.make_node("Gemm", ["a1", "w2", "b2"], ["z2"], transB=1),
+         helper.make_node("LogSoftmax", ["z2"], ["logits"], axis=1)]
+g = helper.make_graph(nodes, "logsoftmax", [io("obs", 4)], [io("logits", 3)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "logsoftmax_head", 4)
+
+# 3. An operator nobody implements.
+nodes = [helper.make_node("FrobnicateQ", ["obs"], ["q"])]
+g = helper.make_graph(nodes, "bad", [io("obs", 4)], [io("q", 2)])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+onnx.save(m, os.path.join(OUT, "unsupported_op.onnx"))
+print("wrote", sorted(os.listdir(OUT)))

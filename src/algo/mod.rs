@@ -1,0 +1,4 @@
+//! Customization algorithms, one file per algorithm, each stating its equations.
+
+pub mod replay;
+pub mod rql_discrete;

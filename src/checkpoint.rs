@@ -1,0 +1,188 @@
+//! Checkpoints of the learned residual, as safetensors files (readable from Python with
+//! `safetensors.numpy.load_file`), written atomically: a temporary file in the same folder,
+//! fsync, rename over the old checkpoint, fsync of the folder. A power cut leaves either the old
+//! or the new checkpoint, never a torn one.
+//!
+//! Tensors: `online.{l}.w|b`, `target.{l}.w|b`, `adam_m.{l}.w|b`, `adam_v.{l}.w|b` for each layer
+//! `l`, and the training history (`history.*`). Metadata: format, manifest hash, counters.
+//! The replay buffer is not saved: a resumed run refills it (its warm-up) while acting on the
+//! restored residual.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ndarray::{Array1, Array2};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::algo::rql_discrete::ResidualSoftQ;
+use crate::nn::{Grads, Mlp};
+
+pub const FORMAT: &str = "resq-residual-soft-q-v1";
+
+/// What training produced so far, per finished episode.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// Environment step at which each training episode ended.
+    pub episode_end_step: Vec<f64>,
+    /// Mean add-on reward per step of each training episode.
+    pub episode_addon_per_step: Vec<f32>,
+    pub episode_length: Vec<f32>,
+}
+
+/// Counters restored with the weights.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Progress {
+    pub env_steps: u64,
+    pub history: History,
+}
+
+/// FNV-1a 64 of the manifest text: a checkpoint is only resumed by the bundle that wrote it.
+pub fn manifest_hash(text: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+type Params<'a> = (Vec<&'a Array2<f32>>, Vec<&'a Array1<f32>>);
+
+fn of_net(m: &Mlp) -> Params<'_> {
+    (m.layers.iter().map(|l| &l.w).collect(), m.layers.iter().map(|l| &l.b).collect())
+}
+
+fn of_grads(g: &Grads) -> Params<'_> {
+    (g.w.iter().collect(), g.b.iter().collect())
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn f64_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes `learner` and `progress` to `path` atomically.
+pub fn save(path: &Path, learner: &ResidualSoftQ, progress: &Progress, manifest_text: &str) -> Result<()> {
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut add_net = |prefix: &str, w: &[&Array2<f32>], b: &[&Array1<f32>]| {
+        for (l, (w, b)) in w.iter().zip(b).enumerate() {
+            owned.push((format!("{prefix}.{l}.w"), Dtype::F32, w.shape().to_vec(), f32_bytes(w.as_slice().expect("standard"))));
+            owned.push((format!("{prefix}.{l}.b"), Dtype::F32, b.shape().to_vec(), f32_bytes(b.as_slice().expect("contiguous"))));
+        }
+    };
+    let (w, b) = of_net(&learner.online);
+    add_net("online", &w, &b);
+    let (w, b) = of_net(&learner.target);
+    add_net("target", &w, &b);
+    let (w, b) = of_grads(&learner.adam.m);
+    add_net("adam_m", &w, &b);
+    let (w, b) = of_grads(&learner.adam.v);
+    add_net("adam_v", &w, &b);
+    let h = &progress.history;
+    owned.push(("history.episode_end_step".into(), Dtype::F64, vec![h.episode_end_step.len()], f64_bytes(&h.episode_end_step)));
+    owned.push(("history.episode_addon_per_step".into(), Dtype::F32, vec![h.episode_addon_per_step.len()], f32_bytes(&h.episode_addon_per_step)));
+    owned.push(("history.episode_length".into(), Dtype::F32, vec![h.episode_length.len()], f32_bytes(&h.episode_length)));
+
+    let views = owned
+        .iter()
+        .map(|(name, dtype, shape, bytes)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("manifest_fnv1a64".to_string(), manifest_hash(manifest_text)),
+        ("env_steps".to_string(), progress.env_steps.to_string()),
+        ("updates".to_string(), learner.updates.to_string()),
+        ("adam_t".to_string(), learner.adam.t.to_string()),
+        ("sizes".to_string(), sizes.join(",")),
+    ]);
+    let bytes = safetensors::serialize(views, Some(meta))?;
+    write_atomically(path, &bytes)
+}
+
+/// temp file in the same folder → write → fsync → rename → fsync folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>> {
+    let t = st.tensor(name).with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
+    if t.dtype() != Dtype::F32 || t.shape() != shape {
+        bail!("{}: tensor `{name}` is {:?} {:?}, expected F32 {:?}", path.display(), t.dtype(), t.shape(), shape);
+    }
+    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+fn read_history<T: Copy>(st: &SafeTensors, name: &str, dtype: Dtype, path: &Path, conv: impl Fn(&[u8]) -> T) -> Result<Vec<T>> {
+    let t = st.tensor(name).with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
+    if t.dtype() != dtype {
+        bail!("{}: tensor `{name}` has dtype {:?}, expected {dtype:?}", path.display(), t.dtype());
+    }
+    let size = dtype.bitsize() / 8;
+    Ok(t.data().chunks_exact(size).map(conv).collect())
+}
+
+/// Restores `learner` from `path` and returns the saved progress. Refuses a checkpoint written
+/// by another manifest or for another network shape.
+pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Result<Progress> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let get = |k: &str| meta.get(k).cloned().with_context(|| format!("{}: metadata `{k}` missing", path.display()));
+    if get("format")? != FORMAT {
+        bail!("{}: format `{}` is not {FORMAT}", path.display(), get("format")?);
+    }
+    if get("manifest_fnv1a64")? != manifest_hash(manifest_text) {
+        bail!(
+            "{}: this checkpoint was written for a different manifest; resuming it would mix two customizations.\n  fix: pass --fresh to start over (the old checkpoint is replaced), or --out another folder",
+            path.display()
+        );
+    }
+    let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
+    if get("sizes")? != sizes.join(",") {
+        bail!("{}: network sizes {} differ from the manifest's {}", path.display(), get("sizes")?, sizes.join(","));
+    }
+    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
+    let fill = |prefix: &str, w: &mut [&mut Array2<f32>], b: &mut [&mut Array1<f32>]| -> Result<()> {
+        for (l, (w, b)) in w.iter_mut().zip(b.iter_mut()).enumerate() {
+            let ws = read_f32(&st, &format!("{prefix}.{l}.w"), w.shape(), path)?;
+            w.as_slice_mut().expect("standard").copy_from_slice(&ws);
+            let bs = read_f32(&st, &format!("{prefix}.{l}.b"), b.shape(), path)?;
+            b.as_slice_mut().expect("contiguous").copy_from_slice(&bs);
+        }
+        Ok(())
+    };
+    {
+        let (mut w, mut b): (Vec<_>, Vec<_>) = learner.online.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
+        fill("online", &mut w, &mut b)?;
+        let (mut w, mut b): (Vec<_>, Vec<_>) = learner.target.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
+        fill("target", &mut w, &mut b)?;
+        let g = &mut learner.adam.m;
+        let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
+        fill("adam_m", &mut w, &mut b)?;
+        let g = &mut learner.adam.v;
+        let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
+        fill("adam_v", &mut w, &mut b)?;
+    }
+    let num = |k: &str| -> Result<u64> { get(k)?.parse().with_context(|| format!("{}: metadata `{k}` is not a number", path.display())) };
+    learner.adam.t = num("adam_t")?;
+    learner.updates = num("updates")?;
+    let history = History {
+        episode_end_step: read_history(&st, "history.episode_end_step", Dtype::F64, path, |c| f64::from_le_bytes(c.try_into().expect("8 bytes")))?,
+        episode_addon_per_step: read_history(&st, "history.episode_addon_per_step", Dtype::F32, path, |c| f32::from_le_bytes(c.try_into().expect("4 bytes")))?,
+        episode_length: read_history(&st, "history.episode_length", Dtype::F32, path, |c| f32::from_le_bytes(c.try_into().expect("4 bytes")))?,
+    };
+    Ok(Progress { env_steps: num("env_steps")?, history })
+}

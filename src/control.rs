@@ -1,0 +1,205 @@
+//! The control step: signals → observation → prior → residual → action. Allocation-free after
+//! construction (checked by `tests/no_alloc.rs`).
+//!
+//! ```text
+//! obs      = (signals − offset) / scale
+//! log π0   = prior(obs)
+//! log π̂    = log_softmax((Q_R(obs) + ω'·log π0) / α̂)
+//! ```
+//!
+//! **KL budget.** A young residual can be wrong; to keep the robot from getting worse before it
+//! gets better, the policy that acts is the geometric blend
+//! `log π_λ ∝ (1−λ)·log π0 + λ·log π̂` with the largest `λ ∈ [0, 1]` such that
+//! `KL(π_λ ‖ π0) ≤ budget` (KL grows monotonically along this path, so bisection finds λ).
+//! The budget widens as evidence accumulates (see [`kl_budget`]). A budget of 0 disables it.
+//!
+//! **Fallback.** If the residual outputs a non-finite value, or the learner has diverged, the
+//! prior acts alone and the decision says so.
+
+use rand::Rng;
+
+use crate::algo::rql_discrete::policy_log_probs;
+use crate::bundle::Bundle;
+use crate::nn::{Mlp, Scratch};
+
+/// How the action is chosen from the acting policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActMode {
+    /// Draw from the policy.
+    Sample,
+    /// Take its most likely action.
+    Greedy,
+}
+
+/// Which policy acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyChoice {
+    /// π0 alone.
+    Prior,
+    /// π̂ (within the KL budget).
+    Customized,
+}
+
+/// What the controller decided at one tick, and why.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Decision {
+    pub action: usize,
+    /// `log π0(a|s)` of the chosen action.
+    pub logp0_taken: f32,
+    /// log-probability of the chosen action under the policy that acted.
+    pub logpi_taken: f32,
+    /// `KL(π_acting ‖ π0)` at this state, nats.
+    pub kl: f32,
+    /// The blend weight λ applied (1 = π̂ unconstrained, 0 = π0).
+    pub lambda: f32,
+    /// The prior acted alone because the residual was unusable.
+    pub fallback: bool,
+}
+
+/// The linear KL-budget schedule: `start` at step 0 to `end` at step `ramp`.
+pub fn kl_budget(start: f32, end: f32, ramp: u64, step: u64) -> f32 {
+    if ramp == 0 {
+        return end;
+    }
+    let f = (step as f32 / ramp as f32).min(1.0);
+    start + f * (end - start)
+}
+
+/// Controller state: the prior (inside the bundle), the acting copy of the residual and all
+/// buffers, allocated once.
+pub struct Controller {
+    pub bundle: Bundle,
+    /// The acting copy of `Q_R`; the learner hands weights over with [`Mlp::copy_from`].
+    pub residual: Mlp,
+    scratch: Scratch,
+    pub obs: Vec<f32>,
+    /// `log π0(·|s)` at the last observed state.
+    pub logp0: Vec<f32>,
+    pub q_r: Vec<f32>,
+    /// log-probabilities of the policy that acted at the last state.
+    pub log_pi: Vec<f32>,
+    log_pi_hat: Vec<f32>,
+    /// Current KL budget in nats (0 = unlimited).
+    pub kl_budget: f32,
+}
+
+impl Controller {
+    pub fn new(bundle: Bundle, residual: Mlp) -> Self {
+        let (n_obs, n_act) = (bundle.obs.len(), bundle.n_actions());
+        let scratch = residual.scratch();
+        Controller {
+            bundle,
+            residual,
+            scratch,
+            obs: vec![0.0; n_obs],
+            logp0: vec![0.0; n_act],
+            q_r: vec![0.0; n_act],
+            log_pi: vec![0.0; n_act],
+            log_pi_hat: vec![0.0; n_act],
+            kl_budget: 0.0,
+        }
+    }
+
+    /// Observes `signals` and computes `log π0(·|s)` into `self.logp0` (no action).
+    /// Returns false if the prior failed or produced non-finite values.
+    pub fn observe(&mut self, signals: &[f32]) -> bool {
+        self.bundle.obs.observe(signals, &mut self.obs);
+        self.bundle.prior.log_probs(&self.obs, &mut self.logp0).is_ok() && self.logp0.iter().all(|v| v.is_finite())
+    }
+
+    /// One control tick: observe, evaluate the chosen policy, pick an action.
+    pub fn step(&mut self, signals: &[f32], policy: PolicyChoice, mode: ActMode, rng: &mut impl Rng) -> Decision {
+        if !self.observe(signals) {
+            // The prior itself is unusable: a uniform fallback keeps the loop alive; the
+            // supervisor (link layer) decides whether to hold or stop.
+            let n = self.logp0.len() as f32;
+            self.logp0.iter_mut().for_each(|v| *v = -n.ln());
+        }
+        let settings = &self.bundle.manifest.residual;
+        let (omega, alpha) = (settings.omega, settings.alpha);
+        let mut fallback = false;
+        let mut lambda = 0.0;
+        match policy {
+            PolicyChoice::Prior => self.log_pi.copy_from_slice(&self.logp0),
+            PolicyChoice::Customized => {
+                let q = self.residual.forward1(&self.obs, &mut self.scratch);
+                if q.iter().all(|v| v.is_finite()) {
+                    self.q_r.copy_from_slice(q);
+                    policy_log_probs(&self.q_r, &self.logp0, omega, alpha, &mut self.log_pi_hat);
+                    lambda = self.blend();
+                } else {
+                    fallback = true;
+                    self.log_pi.copy_from_slice(&self.logp0);
+                }
+            }
+        }
+        let action = match mode {
+            ActMode::Greedy => argmax(&self.log_pi),
+            ActMode::Sample => sample(&self.log_pi, rng.random::<f32>()),
+        };
+        Decision {
+            action,
+            logp0_taken: self.logp0[action],
+            logpi_taken: self.log_pi[action],
+            kl: kl(&self.log_pi, &self.logp0),
+            lambda,
+            fallback,
+        }
+    }
+
+    /// Writes into `log_pi` the blend of π0 and π̂ allowed by the KL budget; returns λ.
+    fn blend(&mut self) -> f32 {
+        let full = kl(&self.log_pi_hat, &self.logp0);
+        if self.kl_budget <= 0.0 || full <= self.kl_budget {
+            self.log_pi.copy_from_slice(&self.log_pi_hat);
+            return 1.0;
+        }
+        let (mut lo, mut hi) = (0.0f32, 1.0f32);
+        for _ in 0..20 {
+            let mid = 0.5 * (lo + hi);
+            geometric_blend(&self.logp0, &self.log_pi_hat, mid, &mut self.log_pi);
+            if kl(&self.log_pi, &self.logp0) <= self.kl_budget {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        geometric_blend(&self.logp0, &self.log_pi_hat, lo, &mut self.log_pi);
+        lo
+    }
+}
+
+/// `out = log_softmax((1−λ)·a + λ·b)` for log-probability vectors `a`, `b`.
+fn geometric_blend(a: &[f32], b: &[f32], lambda: f32, out: &mut [f32]) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        *o = (1.0 - lambda) * x + lambda * y;
+    }
+    crate::prior::log_softmax_in_place(out);
+}
+
+/// `KL(p ‖ q)` from log-probabilities.
+pub fn kl(log_p: &[f32], log_q: &[f32]) -> f32 {
+    log_p.iter().zip(log_q).map(|(p, q)| p.exp() * (p - q)).sum::<f32>().max(0.0)
+}
+
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Inverse-CDF draw from log-probabilities with a uniform `u ∈ [0, 1)`.
+pub fn sample(log_p: &[f32], u: f32) -> usize {
+    let mut acc = 0.0;
+    for (i, l) in log_p.iter().enumerate() {
+        acc += l.exp();
+        if u < acc {
+            return i;
+        }
+    }
+    log_p.len() - 1
+}

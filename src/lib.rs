@@ -1,0 +1,28 @@
+//! resq: customize a robot's deployed policy on the robot.
+//!
+//! A frozen prior π0 (ONNX, loaded with tract) keeps its character; an add-on reward `r_R`
+//! written over the robot's signals states the new requirement; resq learns a small residual
+//! `Q_R` online so that the robot acts with
+//! `π̂(a|s) ∝ exp((Q_R(s,a) + ω'·log π0(a|s)) / α̂)` — the max-ent optimum of the prior's task
+//! plus the add-on task, without the prior's reward. See `DESIGN.md` §1 (shared) for the math.
+//!
+//! Data flow per tick: [`sim`]/link → [`bundle::ObsLayout`] → [`prior`] → residual
+//! ([`nn`]) → [`control`] → command; [`reward`] → [`algo::replay`] → [`algo::rql_discrete`].
+
+pub mod algo;
+pub mod bundle;
+pub mod checkpoint;
+pub mod control;
+pub mod customize;
+pub mod error;
+pub mod evaluate;
+pub mod nn;
+pub mod plant;
+pub mod plot;
+pub mod prior;
+pub mod report;
+pub mod reward;
+pub mod sim;
+
+pub use bundle::Bundle;
+pub use error::BundleError;

@@ -1,0 +1,32 @@
+//! Simulated plants: the reference tasks' physics, each written once. The in-process simulation
+//! uses them directly; the simulated firmware serves the same code over the wire protocol.
+
+pub mod cartpole;
+
+pub use cartpole::CartPole;
+
+/// A simulated robot. Commands and signals are plain `f32` slices in the order of
+/// [`Plant::command_names`] and [`Plant::signal_names`].
+pub trait Plant: Send {
+    fn signal_names(&self) -> &'static [&'static str];
+    fn command_names(&self) -> &'static [&'static str];
+    /// The physical range of each command; a command outside it is clamped by the plant.
+    fn command_bounds(&self) -> &'static [(f32, f32)];
+    /// Starts a new episode from the plant's initial-state distribution.
+    fn reset(&mut self, rng: &mut dyn rand::RngCore);
+    /// Advances one control period; returns true when the episode has *terminated* (a true
+    /// terminal state, never a time limit).
+    fn step(&mut self, command: &[f32]) -> bool;
+    /// The current signals.
+    fn signals(&self, out: &mut [f32]);
+}
+
+/// Plants by the name a manifest gives them.
+pub const PLANTS: [&str; 1] = ["cartpole"];
+
+pub fn make(name: &str) -> Option<Box<dyn Plant>> {
+    match name {
+        "cartpole" => Some(Box::new(CartPole::default())),
+        _ => None,
+    }
+}

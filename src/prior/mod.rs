@@ -1,0 +1,284 @@
+//! The frozen prior π0, loaded from ONNX with tract.
+//!
+//! tract validates and optimises the model and stays loaded as the reference. When the graph is
+//! a plain dense chain ([`dense::compile`]) resq runs it on its own allocation-free kernels, after
+//! checking at load time that both agree on random inputs to `|a − b| ≤ 1e-5·(1 + |b|)`; any
+//! other graph runs through tract, which allocates on every call and is flagged as not
+//! real-time safe.
+//!
+//! Discrete kinds give `log π0(·|s)`:
+//! - `discrete_q` with temperature τ: `log π0 = log_softmax(q / τ)`;
+//! - `discrete_logits`: `log π0 = log_softmax(logits)`.
+
+pub mod dense;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use log::warn;
+use rand::{Rng, SeedableRng};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+use crate::error::BundleError;
+use crate::nn::{Mlp, Scratch};
+
+/// What the prior's network outputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PriorKind {
+    /// Soft Q-values of a max-ent policy at the given temperature.
+    DiscreteQ { temperature: f32 },
+    /// Unnormalised log-probabilities.
+    DiscreteLogits,
+}
+
+/// Largest disagreement allowed between resq's kernels and tract, relative to `1 + |tract|`.
+pub const COMPILE_TOLERANCE: f32 = 1e-5;
+
+/// The prior running through tract (batch 1). Allocates on every call.
+pub struct TractPrior {
+    plan: Arc<TypedRunnableModel>,
+    n_obs: usize,
+}
+
+impl TractPrior {
+    /// Network output for one observation.
+    pub fn run(&self, obs: &[f32], out: &mut [f32]) -> TractResult<()> {
+        let input = Tensor::from_shape(&[1, self.n_obs], obs)?;
+        let result = self.plan.run(tvec!(input.into()))?;
+        let plain = result[0].try_as_plain_ram()?;
+        let view = plain.as_slice::<f32>()?;
+        if view.len() != out.len() {
+            anyhow::bail!("tract returned {} values, expected {}", view.len(), out.len());
+        }
+        out.copy_from_slice(view);
+        Ok(())
+    }
+}
+
+enum Engine {
+    Compiled { net: Mlp, scratch: Scratch },
+    Tract,
+}
+
+/// The loaded prior.
+pub struct Prior {
+    pub kind: PriorKind,
+    pub n_obs: usize,
+    pub n_actions: usize,
+    engine: Engine,
+    tract: TractPrior,
+    /// Why the graph could not be compiled, when it runs through tract.
+    pub fallback_reason: Option<String>,
+}
+
+fn dims(info: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
+    let Some(pb::type_proto::Value::TensorType(t)) = info.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    let shape = t.shape.as_ref()?;
+    Some(
+        shape
+            .dim
+            .iter()
+            .map(|d| match d.value {
+                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(v),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+fn show_dims(d: &[Option<i64>]) -> String {
+    let parts: Vec<String> = d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+impl Prior {
+    /// Loads and validates `path` for `n_obs` inputs and `n_actions` outputs.
+    pub fn load(path: &Path, kind: PriorKind, n_obs: usize, n_actions: usize) -> Result<Prior, BundleError> {
+        let field = Some("prior.file");
+        let err = |problem: String, fix: &str| BundleError::new(path, field, problem, fix);
+        let bytes = std::fs::read(path).map_err(|e| {
+            err(
+                format!("cannot read the prior's ONNX file: {e}"),
+                "export the prior to this path (see scripts/), or point `prior.file` in manifest.toml at it",
+            )
+        })?;
+        let onnx = tract_onnx::onnx();
+        let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
+            err(
+                format!("not an ONNX model (protobuf decoding failed: {e})"),
+                "export the policy with torch.onnx.export (or another ONNX exporter) and check it with onnx.checker",
+            )
+        })?;
+        let graph = proto.graph.as_ref().ok_or_else(|| err("the ONNX model has no graph".into(), "re-export the model"))?;
+        let inits: std::collections::HashSet<&str> = graph.initializer.iter().map(|i| i.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
+        if inputs.len() != 1 {
+            return Err(err(
+                format!("the model has {} inputs; resq feeds exactly one (the observation vector)", inputs.len()),
+                "export the policy with a single [batch, n_obs] input",
+            ));
+        }
+        if let Some(d) = dims(inputs[0]) {
+            if d.len() != 2 || d[1].is_some_and(|v| v != n_obs as i64) {
+                return Err(BundleError::new(
+                    path,
+                    Some("observation"),
+                    format!(
+                        "the model's input `{}` has shape {}; the manifest lists {n_obs} observation signal(s), so resq feeds [1, {n_obs}]",
+                        inputs[0].name,
+                        show_dims(&d)
+                    ),
+                    "make the [[observation]] list match the inputs the prior was trained on, in order",
+                ));
+            }
+        }
+        if graph.output.len() != 1 {
+            return Err(err(
+                format!("the model has {} outputs; resq reads exactly one", graph.output.len()),
+                "export the policy with a single [batch, n_actions] output",
+            ));
+        }
+        if let Some(d) = dims(&graph.output[0]) {
+            if d.len() != 2 || d[1].is_some_and(|v| v != n_actions as i64) {
+                return Err(BundleError::new(
+                    path,
+                    Some("action.values"),
+                    format!(
+                        "the model's output `{}` has shape {}; the manifest lists {n_actions} action(s)",
+                        graph.output[0].name,
+                        show_dims(&d)
+                    ),
+                    "list one value in [action].values per output of the prior, in order",
+                ));
+            }
+        }
+        let model = onnx.model_for_proto_model(&proto).map_err(|e| {
+            err(format!("tract cannot read the graph: {e:#}"), "re-export the model with a standard opset (≥ 13)")
+        })?;
+        let unimplemented: Vec<String> = model
+            .nodes()
+            .iter()
+            .filter(|n| n.op.name().starts_with("Unimplemented"))
+            .map(|n| format!("`{}` (node `{}`)", n.op.name().trim_start_matches("Unimplemented(").trim_end_matches(')'), n.name))
+            .collect();
+        if !unimplemented.is_empty() {
+            return Err(err(
+                format!("unsupported operator(s) {}: tract cannot run them", unimplemented.join(", ")),
+                "export the policy without these operators (plain Gemm/MatMul/Relu/Tanh layers are best)",
+            ));
+        }
+        let typed = model
+            .with_input_fact(0, f32::fact([1, n_obs]).into())
+            .and_then(|m| m.into_optimized())
+            .map_err(|e| err(format!("tract cannot analyse the graph for a [1, {n_obs}] input: {e:#}"), "check that the model takes [batch, n_obs] float32 observations"))?;
+        let out_shape = typed.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
+        if out_shape.as_deref() != Some(&[1, n_actions][..]) {
+            return Err(BundleError::new(
+                path,
+                Some("action.values"),
+                format!("for a [1, {n_obs}] input the model outputs {out_shape:?}; the manifest lists {n_actions} action(s), so resq expects [1, {n_actions}]"),
+                "list one value in [action].values per output of the prior, in order",
+            ));
+        }
+        let plan = typed.into_runnable().map_err(|e| err(format!("tract cannot plan the graph: {e:#}"), "re-export the model"))?;
+        let tract = TractPrior { plan, n_obs };
+
+        let (engine, fallback_reason) = match dense::compile(&proto) {
+            Ok(net) if net.n_in() == n_obs && net.n_out() == n_actions => {
+                Self::check_agreement(&net, &tract, path)?;
+                let scratch = net.scratch();
+                (Engine::Compiled { net, scratch }, None)
+            }
+            Ok(_) => (Engine::Tract, Some("the dense chain's widths differ from the manifest".to_string())),
+            Err(reason) => {
+                warn!(
+                    "{}: the prior is not a plain dense chain ({reason}); it runs through tract, which allocates on every call: not real-time safe. Ops: {}",
+                    path.display(),
+                    dense::op_types(&proto).join(", ")
+                );
+                (Engine::Tract, Some(reason))
+            }
+        };
+        Ok(Prior { kind, n_obs, n_actions, engine, tract, fallback_reason })
+    }
+
+    /// Runs resq's compiled network and tract on 64 random observations and refuses a mismatch.
+    fn check_agreement(net: &Mlp, tract: &TractPrior, path: &Path) -> Result<(), BundleError> {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0x5eed);
+        let mut scratch = net.scratch();
+        let mut reference = vec![0.0; net.n_out()];
+        let mut obs = vec![0.0; net.n_in()];
+        let mut worst = 0.0f32;
+        for i in 0..64 {
+            let spread = if i < 32 { 1.0 } else { 5.0 };
+            obs.iter_mut().for_each(|v| *v = rng.random_range(-spread..spread));
+            tract.run(&obs, &mut reference).map_err(|e| {
+                BundleError::new(path, Some("prior.file"), format!("tract failed on a random input: {e:#}"), "re-export the model")
+            })?;
+            let ours = net.forward1(&obs, &mut scratch);
+            for (a, b) in ours.iter().zip(&reference) {
+                worst = worst.max((a - b).abs() / (1.0 + b.abs()));
+            }
+        }
+        if !(worst <= COMPILE_TOLERANCE) {
+            return Err(BundleError::new(
+                path,
+                Some("prior.file"),
+                format!("resq's compiled kernels and tract disagree by {worst:e} (relative) on random inputs; the limit is {COMPILE_TOLERANCE:e}"),
+                "this is a resq bug for this graph: please report it with the ONNX file",
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the prior runs on resq's allocation-free kernels.
+    pub fn is_realtime_safe(&self) -> bool {
+        matches!(self.engine, Engine::Compiled { .. })
+    }
+
+    /// The reference tract runner (the benchmark baseline).
+    pub fn tract(&self) -> &TractPrior {
+        &self.tract
+    }
+
+    /// The raw network output (Q-values or logits) for one observation.
+    pub fn raw(&mut self, obs: &[f32], out: &mut [f32]) -> TractResult<()> {
+        match &mut self.engine {
+            Engine::Compiled { net, scratch } => {
+                out.copy_from_slice(net.forward1(obs, scratch));
+                Ok(())
+            }
+            Engine::Tract => self.tract.run(obs, out),
+        }
+    }
+
+    /// `log π0(·|s)` for one observation, into `out`.
+    pub fn log_probs(&mut self, obs: &[f32], out: &mut [f32]) -> TractResult<()> {
+        self.raw(obs, out)?;
+        let inv_t = match self.kind {
+            PriorKind::DiscreteQ { temperature } => 1.0 / temperature,
+            PriorKind::DiscreteLogits => 1.0,
+        };
+        out.iter_mut().for_each(|v| *v *= inv_t);
+        log_softmax_in_place(out);
+        Ok(())
+    }
+}
+
+/// `x ← x − logsumexp(x)`.
+pub fn log_softmax_in_place(x: &mut [f32]) {
+    let lse = logsumexp(x);
+    x.iter_mut().for_each(|v| *v -= lse);
+}
+
+/// `log Σ exp(x)`, stable.
+pub fn logsumexp(x: &[f32]) -> f32 {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + x.iter().map(|v| (v - m).exp()).sum::<f32>().ln()
+}

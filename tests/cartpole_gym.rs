@@ -1,0 +1,46 @@
+//! resq's CartPole against gymnasium's CartPole-v1: trajectories recorded from gymnasium by
+//! scripts/record_gym_cartpole.py (state after every step, terminated/truncated flags) are
+//! replayed through resq's plant from the same initial state with the same actions.
+
+use resq::plant::{CartPole, Plant};
+use resq::sim::StepEnd;
+
+#[derive(serde::Deserialize)]
+struct Episode {
+    initial_state: [f64; 4],
+    actions: Vec<u8>,
+    states: Vec<[f64; 4]>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+}
+
+#[derive(serde::Deserialize)]
+struct Recording {
+    episodes: Vec<Episode>,
+}
+
+#[test]
+fn matches_gymnasium_trajectories() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cartpole_gym_trajectories.json")).unwrap();
+    let rec: Recording = serde_json::from_str(&text).unwrap();
+    assert!(rec.episodes.len() >= 3);
+    let (mut saw_terminated, mut saw_truncated, mut steps) = (false, false, 0);
+    for (e, ep) in rec.episodes.iter().enumerate() {
+        let mut plant = CartPole { state: ep.initial_state };
+        for (t, &a) in ep.actions.iter().enumerate() {
+            // gymnasium's action 1 pushes right with 10 N, action 0 left.
+            let terminated = plant.step(&[if a == 1 { 10.0 } else { -10.0 }]);
+            let end = StepEnd { terminated, truncated: !terminated && t + 1 >= 500 };
+            for (ours, theirs) in plant.state.iter().zip(&ep.states[t]) {
+                assert!((ours - theirs).abs() <= 1e-9 * (1.0 + theirs.abs()), "episode {e} step {t}: {:?} vs {:?}", plant.state, ep.states[t]);
+            }
+            assert_eq!(end.terminated, ep.terminated[t], "episode {e} step {t}: terminated");
+            assert_eq!(end.truncated, ep.truncated[t], "episode {e} step {t}: truncated");
+            saw_terminated |= end.terminated;
+            saw_truncated |= end.truncated;
+            steps += 1;
+        }
+    }
+    assert!(saw_terminated && saw_truncated, "the recording should cover both endings");
+    assert!(steps > 500);
+}
