@@ -51,7 +51,10 @@ pub fn manifest_hash(text: &str) -> String {
 type Params<'a> = (Vec<&'a Array2<f32>>, Vec<&'a Array1<f32>>);
 
 fn of_net(m: &Mlp) -> Params<'_> {
-    (m.layers.iter().map(|l| &l.w).collect(), m.layers.iter().map(|l| &l.b).collect())
+    (
+        m.layers.iter().map(|l| &l.w).collect(),
+        m.layers.iter().map(|l| &l.b).collect(),
+    )
 }
 
 fn of_grads(g: &Grads) -> Params<'_> {
@@ -67,12 +70,27 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 }
 
 /// Writes `learner` and `progress` to `path` atomically.
-pub fn save(path: &Path, learner: &ResidualSoftQ, progress: &Progress, manifest_text: &str) -> Result<()> {
+pub fn save(
+    path: &Path,
+    learner: &ResidualSoftQ,
+    progress: &Progress,
+    manifest_text: &str,
+) -> Result<()> {
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut add_net = |prefix: &str, w: &[&Array2<f32>], b: &[&Array1<f32>]| {
         for (l, (w, b)) in w.iter().zip(b).enumerate() {
-            owned.push((format!("{prefix}.{l}.w"), Dtype::F32, w.shape().to_vec(), f32_bytes(w.as_slice().expect("standard"))));
-            owned.push((format!("{prefix}.{l}.b"), Dtype::F32, b.shape().to_vec(), f32_bytes(b.as_slice().expect("contiguous"))));
+            owned.push((
+                format!("{prefix}.{l}.w"),
+                Dtype::F32,
+                w.shape().to_vec(),
+                f32_bytes(w.as_slice().expect("standard")),
+            ));
+            owned.push((
+                format!("{prefix}.{l}.b"),
+                Dtype::F32,
+                b.shape().to_vec(),
+                f32_bytes(b.as_slice().expect("contiguous")),
+            ));
         }
     };
     let (w, b) = of_net(&learner.online);
@@ -84,15 +102,37 @@ pub fn save(path: &Path, learner: &ResidualSoftQ, progress: &Progress, manifest_
     let (w, b) = of_grads(&learner.adam.v);
     add_net("adam_v", &w, &b);
     let h = &progress.history;
-    owned.push(("history.episode_end_step".into(), Dtype::F64, vec![h.episode_end_step.len()], f64_bytes(&h.episode_end_step)));
-    owned.push(("history.episode_addon_per_step".into(), Dtype::F32, vec![h.episode_addon_per_step.len()], f32_bytes(&h.episode_addon_per_step)));
-    owned.push(("history.episode_length".into(), Dtype::F32, vec![h.episode_length.len()], f32_bytes(&h.episode_length)));
+    owned.push((
+        "history.episode_end_step".into(),
+        Dtype::F64,
+        vec![h.episode_end_step.len()],
+        f64_bytes(&h.episode_end_step),
+    ));
+    owned.push((
+        "history.episode_addon_per_step".into(),
+        Dtype::F32,
+        vec![h.episode_addon_per_step.len()],
+        f32_bytes(&h.episode_addon_per_step),
+    ));
+    owned.push((
+        "history.episode_length".into(),
+        Dtype::F32,
+        vec![h.episode_length.len()],
+        f32_bytes(&h.episode_length),
+    ));
 
     let views = owned
         .iter()
-        .map(|(name, dtype, shape, bytes)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?)))
+        .map(|(name, dtype, shape, bytes)| {
+            Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?))
+        })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
+    let sizes: Vec<String> = learner
+        .online
+        .sizes()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("manifest_fnv1a64".to_string(), manifest_hash(manifest_text)),
@@ -107,28 +147,56 @@ pub fn save(path: &Path, learner: &ResidualSoftQ, progress: &Progress, manifest_
 
 /// temp file in the same folder → write → fsync → rename → fsync folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
 fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>> {
-    let t = st.tensor(name).with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
+    let t = st
+        .tensor(name)
+        .with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
     if t.dtype() != Dtype::F32 || t.shape() != shape {
-        bail!("{}: tensor `{name}` is {:?} {:?}, expected F32 {:?}", path.display(), t.dtype(), t.shape(), shape);
+        bail!(
+            "{}: tensor `{name}` is {:?} {:?}, expected F32 {:?}",
+            path.display(),
+            t.dtype(),
+            t.shape(),
+            shape
+        );
     }
-    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
-fn read_history<T: Copy>(st: &SafeTensors, name: &str, dtype: Dtype, path: &Path, conv: impl Fn(&[u8]) -> T) -> Result<Vec<T>> {
-    let t = st.tensor(name).with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
+fn read_history<T: Copy>(
+    st: &SafeTensors,
+    name: &str,
+    dtype: Dtype,
+    path: &Path,
+    conv: impl Fn(&[u8]) -> T,
+) -> Result<Vec<T>> {
+    let t = st
+        .tensor(name)
+        .with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
     if t.dtype() != dtype {
-        bail!("{}: tensor `{name}` has dtype {:?}, expected {dtype:?}", path.display(), t.dtype());
+        bail!(
+            "{}: tensor `{name}` has dtype {:?}, expected {dtype:?}",
+            path.display(),
+            t.dtype()
+        );
     }
     let size = dtype.bitsize() / 8;
     Ok(t.data().chunks_exact(size).map(conv).collect())
@@ -137,12 +205,22 @@ fn read_history<T: Copy>(st: &SafeTensors, name: &str, dtype: Dtype, path: &Path
 /// Restores `learner` from `path` and returns the saved progress. Refuses a checkpoint written
 /// by another manifest or for another network shape.
 pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Result<Progress> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let get = |k: &str| meta.get(k).cloned().with_context(|| format!("{}: metadata `{k}` missing", path.display()));
+    let get = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .with_context(|| format!("{}: metadata `{k}` missing", path.display()))
+    };
     if get("format")? != FORMAT {
-        bail!("{}: format `{}` is not {FORMAT}", path.display(), get("format")?);
+        bail!(
+            "{}: format `{}` is not {FORMAT}",
+            path.display(),
+            get("format")?
+        );
     }
     if get("manifest_fnv1a64")? != manifest_hash(manifest_text) {
         bail!(
@@ -150,24 +228,46 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
             path.display()
         );
     }
-    let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
+    let sizes: Vec<String> = learner
+        .online
+        .sizes()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     if get("sizes")? != sizes.join(",") {
-        bail!("{}: network sizes {} differ from the manifest's {}", path.display(), get("sizes")?, sizes.join(","));
+        bail!(
+            "{}: network sizes {} differ from the manifest's {}",
+            path.display(),
+            get("sizes")?,
+            sizes.join(",")
+        );
     }
-    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
-    let fill = |prefix: &str, w: &mut [&mut Array2<f32>], b: &mut [&mut Array1<f32>]| -> Result<()> {
-        for (l, (w, b)) in w.iter_mut().zip(b.iter_mut()).enumerate() {
-            let ws = read_f32(&st, &format!("{prefix}.{l}.w"), w.shape(), path)?;
-            w.as_slice_mut().expect("standard").copy_from_slice(&ws);
-            let bs = read_f32(&st, &format!("{prefix}.{l}.b"), b.shape(), path)?;
-            b.as_slice_mut().expect("contiguous").copy_from_slice(&bs);
-        }
-        Ok(())
-    };
+    let st = SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
+    let fill =
+        |prefix: &str, w: &mut [&mut Array2<f32>], b: &mut [&mut Array1<f32>]| -> Result<()> {
+            for (l, (w, b)) in w.iter_mut().zip(b.iter_mut()).enumerate() {
+                let ws = read_f32(&st, &format!("{prefix}.{l}.w"), w.shape(), path)?;
+                w.as_slice_mut().expect("standard").copy_from_slice(&ws);
+                let bs = read_f32(&st, &format!("{prefix}.{l}.b"), b.shape(), path)?;
+                b.as_slice_mut().expect("contiguous").copy_from_slice(&bs);
+            }
+            Ok(())
+        };
     {
-        let (mut w, mut b): (Vec<_>, Vec<_>) = learner.online.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
+        let (mut w, mut b): (Vec<_>, Vec<_>) = learner
+            .online
+            .layers
+            .iter_mut()
+            .map(|l| (&mut l.w, &mut l.b))
+            .unzip();
         fill("online", &mut w, &mut b)?;
-        let (mut w, mut b): (Vec<_>, Vec<_>) = learner.target.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
+        let (mut w, mut b): (Vec<_>, Vec<_>) = learner
+            .target
+            .layers
+            .iter_mut()
+            .map(|l| (&mut l.w, &mut l.b))
+            .unzip();
         fill("target", &mut w, &mut b)?;
         let g = &mut learner.adam.m;
         let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
@@ -176,13 +276,30 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
         let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
         fill("adam_v", &mut w, &mut b)?;
     }
-    let num = |k: &str| -> Result<u64> { get(k)?.parse().with_context(|| format!("{}: metadata `{k}` is not a number", path.display())) };
+    let num = |k: &str| -> Result<u64> {
+        get(k)?
+            .parse()
+            .with_context(|| format!("{}: metadata `{k}` is not a number", path.display()))
+    };
     learner.adam.t = num("adam_t")?;
     learner.updates = num("updates")?;
     let history = History {
-        episode_end_step: read_history(&st, "history.episode_end_step", Dtype::F64, path, |c| f64::from_le_bytes(c.try_into().expect("8 bytes")))?,
-        episode_addon_per_step: read_history(&st, "history.episode_addon_per_step", Dtype::F32, path, |c| f32::from_le_bytes(c.try_into().expect("4 bytes")))?,
-        episode_length: read_history(&st, "history.episode_length", Dtype::F32, path, |c| f32::from_le_bytes(c.try_into().expect("4 bytes")))?,
+        episode_end_step: read_history(&st, "history.episode_end_step", Dtype::F64, path, |c| {
+            f64::from_le_bytes(c.try_into().expect("8 bytes"))
+        })?,
+        episode_addon_per_step: read_history(
+            &st,
+            "history.episode_addon_per_step",
+            Dtype::F32,
+            path,
+            |c| f32::from_le_bytes(c.try_into().expect("4 bytes")),
+        )?,
+        episode_length: read_history(&st, "history.episode_length", Dtype::F32, path, |c| {
+            f32::from_le_bytes(c.try_into().expect("4 bytes"))
+        })?,
     };
-    Ok(Progress { env_steps: num("env_steps")?, history })
+    Ok(Progress {
+        env_steps: num("env_steps")?,
+        history,
+    })
 }

@@ -104,11 +104,21 @@ impl Controller {
     /// Returns false if the prior failed or produced non-finite values.
     pub fn observe(&mut self, signals: &[f32]) -> bool {
         self.bundle.obs.observe(signals, &mut self.obs);
-        self.bundle.prior.log_probs(&self.obs, &mut self.logp0).is_ok() && self.logp0.iter().all(|v| v.is_finite())
+        self.bundle
+            .prior
+            .log_probs(&self.obs, &mut self.logp0)
+            .is_ok()
+            && self.logp0.iter().all(|v| v.is_finite())
     }
 
     /// One control tick: observe, evaluate the chosen policy, pick an action.
-    pub fn step(&mut self, signals: &[f32], policy: PolicyChoice, mode: ActMode, rng: &mut impl Rng) -> Decision {
+    pub fn step(
+        &mut self,
+        signals: &[f32],
+        policy: PolicyChoice,
+        mode: ActMode,
+        rng: &mut impl Rng,
+    ) -> Decision {
         if !self.observe(signals) {
             // The prior itself is unusable: a uniform fallback keeps the loop alive; the
             // supervisor (link layer) decides whether to hold or stop.
@@ -179,7 +189,12 @@ fn geometric_blend(a: &[f32], b: &[f32], lambda: f32, out: &mut [f32]) {
 
 /// `KL(p ‖ q)` from log-probabilities.
 pub fn kl(log_p: &[f32], log_q: &[f32]) -> f32 {
-    log_p.iter().zip(log_q).map(|(p, q)| p.exp() * (p - q)).sum::<f32>().max(0.0)
+    log_p
+        .iter()
+        .zip(log_q)
+        .map(|(p, q)| p.exp() * (p - q))
+        .sum::<f32>()
+        .max(0.0)
 }
 
 pub fn argmax(v: &[f32]) -> usize {

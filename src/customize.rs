@@ -85,11 +85,19 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
     let mut progress = Progress::default();
     if ckpt_path.exists() && !opts.fresh {
         progress = checkpoint::load(&ckpt_path, &mut learner, &bundle.manifest_text)?;
-        info!("resumed from {} at step {}", ckpt_path.display(), progress.env_steps);
+        info!(
+            "resumed from {} at step {}",
+            ckpt_path.display(),
+            progress.env_steps
+        );
     }
     let resumed_from = progress.env_steps;
     let checkpoint_every = bundle.manifest.run.checkpoint_every;
-    let explore = if bundle.manifest.exploration.mode == "greedy" { ActMode::Greedy } else { ActMode::Sample };
+    let explore = if bundle.manifest.exploration.mode == "greedy" {
+        ActMode::Greedy
+    } else {
+        ActMode::Sample
+    };
     let plant_name = bundle.manifest.plant.name.clone();
     let max_steps = bundle.manifest.plant.max_episode_steps;
     let manifest_text = bundle.manifest_text.clone();
@@ -121,18 +129,30 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
     let (mut ep_addon, mut prev_cmd) = (0.0f32, 0.0f32);
 
     env.reset();
-    ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
+    ctl.kl_budget = kl_budget(
+        ex.kl_budget_start,
+        ex.kl_budget_end,
+        ex.kl_budget_ramp,
+        progress.env_steps,
+    );
     let mut d = ctl.step(&env.signals, PolicyChoice::Customized, explore, &mut rng);
     while progress.env_steps < opts.steps {
         obs.copy_from_slice(&ctl.obs);
         let cmd = ctl.bundle.action_values[d.action];
         let end = env.step(&[cmd]);
-        ctl.bundle.vars.fill(&env.signals, &[cmd], &[prev_cmd], &mut vals);
+        ctl.bundle
+            .vars
+            .fill(&env.signals, &[cmd], &[prev_cmd], &mut vals);
         prev_cmd = cmd;
         let r = ctl.bundle.addon.eval(&vals, &mut terms);
         ep_addon += r;
         progress.env_steps += 1;
-        ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
+        ctl.kl_budget = kl_budget(
+            ex.kl_budget_start,
+            ex.kl_budget_end,
+            ex.kl_budget_ramp,
+            progress.env_steps,
+        );
         // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
         // only observe s'.
         let next = if end.done() {
@@ -161,7 +181,10 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
             ctl.residual.copy_from(&learner.online);
         }
         if learner.diverged {
-            warn!("the learner diverged at step {}: learning stopped, the prior acts alone", progress.env_steps);
+            warn!(
+                "the learner diverged at step {}: learning stopped, the prior acts alone",
+                progress.env_steps
+            );
             break;
         }
         match next {
@@ -171,7 +194,12 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
                 h.episode_end_step.push(progress.env_steps as f64);
                 h.episode_addon_per_step.push(ep_addon / env.t as f32);
                 h.episode_length.push(env.t as f32);
-                bar.set_message(format!("episode {} len {} add-on/step {:.3}", h.episode_length.len(), env.t, ep_addon / env.t as f32));
+                bar.set_message(format!(
+                    "episode {} len {} add-on/step {:.3}",
+                    h.episode_length.len(),
+                    env.t,
+                    ep_addon / env.t as f32
+                ));
                 ep_addon = 0.0;
                 prev_cmd = 0.0;
                 env.reset();
@@ -189,8 +217,15 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
 
     ctl.residual.copy_from(&learner.online);
     // Evaluate the policy as learned: the budget schedule's end value applies.
-    ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
-    let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
+    ctl.kl_budget = kl_budget(
+        ex.kl_budget_start,
+        ex.kl_budget_end,
+        ex.kl_budget_ramp,
+        progress.env_steps,
+    );
+    let episodes = opts
+        .eval_episodes
+        .unwrap_or(ctl.bundle.manifest.evaluation.episodes);
     let prior = evaluate(&mut ctl, PolicyChoice::Prior, episodes, opts.seed);
     let customized = evaluate(&mut ctl, PolicyChoice::Customized, episodes, opts.seed);
     Ok(Outcome {

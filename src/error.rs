@@ -17,7 +17,12 @@ pub struct BundleError {
 }
 
 impl BundleError {
-    pub fn new(file: &Path, field: Option<&str>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn new(
+        file: &Path,
+        field: Option<&str>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         BundleError {
             file: file.to_path_buf(),
             field: field.map(str::to_string),
@@ -27,7 +32,12 @@ impl BundleError {
     }
 
     /// Shorthand for a problem with one manifest field.
-    pub fn field(file: &Path, field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn field(
+        file: &Path,
+        field: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(file, Some(field), problem, fix)
     }
 }

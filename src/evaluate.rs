@@ -57,11 +57,24 @@ impl PolicyEval {
 
 /// Runs `episodes` episodes of `policy` and reduces them. Episode `i` starts from the state
 /// seeded by `seed + EVAL_SEED_OFFSET`, so prior and customized face the same starts.
-pub fn evaluate(ctl: &mut Controller, policy: PolicyChoice, episodes: usize, seed: u64) -> PolicyEval {
+pub fn evaluate(
+    ctl: &mut Controller,
+    policy: PolicyChoice,
+    episodes: usize,
+    seed: u64,
+) -> PolicyEval {
     let b = &ctl.bundle;
-    let mode = if b.manifest.evaluation.policy == "sample" { ActMode::Sample } else { ActMode::Greedy };
-    let mut env = SimEnv::new(&b.manifest.plant.name, b.manifest.plant.max_episode_steps, seed + EVAL_SEED_OFFSET)
-        .expect("plant validated at load");
+    let mode = if b.manifest.evaluation.policy == "sample" {
+        ActMode::Sample
+    } else {
+        ActMode::Greedy
+    };
+    let mut env = SimEnv::new(
+        &b.manifest.plant.name,
+        b.manifest.plant.max_episode_steps,
+        seed + EVAL_SEED_OFFSET,
+    )
+    .expect("plant validated at load");
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xe7a1);
     let n_terms = b.addon.terms.len();
     let n_metrics = b.metrics.len();
@@ -116,7 +129,12 @@ pub fn evaluate(ctl: &mut Controller, policy: PolicyChoice, episodes: usize, see
         success_rate: successes as f64 / n,
         base_return: b.base_reward.as_ref().map(|_| base_sum / n),
         addon_return: addon_sum / n,
-        addon_terms: b.addon.term_names().zip(&term_sums).map(|(k, v)| (k.to_string(), v / n)).collect(),
+        addon_terms: b
+            .addon
+            .term_names()
+            .zip(&term_sums)
+            .map(|(k, v)| (k.to_string(), v / n))
+            .collect(),
         metrics: b
             .metrics
             .iter()

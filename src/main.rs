@@ -10,7 +10,11 @@ use resq::customize::{self, Options};
 use resq::{plot, report, Bundle};
 
 #[derive(Parser)]
-#[command(name = "resq", version, about = "Customize a robot's deployed policy on the robot (residual Q-learning over an ONNX prior)")]
+#[command(
+    name = "resq",
+    version,
+    about = "Customize a robot's deployed policy on the robot (residual Q-learning over an ONNX prior)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,13 +54,13 @@ enum Command {
         quiet: bool,
     },
     /// Load and validate a bundle, and say how its prior runs.
-    Check {
-        bundle: PathBuf,
-    },
+    Check { bundle: PathBuf },
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp(None).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -71,18 +75,41 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check { bundle } => {
             let b = Bundle::load(&bundle)?;
             println!("{}: ok", b.manifest_path.display());
-            println!("  prior: {:?}, {} observation(s) -> {} action(s)", b.prior.kind, b.prior.n_obs, b.prior.n_actions);
+            println!(
+                "  prior: {:?}, {} observation(s) -> {} action(s)",
+                b.prior.kind, b.prior.n_obs, b.prior.n_actions
+            );
             match &b.prior.fallback_reason {
-                None => println!("  runs on resq's allocation-free kernels ({}), checked against tract", resq::nn::kernels::isa().name()),
+                None => println!(
+                    "  runs on resq's allocation-free kernels ({}), checked against tract",
+                    resq::nn::kernels::isa().name()
+                ),
                 Some(r) => println!("  runs through tract (allocates, not real-time safe): {r}"),
             }
-            println!("  add-on terms: {}", b.addon.term_names().collect::<Vec<_>>().join(", "));
+            println!(
+                "  add-on terms: {}",
+                b.addon.term_names().collect::<Vec<_>>().join(", ")
+            );
             Ok(())
         }
-        Command::Customize { bundle, steps, seed, out, report: report_path, plot: plot_path, fresh, episodes, quiet } => {
+        Command::Customize {
+            bundle,
+            steps,
+            seed,
+            out,
+            report: report_path,
+            plot: plot_path,
+            fresh,
+            episodes,
+            quiet,
+        } => {
             let b = Bundle::load(&bundle)?;
             let name = b.manifest.bundle.name.clone();
-            let metric = b.metrics.first().map(|m| m.name.clone()).unwrap_or_else(|| "add-on".into());
+            let metric = b
+                .metrics
+                .first()
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| "add-on".into());
             let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
             let opts = Options {
                 steps: steps.unwrap_or(b.manifest.run.steps),
@@ -106,13 +133,26 @@ fn run(cli: Cli) -> Result<()> {
                 outcome.env_steps,
                 outcome.updates,
                 outcome.wall_seconds,
-                if outcome.resumed_from > 0 { format!(", resumed at step {}", outcome.resumed_from) } else { String::new() }
+                if outcome.resumed_from > 0 {
+                    format!(", resumed at step {}", outcome.resumed_from)
+                } else {
+                    String::new()
+                }
             );
             let report_path = report_path.unwrap_or_else(|| out_dir.join("report.json"));
             report::write_json(&report_path, &report::to_json(&name, opts.seed, &outcome))?;
             let plot_path = plot_path.unwrap_or_else(|| out_dir.join("plot.png"));
-            plot::write(&plot_path, &format!("resq customize {name}: {} steps", outcome.env_steps), &metric, &outcome)?;
-            println!("report: {}\nplot:   {}", report_path.display(), plot_path.display());
+            plot::write(
+                &plot_path,
+                &format!("resq customize {name}: {} steps", outcome.env_steps),
+                &metric,
+                &outcome,
+            )?;
+            println!(
+                "report: {}\nplot:   {}",
+                report_path.display(),
+                plot_path.display()
+            );
             Ok(())
         }
     }

@@ -36,7 +36,13 @@ impl SimEnv {
     pub fn new(plant_name: &str, max_steps: u32, seed: u64) -> Option<Self> {
         let plant = plant::make(plant_name)?;
         let n = plant.signal_names().len();
-        Some(SimEnv { plant, max_steps, t: 0, signals: vec![0.0; n], rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed) })
+        Some(SimEnv {
+            plant,
+            max_steps,
+            t: 0,
+            signals: vec![0.0; n],
+            rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed),
+        })
     }
 
     pub fn reset(&mut self) {
@@ -49,6 +55,9 @@ impl SimEnv {
         let terminated = self.plant.step(command);
         self.plant.signals(&mut self.signals);
         self.t += 1;
-        StepEnd { terminated, truncated: !terminated && self.t >= self.max_steps }
+        StepEnd {
+            terminated,
+            truncated: !terminated && self.t >= self.max_steps,
+        }
     }
 }

@@ -10,7 +10,9 @@ use resq::{Bundle, BundleError};
 const MANIFEST: &str = include_str!("../models/cartpole/manifest.toml");
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/onnx")
+        .join(name)
 }
 
 /// A bundle folder with `manifest` and the given prior file (or none).
@@ -30,7 +32,10 @@ fn good_prior() -> Vec<u8> {
 }
 
 fn replace(from: &str, to: &str) -> String {
-    assert!(MANIFEST.contains(from), "the test's anchor `{from}` is not in the manifest");
+    assert!(
+        MANIFEST.contains(from),
+        "the test's anchor `{from}` is not in the manifest"
+    );
     MANIFEST.replacen(from, to, 1)
 }
 
@@ -63,12 +68,36 @@ fn cases() -> Vec<Case> {
     let m = |s: String| Some(s);
     let p = Some(good_prior());
     vec![
-        Case { what: "missing manifest", manifest: None, prior: p.clone(), field: None, says: "cannot read the manifest", file: "manifest.toml" },
-        Case { what: "missing prior", manifest: m(MANIFEST.into()), prior: None, field: Some("prior.file"), says: "cannot read the prior's ONNX file", file: "prior.onnx" },
-        Case { what: "not an ONNX file", manifest: m(MANIFEST.into()), prior: Some(b"PK\x03\x04 this is a zip, not a model".to_vec()), field: Some("prior.file"), says: "not an ONNX model", file: "prior.onnx" },
+        Case {
+            what: "missing manifest",
+            manifest: None,
+            prior: p.clone(),
+            field: None,
+            says: "cannot read the manifest",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "missing prior",
+            manifest: m(MANIFEST.into()),
+            prior: None,
+            field: Some("prior.file"),
+            says: "cannot read the prior's ONNX file",
+            file: "prior.onnx",
+        },
+        Case {
+            what: "not an ONNX file",
+            manifest: m(MANIFEST.into()),
+            prior: Some(b"PK\x03\x04 this is a zip, not a model".to_vec()),
+            field: Some("prior.file"),
+            says: "not an ONNX model",
+            file: "prior.onnx",
+        },
         Case {
             what: "wrong input width",
-            manifest: m(replace("[[observation]]\nsignal = \"theta_dot\"\nscale = 3.5\n", "")),
+            manifest: m(replace(
+                "[[observation]]\nsignal = \"theta_dot\"\nscale = 3.5\n",
+                "",
+            )),
             prior: p.clone(),
             field: Some("observation"),
             says: "has shape [?, 4]; the manifest lists 3 observation signal(s)",
@@ -76,26 +105,133 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "wrong output width",
-            manifest: m(replace("values = [-10.0, 10.0]", "values = [-10.0, 0.0, 10.0]").replace("labels = [\"left\", \"right\"]", "")),
+            manifest: m(
+                replace("values = [-10.0, 10.0]", "values = [-10.0, 0.0, 10.0]")
+                    .replace("labels = [\"left\", \"right\"]", ""),
+            ),
             prior: p.clone(),
             field: Some("action.values"),
             says: "the manifest lists 3 action(s)",
             file: "prior.onnx",
         },
-        Case { what: "unsupported op", manifest: m(MANIFEST.into()), prior: Some(std::fs::read(data("unsupported_op.onnx")).unwrap()), field: Some("prior.file"), says: "unsupported operator(s) `FrobnicateQ`", file: "prior.onnx" },
-        Case { what: "unknown signal in a reward expression", manifest: m(replace("expr = \"-abs(x)/2.4\"", "expr = \"-abs(y)/2.4\"")), prior: p.clone(), field: Some("addon.term[0].expr"), says: "unknown name `y`", file: "manifest.toml" },
-        Case { what: "syntax error in an expression", manifest: m(replace("expr = \"-abs(x)/2.4\"", "expr = \"-abs(x/2.4\"")), prior: p.clone(), field: Some("addon.term[0].expr"), says: "expected `)`", file: "manifest.toml" },
-        Case { what: "negative temperature", manifest: m(replace("alpha = 1.0 ", "alpha = -1.0 ")), prior: p.clone(), field: Some("residual.alpha"), says: "found -1, expected a positive number", file: "manifest.toml" },
-        Case { what: "negative prior temperature", manifest: m(replace("temperature = 1.0", "temperature = -0.5")), prior: p.clone(), field: Some("prior.temperature"), says: "found -0.5", file: "manifest.toml" },
-        Case { what: "zero replay capacity", manifest: m(replace("replay_capacity = 50000", "replay_capacity = 0")), prior: p.clone(), field: Some("learning.replay_capacity"), says: "found 0, expected at least 1", file: "manifest.toml" },
-        Case { what: "unknown prior kind", manifest: m(replace("kind = \"discrete_q\"", "kind = \"gaussian_q\"")), prior: p.clone(), field: Some("prior.kind"), says: "unknown prior kind `gaussian_q`", file: "manifest.toml" },
-        Case { what: "misspelt field", manifest: m(replace("omega = 1.0", "omgea = 1.0")), prior: p.clone(), field: Some("omgea"), says: "unknown field", file: "manifest.toml" },
-        Case { what: "unknown observation signal", manifest: m(replace("signal = \"x_dot\"", "signal = \"xdot\"")), prior: p.clone(), field: Some("observation[1].signal"), says: "unknown signal `xdot`", file: "manifest.toml" },
-        Case { what: "unknown plant", manifest: m(replace("name = \"cartpole\"             #", "name = \"segway\" #")), prior: p.clone(), field: Some("plant.name"), says: "unknown plant `segway`", file: "manifest.toml" },
-        Case { what: "TOML syntax error", manifest: m(replace("gamma = 0.99", "gamma = = 0.99")), prior: p.clone(), field: None, says: "invalid manifest", file: "manifest.toml" },
-        Case { what: "batch larger than replay", manifest: m(replace("batch = 64", "batch = 100000")), prior: p.clone(), field: Some("learning.batch"), says: "exceeds replay_capacity", file: "manifest.toml" },
-        Case { what: "temperature on a logits prior", manifest: m(replace("kind = \"discrete_q\"", "kind = \"discrete_logits\"")), prior: p.clone(), field: Some("prior.temperature"), says: "has none", file: "manifest.toml" },
-        Case { what: "action outside the plant's range", manifest: m(replace("values = [-10.0, 10.0]", "values = [-50.0, 10.0]")), prior: p, field: Some("action.values"), says: "outside the plant's command range", file: "manifest.toml" },
+        Case {
+            what: "unsupported op",
+            manifest: m(MANIFEST.into()),
+            prior: Some(std::fs::read(data("unsupported_op.onnx")).unwrap()),
+            field: Some("prior.file"),
+            says: "unsupported operator(s) `FrobnicateQ`",
+            file: "prior.onnx",
+        },
+        Case {
+            what: "unknown signal in a reward expression",
+            manifest: m(replace("expr = \"-abs(x)/2.4\"", "expr = \"-abs(y)/2.4\"")),
+            prior: p.clone(),
+            field: Some("addon.term[0].expr"),
+            says: "unknown name `y`",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "syntax error in an expression",
+            manifest: m(replace("expr = \"-abs(x)/2.4\"", "expr = \"-abs(x/2.4\"")),
+            prior: p.clone(),
+            field: Some("addon.term[0].expr"),
+            says: "expected `)`",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "negative temperature",
+            manifest: m(replace("alpha = 1.0 ", "alpha = -1.0 ")),
+            prior: p.clone(),
+            field: Some("residual.alpha"),
+            says: "found -1, expected a positive number",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "negative prior temperature",
+            manifest: m(replace("temperature = 1.0", "temperature = -0.5")),
+            prior: p.clone(),
+            field: Some("prior.temperature"),
+            says: "found -0.5",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "zero replay capacity",
+            manifest: m(replace("replay_capacity = 50000", "replay_capacity = 0")),
+            prior: p.clone(),
+            field: Some("learning.replay_capacity"),
+            says: "found 0, expected at least 1",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "unknown prior kind",
+            manifest: m(replace("kind = \"discrete_q\"", "kind = \"gaussian_q\"")),
+            prior: p.clone(),
+            field: Some("prior.kind"),
+            says: "unknown prior kind `gaussian_q`",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "misspelt field",
+            manifest: m(replace("omega = 1.0", "omgea = 1.0")),
+            prior: p.clone(),
+            field: Some("omgea"),
+            says: "unknown field",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "unknown observation signal",
+            manifest: m(replace("signal = \"x_dot\"", "signal = \"xdot\"")),
+            prior: p.clone(),
+            field: Some("observation[1].signal"),
+            says: "unknown signal `xdot`",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "unknown plant",
+            manifest: m(replace(
+                "name = \"cartpole\"             #",
+                "name = \"segway\" #",
+            )),
+            prior: p.clone(),
+            field: Some("plant.name"),
+            says: "unknown plant `segway`",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "TOML syntax error",
+            manifest: m(replace("gamma = 0.99", "gamma = = 0.99")),
+            prior: p.clone(),
+            field: None,
+            says: "invalid manifest",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "batch larger than replay",
+            manifest: m(replace("batch = 64", "batch = 100000")),
+            prior: p.clone(),
+            field: Some("learning.batch"),
+            says: "exceeds replay_capacity",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "temperature on a logits prior",
+            manifest: m(replace(
+                "kind = \"discrete_q\"",
+                "kind = \"discrete_logits\"",
+            )),
+            prior: p.clone(),
+            field: Some("prior.temperature"),
+            says: "has none",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "action outside the plant's range",
+            manifest: m(replace("values = [-10.0, 10.0]", "values = [-50.0, 10.0]")),
+            prior: p,
+            field: Some("action.values"),
+            says: "outside the plant's command range",
+            file: "manifest.toml",
+        },
     ]
 }
 
@@ -103,13 +239,29 @@ fn cases() -> Vec<Case> {
 fn each_bad_bundle_gets_its_own_clear_error() {
     let mut messages = Vec::new();
     for c in cases() {
-        let result = std::panic::catch_unwind(|| load_err(c.manifest.as_deref(), c.prior.as_deref()));
+        let result =
+            std::panic::catch_unwind(|| load_err(c.manifest.as_deref(), c.prior.as_deref()));
         let (e, _dir) = result.unwrap_or_else(|_| panic!("{}: loading panicked", c.what));
         let text = e.to_string();
-        assert!(text.contains(c.says), "{}: message does not say `{}`:\n{text}", c.what, c.says);
-        assert_eq!(e.file.file_name().and_then(|f| f.to_str()), Some(c.file), "{}: wrong file in\n{text}", c.what);
+        assert!(
+            text.contains(c.says),
+            "{}: message does not say `{}`:\n{text}",
+            c.what,
+            c.says
+        );
+        assert_eq!(
+            e.file.file_name().and_then(|f| f.to_str()),
+            Some(c.file),
+            "{}: wrong file in\n{text}",
+            c.what
+        );
         if let Some(field) = c.field {
-            assert_eq!(e.field.as_deref(), Some(field), "{}: wrong field in\n{text}", c.what);
+            assert_eq!(
+                e.field.as_deref(),
+                Some(field),
+                "{}: wrong field in\n{text}",
+                c.what
+            );
         }
         assert!(!e.fix.is_empty(), "{}: no fix offered", c.what);
         messages.push(e.problem.clone());
@@ -117,6 +269,10 @@ fn each_bad_bundle_gets_its_own_clear_error() {
     let n = messages.len();
     messages.sort();
     messages.dedup();
-    assert_eq!(messages.len(), n, "two different defects gave the same message");
+    assert_eq!(
+        messages.len(),
+        n,
+        "two different defects gave the same message"
+    );
     assert!(n >= 10);
 }

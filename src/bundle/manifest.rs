@@ -192,7 +192,12 @@ pub struct ExplorationSection {
 
 impl Default for ExplorationSection {
     fn default() -> Self {
-        ExplorationSection { mode: "sample".into(), kl_budget_start: 0.0, kl_budget_end: 0.0, kl_budget_ramp: 0 }
+        ExplorationSection {
+            mode: "sample".into(),
+            kl_budget_start: 0.0,
+            kl_budget_end: 0.0,
+            kl_budget_ramp: 0,
+        }
     }
 }
 
@@ -209,7 +214,11 @@ pub struct EvaluationSection {
 
 impl Default for EvaluationSection {
     fn default() -> Self {
-        EvaluationSection { episodes: 20, policy: "greedy".into(), metrics: Vec::new() }
+        EvaluationSection {
+            episodes: 20,
+            policy: "greedy".into(),
+            metrics: Vec::new(),
+        }
     }
 }
 
@@ -239,6 +248,10 @@ pub struct RunSection {
 
 impl Default for RunSection {
     fn default() -> Self {
-        RunSection { seed: 0, steps: 20_000, checkpoint_every: 2_000 }
+        RunSection {
+            seed: 0,
+            steps: 20_000,
+            checkpoint_every: 2_000,
+        }
     }
 }

@@ -84,7 +84,10 @@ fn parse_expr(file: &Path, field: &str, src: &str, vars: &Variables) -> Result<E
             file,
             field,
             format!("cannot parse `{src}` {e}"),
-            format!("write an expression over {} (see docs/manifest.md)", vars.names().join(", ")),
+            format!(
+                "write an expression over {} (see docs/manifest.md)",
+                vars.names().join(", ")
+            ),
         )
     })
 }
@@ -93,7 +96,12 @@ fn positive(file: &Path, field: &str, v: f32, what: &str) -> Result<(), BundleEr
     if v > 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(BundleError::field(file, field, format!("found {v}, expected a positive number ({what})"), format!("set `{field}` to a value > 0")))
+        Err(BundleError::field(
+            file,
+            field,
+            format!("found {v}, expected a positive number ({what})"),
+            format!("set `{field}` to a value > 0"),
+        ))
     }
 }
 
@@ -101,7 +109,12 @@ fn nonzero(file: &Path, field: &str, v: usize, what: &str) -> Result<(), BundleE
     if v > 0 {
         Ok(())
     } else {
-        Err(BundleError::field(file, field, format!("found 0, expected at least 1 ({what})"), format!("set `{field}` to a value ≥ 1")))
+        Err(BundleError::field(
+            file,
+            field,
+            format!("found 0, expected at least 1 ({what})"),
+            format!("set `{field}` to a value ≥ 1"),
+        ))
     }
 }
 
@@ -111,10 +124,20 @@ impl Bundle {
         let manifest_path = dir.join(MANIFEST_FILE);
         let f = manifest_path.as_path();
         if !dir.is_dir() {
-            return Err(BundleError::new(dir, None, "no such bundle folder", "pass the folder that holds manifest.toml and prior.onnx, e.g. models/cartpole"));
+            return Err(BundleError::new(
+                dir,
+                None,
+                "no such bundle folder",
+                "pass the folder that holds manifest.toml and prior.onnx, e.g. models/cartpole",
+            ));
         }
         let manifest_text = std::fs::read_to_string(f).map_err(|e| {
-            BundleError::new(f, None, format!("cannot read the manifest: {e}"), "every bundle folder needs a manifest.toml (see models/cartpole/manifest.toml)")
+            BundleError::new(
+                f,
+                None,
+                format!("cannot read the manifest: {e}"),
+                "every bundle folder needs a manifest.toml (see models/cartpole/manifest.toml)",
+            )
         })?;
         let manifest: Manifest = toml::from_str(&manifest_text).map_err(|e| {
             let field = e.message().split('`').nth(1).map(str::to_string);
@@ -129,23 +152,57 @@ impl Bundle {
 
         // Plant and signals.
         let plant = plant::make(&m.plant.name).ok_or_else(|| {
-            BundleError::field(f, "plant.name", format!("unknown plant `{}`", m.plant.name), format!("use one of: {}", plant::PLANTS.join(", ")))
+            BundleError::field(
+                f,
+                "plant.name",
+                format!("unknown plant `{}`", m.plant.name),
+                format!("use one of: {}", plant::PLANTS.join(", ")),
+            )
         })?;
         let signals: Vec<String> = plant.signal_names().iter().map(|s| s.to_string()).collect();
-        nonzero(f, "plant.max_episode_steps", m.plant.max_episode_steps as usize, "the episode time limit")?;
+        nonzero(
+            f,
+            "plant.max_episode_steps",
+            m.plant.max_episode_steps as usize,
+            "the episode time limit",
+        )?;
 
         // Observation layout.
         if m.observations.is_empty() {
-            return Err(BundleError::field(f, "observation", "no [[observation]] entries", "list the prior's inputs in order, one [[observation]] per signal"));
+            return Err(BundleError::field(
+                f,
+                "observation",
+                "no [[observation]] entries",
+                "list the prior's inputs in order, one [[observation]] per signal",
+            ));
         }
-        let mut obs = ObsLayout { names: vec![], index: vec![], offset: vec![], scale: vec![] };
+        let mut obs = ObsLayout {
+            names: vec![],
+            index: vec![],
+            offset: vec![],
+            scale: vec![],
+        };
         for (i, o) in m.observations.iter().enumerate() {
             let field = format!("observation[{i}].signal");
             let idx = signals.iter().position(|s| *s == o.signal).ok_or_else(|| {
-                BundleError::field(f, &field, format!("unknown signal `{}`", o.signal), format!("the plant `{}` has signals: {}", m.plant.name, signals.join(", ")))
+                BundleError::field(
+                    f,
+                    &field,
+                    format!("unknown signal `{}`", o.signal),
+                    format!(
+                        "the plant `{}` has signals: {}",
+                        m.plant.name,
+                        signals.join(", ")
+                    ),
+                )
             })?;
             if !(o.scale != 0.0 && o.scale.is_finite()) || !o.offset.is_finite() {
-                return Err(BundleError::field(f, &format!("observation[{i}].scale"), format!("found scale {} offset {}", o.scale, o.offset), "use a finite, non-zero scale and a finite offset"));
+                return Err(BundleError::field(
+                    f,
+                    &format!("observation[{i}].scale"),
+                    format!("found scale {} offset {}", o.scale, o.offset),
+                    "use a finite, non-zero scale and a finite offset",
+                ));
             }
             obs.names.push(o.signal.clone());
             obs.index.push(idx);
@@ -156,30 +213,62 @@ impl Bundle {
         // Actions.
         let n_actions = m.action.values.len();
         if n_actions < 2 {
-            return Err(BundleError::field(f, "action.values", format!("found {n_actions} action(s), expected at least 2"), "list the command value of every discrete action, in the prior's output order"));
+            return Err(BundleError::field(
+                f,
+                "action.values",
+                format!("found {n_actions} action(s), expected at least 2"),
+                "list the command value of every discrete action, in the prior's output order",
+            ));
         }
         if !m.action.labels.is_empty() && m.action.labels.len() != n_actions {
-            return Err(BundleError::field(f, "action.labels", format!("found {} labels for {n_actions} actions", m.action.labels.len()), "give one label per action value, or none"));
+            return Err(BundleError::field(
+                f,
+                "action.labels",
+                format!(
+                    "found {} labels for {n_actions} actions",
+                    m.action.labels.len()
+                ),
+                "give one label per action value, or none",
+            ));
         }
         let bounds = plant.command_bounds()[0];
         for v in &m.action.values {
             if !(bounds.0..=bounds.1).contains(v) {
-                return Err(BundleError::field(f, "action.values", format!("value {v} is outside the plant's command range [{}, {}]", bounds.0, bounds.1), "use command values within the plant's range"));
+                return Err(BundleError::field(
+                    f,
+                    "action.values",
+                    format!(
+                        "value {v} is outside the plant's command range [{}, {}]",
+                        bounds.0, bounds.1
+                    ),
+                    "use command values within the plant's range",
+                ));
             }
         }
 
         // Expressions.
         let vars = Variables::new(&signals, std::slice::from_ref(&m.action.name));
         if m.addon.terms.is_empty() {
-            return Err(BundleError::field(f, "addon.term", "no add-on reward terms", "add at least one [[addon.term]] with a name and an expr"));
+            return Err(BundleError::field(
+                f,
+                "addon.term",
+                "no add-on reward terms",
+                "add at least one [[addon.term]] with a name and an expr",
+            ));
         }
         let mut addon = AddonReward { terms: vec![] };
         for (i, t) in m.addon.terms.iter().enumerate() {
             let expr = parse_expr(f, &format!("addon.term[{i}].expr"), &t.expr, &vars)?;
-            addon.terms.push(NamedExpr { name: t.name.clone(), expr });
+            addon.terms.push(NamedExpr {
+                name: t.name.clone(),
+                expr,
+            });
         }
         let base_reward = match &m.task.base_reward {
-            Some(src) => Some(NamedExpr { name: "base".into(), expr: parse_expr(f, "task.base_reward", src, &vars)? }),
+            Some(src) => Some(NamedExpr {
+                name: "base".into(),
+                expr: parse_expr(f, "task.base_reward", src, &vars)?,
+            }),
             None => None,
         };
         let mut metrics = vec![];
@@ -189,75 +278,176 @@ impl Bundle {
                 "mean" => Reduce::Mean,
                 "episode_sum" => Reduce::EpisodeSum,
                 other => {
-                    return Err(BundleError::field(f, &format!("evaluation.metric[{i}].reduce"), format!("unknown reduction `{other}`"), "use `mean` or `episode_sum`"))
+                    return Err(BundleError::field(
+                        f,
+                        &format!("evaluation.metric[{i}].reduce"),
+                        format!("unknown reduction `{other}`"),
+                        "use `mean` or `episode_sum`",
+                    ))
                 }
             };
-            metrics.push(Metric { name: s.name.clone(), expr, reduce });
+            metrics.push(Metric {
+                name: s.name.clone(),
+                expr,
+                reduce,
+            });
         }
 
         // Residual and learning settings.
         let r = &m.residual;
-        positive(f, "residual.alpha", r.alpha, "the temperature α̂ of the customized policy")?;
+        positive(
+            f,
+            "residual.alpha",
+            r.alpha,
+            "the temperature α̂ of the customized policy",
+        )?;
         if !(r.omega >= 0.0 && r.omega.is_finite()) {
-            return Err(BundleError::field(f, "residual.omega", format!("found {}, expected a number ≥ 0 (the prior weight ω')", r.omega), "set `residual.omega` ≥ 0; ω' = α̂ starts the robot exactly on the prior"));
+            return Err(BundleError::field(
+                f,
+                "residual.omega",
+                format!(
+                    "found {}, expected a number ≥ 0 (the prior weight ω')",
+                    r.omega
+                ),
+                "set `residual.omega` ≥ 0; ω' = α̂ starts the robot exactly on the prior",
+            ));
         }
         if !(r.gamma > 0.0 && r.gamma < 1.0) {
-            return Err(BundleError::field(f, "residual.gamma", format!("found {}, expected 0 < γ < 1", r.gamma), "set `residual.gamma`, e.g. 0.99"));
+            return Err(BundleError::field(
+                f,
+                "residual.gamma",
+                format!("found {}, expected 0 < γ < 1", r.gamma),
+                "set `residual.gamma`, e.g. 0.99",
+            ));
         }
         if r.hidden.is_empty() || r.hidden.contains(&0) {
-            return Err(BundleError::field(f, "residual.hidden", format!("found {:?}, expected one or more positive widths", r.hidden), "e.g. hidden = [64, 64]"));
+            return Err(BundleError::field(
+                f,
+                "residual.hidden",
+                format!("found {:?}, expected one or more positive widths", r.hidden),
+                "e.g. hidden = [64, 64]",
+            ));
         }
         let hidden_activation = match r.activation.as_str() {
             "relu" => Activation::Relu,
             "tanh" => Activation::Tanh,
             "sigmoid" => Activation::Sigmoid,
             "identity" => Activation::Identity,
-            other => return Err(BundleError::field(f, "residual.activation", format!("unknown activation `{other}`"), "use relu, tanh, sigmoid or identity")),
+            other => {
+                return Err(BundleError::field(
+                    f,
+                    "residual.activation",
+                    format!("unknown activation `{other}`"),
+                    "use relu, tanh, sigmoid or identity",
+                ))
+            }
         };
         let l = &m.learning;
         positive(f, "learning.lr", l.lr, "the learning rate")?;
         nonzero(f, "learning.batch", l.batch, "the minibatch size")?;
-        nonzero(f, "learning.replay_capacity", l.replay_capacity, "transitions kept for learning")?;
+        nonzero(
+            f,
+            "learning.replay_capacity",
+            l.replay_capacity,
+            "transitions kept for learning",
+        )?;
         nonzero(f, "learning.n_step", l.n_step, "the n of n-step targets")?;
         if l.batch > l.replay_capacity {
-            return Err(BundleError::field(f, "learning.batch", format!("batch {} exceeds replay_capacity {}", l.batch, l.replay_capacity), "use a batch no larger than the replay capacity"));
+            return Err(BundleError::field(
+                f,
+                "learning.batch",
+                format!(
+                    "batch {} exceeds replay_capacity {}",
+                    l.batch, l.replay_capacity
+                ),
+                "use a batch no larger than the replay capacity",
+            ));
         }
         if !(l.target_tau > 0.0 && l.target_tau <= 1.0) {
-            return Err(BundleError::field(f, "learning.target_tau", format!("found {}, expected 0 < τ ≤ 1", l.target_tau), "e.g. target_tau = 0.01"));
+            return Err(BundleError::field(
+                f,
+                "learning.target_tau",
+                format!("found {}, expected 0 < τ ≤ 1", l.target_tau),
+                "e.g. target_tau = 0.01",
+            ));
         }
-        positive(f, "learning.huber_delta", l.huber_delta, "the Huber loss threshold")?;
+        positive(
+            f,
+            "learning.huber_delta",
+            l.huber_delta,
+            "the Huber loss threshold",
+        )?;
         if !(l.grad_clip >= 0.0) {
-            return Err(BundleError::field(f, "learning.grad_clip", format!("found {}, expected ≥ 0", l.grad_clip), "0 disables clipping"));
+            return Err(BundleError::field(
+                f,
+                "learning.grad_clip",
+                format!("found {}, expected ≥ 0", l.grad_clip),
+                "0 disables clipping",
+            ));
         }
         let e = &m.exploration;
         if e.mode != "sample" && e.mode != "greedy" {
-            return Err(BundleError::field(f, "exploration.mode", format!("unknown mode `{}`", e.mode), "use `sample` (draw from π̂) or `greedy`; resq never takes random actions"));
+            return Err(BundleError::field(
+                f,
+                "exploration.mode",
+                format!("unknown mode `{}`", e.mode),
+                "use `sample` (draw from π̂) or `greedy`; resq never takes random actions",
+            ));
         }
         if !(e.kl_budget_start >= 0.0 && e.kl_budget_end >= 0.0) {
-            return Err(BundleError::field(f, "exploration.kl_budget_start", "KL budgets must be ≥ 0", "0 disables the budget"));
+            return Err(BundleError::field(
+                f,
+                "exploration.kl_budget_start",
+                "KL budgets must be ≥ 0",
+                "0 disables the budget",
+            ));
         }
         if m.evaluation.policy != "greedy" && m.evaluation.policy != "sample" {
-            return Err(BundleError::field(f, "evaluation.policy", format!("unknown policy `{}`", m.evaluation.policy), "use `greedy` or `sample`"));
+            return Err(BundleError::field(
+                f,
+                "evaluation.policy",
+                format!("unknown policy `{}`", m.evaluation.policy),
+                "use `greedy` or `sample`",
+            ));
         }
-        nonzero(f, "evaluation.episodes", m.evaluation.episodes, "evaluation episodes")?;
+        nonzero(
+            f,
+            "evaluation.episodes",
+            m.evaluation.episodes,
+            "evaluation episodes",
+        )?;
 
         // The prior, validated against the layout above.
-        let kind = match (m.prior.kind.as_str(), m.prior.temperature) {
-            ("discrete_q", Some(t)) => {
-                positive(f, "prior.temperature", t, "the prior's own temperature")?;
-                PriorKind::DiscreteQ { temperature: t }
-            }
-            ("discrete_q", None) => {
-                return Err(BundleError::field(f, "prior.temperature", "missing for kind `discrete_q`", "set the temperature the prior was trained at (π0 = softmax(q / temperature))"))
-            }
-            ("discrete_logits", None) => PriorKind::DiscreteLogits,
-            ("discrete_logits", Some(_)) => {
-                return Err(BundleError::field(f, "prior.temperature", "set for kind `discrete_logits`, which has none", "remove `temperature`, or use kind = \"discrete_q\""))
-            }
-            (other, _) => {
-                return Err(BundleError::field(f, "prior.kind", format!("unknown prior kind `{other}`"), "use `discrete_q` (soft Q-values) or `discrete_logits`"))
-            }
-        };
+        let kind =
+            match (m.prior.kind.as_str(), m.prior.temperature) {
+                ("discrete_q", Some(t)) => {
+                    positive(f, "prior.temperature", t, "the prior's own temperature")?;
+                    PriorKind::DiscreteQ { temperature: t }
+                }
+                ("discrete_q", None) => return Err(BundleError::field(
+                    f,
+                    "prior.temperature",
+                    "missing for kind `discrete_q`",
+                    "set the temperature the prior was trained at (π0 = softmax(q / temperature))",
+                )),
+                ("discrete_logits", None) => PriorKind::DiscreteLogits,
+                ("discrete_logits", Some(_)) => {
+                    return Err(BundleError::field(
+                        f,
+                        "prior.temperature",
+                        "set for kind `discrete_logits`, which has none",
+                        "remove `temperature`, or use kind = \"discrete_q\"",
+                    ))
+                }
+                (other, _) => {
+                    return Err(BundleError::field(
+                        f,
+                        "prior.kind",
+                        format!("unknown prior kind `{other}`"),
+                        "use `discrete_q` (soft Q-values) or `discrete_logits`",
+                    ))
+                }
+            };
         let prior = Prior::load(&dir.join(&m.prior.file), kind, obs.len(), n_actions)?;
 
         Ok(Bundle {
@@ -283,6 +473,11 @@ impl Bundle {
 
     /// Display name of action `i`.
     pub fn action_label(&self, i: usize) -> String {
-        self.manifest.action.labels.get(i).cloned().unwrap_or_else(|| format!("{}", self.action_values[i]))
+        self.manifest
+            .action
+            .labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("{}", self.action_values[i]))
     }
 }

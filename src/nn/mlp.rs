@@ -97,7 +97,10 @@ impl Mlp {
     /// and identity output. Weights are drawn like PyTorch's `nn.Linear` (U(±1/√n_in)); with
     /// `zero_output` the last layer starts at exactly zero, so the network outputs 0 everywhere.
     pub fn new(sizes: &[usize], hidden: Activation, zero_output: bool, rng: &mut impl Rng) -> Self {
-        assert!(sizes.len() >= 2, "an MLP needs at least an input and an output width");
+        assert!(
+            sizes.len() >= 2,
+            "an MLP needs at least an input and an output width"
+        );
         let n = sizes.len() - 1;
         let layers = (0..n)
             .map(|l| {
@@ -131,7 +134,9 @@ impl Mlp {
 
     /// Layer widths, input first.
     pub fn sizes(&self) -> Vec<usize> {
-        std::iter::once(self.n_in()).chain(self.layers.iter().map(|l| l.w.ncols())).collect()
+        std::iter::once(self.n_in())
+            .chain(self.layers.iter().map(|l| l.w.ncols()))
+            .collect()
     }
 
     pub fn n_params(&self) -> usize {
@@ -141,7 +146,10 @@ impl Mlp {
     /// Buffers for [`Mlp::forward1`], allocated once at start-up.
     pub fn scratch(&self) -> Scratch {
         let width = self.sizes().into_iter().max().unwrap_or(1);
-        Scratch { a: vec![0.0; width], b: vec![0.0; width] }
+        Scratch {
+            a: vec![0.0; width],
+            b: vec![0.0; width],
+        }
     }
 
     /// Batch-1 forward pass on the control path: no allocation. Returns the output, which lives
@@ -210,8 +218,16 @@ impl Mlp {
     /// Zero gradients shaped like this network.
     pub fn zero_grads(&self) -> Grads {
         Grads {
-            w: self.layers.iter().map(|l| Array2::zeros(l.w.raw_dim())).collect(),
-            b: self.layers.iter().map(|l| Array1::zeros(l.b.raw_dim())).collect(),
+            w: self
+                .layers
+                .iter()
+                .map(|l| Array2::zeros(l.w.raw_dim()))
+                .collect(),
+            b: self
+                .layers
+                .iter()
+                .map(|l| Array1::zeros(l.b.raw_dim()))
+                .collect(),
         }
     }
 
@@ -242,8 +258,16 @@ impl Mlp {
 impl Grads {
     /// Global L2 norm over all gradients.
     pub fn norm(&self) -> f32 {
-        let sq: f32 = self.w.iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum::<f32>()
-            + self.b.iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum::<f32>();
+        let sq: f32 = self
+            .w
+            .iter()
+            .map(|g| g.iter().map(|v| v * v).sum::<f32>())
+            .sum::<f32>()
+            + self
+                .b
+                .iter()
+                .map(|g| g.iter().map(|v| v * v).sum::<f32>())
+                .sum::<f32>();
         sq.sqrt()
     }
 
@@ -301,12 +325,15 @@ mod tests {
             let c = Array2::from_shape_fn((4, 3), |(i, j)| ((i * 3 + j) as f32 * 0.91).cos());
             let loss = |m: &Mlp| -> f64 {
                 let y = m.predict(x.view());
-                y.iter().zip(c.iter()).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
+                y.iter()
+                    .zip(c.iter())
+                    .map(|(a, b)| (*a as f64) * (*b as f64))
+                    .sum()
             };
             let trace = m.forward_batch(x.view());
             let mut g = m.zero_grads();
             m.backward(&trace, &c, &mut g);
-            let h = 1e-2f32;
+            let h = 1e-3f32;
             let mut worst = 0.0f64;
             for l in 0..m.layers.len() {
                 for idx in 0..m.layers[l].w.len() {

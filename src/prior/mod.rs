@@ -49,7 +49,11 @@ impl TractPrior {
         let plain = result[0].try_as_plain_ram()?;
         let view = plain.as_slice::<f32>()?;
         if view.len() != out.len() {
-            anyhow::bail!("tract returned {} values, expected {}", view.len(), out.len());
+            anyhow::bail!(
+                "tract returned {} values, expected {}",
+                view.len(),
+                out.len()
+            );
         }
         out.copy_from_slice(view);
         Ok(())
@@ -90,13 +94,21 @@ fn dims(info: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
 }
 
 fn show_dims(d: &[Option<i64>]) -> String {
-    let parts: Vec<String> = d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect();
+    let parts: Vec<String> = d
+        .iter()
+        .map(|v| v.map_or("?".into(), |v| v.to_string()))
+        .collect();
     format!("[{}]", parts.join(", "))
 }
 
 impl Prior {
     /// Loads and validates `path` for `n_obs` inputs and `n_actions` outputs.
-    pub fn load(path: &Path, kind: PriorKind, n_obs: usize, n_actions: usize) -> Result<Prior, BundleError> {
+    pub fn load(
+        path: &Path,
+        kind: PriorKind,
+        n_obs: usize,
+        n_actions: usize,
+    ) -> Result<Prior, BundleError> {
         let field = Some("prior.file");
         let err = |problem: String, fix: &str| BundleError::new(path, field, problem, fix);
         let bytes = std::fs::read(path).map_err(|e| {
@@ -112,12 +124,23 @@ impl Prior {
                 "export the policy with torch.onnx.export (or another ONNX exporter) and check it with onnx.checker",
             )
         })?;
-        let graph = proto.graph.as_ref().ok_or_else(|| err("the ONNX model has no graph".into(), "re-export the model"))?;
-        let inits: std::collections::HashSet<&str> = graph.initializer.iter().map(|i| i.name.as_str()).collect();
-        let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| err("the ONNX model has no graph".into(), "re-export the model"))?;
+        let inits: std::collections::HashSet<&str> =
+            graph.initializer.iter().map(|i| i.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> = graph
+            .input
+            .iter()
+            .filter(|i| !inits.contains(i.name.as_str()))
+            .collect();
         if inputs.len() != 1 {
             return Err(err(
-                format!("the model has {} inputs; resq feeds exactly one (the observation vector)", inputs.len()),
+                format!(
+                    "the model has {} inputs; resq feeds exactly one (the observation vector)",
+                    inputs.len()
+                ),
                 "export the policy with a single [batch, n_obs] input",
             ));
         }
@@ -137,7 +160,10 @@ impl Prior {
         }
         if graph.output.len() != 1 {
             return Err(err(
-                format!("the model has {} outputs; resq reads exactly one", graph.output.len()),
+                format!(
+                    "the model has {} outputs; resq reads exactly one",
+                    graph.output.len()
+                ),
                 "export the policy with a single [batch, n_actions] output",
             ));
         }
@@ -156,13 +182,24 @@ impl Prior {
             }
         }
         let model = onnx.model_for_proto_model(&proto).map_err(|e| {
-            err(format!("tract cannot read the graph: {e:#}"), "re-export the model with a standard opset (≥ 13)")
+            err(
+                format!("tract cannot read the graph: {e:#}"),
+                "re-export the model with a standard opset (≥ 13)",
+            )
         })?;
         let unimplemented: Vec<String> = model
             .nodes()
             .iter()
             .filter(|n| n.op.name().starts_with("Unimplemented"))
-            .map(|n| format!("`{}` (node `{}`)", n.op.name().trim_start_matches("Unimplemented(").trim_end_matches(')'), n.name))
+            .map(|n| {
+                format!(
+                    "`{}` (node `{}`)",
+                    n.op.name()
+                        .trim_start_matches("Unimplemented(")
+                        .trim_end_matches(')'),
+                    n.name
+                )
+            })
             .collect();
         if !unimplemented.is_empty() {
             return Err(err(
@@ -173,8 +210,16 @@ impl Prior {
         let typed = model
             .with_input_fact(0, f32::fact([1, n_obs]).into())
             .and_then(|m| m.into_optimized())
-            .map_err(|e| err(format!("tract cannot analyse the graph for a [1, {n_obs}] input: {e:#}"), "check that the model takes [batch, n_obs] float32 observations"))?;
-        let out_shape = typed.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
+            .map_err(|e| {
+                err(
+                    format!("tract cannot analyse the graph for a [1, {n_obs}] input: {e:#}"),
+                    "check that the model takes [batch, n_obs] float32 observations",
+                )
+            })?;
+        let out_shape = typed
+            .output_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
         if out_shape.as_deref() != Some(&[1, n_actions][..]) {
             return Err(BundleError::new(
                 path,
@@ -183,7 +228,12 @@ impl Prior {
                 "list one value in [action].values per output of the prior, in order",
             ));
         }
-        let plan = typed.into_runnable().map_err(|e| err(format!("tract cannot plan the graph: {e:#}"), "re-export the model"))?;
+        let plan = typed.into_runnable().map_err(|e| {
+            err(
+                format!("tract cannot plan the graph: {e:#}"),
+                "re-export the model",
+            )
+        })?;
         let tract = TractPrior { plan, n_obs };
 
         let (engine, fallback_reason) = match dense::compile(&proto) {
@@ -192,7 +242,10 @@ impl Prior {
                 let scratch = net.scratch();
                 (Engine::Compiled { net, scratch }, None)
             }
-            Ok(_) => (Engine::Tract, Some("the dense chain's widths differ from the manifest".to_string())),
+            Ok(_) => (
+                Engine::Tract,
+                Some("the dense chain's widths differ from the manifest".to_string()),
+            ),
             Err(reason) => {
                 warn!(
                     "{}: the prior is not a plain dense chain ({reason}); it runs through tract, which allocates on every call: not real-time safe. Ops: {}",
@@ -202,7 +255,14 @@ impl Prior {
                 (Engine::Tract, Some(reason))
             }
         };
-        Ok(Prior { kind, n_obs, n_actions, engine, tract, fallback_reason })
+        Ok(Prior {
+            kind,
+            n_obs,
+            n_actions,
+            engine,
+            tract,
+            fallback_reason,
+        })
     }
 
     /// Runs resq's compiled network and tract on 64 random observations and refuses a mismatch.
@@ -214,9 +274,15 @@ impl Prior {
         let mut worst = 0.0f32;
         for i in 0..64 {
             let spread = if i < 32 { 1.0 } else { 5.0 };
-            obs.iter_mut().for_each(|v| *v = rng.random_range(-spread..spread));
+            obs.iter_mut()
+                .for_each(|v| *v = rng.random_range(-spread..spread));
             tract.run(&obs, &mut reference).map_err(|e| {
-                BundleError::new(path, Some("prior.file"), format!("tract failed on a random input: {e:#}"), "re-export the model")
+                BundleError::new(
+                    path,
+                    Some("prior.file"),
+                    format!("tract failed on a random input: {e:#}"),
+                    "re-export the model",
+                )
             })?;
             let ours = net.forward1(&obs, &mut scratch);
             for (a, b) in ours.iter().zip(&reference) {

@@ -1,0 +1,105 @@
+//! End to end on the simulated CartPole: "more centre" (add-on `-abs(x)/2.4`) must halve the
+//! prior's mean |x| while ≥ 95 % of evaluation episodes still reach the 500-step limit, within
+//! a budget far below the literature's 100 000 environment steps — for the soft-DQN prior and
+//! for the behaviour-cloned one. Also: the run checkpoints, and a second run resumes from it.
+
+use std::path::Path;
+
+use resq::customize::{self, Options, CHECKPOINT_FILE};
+use resq::{report, Bundle};
+
+/// Environment steps given to the learner (the literature's budget is 100 000).
+const STEPS: u64 = 6_000;
+const EVAL_EPISODES: usize = 40;
+
+fn metric(e: &resq::evaluate::PolicyEval, name: &str) -> f64 {
+    e.metrics
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| *v)
+        .expect("metric present")
+}
+
+fn customize(bundle: &str, out: &Path, steps: u64) -> customize::Outcome {
+    let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle)).unwrap();
+    let opts = Options {
+        steps,
+        seed: 0,
+        out_dir: out.to_path_buf(),
+        fresh: false,
+        eval_episodes: Some(EVAL_EPISODES),
+        progress: false,
+    };
+    customize::run(b, &opts).unwrap()
+}
+
+fn assert_customized(bundle: &str, o: &customize::Outcome) {
+    let (p, c) = (
+        metric(&o.prior, "mean_abs_x"),
+        metric(&o.customized, "mean_abs_x"),
+    );
+    eprintln!(
+        "{bundle}: mean|x| prior {p:.4} customized {c:.4}; reached 500 steps: prior {:.2} customized {:.2}; base return prior {:.1} customized {:.1}",
+        o.prior.success_rate,
+        o.customized.success_rate,
+        o.prior.base_return.unwrap(),
+        o.customized.base_return.unwrap()
+    );
+    assert!(
+        c <= 0.5 * p,
+        "{bundle}: customized mean|x| {c:.4} is not ≤ half the prior's {p:.4}"
+    );
+    assert!(
+        o.customized.success_rate >= 0.95,
+        "{bundle}: only {:.2} of episodes reach 500 steps",
+        o.customized.success_rate
+    );
+    assert!(!o.diverged);
+    assert_eq!(o.customized.fallbacks, 0);
+}
+
+#[test]
+fn soft_dqn_prior_moves_to_the_centre_and_resumes_from_its_checkpoint() {
+    let out = tempfile::tempdir().unwrap();
+    let first = customize("models/cartpole", out.path(), STEPS);
+    assert_eq!(first.env_steps, STEPS);
+    assert_customized("models/cartpole", &first);
+
+    // The report has the promised shape.
+    let json = report::to_json("cartpole", 0, &first);
+    assert_eq!(json["env_steps"], STEPS);
+    assert!(
+        json["prior"]["mean_abs_x"].as_f64().unwrap()
+            > json["customized"]["mean_abs_x"].as_f64().unwrap()
+    );
+
+    // The checkpoint is there, with no temporary file left beside it.
+    let files: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files, vec![CHECKPOINT_FILE.to_string()]);
+
+    // Run again: it resumes at STEPS, learns nothing more, and acts exactly as before.
+    let again = customize("models/cartpole", out.path(), STEPS);
+    assert_eq!(again.resumed_from, STEPS);
+    assert_eq!(again.updates, first.updates);
+    assert_eq!(again.learner.online, first.learner.online);
+    assert_eq!(
+        metric(&again.customized, "mean_abs_x"),
+        metric(&first.customized, "mean_abs_x")
+    );
+
+    // A larger budget continues from the checkpoint.
+    let more = customize("models/cartpole", out.path(), STEPS + 500);
+    assert_eq!((more.resumed_from, more.env_steps), (STEPS, STEPS + 500));
+    assert!(more.updates > first.updates);
+    assert!(more.history.episode_end_step.len() >= first.history.episode_end_step.len());
+}
+
+#[test]
+fn behaviour_cloned_prior_moves_to_the_centre() {
+    let out = tempfile::tempdir().unwrap();
+    let o = customize("models/cartpole-bc", out.path(), STEPS);
+    assert_customized("models/cartpole-bc", &o);
+}
