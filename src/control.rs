@@ -136,7 +136,12 @@ impl Controller {
                 if q.iter().all(|v| v.is_finite()) {
                     self.q_r.copy_from_slice(q);
                     policy_log_probs(&self.q_r, &self.logp0, omega, alpha, &mut self.log_pi_hat);
-                    lambda = self.blend();
+                    lambda = blend_within_budget(
+                        &self.logp0,
+                        &self.log_pi_hat,
+                        self.kl_budget,
+                        &mut self.log_pi,
+                    );
                 } else {
                     fallback = true;
                     self.log_pi.copy_from_slice(&self.logp0);
@@ -156,27 +161,27 @@ impl Controller {
             fallback,
         }
     }
+}
 
-    /// Writes into `log_pi` the blend of π0 and π̂ allowed by the KL budget; returns λ.
-    fn blend(&mut self) -> f32 {
-        let full = kl(&self.log_pi_hat, &self.logp0);
-        if self.kl_budget <= 0.0 || full <= self.kl_budget {
-            self.log_pi.copy_from_slice(&self.log_pi_hat);
-            return 1.0;
-        }
-        let (mut lo, mut hi) = (0.0f32, 1.0f32);
-        for _ in 0..20 {
-            let mid = 0.5 * (lo + hi);
-            geometric_blend(&self.logp0, &self.log_pi_hat, mid, &mut self.log_pi);
-            if kl(&self.log_pi, &self.logp0) <= self.kl_budget {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        geometric_blend(&self.logp0, &self.log_pi_hat, lo, &mut self.log_pi);
-        lo
+/// Writes into `out` the policy `log π_λ ∝ (1−λ)·log π0 + λ·log π̂` with the largest λ ∈ [0, 1]
+/// such that `KL(π_λ ‖ π0) ≤ budget` (budget ≤ 0: no limit, λ = 1); returns λ. No allocation.
+pub fn blend_within_budget(logp0: &[f32], log_pi_hat: &[f32], budget: f32, out: &mut [f32]) -> f32 {
+    if budget <= 0.0 || kl(log_pi_hat, logp0) <= budget {
+        out.copy_from_slice(log_pi_hat);
+        return 1.0;
     }
+    let (mut lo, mut hi) = (0.0f32, 1.0f32);
+    for _ in 0..20 {
+        let mid = 0.5 * (lo + hi);
+        geometric_blend(logp0, log_pi_hat, mid, out);
+        if kl(out, logp0) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    geometric_blend(logp0, log_pi_hat, lo, out);
+    lo
 }
 
 /// `out = log_softmax((1−λ)·a + λ·b)` for log-probability vectors `a`, `b`.
@@ -217,4 +222,37 @@ pub fn sample(log_p: &[f32], u: f32) -> usize {
         }
     }
     log_p.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blend_meets_the_budget_and_uses_all_of_it() {
+        let logp0 = [0.7f32.ln(), 0.2f32.ln(), 0.1f32.ln()];
+        let hat = [0.05f32.ln(), 0.15f32.ln(), 0.8f32.ln()];
+        let full = kl(&hat, &logp0);
+        let mut out = [0.0; 3];
+        for budget in [0.01, 0.1, 0.5] {
+            assert!(budget < full);
+            let lambda = blend_within_budget(&logp0, &hat, budget, &mut out);
+            let k = kl(&out, &logp0);
+            assert!(lambda > 0.0 && lambda < 1.0);
+            assert!(k <= budget && k > 0.99 * budget, "budget {budget}: KL {k}");
+            assert!((out.iter().map(|l| l.exp()).sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        // A budget larger than the full KL, or none, leaves π̂ as it is.
+        assert_eq!(blend_within_budget(&logp0, &hat, full * 2.0, &mut out), 1.0);
+        assert_eq!(out, hat);
+        assert_eq!(blend_within_budget(&logp0, &hat, 0.0, &mut out), 1.0);
+    }
+
+    #[test]
+    fn sampling_follows_the_probabilities() {
+        let lp = [0.25f32.ln(), 0.75f32.ln()];
+        assert_eq!(sample(&lp, 0.2), 0);
+        assert_eq!(sample(&lp, 0.3), 1);
+        assert_eq!(argmax(&lp), 1);
+    }
 }

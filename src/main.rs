@@ -52,6 +52,9 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Override a manifest field for this run, e.g. `--set learning.n_step=5` (repeatable).
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        overrides: Vec<String>,
     },
     /// Load and validate a bundle, and say how its prior runs.
     Check { bundle: PathBuf },
@@ -102,8 +105,9 @@ fn run(cli: Cli) -> Result<()> {
             fresh,
             episodes,
             quiet,
+            overrides,
         } => {
-            let b = Bundle::load(&bundle)?;
+            let b = Bundle::load_with(&bundle, &overrides)?;
             let name = b.manifest.bundle.name.clone();
             let metric = b
                 .metrics

@@ -11,6 +11,7 @@ use crate::evaluate::PolicyEval;
 
 /// The JSON report.
 pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
+    let max_steps = o.controller.bundle.manifest.plant.max_episode_steps as f32;
     json!({
         "bundle": bundle_name,
         "seed": seed,
@@ -21,6 +22,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         "training": {
             "updates": o.updates,
             "episodes": o.history.episode_length.len(),
+            "episodes_ended_early": o.history.episode_length.iter().filter(|l| **l < max_steps).count(),
+            "worst_episode_addon_per_step": o.history.episode_addon_per_step.iter().copied().fold(f32::INFINITY, f32::min),
             "wall_seconds": o.wall_seconds,
             "diverged": o.diverged,
             "prior_engine": if o.controller.bundle.prior.is_realtime_safe() { "resq kernels" } else { "tract (allocates)" },

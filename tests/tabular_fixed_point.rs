@@ -23,7 +23,7 @@ struct Mdp {
 
 fn random_mdp(seed: u64) -> Mdp {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
-    let mut dist = |rng: &mut rand_pcg::Pcg64Mcg| {
+    let dist = |rng: &mut rand_pcg::Pcg64Mcg| {
         let v: Vec<f64> = (0..S).map(|_| rng.random::<f64>().powi(3)).collect();
         let z: f64 = v.iter().sum();
         v.into_iter().map(|x| x / z).collect::<Vec<_>>()

@@ -78,6 +78,29 @@ pub struct Bundle {
     pub hidden_activation: Activation,
 }
 
+/// Sets `section.field` (dotted path) in a parsed manifest to `value`.
+fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), String> {
+    let (path, value) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("`{spec}` has no `=`"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    let (last, parents) = keys.split_last().ok_or("empty override")?;
+    let mut t = table;
+    for k in parents {
+        t = t
+            .entry(k.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{k}` is not a section"))?;
+    }
+    t.insert(last.to_string(), value);
+    Ok(())
+}
+
 fn parse_expr(file: &Path, field: &str, src: &str, vars: &Variables) -> Result<Expr, BundleError> {
     Expr::parse(src, &vars.names()).map_err(|e| {
         BundleError::field(
@@ -121,6 +144,12 @@ fn nonzero(file: &Path, field: &str, v: usize, what: &str) -> Result<(), BundleE
 impl Bundle {
     /// Loads the bundle in `dir`.
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        Self::load_with(dir, &[])
+    }
+
+    /// Loads the bundle in `dir` with manifest fields overridden, each `section.field=value`
+    /// (the value in TOML syntax; a bare word is taken as a string), e.g. `learning.n_step=5`.
+    pub fn load_with(dir: &Path, overrides: &[String]) -> Result<Bundle, BundleError> {
         let manifest_path = dir.join(MANIFEST_FILE);
         let f = manifest_path.as_path();
         if !dir.is_dir() {
@@ -139,7 +168,7 @@ impl Bundle {
                 "every bundle folder needs a manifest.toml (see models/cartpole/manifest.toml)",
             )
         })?;
-        let manifest: Manifest = toml::from_str(&manifest_text).map_err(|e| {
+        let toml_error = |e: toml::de::Error| {
             let field = e.message().split('`').nth(1).map(str::to_string);
             BundleError {
                 file: f.to_path_buf(),
@@ -147,7 +176,30 @@ impl Bundle {
                 problem: format!("invalid manifest: {}", e.to_string().trim_end()),
                 fix: "compare with models/cartpole/manifest.toml and docs/manifest.md".into(),
             }
-        })?;
+        };
+        let (manifest, manifest_text): (Manifest, String) = if overrides.is_empty() {
+            (
+                toml::from_str(&manifest_text).map_err(toml_error)?,
+                manifest_text,
+            )
+        } else {
+            let mut table: toml::Table = toml::from_str(&manifest_text).map_err(toml_error)?;
+            for o in overrides {
+                apply_override(&mut table, o).map_err(|problem| {
+                    BundleError::new(
+                        f,
+                        Some(o.split('=').next().unwrap_or(o)),
+                        problem,
+                        "write overrides as section.field=value, e.g. learning.n_step=5",
+                    )
+                })?;
+            }
+            let m = table.try_into().map_err(toml_error)?;
+            (
+                m,
+                format!("{manifest_text}\n# overrides: {}\n", overrides.join(" ")),
+            )
+        };
         let m = &manifest;
 
         // Plant and signals.
@@ -196,7 +248,7 @@ impl Bundle {
                     ),
                 )
             })?;
-            if !(o.scale != 0.0 && o.scale.is_finite()) || !o.offset.is_finite() {
+            if o.scale == 0.0 || !o.scale.is_finite() || !o.offset.is_finite() {
                 return Err(BundleError::field(
                     f,
                     &format!("observation[{i}].scale"),
