@@ -8,7 +8,7 @@
 //! a real-time link (the rig) moves it to its own thread.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,9 +19,11 @@ use crate::algo::replay::Transition;
 use crate::algo::rql_discrete::{ResidualSoftQ, Settings};
 use crate::bundle::Bundle;
 use crate::checkpoint::{self, History, Progress};
-use crate::control::{kl_budget, ActMode, Controller, PolicyChoice};
+use crate::control::{argmax, kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::evaluate::{evaluate, PolicyEval};
-use crate::sim::SimEnv;
+use crate::record::recorder::{RecordMeta, Recorder, RecorderStats};
+use crate::record::{Decisions, LinkCounters, TickRecord};
+use crate::sim::{Env, SimEnv};
 
 /// Options of one `resq customize` run.
 #[derive(Clone, Debug)]
@@ -37,6 +39,10 @@ pub struct Options {
     pub eval_episodes: Option<usize>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Write every training tick to this MCAP file.
+    pub record: Option<PathBuf>,
+    /// Where the robot is (for the record): "sim" or the serial port.
+    pub source: String,
 }
 
 /// What a run produced.
@@ -49,6 +55,9 @@ pub struct Outcome {
     pub history: History,
     pub prior: PolicyEval,
     pub customized: PolicyEval,
+    /// Link counters at the end (zero in process).
+    pub link: LinkCounters,
+    pub record_stats: Option<RecorderStats>,
     pub controller: Controller,
     pub learner: ResidualSoftQ,
 }
@@ -76,8 +85,17 @@ pub fn settings(bundle: &Bundle) -> Settings {
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
-/// Runs the customization loop and the evaluation.
+/// Runs the customization loop on the built-in simulated plant, then the evaluation.
 pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
+    let m = &bundle.manifest;
+    let mut env =
+        SimEnv::new(&m.plant.name, m.plant.max_episode_steps, opts.seed).context("plant")?;
+    run_in(bundle, &mut env, opts)
+}
+
+/// Runs the customization loop in `env` (simulated in process, or firmware over a link), then
+/// evaluates prior and customized policies in the same `env`.
+pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outcome> {
     let n_obs = bundle.obs.len();
     let n_act = bundle.n_actions();
     let mut learner = ResidualSoftQ::new(settings(&bundle), n_obs, n_act, opts.seed);
@@ -98,16 +116,23 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
     } else {
         ActMode::Sample
     };
-    let plant_name = bundle.manifest.plant.name.clone();
-    let max_steps = bundle.manifest.plant.max_episode_steps;
     let manifest_text = bundle.manifest_text.clone();
     let ex = bundle.manifest.exploration.clone();
+    let deadline = Duration::from_secs_f32(bundle.safety.tick_deadline_ms / 1000.0);
+    let mut supervisor = bundle.supervisor();
+    let recorder = match &opts.record {
+        Some(path) => Some(Recorder::start(
+            path,
+            record_meta(&bundle, &opts.source),
+            4096,
+        )?),
+        None => None,
+    };
     let mut ctl = Controller::new(bundle, learner.online.clone());
 
     // A resumed run draws fresh episodes from a stream keyed by where it resumed.
-    let stream = opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ resumed_from;
-    let mut env = SimEnv::new(&plant_name, max_steps, stream).context("plant")?;
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(stream ^ 0xac7);
+    env.reseed(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ resumed_from);
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(opts.seed ^ resumed_from ^ 0xac7);
     let bar = if opts.progress && progress.env_steps < opts.steps {
         let bar = ProgressBar::new(opts.steps);
         bar.set_style(
@@ -120,30 +145,77 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
         ProgressBar::hidden()
     };
 
-    let n_vars = ctl.bundle.vars.len();
-    let mut vals = vec![0.0f32; n_vars];
+    let mut vals = vec![0.0f32; ctl.bundle.vars.len()];
     let mut terms = vec![0.0f32; ctl.bundle.addon.terms.len()];
     let mut obs = vec![0.0f32; n_obs];
     let mut next_logp0 = vec![0.0f32; n_act];
+    let mut cmd = [0.0f32; 1];
     let started = Instant::now();
     let (mut ep_addon, mut prev_cmd) = (0.0f32, 0.0f32);
+    let mut tick = TickRecord::default();
+    let mut last_tick_start: Option<Instant> = None;
+    let mut stopped_by_estop = false;
 
-    env.reset();
+    env.reset()?;
+    supervisor.new_episode();
     ctl.kl_budget = kl_budget(
         ex.kl_budget_start,
         ex.kl_budget_end,
         ex.kl_budget_ramp,
         progress.env_steps,
     );
-    let mut d = ctl.step(&env.signals, PolicyChoice::Customized, explore, &mut rng);
+    let mut frame_at = Instant::now();
+    let mut d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
     while progress.env_steps < opts.steps {
+        if env.estop() {
+            supervisor.latch_estop();
+        }
+        // The decision for these signals was made when they arrived; check its deadline.
+        let mut decisions = Decisions::default();
+        if frame_at.elapsed() > deadline {
+            decisions.0 |= Decisions::DEADLINE_MISS;
+            d.action = argmax(&ctl.logp0);
+            d.logp0_taken = ctl.logp0[d.action];
+            d.logpi_taken = ctl.log_pi[d.action];
+        }
+        if d.fallback {
+            decisions.0 |= Decisions::FALLBACK;
+        }
+        if d.lambda < 1.0 {
+            decisions.0 |= Decisions::KL_LIMITED;
+        }
+        decisions.0 |= supervisor
+            .filter(&[ctl.bundle.action_values[d.action]], &mut cmd)
+            .0;
+        if supervisor.estop_latched() {
+            // Honoured until an explicit reset: restarting resq is that reset.
+            warn!(
+                "e-stop reported by the robot at step {}: safe command sent, run stopped",
+                progress.env_steps
+            );
+            env.step(&cmd)?;
+            stopped_by_estop = true;
+            break;
+        }
         obs.copy_from_slice(&ctl.obs);
-        let cmd = ctl.bundle.action_values[d.action];
-        let end = env.step(&[cmd]);
+        let tick_start = Instant::now();
+        fill_before(
+            &mut tick,
+            &ctl,
+            env,
+            d,
+            &cmd,
+            frame_at,
+            last_tick_start,
+            started,
+        );
+        last_tick_start = Some(tick_start);
+        let end = env.step(&cmd)?;
+        frame_at = Instant::now();
         ctl.bundle
             .vars
-            .fill(&env.signals, &[cmd], &[prev_cmd], &mut vals);
-        prev_cmd = cmd;
+            .fill(env.signals(), &cmd, &[prev_cmd], &mut vals);
+        prev_cmd = cmd[0];
         let r = ctl.bundle.addon.eval(&vals, &mut terms);
         ep_addon += r;
         progress.env_steps += 1;
@@ -156,10 +228,10 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
         // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
         // only observe s'.
         let next = if end.done() {
-            ctl.observe(&env.signals);
+            ctl.observe(env.signals());
             None
         } else {
-            Some(ctl.step(&env.signals, PolicyChoice::Customized, explore, &mut rng))
+            Some(ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng))
         };
         next_logp0.copy_from_slice(&ctl.logp0);
         learner.replay.push(&Transition {
@@ -173,6 +245,20 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
             terminal: end.terminated,
             truncated: end.truncated,
         });
+        if let Some(rec) = &recorder {
+            tick.decisions = Decisions(
+                decisions.0
+                    | if end.done() {
+                        Decisions::EPISODE_END
+                    } else {
+                        0
+                    },
+            );
+            tick.addon_reward = r;
+            tick.n_terms = terms.len() as u8;
+            tick.addon_terms[..terms.len()].copy_from_slice(&terms);
+            rec.record(&tick);
+        }
         let mut updated = false;
         for _ in 0..learner.settings.updates_per_tick {
             updated |= learner.update().is_some();
@@ -191,19 +277,22 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
             Some(n) => d = n,
             None => {
                 let h = &mut progress.history;
+                let len = env.episode_steps().max(1);
                 h.episode_end_step.push(progress.env_steps as f64);
-                h.episode_addon_per_step.push(ep_addon / env.t as f32);
-                h.episode_length.push(env.t as f32);
+                h.episode_addon_per_step.push(ep_addon / len as f32);
+                h.episode_length.push(len as f32);
                 bar.set_message(format!(
                     "episode {} len {} add-on/step {:.3}",
                     h.episode_length.len(),
-                    env.t,
-                    ep_addon / env.t as f32
+                    len,
+                    ep_addon / len as f32
                 ));
                 ep_addon = 0.0;
                 prev_cmd = 0.0;
-                env.reset();
-                d = ctl.step(&env.signals, PolicyChoice::Customized, explore, &mut rng);
+                env.reset()?;
+                supervisor.new_episode();
+                frame_at = Instant::now();
+                d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
             }
         }
         bar.set_position(progress.env_steps);
@@ -214,6 +303,16 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
     bar.finish_and_clear();
     let wall_seconds = started.elapsed().as_secs_f64();
     checkpoint::save(&ckpt_path, &learner, &progress, &manifest_text)?;
+    let record_stats = match recorder {
+        Some(r) => Some(r.finish()?),
+        None => None,
+    };
+    if stopped_by_estop {
+        anyhow::bail!(
+            "the robot reported an e-stop; the learned residual is saved in {}",
+            ckpt_path.display()
+        );
+    }
 
     ctl.residual.copy_from(&learner.online);
     // Evaluate the policy as learned: the budget schedule's end value applies.
@@ -226,8 +325,22 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
     let episodes = opts
         .eval_episodes
         .unwrap_or(ctl.bundle.manifest.evaluation.episodes);
-    let prior = evaluate(&mut ctl, PolicyChoice::Prior, episodes, opts.seed);
-    let customized = evaluate(&mut ctl, PolicyChoice::Customized, episodes, opts.seed);
+    let prior = evaluate(
+        &mut ctl,
+        env,
+        &mut supervisor,
+        PolicyChoice::Prior,
+        episodes,
+        opts.seed,
+    )?;
+    let customized = evaluate(
+        &mut ctl,
+        env,
+        &mut supervisor,
+        PolicyChoice::Customized,
+        episodes,
+        opts.seed,
+    )?;
     Ok(Outcome {
         env_steps: progress.env_steps,
         resumed_from,
@@ -237,7 +350,60 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
         history: progress.history,
         prior,
         customized,
+        link: env.counters(),
+        record_stats,
         controller: ctl,
         learner,
     })
+}
+
+/// Fills the parts of a tick record known before the command is sent.
+#[allow(clippy::too_many_arguments)]
+fn fill_before(
+    t: &mut TickRecord,
+    ctl: &Controller,
+    env: &dyn Env,
+    d: Decision,
+    cmd: &[f32],
+    frame_at: Instant,
+    last_tick: Option<Instant>,
+    started: Instant,
+) {
+    let now = Instant::now();
+    t.t_ns = now.duration_since(started).as_nanos() as u64;
+    t.tick += 1;
+    (t.seq, t.firmware_t_us) = env.frame_stamp();
+    let sig = env.signals();
+    t.n_signals = sig.len() as u8;
+    t.signals[..sig.len()].copy_from_slice(sig);
+    t.n_obs = ctl.obs.len() as u8;
+    t.obs[..ctl.obs.len()].copy_from_slice(&ctl.obs);
+    t.n_actions = ctl.logp0.len() as u8;
+    t.logp0[..ctl.logp0.len()].copy_from_slice(&ctl.logp0);
+    t.q_r[..ctl.q_r.len()].copy_from_slice(&ctl.q_r);
+    t.action = d.action as u32;
+    t.n_commands = cmd.len() as u8;
+    t.command[..cmd.len()].copy_from_slice(cmd);
+    t.kl = d.kl;
+    t.latency_ns = now
+        .duration_since(frame_at)
+        .as_nanos()
+        .min(u32::MAX as u128) as u32;
+    t.period_ns = last_tick.map_or(0, |l| {
+        now.duration_since(l).as_nanos().min(u32::MAX as u128) as u32
+    });
+    t.link = env.counters();
+}
+
+/// The record's header for this bundle.
+pub fn record_meta(b: &Bundle, source: &str) -> RecordMeta {
+    RecordMeta {
+        bundle: b.manifest.bundle.name.clone(),
+        signals: b.signals.clone(),
+        obs: b.obs.names.clone(),
+        actions: (0..b.n_actions()).map(|i| b.action_label(i)).collect(),
+        commands: vec![b.manifest.action.name.clone()],
+        addon_terms: b.addon.term_names().map(str::to_string).collect(),
+        source: source.to_string(),
+    }
 }

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::bundle::Reduce;
 use crate::control::{ActMode, Controller, PolicyChoice};
-use crate::sim::SimEnv;
+use crate::sim::{Env, EnvError};
+use crate::supervisor::Supervisor;
 
 /// Seeds of evaluation episodes are offset from training seeds so the two never share starts.
 pub const EVAL_SEED_OFFSET: u64 = 1_000_003;
@@ -56,25 +57,24 @@ impl PolicyEval {
 }
 
 /// Runs `episodes` episodes of `policy` and reduces them. Episode `i` starts from the state
-/// seeded by `seed + EVAL_SEED_OFFSET`, so prior and customized face the same starts.
+/// seeded by `seed + EVAL_SEED_OFFSET`, so prior and customized face the same starts. Commands
+/// pass through the supervisor, as in training.
 pub fn evaluate(
     ctl: &mut Controller,
+    env: &mut dyn Env,
+    supervisor: &mut Supervisor,
     policy: PolicyChoice,
     episodes: usize,
     seed: u64,
-) -> PolicyEval {
+) -> Result<PolicyEval, EnvError> {
     let b = &ctl.bundle;
     let mode = if b.manifest.evaluation.policy == "sample" {
         ActMode::Sample
     } else {
         ActMode::Greedy
     };
-    let mut env = SimEnv::new(
-        &b.manifest.plant.name,
-        b.manifest.plant.max_episode_steps,
-        seed + EVAL_SEED_OFFSET,
-    )
-    .expect("plant validated at load");
+    env.reseed(seed + EVAL_SEED_OFFSET);
+    let mut cmd = [0.0f32];
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xe7a1);
     let n_terms = b.addon.terms.len();
     let n_metrics = b.metrics.len();
@@ -88,16 +88,17 @@ pub fn evaluate(
     let mut samples = Vec::new();
     let mut fallbacks = 0;
     for _ in 0..episodes {
-        env.reset();
+        env.reset()?;
+        supervisor.new_episode();
         let mut prev = 0.0f32;
         loop {
-            let d = ctl.step(&env.signals, policy, mode, &mut rng);
+            let d = ctl.step(env.signals(), policy, mode, &mut rng);
             fallbacks += d.fallback as u64;
             let b = &ctl.bundle;
-            let cmd = b.action_values[d.action];
-            let end = env.step(&[cmd]);
-            b.vars.fill(&env.signals, &[cmd], &[prev], &mut vals);
-            prev = cmd;
+            supervisor.filter(&[b.action_values[d.action]], &mut cmd);
+            let end = env.step(&cmd)?;
+            b.vars.fill(env.signals(), &cmd, &[prev], &mut vals);
+            prev = cmd[0];
             addon_sum += b.addon.eval(&vals, &mut terms) as f64;
             for (s, t) in term_sums.iter_mut().zip(&terms) {
                 *s += *t as f64;
@@ -115,7 +116,7 @@ pub fn evaluate(
             }
             metric_steps += 1;
             if end.done() {
-                len_sum += env.t as u64;
+                len_sum += env.episode_steps() as u64;
                 successes += end.truncated as usize;
                 break;
             }
@@ -123,7 +124,7 @@ pub fn evaluate(
     }
     let b = &ctl.bundle;
     let n = episodes.max(1) as f64;
-    PolicyEval {
+    Ok(PolicyEval {
         episodes,
         mean_episode_length: len_sum as f64 / n,
         success_rate: successes as f64 / n,
@@ -149,5 +150,5 @@ pub fn evaluate(
             .collect(),
         first_metric_samples: samples,
         fallbacks,
-    }
+    })
 }

@@ -16,13 +16,18 @@ pub mod control;
 pub mod customize;
 pub mod error;
 pub mod evaluate;
+pub mod link;
 pub mod nn;
-pub mod plant;
+
 pub mod plot;
+pub use firmware_bridge::plant;
 pub mod prior;
+pub mod record;
 pub mod report;
 pub mod reward;
+pub mod rig;
 pub mod sim;
+pub mod supervisor;
 
 pub use bundle::Bundle;
 pub use error::BundleError;

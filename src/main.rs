@@ -58,6 +58,47 @@ enum Command {
     },
     /// Load and validate a bundle, and say how its prior runs.
     Check { bundle: PathBuf },
+    /// Serve the bundle's simulated robot as firmware on a new pseudo-terminal (hardware in the
+    /// loop without hardware): prints the device path to pass to `resq run --port`.
+    Rig {
+        bundle: PathBuf,
+        /// `lockstep` (the robot waits for each command: faster than real time) or `realtime`.
+        #[arg(long, default_value = "lockstep")]
+        mode: String,
+        /// Control rate in real-time mode, Hz.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Also create this stable symlink to the device (default: /tmp/resq-rig-<bundle name>).
+        #[arg(long)]
+        link: Option<PathBuf>,
+    },
+    /// Customize over a serial link to firmware (a robot, or `resq rig`), recording every tick.
+    Run {
+        bundle: PathBuf,
+        /// Serial device of the firmware.
+        #[arg(long)]
+        port: String,
+        /// `lockstep` or `realtime` (must match the firmware).
+        #[arg(long, default_value = "lockstep")]
+        mode: String,
+        /// Total environment steps (default: the manifest's `run.steps`).
+        #[arg(long)]
+        steps: Option<u64>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Folder for the checkpoint, report, plot and record (default: runs/<bundle name>-link).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// MCAP record of every tick (default: <out>/record.mcap).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        #[arg(long)]
+        fresh: bool,
+        #[arg(long)]
+        episodes: Option<usize>,
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,8 +114,151 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_mode(mode: &str) -> Result<firmware_bridge::Mode> {
+    match mode {
+        "lockstep" => Ok(firmware_bridge::Mode::LockStep),
+        "realtime" => Ok(firmware_bridge::Mode::RealTime),
+        other => anyhow::bail!("unknown mode `{other}`: use lockstep or realtime"),
+    }
+}
+
+fn finish(
+    name: &str,
+    seed: u64,
+    out_dir: &std::path::Path,
+    report_path: Option<PathBuf>,
+    plot_path: Option<PathBuf>,
+    metric: &str,
+    outcome: &customize::Outcome,
+) -> Result<()> {
+    println!("\n{}", report::table(outcome));
+    println!(
+        "learned for {} environment steps ({} updates, {:.1} s{})",
+        outcome.env_steps,
+        outcome.updates,
+        outcome.wall_seconds,
+        if outcome.resumed_from > 0 {
+            format!(", resumed at step {}", outcome.resumed_from)
+        } else {
+            String::new()
+        }
+    );
+    let report_path = report_path.unwrap_or_else(|| out_dir.join("report.json"));
+    report::write_json(&report_path, &report::to_json(name, seed, outcome))?;
+    let plot_path = plot_path.unwrap_or_else(|| out_dir.join("plot.png"));
+    plot::write(
+        &plot_path,
+        &format!("resq customize {name}: {} steps", outcome.env_steps),
+        metric,
+        outcome,
+    )?;
+    println!(
+        "report: {}\nplot:   {}",
+        report_path.display(),
+        plot_path.display()
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Rig {
+            bundle,
+            mode,
+            rate,
+            link,
+        } => {
+            let b = Bundle::load(&bundle)?;
+            let mode = parse_mode(&mode)?;
+            let period_us = (1e6 / rate.max(1.0)) as u32;
+            let fw = firmware_bridge::firmware::SimFirmware::new(
+                &b.manifest.plant.name,
+                mode,
+                period_us,
+                std::process::id() as u64,
+            )
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no simulated firmware for plant `{}`",
+                    b.manifest.plant.name
+                )
+            })?;
+            let link = link.unwrap_or_else(|| {
+                PathBuf::from(format!("/tmp/resq-rig-{}", b.manifest.bundle.name))
+            });
+            let mut rig = resq::rig::Rig::new(fw, resq::rig::Faults::default(), link.clone(), 1);
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            rig.serve(&stop, |path| {
+                println!(
+                    "simulated {} firmware ({:?}) on {path}",
+                    b.manifest.plant.name, mode
+                );
+                println!("stable link: {}", link.display());
+                println!(
+                    "in another terminal:  cargo run --release -- run --port {} {}",
+                    link.display(),
+                    bundle.display()
+                );
+            })?;
+            Ok(())
+        }
+        Command::Run {
+            bundle,
+            port,
+            mode,
+            steps,
+            seed,
+            out,
+            record,
+            fresh,
+            episodes,
+            quiet,
+        } => {
+            let b = Bundle::load(&bundle)?;
+            let name = b.manifest.bundle.name.clone();
+            let metric = b
+                .metrics
+                .first()
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| "add-on".into());
+            let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-link")));
+            let mut cfg = resq::link::LinkConfig::lock_step(&port);
+            cfg.mode = parse_mode(&mode)?;
+            let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
+            let link = resq::link::Link::open(cfg, &signals, &[b.manifest.action.name.as_str()])?;
+            let mut env =
+                resq::link::LinkEnv::new(link, b.signals.len(), b.manifest.plant.max_episode_steps);
+            let opts = Options {
+                steps: steps.unwrap_or(b.manifest.run.steps),
+                seed: seed.unwrap_or(b.manifest.run.seed),
+                out_dir: out_dir.clone(),
+                fresh,
+                eval_episodes: episodes,
+                progress: !quiet,
+                record: Some(record.unwrap_or_else(|| out_dir.join("record.mcap"))),
+                source: port.clone(),
+            };
+            eprintln!(
+                "customizing `{name}` over {port} for {} steps; checkpoint in {}",
+                opts.steps,
+                out_dir.display()
+            );
+            let outcome = customize::run_in(b, &mut env, &opts)?;
+            let c = outcome.link;
+            println!(
+                "link: {} frames, {} CRC errors, {} other rejected, {} sequence gaps, {} duplicates, {} late, {} reconnects",
+                c.frames, c.crc_errors, c.other_errors, c.seq_gaps, c.duplicates, c.late_frames, c.reconnects
+            );
+            if let Some(r) = &outcome.record_stats {
+                println!(
+                    "record: {} ticks written, {} dropped -> {}",
+                    r.written,
+                    r.dropped,
+                    opts.record.as_ref().unwrap().display()
+                );
+            }
+            finish(&name, opts.seed, &out_dir, None, None, &metric, &outcome)
+        }
         Command::Check { bundle } => {
             let b = Bundle::load(&bundle)?;
             println!("{}: ok", b.manifest_path.display());
@@ -122,6 +306,8 @@ fn run(cli: Cli) -> Result<()> {
                 fresh,
                 eval_episodes: episodes,
                 progress: !quiet,
+                record: None,
+                source: "sim".into(),
             };
             eprintln!(
                 "customizing `{name}` on the simulated {} for {} steps (seed {}); checkpoint in {}",
@@ -131,33 +317,15 @@ fn run(cli: Cli) -> Result<()> {
                 out_dir.display()
             );
             let outcome = customize::run(b, &opts)?;
-            println!("\n{}", report::table(&outcome));
-            println!(
-                "learned for {} environment steps ({} updates, {:.1} s{})",
-                outcome.env_steps,
-                outcome.updates,
-                outcome.wall_seconds,
-                if outcome.resumed_from > 0 {
-                    format!(", resumed at step {}", outcome.resumed_from)
-                } else {
-                    String::new()
-                }
-            );
-            let report_path = report_path.unwrap_or_else(|| out_dir.join("report.json"));
-            report::write_json(&report_path, &report::to_json(&name, opts.seed, &outcome))?;
-            let plot_path = plot_path.unwrap_or_else(|| out_dir.join("plot.png"));
-            plot::write(
-                &plot_path,
-                &format!("resq customize {name}: {} steps", outcome.env_steps),
+            finish(
+                &name,
+                opts.seed,
+                &out_dir,
+                report_path,
+                plot_path,
                 &metric,
                 &outcome,
-            )?;
-            println!(
-                "report: {}\nplot:   {}",
-                report_path.display(),
-                plot_path.display()
-            );
-            Ok(())
+            )
         }
     }
 }

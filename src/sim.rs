@@ -1,5 +1,7 @@
-//! In-process episodes on a simulated plant: reset, step, time limit. Fast and deterministic
-//! (seeded); the rig serves the same plants over the wire protocol.
+//! Episodes: the [`Env`] interface the learning loop and the evaluation drive, and its in-process
+//! implementation on a simulated plant ([`SimEnv`]: fast and deterministic from a seed). The
+//! link implementation (`crate::link::LinkEnv`) drives firmware — simulated or real — over a
+//! serial port through the same interface.
 
 use rand::SeedableRng;
 
@@ -17,6 +19,38 @@ pub struct StepEnd {
 impl StepEnd {
     pub fn done(self) -> bool {
         self.terminated || self.truncated
+    }
+}
+
+/// Why an environment could not go on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EnvError(pub String);
+
+/// Something the robot acts in, episode by episode.
+pub trait Env {
+    /// Starts a new episode; afterwards [`Env::signals`] holds its first signals.
+    fn reset(&mut self) -> Result<(), EnvError>;
+    /// Sends one command and waits for the resulting signals. The time limit (`max_steps`)
+    /// truncates; a link interruption also ends the episode as a truncation.
+    fn step(&mut self, command: &[f32]) -> Result<StepEnd, EnvError>;
+    /// The signals after the last reset or step.
+    fn signals(&self) -> &[f32];
+    /// Steps taken in the current episode.
+    fn episode_steps(&self) -> u32;
+    /// Restarts the stream of episode starts: the same seed gives the same sequence of starts.
+    fn reseed(&mut self, seed: u64);
+    /// The robot reports its e-stop pressed.
+    fn estop(&self) -> bool {
+        false
+    }
+    /// Link counters (zero in process).
+    fn counters(&self) -> crate::record::LinkCounters {
+        Default::default()
+    }
+    /// Sequence number and firmware time (µs) of the last sensor frame (zero in process).
+    fn frame_stamp(&self) -> (u32, u64) {
+        (0, 0)
     }
 }
 
@@ -44,20 +78,35 @@ impl SimEnv {
             rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed),
         })
     }
+}
 
-    pub fn reset(&mut self) {
+impl Env for SimEnv {
+    fn reset(&mut self) -> Result<(), EnvError> {
         self.plant.reset(&mut self.rng);
         self.plant.signals(&mut self.signals);
         self.t = 0;
+        Ok(())
     }
 
-    pub fn step(&mut self, command: &[f32]) -> StepEnd {
+    fn step(&mut self, command: &[f32]) -> Result<StepEnd, EnvError> {
         let terminated = self.plant.step(command);
         self.plant.signals(&mut self.signals);
         self.t += 1;
-        StepEnd {
+        Ok(StepEnd {
             terminated,
             truncated: !terminated && self.t >= self.max_steps,
-        }
+        })
+    }
+
+    fn signals(&self) -> &[f32] {
+        &self.signals
+    }
+
+    fn episode_steps(&self) -> u32 {
+        self.t
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        self.rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
     }
 }

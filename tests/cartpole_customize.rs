@@ -29,6 +29,8 @@ fn customize(bundle: &str, out: &Path, steps: u64) -> customize::Outcome {
         fresh: false,
         eval_episodes: Some(EVAL_EPISODES),
         progress: false,
+        record: None,
+        source: "sim".into(),
     };
     customize::run(b, &opts).unwrap()
 }

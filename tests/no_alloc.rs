@@ -1,6 +1,6 @@
 //! The control path allocates nothing after warm-up: a counting global allocator watches one
 //! thread while the controller runs full ticks (observe → prior → residual → KL-budgeted action
-//! choice), the add-on reward is evaluated and the transition is stored.
+//! choice → supervisor), the add-on reward is evaluated and the transition is stored.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use resq::algo::replay::{Replay, Transition};
 use resq::control::{ActMode, Controller, PolicyChoice};
 use resq::nn::{Activation, Mlp};
-use resq::sim::SimEnv;
+use resq::sim::{Env, SimEnv};
 use resq::Bundle;
 
 struct Counting;
@@ -78,21 +78,24 @@ fn control_tick_allocates_nothing_after_warm_up() {
     let mut terms = vec![0.0; ctl.bundle.addon.terms.len()];
     let mut obs = vec![0.0; n_obs];
     let mut next_logp0 = vec![0.0; n_act];
+    let mut supervisor = ctl.bundle.supervisor();
     let mut tick = |ctl: &mut Controller, env: &mut SimEnv| {
         obs.copy_from_slice(&ctl.obs);
         let d = ctl.step(
-            &env.signals,
+            env.signals(),
             PolicyChoice::Customized,
             ActMode::Sample,
             &mut rng,
         );
         let cmd = ctl.bundle.action_values[d.action];
-        let end = env.step(&[cmd]);
+        let mut sent = [0.0f32];
+        supervisor.filter(&[cmd], &mut sent);
+        let end = env.step(&sent).unwrap();
         ctl.bundle
             .vars
-            .fill(&env.signals, &[cmd], &[0.0], &mut vals);
+            .fill(env.signals(), &[cmd], &[0.0], &mut vals);
         let r = ctl.bundle.addon.eval(&vals, &mut terms);
-        ctl.observe(&env.signals);
+        ctl.observe(env.signals());
         next_logp0.copy_from_slice(&ctl.logp0);
         replay.push(&Transition {
             obs: &obs,
@@ -106,11 +109,11 @@ fn control_tick_allocates_nothing_after_warm_up() {
             truncated: end.truncated,
         });
         if end.done() {
-            env.reset();
+            env.reset().unwrap();
         }
         d
     };
-    env.reset();
+    env.reset().unwrap();
     for _ in 0..100 {
         tick(&mut ctl, &mut env);
     }

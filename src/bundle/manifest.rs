@@ -24,6 +24,8 @@ pub struct Manifest {
     #[serde(default)]
     pub evaluation: EvaluationSection,
     #[serde(default)]
+    pub safety: SafetySection,
+    #[serde(default)]
     pub run: RunSection,
 }
 
@@ -252,6 +254,35 @@ impl Default for RunSection {
             seed: 0,
             steps: 20_000,
             checkpoint_every: 2_000,
+        }
+    }
+}
+
+/// `[safety]`: the supervisor's limits (one value per command). Empty lists take the defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetySection {
+    /// Lowest command sent (default: the lowest action value).
+    pub command_min: Vec<f32>,
+    /// Highest command sent (default: the highest action value).
+    pub command_max: Vec<f32>,
+    /// Largest change per tick (0 = no limit; default 0).
+    pub max_rate: Vec<f32>,
+    /// Sent on e-stop, on a non-finite command, and applied by firmware on timeout (default 0).
+    pub safe_command: Vec<f32>,
+    /// A tick whose decision takes longer than this (from signals received to command ready)
+    /// sends the prior's action instead and counts a deadline miss.
+    pub tick_deadline_ms: f32,
+}
+
+impl Default for SafetySection {
+    fn default() -> Self {
+        SafetySection {
+            command_min: vec![],
+            command_max: vec![],
+            max_rate: vec![],
+            safe_command: vec![],
+            tick_deadline_ms: 50.0,
         }
     }
 }

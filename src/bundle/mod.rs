@@ -14,6 +14,7 @@ use crate::nn::Activation;
 use crate::plant;
 use crate::prior::{Prior, PriorKind};
 use crate::reward::{AddonReward, Expr, NamedExpr, Variables};
+use crate::supervisor::Supervisor;
 
 pub const MANIFEST_FILE: &str = "manifest.toml";
 
@@ -76,6 +77,17 @@ pub struct Bundle {
     pub base_reward: Option<NamedExpr>,
     pub metrics: Vec<Metric>,
     pub hidden_activation: Activation,
+    pub safety: SafetyLimits,
+}
+
+/// The validated `[safety]` section (one command dimension).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SafetyLimits {
+    pub min: f32,
+    pub max: f32,
+    pub max_rate: f32,
+    pub safe: f32,
+    pub tick_deadline_ms: f32,
 }
 
 /// Sets `section.field` (dotted path) in a parsed manifest to `value`.
@@ -469,6 +481,68 @@ impl Bundle {
             "evaluation episodes",
         )?;
 
+        // Safety limits (one command dimension for discrete action sets).
+        let sf = &m.safety;
+        let lo = m
+            .action
+            .values
+            .iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min);
+        let hi = m
+            .action
+            .values
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let one = |field: &str, v: &[f32], default: f32| -> Result<f32, BundleError> {
+            match v {
+                [] => Ok(default),
+                [x] if x.is_finite() => Ok(*x),
+                _ => Err(BundleError::field(
+                    f,
+                    field,
+                    format!("found {v:?}, expected one finite value per command (1)"),
+                    format!("e.g. {field} = [{default}]"),
+                )),
+            }
+        };
+        let safety = SafetyLimits {
+            min: one("safety.command_min", &sf.command_min, lo)?,
+            max: one("safety.command_max", &sf.command_max, hi)?,
+            max_rate: one("safety.max_rate", &sf.max_rate, 0.0)?,
+            safe: one("safety.safe_command", &sf.safe_command, 0.0)?,
+            tick_deadline_ms: sf.tick_deadline_ms,
+        };
+        if safety.min > safety.max || safety.max_rate < 0.0 {
+            return Err(BundleError::field(
+                f,
+                "safety.command_min",
+                format!(
+                    "command_min {} > command_max {} or max_rate {} < 0",
+                    safety.min, safety.max, safety.max_rate
+                ),
+                "use command_min ≤ command_max and max_rate ≥ 0",
+            ));
+        }
+        if !(safety.min..=safety.max).contains(&safety.safe) {
+            return Err(BundleError::field(
+                f,
+                "safety.safe_command",
+                format!(
+                    "safe command {} is outside [{}, {}]",
+                    safety.safe, safety.min, safety.max
+                ),
+                "choose a safe command within the limits",
+            ));
+        }
+        positive(
+            f,
+            "safety.tick_deadline_ms",
+            safety.tick_deadline_ms,
+            "the per-tick deadline",
+        )?;
+
         // The prior, validated against the layout above.
         let kind =
             match (m.prior.kind.as_str(), m.prior.temperature) {
@@ -516,7 +590,14 @@ impl Bundle {
             base_reward,
             metrics,
             hidden_activation,
+            safety,
         })
+    }
+
+    /// A supervisor enforcing this bundle's `[safety]` limits.
+    pub fn supervisor(&self) -> Supervisor {
+        let s = &self.safety;
+        Supervisor::new(vec![s.min], vec![s.max], vec![s.max_rate], vec![s.safe])
     }
 
     pub fn n_actions(&self) -> usize {

@@ -1,5 +1,6 @@
-//! Simulated plants: the reference tasks' physics, each written once. The in-process simulation
-//! uses them directly; the simulated firmware serves the same code over the wire protocol.
+//! Simulated plants: the reference tasks' physics, each written once. resq's in-process
+//! simulation uses them directly; the simulated firmware serves the same code over the wire
+//! protocol.
 
 pub mod cartpole;
 
@@ -13,7 +14,7 @@ pub trait Plant: Send {
     /// The physical range of each command; a command outside it is clamped by the plant.
     fn command_bounds(&self) -> &'static [(f32, f32)];
     /// Starts a new episode from the plant's initial-state distribution.
-    fn reset(&mut self, rng: &mut dyn rand::RngCore);
+    fn reset(&mut self, rng: &mut dyn rand_core::RngCore);
     /// Advances one control period; returns true when the episode has *terminated* (a true
     /// terminal state, never a time limit).
     fn step(&mut self, command: &[f32]) -> bool;
@@ -23,6 +24,12 @@ pub trait Plant: Send {
 
 /// Plants by the name a manifest gives them.
 pub const PLANTS: [&str; 1] = ["cartpole"];
+
+/// A uniform draw in `[lo, hi)` from 53 random bits.
+pub fn uniform(rng: &mut dyn rand_core::RngCore, lo: f64, hi: f64) -> f64 {
+    let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    lo + (hi - lo) * u
+}
 
 pub fn make(name: &str) -> Option<Box<dyn Plant>> {
     match name {

@@ -4,9 +4,7 @@
 //! a termination. The command is the horizontal force in newtons (gymnasium's action 0/1 is
 //! −10/+10 N); signals are `x, x_dot, theta, theta_dot`.
 
-use rand::Rng;
-
-use super::Plant;
+use super::{uniform, Plant};
 
 pub const GRAVITY: f64 = 9.8;
 pub const MASS_CART: f64 = 1.0;
@@ -50,9 +48,9 @@ impl Plant for CartPole {
         &[(-FORCE_MAG as f32, FORCE_MAG as f32)]
     }
 
-    fn reset(&mut self, rng: &mut dyn rand::RngCore) {
+    fn reset(&mut self, rng: &mut dyn rand_core::RngCore) {
         for v in &mut self.state {
-            *v = rng.random_range(-0.05..0.05);
+            *v = uniform(rng, -0.05, 0.05);
         }
     }
 

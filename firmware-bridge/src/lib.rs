@@ -1,0 +1,46 @@
+//! firmware-bridge: the wire protocol between resq (the host) and robot firmware.
+//!
+//! The protocol core is `no_std` with no allocator (fixed-size `heapless` buffers), so the same
+//! code runs on a microcontroller and on the host. `PROTOCOL.md` specifies it byte by byte.
+//!
+//! With the `sim` feature (std) the crate also holds the simulated plants ([`plant`]) — each
+//! plant's physics lives here once — used by resq's in-process simulation and by the simulated
+//! firmware.
+//!
+//! Modules: [`message`] (the values), [`wire`] (byte layouts, [`encode`]), [`decoder`]
+//! (streaming [`Decoder`]), [`cobs`], [`crc`] ([`crc32c`], [`layout_hash`]), [`handshake`]
+//! (accepting a peer's [`Hello`]), [`timing`] (link timing constants).
+//!
+//! Contract: nothing in the protocol core panics on any input or allocates.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+pub mod cobs;
+pub mod crc;
+pub mod decoder;
+pub mod error;
+pub mod handshake;
+pub mod message;
+pub mod timing;
+pub mod wire;
+
+pub use crc::{crc32c, layout_hash};
+pub use decoder::{Decoder, DecoderStats};
+pub use error::{DecodeError, EncodeError};
+pub use message::{
+    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Reject, RejectReason,
+    Reset, Role, Sensor, SensorFlags, Values, MAX_VALUES, PROTOCOL_VERSION,
+};
+pub use timing::{
+    seq_after, HEARTBEAT_IDLE_US, HELLO_RETRY_US, LINK_TIMEOUT_US, MAX_RETRIES,
+    PROTOCOL_FAULT_INTERVAL_US, RETRY_US,
+};
+pub use wire::{
+    decode_frame, decode_payload, encode, encode_payload, encode_to_vec, FrameBuf, MAX_FRAME,
+    MAX_PAYLOAD,
+};
+
+#[cfg(feature = "sim")]
+pub mod plant;
+
+#[cfg(feature = "sim")]
+pub mod firmware;

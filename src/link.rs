@@ -1,0 +1,439 @@
+//! The host side of the serial link: handshake, framing, timeouts, reconnection, counters — and
+//! [`LinkEnv`], which drives firmware (simulated or real) through the [`Env`] interface so the
+//! learning loop is the same on a rig as in process.
+//!
+//! Lock-step protocol (PROTOCOL.md): the host sends a Command echoing the last Sensor's `seq`;
+//! the firmware steps and answers with Sensor `seq + 1`. A lost frame either way is repaired by
+//! resending the Command after `RETRY_US` (the firmware answers a repeated Command by repeating
+//! its Sensor, never by stepping twice). After `MAX_RETRIES` silent retries, or an I/O error (an
+//! unplugged cable), the host reopens the port and handshakes again, for at most
+//! `reconnect_within`; the interrupted episode ends as a truncation and a new one starts.
+//! A firmware reboot shows up as a new `boot_id` in the handshake (or a Sensor whose sequence
+//! number jumps backwards), and is handled the same way.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use firmware_bridge::timing::{HELLO_RETRY_US, MAX_RETRIES, RETRY_US};
+use firmware_bridge::{
+    encode, Command, Decoder, DecoderStats, Hello, Message, Mode, Reset, Sensor, SensorFlags,
+    MAX_FRAME, PROTOCOL_VERSION,
+};
+use log::{info, warn};
+
+use crate::record::LinkCounters;
+use crate::sim::{Env, EnvError, StepEnd};
+
+/// How to reach the firmware.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Serial device path, e.g. /dev/ttyACM0 or a pseudo-terminal from `resq rig`.
+    pub port: String,
+    pub baud: u32,
+    pub mode: Mode,
+    /// Real-time control period the host expects (0 in lock-step).
+    pub period_us: u32,
+    /// Give up reconnecting after this long.
+    pub reconnect_within: Duration,
+    /// How long a command stays valid at the firmware (real-time mode).
+    pub command_valid_for: Duration,
+}
+
+impl LinkConfig {
+    pub fn lock_step(port: &str) -> Self {
+        LinkConfig {
+            port: port.to_string(),
+            baud: 115_200,
+            mode: Mode::LockStep,
+            period_us: 0,
+            reconnect_within: Duration::from_secs(10),
+            command_valid_for: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A live serial link to the firmware.
+pub struct Link {
+    cfg: LinkConfig,
+    hello: Hello,
+    port: Option<Box<dyn serialport::SerialPort>>,
+    decoder: Decoder,
+    /// Decoder stats of decoders replaced at reconnection.
+    past: DecoderStats,
+    rx: [u8; 256],
+    tx: [u8; MAX_FRAME],
+    /// Messages decoded but not yet taken.
+    pending: heapless::Deque<Message, 8>,
+    pub firmware: Option<Hello>,
+    pub counters: LinkCounters,
+}
+
+fn err(msg: impl Into<String>) -> EnvError {
+    EnvError(msg.into())
+}
+
+impl Link {
+    /// Opens the port and handshakes. `signals` and `commands` are the bundle's names, whose
+    /// layout hash the firmware must share.
+    pub fn open(cfg: LinkConfig, signals: &[&str], commands: &[&str]) -> Result<Link, EnvError> {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: firmware_bridge::Role::Host,
+            mode: cfg.mode,
+            period_us: cfg.period_us,
+            layout_hash: firmware_bridge::layout_hash(signals, commands),
+            n_signals: signals.len() as u8,
+            n_actions: commands.len() as u8,
+            boot_id: 0,
+        };
+        let mut link = Link {
+            cfg,
+            hello,
+            port: None,
+            decoder: Decoder::new(),
+            past: DecoderStats::default(),
+            rx: [0; 256],
+            tx: [0; MAX_FRAME],
+            pending: heapless::Deque::new(),
+            firmware: None,
+            counters: LinkCounters::default(),
+        };
+        link.connect(Duration::from_secs(5))?;
+        Ok(link)
+    }
+
+    fn open_port(&mut self) -> Result<(), EnvError> {
+        let port = serialport::new(&self.cfg.port, self.cfg.baud)
+            .timeout(Duration::from_millis(5))
+            .open()
+            .map_err(|e| err(format!("cannot open serial port {}: {e}", self.cfg.port)))?;
+        self.port = Some(port);
+        self.past = add_stats(self.past, self.decoder.stats());
+        self.decoder = Decoder::new();
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Opens (or reopens) the port and handshakes, retrying until `within` has passed.
+    fn connect(&mut self, within: Duration) -> Result<(), EnvError> {
+        let until = Instant::now() + within;
+        let mut last_error;
+        loop {
+            match self
+                .open_port()
+                .and_then(|_| self.handshake(Duration::from_millis(1000)))
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.0.contains("refused the handshake") => return Err(e),
+                Err(e) => last_error = e.0,
+            }
+            self.port = None;
+            if Instant::now() >= until {
+                return Err(err(format!(
+                    "no firmware answered on {} within {:.1} s: {last_error}\n  fix: check the cable and that the firmware (or `resq rig`) is running",
+                    self.cfg.port,
+                    within.as_secs_f32()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn handshake(&mut self, within: Duration) -> Result<(), EnvError> {
+        let until = Instant::now() + within;
+        let mut next_hello = Instant::now();
+        loop {
+            if Instant::now() >= next_hello {
+                // A leading 0x00 flushes whatever partial frame the firmware holds.
+                self.write_raw(&[0])?;
+                self.send(&Message::Hello(self.hello.clone()))?;
+                next_hello = Instant::now() + Duration::from_micros(HELLO_RETRY_US);
+            }
+            match self.recv_until(next_hello.min(until))? {
+                Some(Message::Hello(fw)) => {
+                    if let Some(old) = &self.firmware {
+                        if old.boot_id != fw.boot_id {
+                            warn!("firmware on {} rebooted (boot id {:08x} -> {:08x})", self.cfg.port, old.boot_id, fw.boot_id);
+                        }
+                    }
+                    info!("handshake with firmware on {} (boot id {:08x})", self.cfg.port, fw.boot_id);
+                    self.firmware = Some(fw);
+                    return Ok(());
+                }
+                Some(Message::Reject(r)) => {
+                    return Err(err(format!(
+                        "the firmware on {} refused the handshake ({:?}): firmware has protocol v{}, layout hash {:08x}, {} signals, {} commands; this bundle has v{}, {:08x}, {}, {}\n  fix: the bundle's plant signals and action must match the firmware's, in order",
+                        self.cfg.port, r.reason, r.version, r.layout_hash, r.n_signals, r.n_actions,
+                        self.hello.version, self.hello.layout_hash, self.hello.n_signals, self.hello.n_actions
+                    )))
+                }
+                _ => {}
+            }
+            if Instant::now() >= until {
+                return Err(err("no handshake reply"));
+            }
+        }
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), EnvError> {
+        let port = self.port.as_mut().ok_or_else(|| err("not connected"))?;
+        port.write_all(bytes)
+            .map_err(|e| err(format!("write to {}: {e}", self.cfg.port)))
+    }
+
+    /// Encodes and sends one message.
+    pub fn send(&mut self, msg: &Message) -> Result<(), EnvError> {
+        let n = encode(msg, &mut self.tx).map_err(|e| err(format!("encode: {e:?}")))?;
+        let frame = self.tx;
+        self.write_raw(&frame[..n])
+    }
+
+    /// The next message (heartbeats are consumed), or `None` at `deadline`.
+    fn recv_until(&mut self, deadline: Instant) -> Result<Option<Message>, EnvError> {
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Ok(Some(m));
+            }
+            let port = self.port.as_mut().ok_or_else(|| err("not connected"))?;
+            let n = match port.read(&mut self.rx) {
+                Ok(0) => return Err(err(format!("{}: the port closed", self.cfg.port))),
+                Ok(n) => n,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::TimedOut
+                        || e.kind() == std::io::ErrorKind::WouldBlock =>
+                {
+                    0
+                }
+                Err(e) => return Err(err(format!("read from {}: {e}", self.cfg.port))),
+            };
+            for i in 0..n {
+                if let Some(Ok(m)) = self.decoder.push(self.rx[i]) {
+                    if matches!(m, Message::Heartbeat(_)) {
+                        continue;
+                    }
+                    if self.pending.push_back(m).is_err() {
+                        // More than the queue holds in one read: the oldest are stale anyway.
+                        self.pending.pop_front();
+                        self.counters.late_frames += 1;
+                    }
+                }
+            }
+            self.sync_counters();
+            if !self.pending.is_empty() {
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn sync_counters(&mut self) {
+        let s = add_stats(self.past, self.decoder.stats());
+        self.counters.frames = s.frames;
+        self.counters.crc_errors = s.crc_errors;
+        self.counters.other_errors =
+            s.cobs_errors + s.length_errors + s.oversized + s.unknown_type + s.bad_field;
+    }
+}
+
+fn add_stats(a: DecoderStats, b: DecoderStats) -> DecoderStats {
+    DecoderStats {
+        frames: a.frames + b.frames,
+        crc_errors: a.crc_errors + b.crc_errors,
+        cobs_errors: a.cobs_errors + b.cobs_errors,
+        length_errors: a.length_errors + b.length_errors,
+        oversized: a.oversized + b.oversized,
+        unknown_type: a.unknown_type + b.unknown_type,
+        bad_field: a.bad_field + b.bad_field,
+        bytes: a.bytes + b.bytes,
+    }
+}
+
+/// Episodes on firmware over a [`Link`].
+pub struct LinkEnv {
+    pub link: Link,
+    max_steps: u32,
+    t: u32,
+    signals: Vec<f32>,
+    last: Option<Sensor>,
+    estop: bool,
+    seed_stream: u64,
+    episode: u64,
+    /// Longest time from a reconnect's start to the link being back.
+    pub worst_reconnect: Duration,
+}
+
+impl LinkEnv {
+    pub fn new(link: Link, n_signals: usize, max_steps: u32) -> Self {
+        LinkEnv {
+            link,
+            max_steps,
+            t: 0,
+            signals: vec![0.0; n_signals],
+            last: None,
+            estop: false,
+            seed_stream: 0,
+            episode: 0,
+            worst_reconnect: Duration::ZERO,
+        }
+    }
+
+    fn reconnect(&mut self, why: &str) -> Result<(), EnvError> {
+        warn!("link to {} lost ({why}); reconnecting", self.link.cfg.port);
+        let started = Instant::now();
+        self.link.port = None;
+        self.link.connect(self.link.cfg.reconnect_within)?;
+        self.link.counters.reconnects += 1;
+        self.worst_reconnect = self.worst_reconnect.max(started.elapsed());
+        Ok(())
+    }
+
+    /// Takes a Sensor frame into the env's state.
+    fn accept(&mut self, s: Sensor) {
+        for (o, v) in self.signals.iter_mut().zip(s.values.iter()) {
+            *o = *v;
+        }
+        self.estop = s.flags.contains(SensorFlags::ESTOP);
+        self.last = Some(s);
+    }
+
+    /// Sends `msg` and waits for the Sensor frame with sequence number `want` (any, if None),
+    /// retrying and reconnecting as the protocol says. Returns false if the link was re-established
+    /// on the way (the episode is broken).
+    fn exchange(&mut self, msg: &Message, want: Option<u32>) -> Result<bool, EnvError> {
+        let mut retries = 0;
+        loop {
+            if let Err(e) = self.link.send(msg) {
+                self.reconnect(&e.0)?;
+                return Ok(false);
+            }
+            let deadline = Instant::now() + Duration::from_micros(RETRY_US);
+            loop {
+                match self.link.recv_until(deadline) {
+                    Ok(Some(Message::Sensor(s))) => {
+                        let expected = match want {
+                            Some(w) => s.seq == w,
+                            None => s.flags.contains(SensorFlags::RESET),
+                        };
+                        if expected {
+                            self.accept(s);
+                            return Ok(true);
+                        }
+                        let last = self.last.as_ref().map(|l| l.seq);
+                        if Some(s.seq) == last || want.is_some_and(|w| s.seq.wrapping_add(1) == w) {
+                            // A repeat of a frame we already have (a retry crossed its answer).
+                            self.link.counters.duplicates += 1;
+                        } else if last.is_some_and(|l| s.seq < l && l - s.seq > 2) {
+                            // The sequence went backwards: the firmware restarted.
+                            self.reconnect("sequence numbers restarted: firmware reboot")?;
+                            return Ok(false);
+                        } else {
+                            self.link.counters.seq_gaps += 1;
+                        }
+                    }
+                    Ok(Some(Message::Fault(f))) => {
+                        if f.code == firmware_bridge::FaultCode::EStop {
+                            self.estop = true;
+                            return Ok(true);
+                        }
+                        if f.code == firmware_bridge::FaultCode::Protocol {
+                            // The firmware lost our handshake (e.g. it rebooted).
+                            self.reconnect("the firmware no longer knows this host")?;
+                            return Ok(false);
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.reconnect(&e.0)?;
+                        return Ok(false);
+                    }
+                }
+            }
+            retries += 1;
+            self.link.counters.late_frames += 1;
+            if retries >= MAX_RETRIES {
+                self.reconnect("no answer after retries")?;
+                return Ok(false);
+            }
+        }
+    }
+}
+
+impl Env for LinkEnv {
+    fn reset(&mut self) -> Result<(), EnvError> {
+        for _ in 0..3 {
+            self.episode += 1;
+            let seed = self
+                .seed_stream
+                .wrapping_add(self.episode.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            if self.exchange(&Message::Reset(Reset { seed }), None)? {
+                self.t = 0;
+                return Ok(());
+            }
+        }
+        Err(err(format!(
+            "{}: could not start an episode after reconnecting",
+            self.link.cfg.port
+        )))
+    }
+
+    fn step(&mut self, command: &[f32]) -> Result<StepEnd, EnvError> {
+        let last = self.last.as_ref().ok_or_else(|| err("step before reset"))?;
+        let seq = last.seq;
+        let mut values = firmware_bridge::Values::new();
+        for v in command {
+            values
+                .push(*v)
+                .map_err(|_| err("too many command values"))?;
+        }
+        let cmd = Command {
+            seq,
+            valid_for_us: self.link.cfg.command_valid_for.as_micros() as u32,
+            values,
+        };
+        let intact = self.exchange(&Message::Command(cmd), Some(seq.wrapping_add(1)))?;
+        self.t += 1;
+        if !intact {
+            // The link was re-established: this episode cannot continue; end it as a truncation.
+            return Ok(StepEnd {
+                terminated: false,
+                truncated: true,
+            });
+        }
+        let terminated = self
+            .last
+            .as_ref()
+            .is_some_and(|s| s.flags.contains(SensorFlags::TERMINATED));
+        Ok(StepEnd {
+            terminated,
+            truncated: !terminated && self.t >= self.max_steps,
+        })
+    }
+
+    fn signals(&self) -> &[f32] {
+        &self.signals
+    }
+
+    fn episode_steps(&self) -> u32 {
+        self.t
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        self.seed_stream = seed;
+        self.episode = 0;
+    }
+
+    fn estop(&self) -> bool {
+        self.estop
+    }
+
+    fn counters(&self) -> LinkCounters {
+        self.link.counters
+    }
+
+    fn frame_stamp(&self) -> (u32, u64) {
+        self.last.as_ref().map_or((0, 0), |s| (s.seq, s.t_us))
+    }
+}

@@ -1,0 +1,10 @@
+//! Per-tick records: the [`TickRecord`] the control loop fills, a recorder thread that writes
+//! them to an MCAP file without ever blocking the loop, and `resq inspect`'s summary.
+
+pub mod inspect;
+pub mod recorder;
+pub mod tick;
+
+pub use inspect::{inspect, LinkTotals, Percentiles, Summary};
+pub use recorder::{RecordMeta, Recorder, RecorderStats, DEFAULT_CAPACITY};
+pub use tick::{Decisions, LinkCounters, TickRecord};
