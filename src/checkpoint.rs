@@ -5,8 +5,7 @@
 //!
 //! Tensors: `online.{l}.w|b`, `target.{l}.w|b`, `adam_m.{l}.w|b`, `adam_v.{l}.w|b` for each layer
 //! `l`, and the training history (`history.*`). Metadata: format, manifest hash, counters.
-//! The replay buffer is not saved: a resumed run refills it (its warm-up) while acting on the
-//! restored residual.
+//! The replay ring is saved too (`replay.*`), so a resumed run learns on at once.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -120,6 +119,68 @@ pub fn save(
         vec![h.episode_length.len()],
         f32_bytes(&h.episode_length),
     ));
+    // The replay ring, so a resumed run learns on at once (no second warm-up).
+    let r = &learner.replay;
+    let flags = |v: &[bool]| v.iter().map(|b| *b as u8).collect::<Vec<u8>>();
+    let ring: [(&str, Dtype, Vec<usize>, Vec<u8>); 9] = [
+        (
+            "replay.obs",
+            Dtype::F32,
+            vec![r.capacity, r.n_obs],
+            f32_bytes(&r.obs),
+        ),
+        (
+            "replay.next_obs",
+            Dtype::F32,
+            vec![r.capacity, r.n_obs],
+            f32_bytes(&r.next_obs),
+        ),
+        (
+            "replay.next_logp0",
+            Dtype::F32,
+            vec![r.capacity, r.n_actions],
+            f32_bytes(&r.next_logp0),
+        ),
+        (
+            "replay.action",
+            Dtype::U32,
+            vec![r.capacity],
+            r.action.iter().flat_map(|a| a.to_le_bytes()).collect(),
+        ),
+        (
+            "replay.reward",
+            Dtype::F32,
+            vec![r.capacity],
+            f32_bytes(&r.reward),
+        ),
+        (
+            "replay.logp0_taken",
+            Dtype::F32,
+            vec![r.capacity],
+            f32_bytes(&r.logp0_taken),
+        ),
+        (
+            "replay.logpi_taken",
+            Dtype::F32,
+            vec![r.capacity],
+            f32_bytes(&r.logpi_taken),
+        ),
+        (
+            "replay.terminal",
+            Dtype::U8,
+            vec![r.capacity],
+            flags(&r.terminal),
+        ),
+        (
+            "replay.episode_end",
+            Dtype::U8,
+            vec![r.capacity],
+            flags(&r.episode_end),
+        ),
+    ];
+    for (name, dtype, shape, bytes) in ring {
+        owned.push((name.to_string(), dtype, shape, bytes));
+    }
 
     let views = owned
         .iter()
@@ -139,6 +200,10 @@ pub fn save(
         ("env_steps".to_string(), progress.env_steps.to_string()),
         ("updates".to_string(), learner.updates.to_string()),
         ("adam_t".to_string(), learner.adam.t.to_string()),
+        (
+            "replay_written".to_string(),
+            learner.replay.written.to_string(),
+        ),
         ("sizes".to_string(), sizes.join(",")),
     ]);
     let bytes = safetensors::serialize(views, Some(meta))?;
@@ -298,8 +363,90 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
             f32::from_le_bytes(c.try_into().expect("4 bytes"))
         })?,
     };
+    restore_replay(&st, learner, num("replay_written").unwrap_or(0));
     Ok(Progress {
         env_steps: num("env_steps")?,
         history,
     })
+}
+
+/// Restores the replay ring if the checkpoint has one of the same shape; otherwise the resumed
+/// run starts with an empty ring (and a warm-up).
+fn restore_replay(st: &SafeTensors, learner: &mut ResidualSoftQ, written: u64) {
+    let r = &mut learner.replay;
+    let get = |name: &str, dtype: Dtype, len: usize| -> Option<Vec<u8>> {
+        let t = st.tensor(name).ok()?;
+        (t.dtype() == dtype && t.data().len() == len * dtype.bitsize() / 8)
+            .then(|| t.data().to_vec())
+    };
+    let f32s = |b: Vec<u8>| {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect::<Vec<f32>>()
+    };
+    let (cap, no, na) = (r.capacity, r.n_obs, r.n_actions);
+    let restored = (|| {
+        let obs = f32s(get("replay.obs", Dtype::F32, cap * no)?);
+        let next_obs = f32s(get("replay.next_obs", Dtype::F32, cap * no)?);
+        let next_logp0 = f32s(get("replay.next_logp0", Dtype::F32, cap * na)?);
+        let action: Vec<u32> = get("replay.action", Dtype::U32, cap)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let reward = f32s(get("replay.reward", Dtype::F32, cap)?);
+        let logp0_taken = f32s(get("replay.logp0_taken", Dtype::F32, cap)?);
+        let logpi_taken = f32s(get("replay.logpi_taken", Dtype::F32, cap)?);
+        let terminal: Vec<bool> = get("replay.terminal", Dtype::U8, cap)?
+            .iter()
+            .map(|b| *b != 0)
+            .collect();
+        let episode_end: Vec<bool> = get("replay.episode_end", Dtype::U8, cap)?
+            .iter()
+            .map(|b| *b != 0)
+            .collect();
+        Some((
+            obs,
+            next_obs,
+            next_logp0,
+            action,
+            reward,
+            logp0_taken,
+            logpi_taken,
+            terminal,
+            episode_end,
+        ))
+    })();
+    match restored {
+        Some((
+            obs,
+            next_obs,
+            next_logp0,
+            action,
+            reward,
+            logp0_taken,
+            logpi_taken,
+            terminal,
+            episode_end,
+        )) => {
+            r.obs = obs;
+            r.next_obs = next_obs;
+            r.next_logp0 = next_logp0;
+            r.action = action;
+            r.reward = reward;
+            r.logp0_taken = logp0_taken;
+            r.logpi_taken = logpi_taken;
+            r.terminal = terminal;
+            r.episode_end = episode_end;
+            r.written = written;
+            if written > 0 {
+                // The resumed run starts a new episode: the last stored transition ends its
+                // episode as a truncation (it still bootstraps from its own next state).
+                let last = r.slot(written - 1);
+                r.episode_end[last] = true;
+            }
+        }
+        None => log::warn!(
+            "the checkpoint holds no replay ring of this shape: the resumed run refills it first"
+        ),
+    }
 }

@@ -1,11 +1,13 @@
 //! `resq customize`: learn the residual online on the simulated plant, then compare the prior
 //! and the customized policy.
 //!
-//! Per tick: the controller acts (π̂, sampled, within the KL budget), the plant steps, the add-on
-//! reward is evaluated on the new signals, the transition goes to the replay ring, the learner
-//! takes `updates_per_tick` gradient steps and hands its weights to the controller. In process
-//! the learner runs in the same thread, which keeps runs bit-for-bit reproducible from a seed;
-//! a real-time link (the rig) moves it to its own thread.
+//! Per tick: the controller decides (π̂, sampled, within the KL budget) as soon as the signals
+//! arrive, the supervisor filters the command and it is sent; while the robot moves, the learner
+//! takes `updates_per_tick` gradient steps and hands its weights to the controller; then the new
+//! signals arrive, the add-on reward is evaluated and the transition goes to the replay ring.
+//! The learner shares the loop's thread, which keeps runs bit-for-bit reproducible from a seed
+//! (in lock-step); its work sits between sending a command and the next frame, so it never
+//! delays a command.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -210,7 +212,16 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             started,
         );
         last_tick_start = Some(tick_start);
-        let end = env.step(&cmd)?;
+        env.act(&cmd)?;
+        // Learn while the robot moves; the command is already on its way.
+        let mut updated = false;
+        for _ in 0..learner.settings.updates_per_tick {
+            updated |= learner.update().is_some();
+        }
+        if updated {
+            ctl.residual.copy_from(&learner.online);
+        }
+        let end = env.observe()?;
         frame_at = Instant::now();
         ctl.bundle
             .vars
@@ -258,13 +269,6 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             tick.n_terms = terms.len() as u8;
             tick.addon_terms[..terms.len()].copy_from_slice(&terms);
             rec.record(&tick);
-        }
-        let mut updated = false;
-        for _ in 0..learner.settings.updates_per_tick {
-            updated |= learner.update().is_some();
-        }
-        if updated {
-            ctl.residual.copy_from(&learner.online);
         }
         if learner.diverged {
             warn!(

@@ -17,7 +17,8 @@ pub const EVAL_SEED_OFFSET: u64 = 1_000_003;
 pub struct PolicyEval {
     pub episodes: usize,
     pub mean_episode_length: f64,
-    /// Fraction of episodes that reached the time limit without terminating.
+    /// Fraction of episodes that reached the time limit without terminating. Episodes cut by the
+    /// link are not counted (see `episodes`).
     pub success_rate: f64,
     /// Mean per-episode sum of the prior's base reward (`[task] base_reward`), if given.
     pub base_return: Option<f64>,
@@ -80,16 +81,21 @@ pub fn evaluate(
     let n_metrics = b.metrics.len();
     let mut vals = vec![0.0; b.vars.len()];
     let mut terms = vec![0.0; n_terms];
-    let (mut len_sum, mut successes, mut base_sum, mut addon_sum) = (0u64, 0usize, 0.0f64, 0.0f64);
-    let mut term_sums = vec![0.0f64; n_terms];
-    let mut metric_step_sum = vec![0.0f64; n_metrics];
-    let mut metric_steps = 0u64;
-    let mut metric_episode_sum = vec![0.0f64; n_metrics];
+    let max_steps = b.manifest.plant.max_episode_steps;
+    let mut total = Tally::new(n_terms, n_metrics);
+    let mut ep = Tally::new(n_terms, n_metrics);
     let mut samples = Vec::new();
+    let mut ep_samples = Vec::new();
     let mut fallbacks = 0;
-    for _ in 0..episodes {
+    let mut counted = 0;
+    // Episodes cut by the link are void and run again (at most as many again).
+    let mut attempts = 0;
+    while counted < episodes && attempts < 2 * episodes {
+        attempts += 1;
         env.reset()?;
         supervisor.new_episode();
+        ep.clear();
+        ep_samples.clear();
         let mut prev = 0.0f32;
         loop {
             let d = ctl.step(env.signals(), policy, mode, &mut rng);
@@ -99,41 +105,45 @@ pub fn evaluate(
             let end = env.step(&cmd)?;
             b.vars.fill(env.signals(), &cmd, &[prev], &mut vals);
             prev = cmd[0];
-            addon_sum += b.addon.eval(&vals, &mut terms) as f64;
-            for (s, t) in term_sums.iter_mut().zip(&terms) {
+            ep.addon += b.addon.eval(&vals, &mut terms) as f64;
+            for (s, t) in ep.terms.iter_mut().zip(&terms) {
                 *s += *t as f64;
             }
             if let Some(base) = &b.base_reward {
-                base_sum += base.expr.eval(&vals) as f64;
+                ep.base += base.expr.eval(&vals) as f64;
             }
             for (i, m) in b.metrics.iter().enumerate() {
                 let v = m.expr.eval(&vals);
-                metric_step_sum[i] += v as f64;
-                metric_episode_sum[i] += v as f64;
+                ep.metric[i] += v as f64;
                 if i == 0 {
-                    samples.push(v);
+                    ep_samples.push(v);
                 }
             }
-            metric_steps += 1;
+            ep.steps += 1;
             if end.done() {
-                len_sum += env.episode_steps() as u64;
-                successes += end.truncated as usize;
+                if !end.interrupted {
+                    ep.successes = (end.truncated && env.episode_steps() >= max_steps) as u64;
+                    total.add(&ep);
+                    samples.extend_from_slice(&ep_samples);
+                    counted += 1;
+                }
                 break;
             }
         }
     }
+    let episodes = counted;
     let b = &ctl.bundle;
     let n = episodes.max(1) as f64;
     Ok(PolicyEval {
         episodes,
-        mean_episode_length: len_sum as f64 / n,
-        success_rate: successes as f64 / n,
-        base_return: b.base_reward.as_ref().map(|_| base_sum / n),
-        addon_return: addon_sum / n,
+        mean_episode_length: total.steps as f64 / n,
+        success_rate: total.successes as f64 / n,
+        base_return: b.base_reward.as_ref().map(|_| total.base / n),
+        addon_return: total.addon / n,
         addon_terms: b
             .addon
             .term_names()
-            .zip(&term_sums)
+            .zip(&total.terms)
             .map(|(k, v)| (k.to_string(), v / n))
             .collect(),
         metrics: b
@@ -142,8 +152,8 @@ pub fn evaluate(
             .enumerate()
             .map(|(i, m)| {
                 let v = match m.reduce {
-                    Reduce::Mean => metric_step_sum[i] / metric_steps.max(1) as f64,
-                    Reduce::EpisodeSum => metric_episode_sum[i] / n,
+                    Reduce::Mean => total.metric[i] / total.steps.max(1) as f64,
+                    Reduce::EpisodeSum => total.metric[i] / n,
                 };
                 (m.name.clone(), v)
             })
@@ -151,4 +161,51 @@ pub fn evaluate(
         first_metric_samples: samples,
         fallbacks,
     })
+}
+
+/// Sums over steps (of one episode, or of all counted episodes).
+struct Tally {
+    steps: u64,
+    successes: u64,
+    base: f64,
+    addon: f64,
+    terms: Vec<f64>,
+    metric: Vec<f64>,
+}
+
+impl Tally {
+    fn new(n_terms: usize, n_metrics: usize) -> Self {
+        Tally {
+            steps: 0,
+            successes: 0,
+            base: 0.0,
+            addon: 0.0,
+            terms: vec![0.0; n_terms],
+            metric: vec![0.0; n_metrics],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.steps = 0;
+        self.successes = 0;
+        self.base = 0.0;
+        self.addon = 0.0;
+        self.terms.iter_mut().for_each(|v| *v = 0.0);
+        self.metric.iter_mut().for_each(|v| *v = 0.0);
+    }
+
+    fn add(&mut self, o: &Tally) {
+        self.steps += o.steps;
+        self.successes += o.successes;
+        self.base += o.base;
+        self.addon += o.addon;
+        self.terms
+            .iter_mut()
+            .zip(&o.terms)
+            .for_each(|(a, b)| *a += b);
+        self.metric
+            .iter_mut()
+            .zip(&o.metric)
+            .for_each(|(a, b)| *a += b);
+    }
 }

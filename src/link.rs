@@ -14,7 +14,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use firmware_bridge::timing::{HELLO_RETRY_US, MAX_RETRIES, RETRY_US};
+use firmware_bridge::timing::{seq_after, HELLO_RETRY_US, MAX_RETRIES, RETRY_US};
 use firmware_bridge::{
     encode, Command, Decoder, DecoderStats, Hello, Message, Mode, Reset, Sensor, SensorFlags,
     MAX_FRAME, PROTOCOL_VERSION,
@@ -262,6 +262,9 @@ pub struct LinkEnv {
     episode: u64,
     /// Longest time from a reconnect's start to the link being back.
     pub worst_reconnect: Duration,
+    /// The command sent by `act` and the sequence number of the Sensor that answers it.
+    in_flight: Option<(Message, u32)>,
+    sent_intact: bool,
 }
 
 impl LinkEnv {
@@ -276,6 +279,8 @@ impl LinkEnv {
             seed_stream: 0,
             episode: 0,
             worst_reconnect: Duration::ZERO,
+            in_flight: None,
+            sent_intact: false,
         }
     }
 
@@ -302,17 +307,37 @@ impl LinkEnv {
     /// retrying and reconnecting as the protocol says. Returns false if the link was re-established
     /// on the way (the episode is broken).
     fn exchange(&mut self, msg: &Message, want: Option<u32>) -> Result<bool, EnvError> {
+        if let Err(e) = self.link.send(msg) {
+            self.reconnect(&e.0)?;
+            return Ok(false);
+        }
+        self.await_answer(msg, want)
+    }
+
+    /// Waits for the answer to `msg` (already sent), resending it after each `RETRY_US`.
+    fn await_answer(&mut self, msg: &Message, want: Option<u32>) -> Result<bool, EnvError> {
         let mut retries = 0;
         loop {
-            if let Err(e) = self.link.send(msg) {
-                self.reconnect(&e.0)?;
-                return Ok(false);
+            if retries > 0 {
+                if let Err(e) = self.link.send(msg) {
+                    self.reconnect(&e.0)?;
+                    return Ok(false);
+                }
             }
             let deadline = Instant::now() + Duration::from_micros(RETRY_US);
             loop {
                 match self.link.recv_until(deadline) {
                     Ok(Some(Message::Sensor(s))) => {
                         let expected = match want {
+                            // Real time: the firmware moves on without us; any newer frame is
+                            // the current state (frames skipped are counted as gaps).
+                            Some(w)
+                                if self.link.cfg.mode == Mode::RealTime
+                                    && (s.seq == w || seq_after(s.seq, w)) =>
+                            {
+                                self.link.counters.seq_gaps += s.seq.wrapping_sub(w) as u64;
+                                true
+                            }
                             Some(w) => s.seq == w,
                             None => s.flags.contains(SensorFlags::RESET),
                         };
@@ -379,7 +404,7 @@ impl Env for LinkEnv {
         )))
     }
 
-    fn step(&mut self, command: &[f32]) -> Result<StepEnd, EnvError> {
+    fn act(&mut self, command: &[f32]) -> Result<(), EnvError> {
         let last = self.last.as_ref().ok_or_else(|| err("step before reset"))?;
         let seq = last.seq;
         let mut values = firmware_bridge::Values::new();
@@ -393,13 +418,31 @@ impl Env for LinkEnv {
             valid_for_us: self.link.cfg.command_valid_for.as_micros() as u32,
             values,
         };
-        let intact = self.exchange(&Message::Command(cmd), Some(seq.wrapping_add(1)))?;
+        let msg = Message::Command(cmd);
+        self.sent_intact = match self.link.send(&msg) {
+            Ok(()) => true,
+            Err(e) => {
+                self.reconnect(&e.0)?;
+                false
+            }
+        };
+        self.in_flight = Some((msg, seq.wrapping_add(1)));
+        Ok(())
+    }
+
+    fn observe(&mut self) -> Result<StepEnd, EnvError> {
+        let (msg, want) = self
+            .in_flight
+            .take()
+            .ok_or_else(|| err("observe without act"))?;
+        let intact = self.sent_intact && self.await_answer(&msg, Some(want))?;
         self.t += 1;
         if !intact {
             // The link was re-established: this episode cannot continue; end it as a truncation.
             return Ok(StepEnd {
                 terminated: false,
                 truncated: true,
+                interrupted: true,
             });
         }
         let terminated = self
@@ -409,6 +452,7 @@ impl Env for LinkEnv {
         Ok(StepEnd {
             terminated,
             truncated: !terminated && self.t >= self.max_steps,
+            interrupted: false,
         })
     }
 

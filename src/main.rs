@@ -72,6 +72,14 @@ enum Command {
         #[arg(long)]
         link: Option<PathBuf>,
     },
+    /// Summarise a tick record (MCAP): tick rate, jitter, deadline misses, link errors,
+    /// fallbacks, add-on reward over time.
+    Inspect {
+        record: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Customize over a serial link to firmware (a robot, or `resq rig`), recording every tick.
     Run {
         bundle: PathBuf,
@@ -162,6 +170,15 @@ fn finish(
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Inspect { record, json } => {
+            let s = resq::record::inspect(&record)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{s}");
+            }
+            Ok(())
+        }
         Command::Rig {
             bundle,
             mode,

@@ -38,6 +38,8 @@ pub struct Faults {
     pub reboot_every: Option<Duration>,
     /// Send garbage to the host right after each (re)connect.
     pub garbage_on_connect: bool,
+    /// Press the firmware's e-stop this long after start.
+    pub estop_after: Option<Duration>,
 }
 
 /// What the proxy did (the fault campaign's counters).
@@ -45,13 +47,22 @@ pub struct Faults {
 pub struct RigStats {
     pub frames_to_host: u64,
     pub frames_to_firmware: u64,
-    pub corrupted: u64,
+    pub corrupted_to_host: u64,
+    pub corrupted_to_firmware: u64,
     pub dropped: u64,
     pub duplicated: u64,
     pub garbage_injections: u64,
     pub oversized_injections: u64,
     pub unplugs: u64,
     pub reboots: u64,
+}
+
+/// Everything the rig counted: the proxy's faults, the firmware's view, its decoder's rejections.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RigReport {
+    pub proxy: RigStats,
+    pub firmware: firmware_bridge::firmware::FirmwareStats,
+    pub decoder: firmware_bridge::DecoderStats,
 }
 
 /// A pseudo-terminal pair. The rig keeps the slave side open too, so the master never sees a
@@ -136,7 +147,7 @@ impl Rig {
     }
 
     /// Creates the device, then calls `ready(path)` once and serves until `stop`.
-    pub fn serve(&mut self, stop: &AtomicBool, ready: impl FnOnce(&str)) -> Result<RigStats> {
+    pub fn serve(&mut self, stop: &AtomicBool, ready: impl FnOnce(&str)) -> Result<RigReport> {
         let start = Instant::now();
         let now_us = |t: Instant| t.duration_since(start).as_micros() as u64;
         let mut pty = open_pty()?;
@@ -146,6 +157,7 @@ impl Rig {
         let mut to_host = Direction::new();
         let mut next_unplug = self.faults.unplug_every.map(|d| start + d);
         let mut next_reboot = self.faults.reboot_every.map(|d| start + d);
+        let mut estop_at = self.faults.estop_after.map(|d| start + d);
         let mut buf = [0u8; 512];
         let mut out: Vec<u8> = Vec::with_capacity(1024);
         let mut connected_once = false;
@@ -164,6 +176,14 @@ impl Rig {
                 next_unplug = self.faults.unplug_every.map(|d| Instant::now() + d);
                 connected_once = false;
                 continue;
+            }
+            if estop_at.is_some_and(|t| now >= t) {
+                estop_at = None;
+                let t = now_us(now);
+                self.firmware
+                    .press_estop(t, &mut |bytes| out.extend_from_slice(bytes));
+                let _ = pty.master.write_all(&out);
+                out.clear();
             }
             if next_reboot.is_some_and(|t| now >= t) {
                 self.stats.reboots += 1;
@@ -195,7 +215,7 @@ impl Rig {
             out.clear();
             for frame in to_fw.frames(&buf[..n]) {
                 self.stats.frames_to_firmware += 1;
-                for f in self.mangle(frame) {
+                for f in self.mangle(frame, false) {
                     let t = now_us(Instant::now());
                     self.firmware
                         .on_bytes(&f, t, &mut |bytes| out.extend_from_slice(bytes));
@@ -207,18 +227,22 @@ impl Rig {
             let produced = std::mem::take(&mut out);
             for frame in to_host.frames(&produced) {
                 self.stats.frames_to_host += 1;
-                for f in self.mangle(frame) {
+                for f in self.mangle(frame, true) {
                     let _ = pty.master.write_all(&f);
                 }
             }
             out = produced;
         }
         let _ = std::fs::remove_file(&self.link);
-        Ok(self.stats)
+        Ok(RigReport {
+            proxy: self.stats,
+            firmware: self.firmware.stats,
+            decoder: self.firmware.decoder_stats(),
+        })
     }
 
     /// Applies the configured faults to one frame; returns what to deliver.
-    fn mangle(&mut self, mut frame: Vec<u8>) -> Vec<Vec<u8>> {
+    fn mangle(&mut self, mut frame: Vec<u8>, to_host: bool) -> Vec<Vec<u8>> {
         let f = &self.faults;
         let mut out = Vec::new();
         if self.rng.random_bool(f.garbage.clamp(0.0, 1.0)) {
@@ -241,7 +265,11 @@ impl Rig {
             return out;
         }
         if frame.len() > 1 && self.rng.random_bool(f.corrupt.clamp(0.0, 1.0)) {
-            self.stats.corrupted += 1;
+            if to_host {
+                self.stats.corrupted_to_host += 1;
+            } else {
+                self.stats.corrupted_to_firmware += 1;
+            }
             let i = self.rng.random_range(0..frame.len() - 1);
             frame[i] ^= 1 << self.rng.random_range(0..8);
         }
@@ -255,7 +283,9 @@ impl Rig {
 }
 
 /// Starts a rig in a thread; returns once the device exists.
-pub fn spawn(mut rig: Rig) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<Result<RigStats>>)> {
+pub fn spawn(
+    mut rig: Rig,
+) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<Result<RigReport>>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let s = stop.clone();

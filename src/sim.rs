@@ -14,6 +14,9 @@ pub struct StepEnd {
     pub terminated: bool,
     /// The time limit was reached (bootstrap; a new episode follows).
     pub truncated: bool,
+    /// The episode was cut by the link (reconnect, firmware reboot): also `truncated`; an
+    /// evaluation does not count such an episode.
+    pub interrupted: bool,
 }
 
 impl StepEnd {
@@ -31,9 +34,17 @@ pub struct EnvError(pub String);
 pub trait Env {
     /// Starts a new episode; afterwards [`Env::signals`] holds its first signals.
     fn reset(&mut self) -> Result<(), EnvError>;
-    /// Sends one command and waits for the resulting signals. The time limit (`max_steps`)
+    /// Sends one command; returns as soon as it has left (the robot moves while the learner
+    /// works).
+    fn act(&mut self, command: &[f32]) -> Result<(), EnvError>;
+    /// Waits for the signals that follow the last command. The time limit (`max_steps`)
     /// truncates; a link interruption also ends the episode as a truncation.
-    fn step(&mut self, command: &[f32]) -> Result<StepEnd, EnvError>;
+    fn observe(&mut self) -> Result<StepEnd, EnvError>;
+    /// `act` then `observe`.
+    fn step(&mut self, command: &[f32]) -> Result<StepEnd, EnvError> {
+        self.act(command)?;
+        self.observe()
+    }
     /// The signals after the last reset or step.
     fn signals(&self) -> &[f32];
     /// Steps taken in the current episode.
@@ -62,6 +73,8 @@ pub struct SimEnv {
     pub t: u32,
     /// The plant's signals after the last reset or step.
     pub signals: Vec<f32>,
+    /// The command given to `act`, applied by `observe`.
+    command: Vec<f32>,
     rng: rand_pcg::Pcg64Mcg,
 }
 
@@ -75,6 +88,7 @@ impl SimEnv {
             max_steps,
             t: 0,
             signals: vec![0.0; n],
+            command: Vec::with_capacity(firmware_bridge::MAX_VALUES),
             rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed),
         })
     }
@@ -88,13 +102,20 @@ impl Env for SimEnv {
         Ok(())
     }
 
-    fn step(&mut self, command: &[f32]) -> Result<StepEnd, EnvError> {
-        let terminated = self.plant.step(command);
+    fn act(&mut self, command: &[f32]) -> Result<(), EnvError> {
+        self.command.clear();
+        self.command.extend_from_slice(command);
+        Ok(())
+    }
+
+    fn observe(&mut self) -> Result<StepEnd, EnvError> {
+        let terminated = self.plant.step(&self.command);
         self.plant.signals(&mut self.signals);
         self.t += 1;
         Ok(StepEnd {
             terminated,
             truncated: !terminated && self.t >= self.max_steps,
+            interrupted: false,
         })
     }
 

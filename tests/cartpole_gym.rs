@@ -47,6 +47,7 @@ fn matches_gymnasium_trajectories() {
             // gymnasium's action 1 pushes right with 10 N, action 0 left.
             let terminated = plant.step(&[if a == 1 { 10.0 } else { -10.0 }]);
             let end = StepEnd {
+                interrupted: false,
                 terminated,
                 truncated: !terminated && t + 1 >= 500,
             };

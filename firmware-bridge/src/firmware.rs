@@ -56,6 +56,8 @@ pub struct FirmwareStats {
     pub stale_commands: u64,
     pub command_timeouts: u64,
     pub link_timeouts: u64,
+    /// Commands received outside the plant's physical range (the plant clamps them).
+    pub commands_out_of_range: u64,
 }
 
 /// A plant served over the protocol.
@@ -66,6 +68,7 @@ pub struct SimFirmware {
     layout_hash: u32,
     boot_id: u32,
     decoder: Decoder,
+    past_decoder: crate::DecoderStats,
     rng: SplitMix64,
     connected: bool,
     episode_live: bool,
@@ -100,6 +103,7 @@ impl SimFirmware {
             layout_hash,
             boot_id,
             decoder: Decoder::new(),
+            past_decoder: crate::DecoderStats::default(),
             rng,
             connected: false,
             episode_live: false,
@@ -127,8 +131,19 @@ impl SimFirmware {
         self.connected
     }
 
+    /// Decoder counters since power-on of the simulation (summed over reboots).
     pub fn decoder_stats(&self) -> crate::DecoderStats {
-        self.decoder.stats()
+        let (a, b) = (self.past_decoder, self.decoder.stats());
+        crate::DecoderStats {
+            frames: a.frames + b.frames,
+            crc_errors: a.crc_errors + b.crc_errors,
+            cobs_errors: a.cobs_errors + b.cobs_errors,
+            length_errors: a.length_errors + b.length_errors,
+            oversized: a.oversized + b.oversized,
+            unknown_type: a.unknown_type + b.unknown_type,
+            bad_field: a.bad_field + b.bad_field,
+            bytes: a.bytes + b.bytes,
+        }
     }
 
     /// Simulates a power cycle: new boot id, sequence numbers restart, the handshake and the
@@ -136,6 +151,7 @@ impl SimFirmware {
     pub fn reboot(&mut self) {
         let boot_id = rand_core::RngCore::next_u32(&mut self.rng) | 1;
         self.boot_id = boot_id;
+        self.past_decoder = self.decoder_stats();
         self.decoder = Decoder::new();
         self.connected = false;
         self.episode_live = false;
@@ -216,6 +232,14 @@ impl SimFirmware {
         let mut cmd = [0.0f32; crate::MAX_VALUES];
         if let (Some(v), false) = (values, self.estop) {
             cmd[..n].copy_from_slice(&v[..n]);
+            let bounds = self.plant.command_bounds();
+            if cmd[..n]
+                .iter()
+                .zip(bounds)
+                .any(|(c, (lo, hi))| !(*lo..=*hi).contains(c))
+            {
+                self.stats.commands_out_of_range += 1;
+            }
         }
         let mut flags = SensorFlags(0);
         if !self.terminated {
