@@ -31,33 +31,19 @@ fn benches(c: &mut Criterion) {
     let obs = [0.1f32, -0.2, 0.05, 0.3];
     let mut out = [0.0f32; 2];
     let mut g = c.benchmark_group("prior");
-    g.bench_function("tract", |bch| {
-        bch.iter(|| b.prior.tract().run(black_box(&obs), &mut out).unwrap())
-    });
-    g.bench_function("resq", |bch| {
-        bch.iter(|| b.prior.raw(black_box(&obs), &mut out).unwrap())
-    });
+    g.bench_function("tract", |bch| bch.iter(|| b.prior.tract().run(black_box(&obs), &mut out).unwrap()));
+    g.bench_function("resq", |bch| bch.iter(|| b.prior.raw(black_box(&obs), &mut out).unwrap()));
     g.finish();
 
     let b = bundle();
     let s = settings(&b);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
-    let residual = Mlp::new(
-        &[4, s.hidden[0], s.hidden[1], 2],
-        b.hidden_activation,
-        false,
-        &mut rng,
-    );
+    let residual = Mlp::new(&[4, s.hidden[0], s.hidden[1], 2], b.hidden_activation, false, &mut rng);
     let mut ctl = Controller::new(b, residual);
     let signals = [0.1f32, -0.2, 0.05, 0.3];
     c.bench_function("control_step/resq", |bch| {
         bch.iter(|| {
-            black_box(ctl.step(
-                black_box(&signals),
-                PolicyChoice::Customized,
-                ActMode::Sample,
-                &mut rng,
-            ))
+            black_box(ctl.step(black_box(&signals), PolicyChoice::Customized, ActMode::Sample, &mut rng))
         })
     });
 
@@ -76,9 +62,7 @@ fn benches(c: &mut Criterion) {
             truncated: false,
         });
     }
-    c.bench_function("learner/update", |bch| {
-        bch.iter(|| black_box(learner.update()))
-    });
+    c.bench_function("learner/update", |bch| bch.iter(|| black_box(learner.update())));
 }
 
 criterion_group!(name = group; config = Criterion::default().sample_size(50); targets = benches);

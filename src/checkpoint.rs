@@ -50,10 +50,7 @@ pub fn manifest_hash(text: &str) -> String {
 type Params<'a> = (Vec<&'a Array2<f32>>, Vec<&'a Array1<f32>>);
 
 fn of_net(m: &Mlp) -> Params<'_> {
-    (
-        m.layers.iter().map(|l| &l.w).collect(),
-        m.layers.iter().map(|l| &l.b).collect(),
-    )
+    (m.layers.iter().map(|l| &l.w).collect(), m.layers.iter().map(|l| &l.b).collect())
 }
 
 fn of_grads(g: &Grads) -> Params<'_> {
@@ -69,12 +66,7 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 }
 
 /// Writes `learner` and `progress` to `path` atomically.
-pub fn save(
-    path: &Path,
-    learner: &ResidualSoftQ,
-    progress: &Progress,
-    manifest_text: &str,
-) -> Result<()> {
+pub fn save(path: &Path, learner: &ResidualSoftQ, progress: &Progress, manifest_text: &str) -> Result<()> {
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut add_net = |prefix: &str, w: &[&Array2<f32>], b: &[&Array1<f32>]| {
         for (l, (w, b)) in w.iter().zip(b).enumerate() {
@@ -123,60 +115,20 @@ pub fn save(
     let r = &learner.replay;
     let flags = |v: &[bool]| v.iter().map(|b| *b as u8).collect::<Vec<u8>>();
     let ring: [(&str, Dtype, Vec<usize>, Vec<u8>); 9] = [
-        (
-            "replay.obs",
-            Dtype::F32,
-            vec![r.capacity, r.n_obs],
-            f32_bytes(&r.obs),
-        ),
-        (
-            "replay.next_obs",
-            Dtype::F32,
-            vec![r.capacity, r.n_obs],
-            f32_bytes(&r.next_obs),
-        ),
-        (
-            "replay.next_logp0",
-            Dtype::F32,
-            vec![r.capacity, r.n_actions],
-            f32_bytes(&r.next_logp0),
-        ),
+        ("replay.obs", Dtype::F32, vec![r.capacity, r.n_obs], f32_bytes(&r.obs)),
+        ("replay.next_obs", Dtype::F32, vec![r.capacity, r.n_obs], f32_bytes(&r.next_obs)),
+        ("replay.next_logp0", Dtype::F32, vec![r.capacity, r.n_actions], f32_bytes(&r.next_logp0)),
         (
             "replay.action",
             Dtype::U32,
             vec![r.capacity],
             r.action.iter().flat_map(|a| a.to_le_bytes()).collect(),
         ),
-        (
-            "replay.reward",
-            Dtype::F32,
-            vec![r.capacity],
-            f32_bytes(&r.reward),
-        ),
-        (
-            "replay.logp0_taken",
-            Dtype::F32,
-            vec![r.capacity],
-            f32_bytes(&r.logp0_taken),
-        ),
-        (
-            "replay.logpi_taken",
-            Dtype::F32,
-            vec![r.capacity],
-            f32_bytes(&r.logpi_taken),
-        ),
-        (
-            "replay.terminal",
-            Dtype::U8,
-            vec![r.capacity],
-            flags(&r.terminal),
-        ),
-        (
-            "replay.episode_end",
-            Dtype::U8,
-            vec![r.capacity],
-            flags(&r.episode_end),
-        ),
+        ("replay.reward", Dtype::F32, vec![r.capacity], f32_bytes(&r.reward)),
+        ("replay.logp0_taken", Dtype::F32, vec![r.capacity], f32_bytes(&r.logp0_taken)),
+        ("replay.logpi_taken", Dtype::F32, vec![r.capacity], f32_bytes(&r.logpi_taken)),
+        ("replay.terminal", Dtype::U8, vec![r.capacity], flags(&r.terminal)),
+        ("replay.episode_end", Dtype::U8, vec![r.capacity], flags(&r.episode_end)),
     ];
     for (name, dtype, shape, bytes) in ring {
         owned.push((name.to_string(), dtype, shape, bytes));
@@ -184,26 +136,16 @@ pub fn save(
 
     let views = owned
         .iter()
-        .map(|(name, dtype, shape, bytes)| {
-            Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?))
-        })
+        .map(|(name, dtype, shape, bytes)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let sizes: Vec<String> = learner
-        .online
-        .sizes()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("manifest_fnv1a64".to_string(), manifest_hash(manifest_text)),
         ("env_steps".to_string(), progress.env_steps.to_string()),
         ("updates".to_string(), learner.updates.to_string()),
         ("adam_t".to_string(), learner.adam.t.to_string()),
-        (
-            "replay_written".to_string(),
-            learner.replay.written.to_string(),
-        ),
+        ("replay_written".to_string(), learner.replay.written.to_string()),
         ("sizes".to_string(), sizes.join(",")),
     ]);
     let bytes = safetensors::serialize(views, Some(meta))?;
@@ -212,25 +154,19 @@ pub fn save(
 
 /// temp file in the same folder → write → fsync → rename → fsync folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
 fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>> {
-    let t = st
-        .tensor(name)
-        .with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
+    let t = st.tensor(name).with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
     if t.dtype() != Dtype::F32 || t.shape() != shape {
         bail!(
             "{}: tensor `{name}` is {:?} {:?}, expected F32 {:?}",
@@ -240,10 +176,7 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Resul
             shape
         );
     }
-    Ok(t.data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 fn read_history<T: Copy>(
@@ -253,15 +186,9 @@ fn read_history<T: Copy>(
     path: &Path,
     conv: impl Fn(&[u8]) -> T,
 ) -> Result<Vec<T>> {
-    let t = st
-        .tensor(name)
-        .with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
+    let t = st.tensor(name).with_context(|| format!("{}: tensor `{name}` missing", path.display()))?;
     if t.dtype() != dtype {
-        bail!(
-            "{}: tensor `{name}` has dtype {:?}, expected {dtype:?}",
-            path.display(),
-            t.dtype()
-        );
+        bail!("{}: tensor `{name}` has dtype {:?}, expected {dtype:?}", path.display(), t.dtype());
     }
     let size = dtype.bitsize() / 8;
     Ok(t.data().chunks_exact(size).map(conv).collect())
@@ -270,22 +197,14 @@ fn read_history<T: Copy>(
 /// Restores `learner` from `path` and returns the saved progress. Refuses a checkpoint written
 /// by another manifest or for another network shape.
 pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Result<Progress> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let get = |k: &str| {
-        meta.get(k)
-            .cloned()
-            .with_context(|| format!("{}: metadata `{k}` missing", path.display()))
-    };
+    let get =
+        |k: &str| meta.get(k).cloned().with_context(|| format!("{}: metadata `{k}` missing", path.display()));
     if get("format")? != FORMAT {
-        bail!(
-            "{}: format `{}` is not {FORMAT}",
-            path.display(),
-            get("format")?
-        );
+        bail!("{}: format `{}` is not {FORMAT}", path.display(), get("format")?);
     }
     if get("manifest_fnv1a64")? != manifest_hash(manifest_text) {
         bail!(
@@ -293,12 +212,7 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
             path.display()
         );
     }
-    let sizes: Vec<String> = learner
-        .online
-        .sizes()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
     if get("sizes")? != sizes.join(",") {
         bail!(
             "{}: network sizes {} differ from the manifest's {}",
@@ -309,30 +223,21 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
     }
     let st = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
-    let fill =
-        |prefix: &str, w: &mut [&mut Array2<f32>], b: &mut [&mut Array1<f32>]| -> Result<()> {
-            for (l, (w, b)) in w.iter_mut().zip(b.iter_mut()).enumerate() {
-                let ws = read_f32(&st, &format!("{prefix}.{l}.w"), w.shape(), path)?;
-                w.as_slice_mut().expect("standard").copy_from_slice(&ws);
-                let bs = read_f32(&st, &format!("{prefix}.{l}.b"), b.shape(), path)?;
-                b.as_slice_mut().expect("contiguous").copy_from_slice(&bs);
-            }
-            Ok(())
-        };
+    let fill = |prefix: &str, w: &mut [&mut Array2<f32>], b: &mut [&mut Array1<f32>]| -> Result<()> {
+        for (l, (w, b)) in w.iter_mut().zip(b.iter_mut()).enumerate() {
+            let ws = read_f32(&st, &format!("{prefix}.{l}.w"), w.shape(), path)?;
+            w.as_slice_mut().expect("standard").copy_from_slice(&ws);
+            let bs = read_f32(&st, &format!("{prefix}.{l}.b"), b.shape(), path)?;
+            b.as_slice_mut().expect("contiguous").copy_from_slice(&bs);
+        }
+        Ok(())
+    };
     {
-        let (mut w, mut b): (Vec<_>, Vec<_>) = learner
-            .online
-            .layers
-            .iter_mut()
-            .map(|l| (&mut l.w, &mut l.b))
-            .unzip();
+        let (mut w, mut b): (Vec<_>, Vec<_>) =
+            learner.online.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
         fill("online", &mut w, &mut b)?;
-        let (mut w, mut b): (Vec<_>, Vec<_>) = learner
-            .target
-            .layers
-            .iter_mut()
-            .map(|l| (&mut l.w, &mut l.b))
-            .unzip();
+        let (mut w, mut b): (Vec<_>, Vec<_>) =
+            learner.target.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
         fill("target", &mut w, &mut b)?;
         let g = &mut learner.adam.m;
         let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
@@ -342,9 +247,7 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
         fill("adam_v", &mut w, &mut b)?;
     }
     let num = |k: &str| -> Result<u64> {
-        get(k)?
-            .parse()
-            .with_context(|| format!("{}: metadata `{k}` is not a number", path.display()))
+        get(k)?.parse().with_context(|| format!("{}: metadata `{k}` is not a number", path.display()))
     };
     learner.adam.t = num("adam_t")?;
     learner.updates = num("updates")?;
@@ -352,22 +255,15 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
         episode_end_step: read_history(&st, "history.episode_end_step", Dtype::F64, path, |c| {
             f64::from_le_bytes(c.try_into().expect("8 bytes"))
         })?,
-        episode_addon_per_step: read_history(
-            &st,
-            "history.episode_addon_per_step",
-            Dtype::F32,
-            path,
-            |c| f32::from_le_bytes(c.try_into().expect("4 bytes")),
-        )?,
+        episode_addon_per_step: read_history(&st, "history.episode_addon_per_step", Dtype::F32, path, |c| {
+            f32::from_le_bytes(c.try_into().expect("4 bytes"))
+        })?,
         episode_length: read_history(&st, "history.episode_length", Dtype::F32, path, |c| {
             f32::from_le_bytes(c.try_into().expect("4 bytes"))
         })?,
     };
     restore_replay(&st, learner, num("replay_written").unwrap_or(0));
-    Ok(Progress {
-        env_steps: num("env_steps")?,
-        history,
-    })
+    Ok(Progress { env_steps: num("env_steps")?, history })
 }
 
 /// Restores the replay ring if the checkpoint has one of the same shape; otherwise the resumed
@@ -376,13 +272,10 @@ fn restore_replay(st: &SafeTensors, learner: &mut ResidualSoftQ, written: u64) {
     let r = &mut learner.replay;
     let get = |name: &str, dtype: Dtype, len: usize| -> Option<Vec<u8>> {
         let t = st.tensor(name).ok()?;
-        (t.dtype() == dtype && t.data().len() == len * dtype.bitsize() / 8)
-            .then(|| t.data().to_vec())
+        (t.dtype() == dtype && t.data().len() == len * dtype.bitsize() / 8).then(|| t.data().to_vec())
     };
     let f32s = |b: Vec<u8>| {
-        b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect::<Vec<f32>>()
+        b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
     };
     let (cap, no, na) = (r.capacity, r.n_obs, r.n_actions);
     let restored = (|| {
@@ -396,25 +289,10 @@ fn restore_replay(st: &SafeTensors, learner: &mut ResidualSoftQ, written: u64) {
         let reward = f32s(get("replay.reward", Dtype::F32, cap)?);
         let logp0_taken = f32s(get("replay.logp0_taken", Dtype::F32, cap)?);
         let logpi_taken = f32s(get("replay.logpi_taken", Dtype::F32, cap)?);
-        let terminal: Vec<bool> = get("replay.terminal", Dtype::U8, cap)?
-            .iter()
-            .map(|b| *b != 0)
-            .collect();
-        let episode_end: Vec<bool> = get("replay.episode_end", Dtype::U8, cap)?
-            .iter()
-            .map(|b| *b != 0)
-            .collect();
-        Some((
-            obs,
-            next_obs,
-            next_logp0,
-            action,
-            reward,
-            logp0_taken,
-            logpi_taken,
-            terminal,
-            episode_end,
-        ))
+        let terminal: Vec<bool> = get("replay.terminal", Dtype::U8, cap)?.iter().map(|b| *b != 0).collect();
+        let episode_end: Vec<bool> =
+            get("replay.episode_end", Dtype::U8, cap)?.iter().map(|b| *b != 0).collect();
+        Some((obs, next_obs, next_logp0, action, reward, logp0_taken, logpi_taken, terminal, episode_end))
     })();
     match restored {
         Some((
@@ -445,8 +323,8 @@ fn restore_replay(st: &SafeTensors, learner: &mut ResidualSoftQ, written: u64) {
                 r.episode_end[last] = true;
             }
         }
-        None => log::warn!(
-            "the checkpoint holds no replay ring of this shape: the resumed run refills it first"
-        ),
+        None => {
+            log::warn!("the checkpoint holds no replay ring of this shape: the resumed run refills it first")
+        }
     }
 }

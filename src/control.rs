@@ -104,10 +104,7 @@ impl Controller {
     /// Returns false if the prior failed or produced non-finite values.
     pub fn observe(&mut self, signals: &[f32]) -> bool {
         self.bundle.obs.observe(signals, &mut self.obs);
-        self.bundle
-            .prior
-            .log_probs(&self.obs, &mut self.logp0)
-            .is_ok()
+        self.bundle.prior.log_probs(&self.obs, &mut self.logp0).is_ok()
             && self.logp0.iter().all(|v| v.is_finite())
     }
 
@@ -136,12 +133,8 @@ impl Controller {
                 if q.iter().all(|v| v.is_finite()) {
                     self.q_r.copy_from_slice(q);
                     policy_log_probs(&self.q_r, &self.logp0, omega, alpha, &mut self.log_pi_hat);
-                    lambda = blend_within_budget(
-                        &self.logp0,
-                        &self.log_pi_hat,
-                        self.kl_budget,
-                        &mut self.log_pi,
-                    );
+                    lambda =
+                        blend_within_budget(&self.logp0, &self.log_pi_hat, self.kl_budget, &mut self.log_pi);
                 } else {
                     fallback = true;
                     self.log_pi.copy_from_slice(&self.logp0);
@@ -194,12 +187,7 @@ fn geometric_blend(a: &[f32], b: &[f32], lambda: f32, out: &mut [f32]) {
 
 /// `KL(p ‖ q)` from log-probabilities.
 pub fn kl(log_p: &[f32], log_q: &[f32]) -> f32 {
-    log_p
-        .iter()
-        .zip(log_q)
-        .map(|(p, q)| p.exp() * (p - q))
-        .sum::<f32>()
-        .max(0.0)
+    log_p.iter().zip(log_q).map(|(p, q)| p.exp() * (p - q)).sum::<f32>().max(0.0)
 }
 
 pub fn argmax(v: &[f32]) -> usize {

@@ -90,8 +90,7 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// Runs the customization loop on the built-in simulated plant, then the evaluation.
 pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
     let m = &bundle.manifest;
-    let mut env =
-        SimEnv::new(&m.plant.name, m.plant.max_episode_steps, opts.seed).context("plant")?;
+    let mut env = SimEnv::new(&m.plant.name, m.plant.max_episode_steps, opts.seed).context("plant")?;
     run_in(bundle, &mut env, opts)
 }
 
@@ -105,29 +104,18 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     let mut progress = Progress::default();
     if ckpt_path.exists() && !opts.fresh {
         progress = checkpoint::load(&ckpt_path, &mut learner, &bundle.manifest_text)?;
-        info!(
-            "resumed from {} at step {}",
-            ckpt_path.display(),
-            progress.env_steps
-        );
+        info!("resumed from {} at step {}", ckpt_path.display(), progress.env_steps);
     }
     let resumed_from = progress.env_steps;
     let checkpoint_every = bundle.manifest.run.checkpoint_every;
-    let explore = if bundle.manifest.exploration.mode == "greedy" {
-        ActMode::Greedy
-    } else {
-        ActMode::Sample
-    };
+    let explore =
+        if bundle.manifest.exploration.mode == "greedy" { ActMode::Greedy } else { ActMode::Sample };
     let manifest_text = bundle.manifest_text.clone();
     let ex = bundle.manifest.exploration.clone();
     let deadline = Duration::from_secs_f32(bundle.safety.tick_deadline_ms / 1000.0);
     let mut supervisor = bundle.supervisor();
     let recorder = match &opts.record {
-        Some(path) => Some(Recorder::start(
-            path,
-            record_meta(&bundle, &opts.source),
-            4096,
-        )?),
+        Some(path) => Some(Recorder::start(path, record_meta(&bundle, &opts.source), 4096)?),
         None => None,
     };
     let mut ctl = Controller::new(bundle, learner.online.clone());
@@ -138,8 +126,10 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     let bar = if opts.progress && progress.env_steps < opts.steps {
         let bar = ProgressBar::new(opts.steps);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template"),
         );
         bar.set_position(progress.env_steps);
         bar
@@ -160,12 +150,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
 
     env.reset()?;
     supervisor.new_episode();
-    ctl.kl_budget = kl_budget(
-        ex.kl_budget_start,
-        ex.kl_budget_end,
-        ex.kl_budget_ramp,
-        progress.env_steps,
-    );
+    ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
     let mut frame_at = Instant::now();
     let mut d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
     while progress.env_steps < opts.steps {
@@ -186,9 +171,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         if d.lambda < 1.0 {
             decisions.0 |= Decisions::KL_LIMITED;
         }
-        decisions.0 |= supervisor
-            .filter(&[ctl.bundle.action_values[d.action]], &mut cmd)
-            .0;
+        decisions.0 |= supervisor.filter(&[ctl.bundle.action_values[d.action]], &mut cmd).0;
         if supervisor.estop_latched() {
             // Honoured until an explicit reset: restarting resq is that reset.
             warn!(
@@ -201,16 +184,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         }
         obs.copy_from_slice(&ctl.obs);
         let tick_start = Instant::now();
-        fill_before(
-            &mut tick,
-            &ctl,
-            env,
-            d,
-            &cmd,
-            frame_at,
-            last_tick_start,
-            started,
-        );
+        fill_before(&mut tick, &ctl, env, d, &cmd, frame_at, last_tick_start, started);
         last_tick_start = Some(tick_start);
         env.act(&cmd)?;
         // Learn while the robot moves; the command is already on its way.
@@ -223,19 +197,13 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         }
         let end = env.observe()?;
         frame_at = Instant::now();
-        ctl.bundle
-            .vars
-            .fill(env.signals(), &cmd, &[prev_cmd], &mut vals);
+        ctl.bundle.vars.fill(env.signals(), &cmd, &[prev_cmd], &mut vals);
         prev_cmd = cmd[0];
         let r = ctl.bundle.addon.eval(&vals, &mut terms);
         ep_addon += r;
         progress.env_steps += 1;
-        ctl.kl_budget = kl_budget(
-            ex.kl_budget_start,
-            ex.kl_budget_end,
-            ex.kl_budget_ramp,
-            progress.env_steps,
-        );
+        ctl.kl_budget =
+            kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
         // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
         // only observe s'.
         let next = if end.done() {
@@ -257,14 +225,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             truncated: end.truncated,
         });
         if let Some(rec) = &recorder {
-            tick.decisions = Decisions(
-                decisions.0
-                    | if end.done() {
-                        Decisions::EPISODE_END
-                    } else {
-                        0
-                    },
-            );
+            tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
             tick.addon_reward = r;
             tick.n_terms = terms.len() as u8;
             tick.addon_terms[..terms.len()].copy_from_slice(&terms);
@@ -320,31 +281,10 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
 
     ctl.residual.copy_from(&learner.online);
     // Evaluate the policy as learned: the budget schedule's end value applies.
-    ctl.kl_budget = kl_budget(
-        ex.kl_budget_start,
-        ex.kl_budget_end,
-        ex.kl_budget_ramp,
-        progress.env_steps,
-    );
-    let episodes = opts
-        .eval_episodes
-        .unwrap_or(ctl.bundle.manifest.evaluation.episodes);
-    let prior = evaluate(
-        &mut ctl,
-        env,
-        &mut supervisor,
-        PolicyChoice::Prior,
-        episodes,
-        opts.seed,
-    )?;
-    let customized = evaluate(
-        &mut ctl,
-        env,
-        &mut supervisor,
-        PolicyChoice::Customized,
-        episodes,
-        opts.seed,
-    )?;
+    ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
+    let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
+    let prior = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, episodes, opts.seed)?;
+    let customized = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Customized, episodes, opts.seed)?;
     Ok(Outcome {
         env_steps: progress.env_steps,
         resumed_from,
@@ -389,13 +329,8 @@ fn fill_before(
     t.n_commands = cmd.len() as u8;
     t.command[..cmd.len()].copy_from_slice(cmd);
     t.kl = d.kl;
-    t.latency_ns = now
-        .duration_since(frame_at)
-        .as_nanos()
-        .min(u32::MAX as u128) as u32;
-    t.period_ns = last_tick.map_or(0, |l| {
-        now.duration_since(l).as_nanos().min(u32::MAX as u128) as u32
-    });
+    t.latency_ns = now.duration_since(frame_at).as_nanos().min(u32::MAX as u128) as u32;
+    t.period_ns = last_tick.map_or(0, |l| now.duration_since(l).as_nanos().min(u32::MAX as u128) as u32);
     t.link = env.counters();
 }
 

@@ -17,12 +17,7 @@ pub struct BundleError {
 }
 
 impl BundleError {
-    pub fn new(
-        file: &Path,
-        field: Option<&str>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
+    pub fn new(file: &Path, field: Option<&str>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
         BundleError {
             file: file.to_path_buf(),
             field: field.map(str::to_string),
@@ -32,12 +27,7 @@ impl BundleError {
     }
 
     /// Shorthand for a problem with one manifest field.
-    pub fn field(
-        file: &Path,
-        field: &str,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
+    pub fn field(file: &Path, field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
         Self::new(file, Some(field), problem, fix)
     }
 }

@@ -69,11 +69,7 @@ pub fn evaluate(
     seed: u64,
 ) -> Result<PolicyEval, EnvError> {
     let b = &ctl.bundle;
-    let mode = if b.manifest.evaluation.policy == "sample" {
-        ActMode::Sample
-    } else {
-        ActMode::Greedy
-    };
+    let mode = if b.manifest.evaluation.policy == "sample" { ActMode::Sample } else { ActMode::Greedy };
     env.reseed(seed + EVAL_SEED_OFFSET);
     let mut cmd = [0.0f32];
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xe7a1);
@@ -140,12 +136,7 @@ pub fn evaluate(
         success_rate: total.successes as f64 / n,
         base_return: b.base_reward.as_ref().map(|_| total.base / n),
         addon_return: total.addon / n,
-        addon_terms: b
-            .addon
-            .term_names()
-            .zip(&total.terms)
-            .map(|(k, v)| (k.to_string(), v / n))
-            .collect(),
+        addon_terms: b.addon.term_names().zip(&total.terms).map(|(k, v)| (k.to_string(), v / n)).collect(),
         metrics: b
             .metrics
             .iter()
@@ -199,13 +190,7 @@ impl Tally {
         self.successes += o.successes;
         self.base += o.base;
         self.addon += o.addon;
-        self.terms
-            .iter_mut()
-            .zip(&o.terms)
-            .for_each(|(a, b)| *a += b);
-        self.metric
-            .iter_mut()
-            .zip(&o.metric)
-            .for_each(|(a, b)| *a += b);
+        self.terms.iter_mut().zip(&o.terms).for_each(|(a, b)| *a += b);
+        self.metric.iter_mut().zip(&o.metric).for_each(|(a, b)| *a += b);
     }
 }

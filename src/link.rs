@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use firmware_bridge::timing::{seq_after, HELLO_RETRY_US, MAX_RETRIES, RETRY_US};
 use firmware_bridge::{
-    encode, Command, Decoder, DecoderStats, Hello, Message, Mode, Reset, Sensor, SensorFlags,
-    MAX_FRAME, PROTOCOL_VERSION,
+    encode, Command, Decoder, DecoderStats, Hello, Message, Mode, Reset, Sensor, SensorFlags, MAX_FRAME,
+    PROTOCOL_VERSION,
 };
 use log::{info, warn};
 
@@ -119,10 +119,7 @@ impl Link {
         let until = Instant::now() + within;
         let mut last_error;
         loop {
-            match self
-                .open_port()
-                .and_then(|_| self.handshake(Duration::from_millis(1000)))
-            {
+            match self.open_port().and_then(|_| self.handshake(Duration::from_millis(1000))) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.0.contains("refused the handshake") => return Err(e),
                 Err(e) => last_error = e.0,
@@ -177,8 +174,7 @@ impl Link {
 
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), EnvError> {
         let port = self.port.as_mut().ok_or_else(|| err("not connected"))?;
-        port.write_all(bytes)
-            .map_err(|e| err(format!("write to {}: {e}", self.cfg.port)))
+        port.write_all(bytes).map_err(|e| err(format!("write to {}: {e}", self.cfg.port)))
     }
 
     /// Encodes and sends one message.
@@ -390,18 +386,13 @@ impl Env for LinkEnv {
     fn reset(&mut self) -> Result<(), EnvError> {
         for _ in 0..3 {
             self.episode += 1;
-            let seed = self
-                .seed_stream
-                .wrapping_add(self.episode.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let seed = self.seed_stream.wrapping_add(self.episode.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             if self.exchange(&Message::Reset(Reset { seed }), None)? {
                 self.t = 0;
                 return Ok(());
             }
         }
-        Err(err(format!(
-            "{}: could not start an episode after reconnecting",
-            self.link.cfg.port
-        )))
+        Err(err(format!("{}: could not start an episode after reconnecting", self.link.cfg.port)))
     }
 
     fn act(&mut self, command: &[f32]) -> Result<(), EnvError> {
@@ -409,15 +400,9 @@ impl Env for LinkEnv {
         let seq = last.seq;
         let mut values = firmware_bridge::Values::new();
         for v in command {
-            values
-                .push(*v)
-                .map_err(|_| err("too many command values"))?;
+            values.push(*v).map_err(|_| err("too many command values"))?;
         }
-        let cmd = Command {
-            seq,
-            valid_for_us: self.link.cfg.command_valid_for.as_micros() as u32,
-            values,
-        };
+        let cmd = Command { seq, valid_for_us: self.link.cfg.command_valid_for.as_micros() as u32, values };
         let msg = Message::Command(cmd);
         self.sent_intact = match self.link.send(&msg) {
             Ok(()) => true,
@@ -431,29 +416,15 @@ impl Env for LinkEnv {
     }
 
     fn observe(&mut self) -> Result<StepEnd, EnvError> {
-        let (msg, want) = self
-            .in_flight
-            .take()
-            .ok_or_else(|| err("observe without act"))?;
+        let (msg, want) = self.in_flight.take().ok_or_else(|| err("observe without act"))?;
         let intact = self.sent_intact && self.await_answer(&msg, Some(want))?;
         self.t += 1;
         if !intact {
             // The link was re-established: this episode cannot continue; end it as a truncation.
-            return Ok(StepEnd {
-                terminated: false,
-                truncated: true,
-                interrupted: true,
-            });
+            return Ok(StepEnd { terminated: false, truncated: true, interrupted: true });
         }
-        let terminated = self
-            .last
-            .as_ref()
-            .is_some_and(|s| s.flags.contains(SensorFlags::TERMINATED));
-        Ok(StepEnd {
-            terminated,
-            truncated: !terminated && self.t >= self.max_steps,
-            interrupted: false,
-        })
+        let terminated = self.last.as_ref().is_some_and(|s| s.flags.contains(SensorFlags::TERMINATED));
+        Ok(StepEnd { terminated, truncated: !terminated && self.t >= self.max_steps, interrupted: false })
     }
 
     fn signals(&self) -> &[f32] {

@@ -154,17 +154,8 @@ fn finish(
     let report_path = report_path.unwrap_or_else(|| out_dir.join("report.json"));
     report::write_json(&report_path, &report::to_json(name, seed, outcome))?;
     let plot_path = plot_path.unwrap_or_else(|| out_dir.join("plot.png"));
-    plot::write(
-        &plot_path,
-        &format!("resq customize {name}: {} steps", outcome.env_steps),
-        metric,
-        outcome,
-    )?;
-    println!(
-        "report: {}\nplot:   {}",
-        report_path.display(),
-        plot_path.display()
-    );
+    plot::write(&plot_path, &format!("resq customize {name}: {} steps", outcome.env_steps), metric, outcome)?;
+    println!("report: {}\nplot:   {}", report_path.display(), plot_path.display());
     Ok(())
 }
 
@@ -179,12 +170,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Rig {
-            bundle,
-            mode,
-            rate,
-            link,
-        } => {
+        Command::Rig { bundle, mode, rate, link } => {
             let b = Bundle::load(&bundle)?;
             let mode = parse_mode(&mode)?;
             let period_us = (1e6 / rate.max(1.0)) as u32;
@@ -194,22 +180,13 @@ fn run(cli: Cli) -> Result<()> {
                 period_us,
                 std::process::id() as u64,
             )
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no simulated firmware for plant `{}`",
-                    b.manifest.plant.name
-                )
-            })?;
-            let link = link.unwrap_or_else(|| {
-                PathBuf::from(format!("/tmp/resq-rig-{}", b.manifest.bundle.name))
-            });
+            .ok_or_else(|| anyhow::anyhow!("no simulated firmware for plant `{}`", b.manifest.plant.name))?;
+            let link =
+                link.unwrap_or_else(|| PathBuf::from(format!("/tmp/resq-rig-{}", b.manifest.bundle.name)));
             let mut rig = resq::rig::Rig::new(fw, resq::rig::Faults::default(), link.clone(), 1);
             let stop = std::sync::atomic::AtomicBool::new(false);
             rig.serve(&stop, |path| {
-                println!(
-                    "simulated {} firmware ({:?}) on {path}",
-                    b.manifest.plant.name, mode
-                );
+                println!("simulated {} firmware ({:?}) on {path}", b.manifest.plant.name, mode);
                 println!("stable link: {}", link.display());
                 println!(
                     "in another terminal:  cargo run --release -- run --port {} {}",
@@ -219,32 +196,16 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             Ok(())
         }
-        Command::Run {
-            bundle,
-            port,
-            mode,
-            steps,
-            seed,
-            out,
-            record,
-            fresh,
-            episodes,
-            quiet,
-        } => {
+        Command::Run { bundle, port, mode, steps, seed, out, record, fresh, episodes, quiet } => {
             let b = Bundle::load(&bundle)?;
             let name = b.manifest.bundle.name.clone();
-            let metric = b
-                .metrics
-                .first()
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| "add-on".into());
+            let metric = b.metrics.first().map(|m| m.name.clone()).unwrap_or_else(|| "add-on".into());
             let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-link")));
             let mut cfg = resq::link::LinkConfig::lock_step(&port);
             cfg.mode = parse_mode(&mode)?;
             let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
             let link = resq::link::Link::open(cfg, &signals, &[b.manifest.action.name.as_str()])?;
-            let mut env =
-                resq::link::LinkEnv::new(link, b.signals.len(), b.manifest.plant.max_episode_steps);
+            let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.manifest.plant.max_episode_steps);
             let opts = Options {
                 steps: steps.unwrap_or(b.manifest.run.steps),
                 seed: seed.unwrap_or(b.manifest.run.seed),
@@ -290,10 +251,7 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 Some(r) => println!("  runs through tract (allocates, not real-time safe): {r}"),
             }
-            println!(
-                "  add-on terms: {}",
-                b.addon.term_names().collect::<Vec<_>>().join(", ")
-            );
+            println!("  add-on terms: {}", b.addon.term_names().collect::<Vec<_>>().join(", "));
             Ok(())
         }
         Command::Customize {
@@ -310,11 +268,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let b = Bundle::load_with(&bundle, &overrides)?;
             let name = b.manifest.bundle.name.clone();
-            let metric = b
-                .metrics
-                .first()
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| "add-on".into());
+            let metric = b.metrics.first().map(|m| m.name.clone()).unwrap_or_else(|| "add-on".into());
             let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
             let opts = Options {
                 steps: steps.unwrap_or(b.manifest.run.steps),
@@ -334,15 +288,7 @@ fn run(cli: Cli) -> Result<()> {
                 out_dir.display()
             );
             let outcome = customize::run(b, &opts)?;
-            finish(
-                &name,
-                opts.seed,
-                &out_dir,
-                report_path,
-                plot_path,
-                &metric,
-                &outcome,
-            )
+            finish(&name, opts.seed, &out_dir, report_path, plot_path, &metric, &outcome)
         }
     }
 }

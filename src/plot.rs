@@ -49,21 +49,15 @@ pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result
     let xs: Vec<f64> = h.episode_end_step.clone();
     let ys: Vec<f64> = h.episode_addon_per_step.iter().map(|v| *v as f64).collect();
     let x_max = xs.last().copied().unwrap_or(1.0).max(1.0);
-    let (mut y_lo, mut y_hi) = ys
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(*v), b.max(*v))
-        });
+    let (mut y_lo, mut y_hi) =
+        ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     if !y_lo.is_finite() {
         (y_lo, y_hi) = (-1.0, 0.0);
     }
     let pad = ((y_hi - y_lo) * 0.05).max(1e-3);
     let mut chart = ChartBuilder::on(&left)
         .margin(15)
-        .caption(
-            "add-on reward per step, training episodes",
-            ("sans-serif", 16),
-        )
+        .caption("add-on reward per step, training episodes", ("sans-serif", 16))
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..x_max, (y_lo - pad)..(y_hi + pad))
@@ -75,11 +69,7 @@ pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result
         .draw()
         .map_err(|x| e(&x))?;
     chart
-        .draw_series(
-            xs.iter()
-                .zip(&ys)
-                .map(|(x, y)| Circle::new((*x, *y), 2, BLUE.mix(0.4).filled())),
-        )
+        .draw_series(xs.iter().zip(&ys).map(|(x, y)| Circle::new((*x, *y), 2, BLUE.mix(0.4).filled())))
         .map_err(|x| e(&x))?
         .label("episode")
         .legend(|(x, y)| Circle::new((x + 10, y), 3, BLUE.filled()));
@@ -103,42 +93,20 @@ pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result
         .map_err(|x| e(&x))?;
 
     // Right: distribution of the first metric over evaluation steps.
-    let (a, b) = (
-        &o.prior.first_metric_samples,
-        &o.customized.first_metric_samples,
-    );
-    let hi = a
-        .iter()
-        .chain(b.iter())
-        .copied()
-        .fold(0.0f32, f32::max)
-        .max(1e-3);
+    let (a, b) = (&o.prior.first_metric_samples, &o.customized.first_metric_samples);
+    let hi = a.iter().chain(b.iter()).copied().fold(0.0f32, f32::max).max(1e-3);
     let lo = a.iter().chain(b.iter()).copied().fold(0.0f32, f32::min);
     let bins = 40;
     let (ha, hb) = (histogram(a, lo, hi, bins), histogram(b, lo, hi, bins));
-    let top = ha
-        .iter()
-        .chain(hb.iter())
-        .copied()
-        .fold(0.0f32, f32::max)
-        .max(1e-3)
-        * 1.1;
+    let top = ha.iter().chain(hb.iter()).copied().fold(0.0f32, f32::max).max(1e-3) * 1.1;
     let mut chart = ChartBuilder::on(&right)
         .margin(15)
-        .caption(
-            format!("`{metric_name}` per evaluation step"),
-            ("sans-serif", 16),
-        )
+        .caption(format!("`{metric_name}` per evaluation step"), ("sans-serif", 16))
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(lo..hi, 0.0f32..top)
         .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc(metric_name)
-        .y_desc("fraction of steps")
-        .draw()
-        .map_err(|x| e(&x))?;
+    chart.configure_mesh().x_desc(metric_name).y_desc("fraction of steps").draw().map_err(|x| e(&x))?;
     let w = (hi - lo) / bins as f32;
     for (hist, color, label) in [(&ha, BLUE, "prior"), (&hb, RED, "customized")] {
         chart
@@ -148,9 +116,7 @@ pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result
             }))
             .map_err(|x| e(&x))?
             .label(label)
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.mix(0.6).filled())
-            });
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.mix(0.6).filled()));
     }
     chart
         .configure_series_labels()

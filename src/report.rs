@@ -66,11 +66,8 @@ pub fn table(o: &Outcome) -> String {
         "change"
     );
     for ((k, va), (_, vb)) in a.iter().zip(&b) {
-        let change = if va.abs() > 1e-12 {
-            format!("{:+.1}%", 100.0 * (vb - va) / va.abs())
-        } else {
-            "".into()
-        };
+        let change =
+            if va.abs() > 1e-12 { format!("{:+.1}%", 100.0 * (vb - va) / va.abs()) } else { "".into() };
         s += &format!("{k:<30} {va:>12.4} {vb:>12.4} {change:>9}\n");
     }
     s

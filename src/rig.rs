@@ -82,11 +82,7 @@ fn open_pty() -> Result<Pty> {
     drop(guard);
     master.set_timeout(Duration::from_millis(1))?;
     let path = slave.name().context("pseudo-terminal without a name")?;
-    Ok(Pty {
-        master,
-        _slave: slave,
-        path,
-    })
+    Ok(Pty { master, _slave: slave, path })
 }
 
 /// Points `link` at `target` (replacing an old link atomically).
@@ -95,8 +91,7 @@ fn point_link(link: &Path, target: &str) -> Result<()> {
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)
         .with_context(|| format!("creating symlink {}", tmp.display()))?;
-    std::fs::rename(&tmp, link)
-        .with_context(|| format!("renaming symlink to {}", link.display()))?;
+    std::fs::rename(&tmp, link).with_context(|| format!("renaming symlink to {}", link.display()))?;
     Ok(())
 }
 
@@ -107,9 +102,7 @@ struct Direction {
 
 impl Direction {
     fn new() -> Self {
-        Direction {
-            partial: Vec::new(),
-        }
+        Direction { partial: Vec::new() }
     }
 
     /// Appends bytes and returns the complete frames (each ending in 0x00).
@@ -161,6 +154,7 @@ impl Rig {
         let mut buf = [0u8; 512];
         let mut out: Vec<u8> = Vec::with_capacity(1024);
         let mut connected_once = false;
+        let mut rejects_logged = 0;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if next_unplug.is_some_and(|t| now >= t) {
@@ -180,8 +174,7 @@ impl Rig {
             if estop_at.is_some_and(|t| now >= t) {
                 estop_at = None;
                 let t = now_us(now);
-                self.firmware
-                    .press_estop(t, &mut |bytes| out.extend_from_slice(bytes));
+                self.firmware.press_estop(t, &mut |bytes| out.extend_from_slice(bytes));
                 let _ = pty.master.write_all(&out);
                 out.clear();
             }
@@ -217,13 +210,17 @@ impl Rig {
                 self.stats.frames_to_firmware += 1;
                 for f in self.mangle(frame, false) {
                     let t = now_us(Instant::now());
-                    self.firmware
-                        .on_bytes(&f, t, &mut |bytes| out.extend_from_slice(bytes));
+                    self.firmware.on_bytes(&f, t, &mut |bytes| out.extend_from_slice(bytes));
                 }
             }
             let t = now_us(Instant::now());
-            self.firmware
-                .poll(t, &mut |bytes| out.extend_from_slice(bytes));
+            self.firmware.poll(t, &mut |bytes| out.extend_from_slice(bytes));
+            if self.firmware.stats.rejects > rejects_logged {
+                rejects_logged = self.firmware.stats.rejects;
+                log::warn!(
+                    "rig: refused a host handshake (protocol version, layout hash of signal/command names, or counts differ from this firmware's); the host prints both sides' values"
+                );
+            }
             let produced = std::mem::take(&mut out);
             for frame in to_host.frames(&produced) {
                 self.stats.frames_to_host += 1;
@@ -283,9 +280,7 @@ impl Rig {
 }
 
 /// Starts a rig in a thread; returns once the device exists.
-pub fn spawn(
-    mut rig: Rig,
-) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<Result<RigReport>>)> {
+pub fn spawn(mut rig: Rig) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<Result<RigReport>>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let s = stop.clone();
@@ -294,7 +289,6 @@ pub fn spawn(
             let _ = tx.send(path.to_string());
         })
     });
-    rx.recv_timeout(Duration::from_secs(10))
-        .context("the rig did not start")?;
+    rx.recv_timeout(Duration::from_secs(10)).context("the rig did not start")?;
     Ok((stop, handle))
 }

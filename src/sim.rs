@@ -112,11 +112,7 @@ impl Env for SimEnv {
         let terminated = self.plant.step(&self.command);
         self.plant.signals(&mut self.signals);
         self.t += 1;
-        Ok(StepEnd {
-            terminated,
-            truncated: !terminated && self.t >= self.max_steps,
-            interrupted: false,
-        })
+        Ok(StepEnd { terminated, truncated: !terminated && self.t >= self.max_steps, interrupted: false })
     }
 
     fn signals(&self) -> &[f32] {

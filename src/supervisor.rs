@@ -22,15 +22,7 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn new(min: Vec<f32>, max: Vec<f32>, max_rate: Vec<f32>, safe: Vec<f32>) -> Self {
         let n = min.len();
-        Supervisor {
-            min,
-            max,
-            max_rate,
-            safe,
-            last: vec![0.0; n],
-            has_last: false,
-            estop: false,
-        }
+        Supervisor { min, max, max_rate, safe, last: vec![0.0; n], has_last: false, estop: false }
     }
 
     /// Filters `proposed` into `out` and says what it changed.
@@ -49,10 +41,7 @@ impl Supervisor {
                     d.0 |= Decisions::CLAMPED;
                 }
                 if self.has_last && self.max_rate[i] > 0.0 {
-                    let lim = v.clamp(
-                        self.last[i] - self.max_rate[i],
-                        self.last[i] + self.max_rate[i],
-                    );
+                    let lim = v.clamp(self.last[i] - self.max_rate[i], self.last[i] + self.max_rate[i]);
                     if lim != v {
                         d.0 |= Decisions::RATE_LIMITED;
                         v = lim;
@@ -86,9 +75,7 @@ impl Supervisor {
 
     /// True when `v` is within the limits (what the HIL tests assert of every command sent).
     pub fn within_limits(&self, v: &[f32]) -> bool {
-        v.iter()
-            .enumerate()
-            .all(|(i, x)| x.is_finite() && *x >= self.min[i] && *x <= self.max[i])
+        v.iter().enumerate().all(|(i, x)| x.is_finite() && *x >= self.min[i] && *x <= self.max[i])
     }
 }
 
@@ -109,9 +96,7 @@ mod tests {
         let d = s.filter(&[-10.0], &mut out);
         assert!(d.contains(Decisions::RATE_LIMITED));
         assert_eq!(out, [5.0]);
-        assert!(s
-            .filter(&[f32::NAN], &mut out)
-            .contains(Decisions::FALLBACK));
+        assert!(s.filter(&[f32::NAN], &mut out).contains(Decisions::FALLBACK));
         assert_eq!(out, [0.0]);
         s.latch_estop();
         for _ in 0..3 {

@@ -10,9 +10,7 @@ use resq::{Bundle, BundleError};
 const MANIFEST: &str = include_str!("../models/cartpole/manifest.toml");
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/onnx")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx").join(name)
 }
 
 /// A bundle folder with `manifest` and the given prior file (or none).
@@ -32,10 +30,7 @@ fn good_prior() -> Vec<u8> {
 }
 
 fn replace(from: &str, to: &str) -> String {
-    assert!(
-        MANIFEST.contains(from),
-        "the test's anchor `{from}` is not in the manifest"
-    );
+    assert!(MANIFEST.contains(from), "the test's anchor `{from}` is not in the manifest");
     MANIFEST.replacen(from, to, 1)
 }
 
@@ -94,10 +89,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "wrong input width",
-            manifest: m(replace(
-                "[[observation]]\nsignal = \"theta_dot\"\nscale = 3.5\n",
-                "",
-            )),
+            manifest: m(replace("[[observation]]\nsignal = \"theta_dot\"\nscale = 3.5\n", "")),
             prior: p.clone(),
             field: Some("observation"),
             says: "has shape [?, 4]; the manifest lists 3 observation signal(s)",
@@ -105,10 +97,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "wrong output width",
-            manifest: m(
-                replace("values = [-10.0, 10.0]", "values = [-10.0, 0.0, 10.0]")
-                    .replace("labels = [\"left\", \"right\"]", ""),
-            ),
+            manifest: m(replace("values = [-10.0, 10.0]", "values = [-10.0, 0.0, 10.0]")
+                .replace("labels = [\"left\", \"right\"]", "")),
             prior: p.clone(),
             field: Some("action.values"),
             says: "the manifest lists 3 action(s)",
@@ -188,10 +178,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "unknown plant",
-            manifest: m(replace(
-                "name = \"cartpole\"             #",
-                "name = \"segway\" #",
-            )),
+            manifest: m(replace("name = \"cartpole\"             #", "name = \"segway\" #")),
             prior: p.clone(),
             field: Some("plant.name"),
             says: "unknown plant `segway`",
@@ -215,10 +202,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "temperature on a logits prior",
-            manifest: m(replace(
-                "kind = \"discrete_q\"",
-                "kind = \"discrete_logits\"",
-            )),
+            manifest: m(replace("kind = \"discrete_q\"", "kind = \"discrete_logits\"")),
             prior: p.clone(),
             field: Some("prior.temperature"),
             says: "has none",
@@ -239,16 +223,10 @@ fn cases() -> Vec<Case> {
 fn each_bad_bundle_gets_its_own_clear_error() {
     let mut messages = Vec::new();
     for c in cases() {
-        let result =
-            std::panic::catch_unwind(|| load_err(c.manifest.as_deref(), c.prior.as_deref()));
+        let result = std::panic::catch_unwind(|| load_err(c.manifest.as_deref(), c.prior.as_deref()));
         let (e, _dir) = result.unwrap_or_else(|_| panic!("{}: loading panicked", c.what));
         let text = e.to_string();
-        assert!(
-            text.contains(c.says),
-            "{}: message does not say `{}`:\n{text}",
-            c.what,
-            c.says
-        );
+        assert!(text.contains(c.says), "{}: message does not say `{}`:\n{text}", c.what, c.says);
         assert_eq!(
             e.file.file_name().and_then(|f| f.to_str()),
             Some(c.file),
@@ -256,12 +234,7 @@ fn each_bad_bundle_gets_its_own_clear_error() {
             c.what
         );
         if let Some(field) = c.field {
-            assert_eq!(
-                e.field.as_deref(),
-                Some(field),
-                "{}: wrong field in\n{text}",
-                c.what
-            );
+            assert_eq!(e.field.as_deref(), Some(field), "{}: wrong field in\n{text}", c.what);
         }
         assert!(!e.fix.is_empty(), "{}: no fix offered", c.what);
         messages.push(e.problem.clone());
@@ -269,10 +242,6 @@ fn each_bad_bundle_gets_its_own_clear_error() {
     let n = messages.len();
     messages.sort();
     messages.dedup();
-    assert_eq!(
-        messages.len(),
-        n,
-        "two different defects gave the same message"
-    );
+    assert_eq!(messages.len(), n, "two different defects gave the same message");
     assert!(n >= 10);
 }

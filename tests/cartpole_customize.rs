@@ -13,11 +13,7 @@ const STEPS: u64 = 6_000;
 const EVAL_EPISODES: usize = 40;
 
 fn metric(e: &resq::evaluate::PolicyEval, name: &str) -> f64 {
-    e.metrics
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| *v)
-        .expect("metric present")
+    e.metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v).expect("metric present")
 }
 
 fn customize(bundle: &str, out: &Path, steps: u64) -> customize::Outcome {
@@ -36,10 +32,7 @@ fn customize(bundle: &str, out: &Path, steps: u64) -> customize::Outcome {
 }
 
 fn assert_customized(bundle: &str, o: &customize::Outcome) {
-    let (p, c) = (
-        metric(&o.prior, "mean_abs_x"),
-        metric(&o.customized, "mean_abs_x"),
-    );
+    let (p, c) = (metric(&o.prior, "mean_abs_x"), metric(&o.customized, "mean_abs_x"));
     eprintln!(
         "{bundle}: mean|x| prior {p:.4} customized {c:.4}; reached 500 steps: prior {:.2} customized {:.2}; base return prior {:.1} customized {:.1}",
         o.prior.success_rate,
@@ -47,10 +40,7 @@ fn assert_customized(bundle: &str, o: &customize::Outcome) {
         o.prior.base_return.unwrap(),
         o.customized.base_return.unwrap()
     );
-    assert!(
-        c <= 0.5 * p,
-        "{bundle}: customized mean|x| {c:.4} is not ≤ half the prior's {p:.4}"
-    );
+    assert!(c <= 0.5 * p, "{bundle}: customized mean|x| {c:.4} is not ≤ half the prior's {p:.4}");
     assert!(
         o.customized.success_rate >= 0.95,
         "{bundle}: only {:.2} of episodes reach 500 steps",
@@ -71,8 +61,7 @@ fn soft_dqn_prior_moves_to_the_centre_and_resumes_from_its_checkpoint() {
     let json = report::to_json("cartpole", 0, &first);
     assert_eq!(json["env_steps"], STEPS);
     assert!(
-        json["prior"]["mean_abs_x"].as_f64().unwrap()
-            > json["customized"]["mean_abs_x"].as_f64().unwrap()
+        json["prior"]["mean_abs_x"].as_f64().unwrap() > json["customized"]["mean_abs_x"].as_f64().unwrap()
     );
 
     // The checkpoint is there, with no temporary file left beside it.
@@ -87,10 +76,7 @@ fn soft_dqn_prior_moves_to_the_centre_and_resumes_from_its_checkpoint() {
     assert_eq!(again.resumed_from, STEPS);
     assert_eq!(again.updates, first.updates);
     assert_eq!(again.learner.online, first.learner.online);
-    assert_eq!(
-        metric(&again.customized, "mean_abs_x"),
-        metric(&first.customized, "mean_abs_x")
-    );
+    assert_eq!(metric(&again.customized, "mean_abs_x"), metric(&first.customized, "mean_abs_x"));
 
     // A larger budget continues from the checkpoint.
     let more = customize("models/cartpole", out.path(), STEPS + 500);

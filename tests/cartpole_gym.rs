@@ -37,20 +37,10 @@ fn matches_gymnasium_trajectories() {
     let (mut saw_terminated, mut saw_truncated, mut steps, mut worst) = (false, false, 0, 0.0f64);
     for (e, ep) in rec.episodes.iter().enumerate() {
         for (t, &a) in ep.actions.iter().enumerate() {
-            let mut plant = CartPole {
-                state: if t == 0 {
-                    ep.initial_state
-                } else {
-                    ep.states[t - 1]
-                },
-            };
+            let mut plant = CartPole { state: if t == 0 { ep.initial_state } else { ep.states[t - 1] } };
             // gymnasium's action 1 pushes right with 10 N, action 0 left.
             let terminated = plant.step(&[if a == 1 { 10.0 } else { -10.0 }]);
-            let end = StepEnd {
-                interrupted: false,
-                terminated,
-                truncated: !terminated && t + 1 >= 500,
-            };
+            let end = StepEnd { interrupted: false, terminated, truncated: !terminated && t + 1 >= 500 };
             for (ours, theirs) in plant.state.iter().zip(&ep.states[t]) {
                 worst = worst.max((ours - theirs).abs());
                 assert!(
@@ -60,23 +50,14 @@ fn matches_gymnasium_trajectories() {
                     ep.states[t]
                 );
             }
-            assert_eq!(
-                end.terminated, ep.terminated[t],
-                "episode {e} step {t}: terminated"
-            );
-            assert_eq!(
-                end.truncated, ep.truncated[t],
-                "episode {e} step {t}: truncated"
-            );
+            assert_eq!(end.terminated, ep.terminated[t], "episode {e} step {t}: terminated");
+            assert_eq!(end.truncated, ep.truncated[t], "episode {e} step {t}: truncated");
             saw_terminated |= end.terminated;
             saw_truncated |= end.truncated;
             steps += 1;
         }
     }
-    assert!(
-        saw_terminated && saw_truncated,
-        "the recording should cover both endings"
-    );
+    assert!(saw_terminated && saw_truncated, "the recording should cover both endings");
     assert!(steps > 500);
     eprintln!("{steps} steps, largest state difference {worst:e}");
 }

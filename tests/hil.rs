@@ -40,23 +40,14 @@ fn start_rig(
     (link, finish)
 }
 
-fn connect(
-    b: &Bundle,
-    port: &Path,
-    mode: Mode,
-    period_us: u32,
-) -> Result<LinkEnv, resq::sim::EnvError> {
+fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEnv, resq::sim::EnvError> {
     let mut cfg = LinkConfig::lock_step(port.to_str().unwrap());
     cfg.mode = mode;
     cfg.period_us = period_us;
     cfg.reconnect_within = Duration::from_secs(5);
     let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
     let link = Link::open(cfg, &signals, &[b.manifest.action.name.as_str()])?;
-    Ok(LinkEnv::new(
-        link,
-        b.signals.len(),
-        b.manifest.plant.max_episode_steps,
-    ))
+    Ok(LinkEnv::new(link, b.signals.len(), b.manifest.plant.max_episode_steps))
 }
 
 fn options(out: &Path, steps: u64, episodes: usize) -> Options {
@@ -91,11 +82,7 @@ fn customizes_over_the_link_in_lock_step() {
     );
     assert!(c <= 0.5 * p, "customized {c} vs prior {p}");
     assert!(o.customized.success_rate >= 0.95);
-    assert_eq!(
-        o.link.crc_errors + o.link.other_errors + o.link.reconnects,
-        0,
-        "a clean link has no errors"
-    );
+    assert_eq!(o.link.crc_errors + o.link.other_errors + o.link.reconnects, 0, "a clean link has no errors");
     assert_eq!(report.firmware.commands_out_of_range, 0);
     // Every training tick is in the record.
     let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
@@ -141,10 +128,7 @@ fn survives_a_fault_campaign_and_still_customizes() {
     // The campaign really happened.
     let px = report.proxy;
     assert!(
-        px.corrupted_to_host > 5
-            && px.corrupted_to_firmware > 5
-            && px.dropped > 10
-            && px.duplicated > 10
+        px.corrupted_to_host > 5 && px.corrupted_to_firmware > 5 && px.dropped > 10 && px.duplicated > 10
     );
     assert!(report.proxy.unplugs >= 1 && report.proxy.reboots >= 1);
     // Corrupted frames are rejected and counted on the side that receives them. (Frames in
@@ -165,17 +149,10 @@ fn survives_a_fault_campaign_and_still_customizes() {
     // Nothing outside the limits ever reached the firmware, and the record agrees.
     assert_eq!(report.firmware.commands_out_of_range, 0);
     let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
-    assert_eq!(
-        s.clamped, 0,
-        "the policy's commands are inside the limits; nothing needed clamping"
-    );
+    assert_eq!(s.clamped, 0, "the policy's commands are inside the limits; nothing needed clamping");
     // And the customization still works.
     assert!(c <= 0.5 * p, "customized {c} vs prior {p}");
-    assert!(
-        o.customized.success_rate >= 0.95,
-        "success {}",
-        o.customized.success_rate
-    );
+    assert!(o.customized.success_rate >= 0.95, "success {}", o.customized.success_rate);
 }
 
 #[test]
@@ -190,10 +167,7 @@ fn a_layout_mismatch_is_refused_on_both_sides() {
         Err(e) => e.to_string(),
     };
     let report = finish();
-    assert!(
-        err.contains("refused the handshake") && err.contains("LayoutHash"),
-        "{err}"
-    );
+    assert!(err.contains("refused the handshake") && err.contains("LayoutHash"), "{err}");
     assert!(err.contains("fix:"), "{err}");
     assert!(report.firmware.rejects >= 1 && report.firmware.handshakes == 0);
     drop(b);
@@ -202,10 +176,7 @@ fn a_layout_mismatch_is_refused_on_both_sides() {
 #[test]
 fn an_estop_latches_and_stops_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = Faults {
-        estop_after: Some(Duration::from_millis(700)),
-        ..Faults::default()
-    };
+    let faults = Faults { estop_after: Some(Duration::from_millis(700)), ..Faults::default() };
     let (port, finish) = start_rig(dir.path(), Mode::LockStep, 0, faults, 5);
     let b = bundle();
     let mut env = connect(&b, &port, Mode::LockStep, 0).unwrap();
@@ -230,10 +201,7 @@ fn real_time_mode_runs_at_its_rate() {
     let o = customize::run_in(b, &mut env, &options(dir.path(), 600, 1)).unwrap();
     let report = finish();
     let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
-    eprintln!(
-        "real time 200 Hz: {s}\nlink {:?}\nfirmware {:?}",
-        o.link, report.firmware
-    );
+    eprintln!("real time 200 Hz: {s}\nlink {:?}\nfirmware {:?}", o.link, report.firmware);
     assert_eq!(s.ticks, 600);
     assert_eq!(report.firmware.commands_out_of_range, 0);
     assert!(s.tick_rate_hz > 0.0);

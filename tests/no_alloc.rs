@@ -60,12 +60,8 @@ fn counting_allocator_sees_allocations() {
 
 #[test]
 fn control_tick_allocates_nothing_after_warm_up() {
-    let bundle =
-        Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole")).unwrap();
-    assert!(
-        bundle.prior.is_realtime_safe(),
-        "the CartPole prior must run on resq's kernels"
-    );
+    let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole")).unwrap();
+    assert!(bundle.prior.is_realtime_safe(), "the CartPole prior must run on resq's kernels");
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
     // A residual with non-zero output so the KL-budget path (bisection) runs too.
     let residual = Mlp::new(&[4, 64, 64, 2], Activation::Relu, false, &mut rng);
@@ -81,19 +77,12 @@ fn control_tick_allocates_nothing_after_warm_up() {
     let mut supervisor = ctl.bundle.supervisor();
     let mut tick = |ctl: &mut Controller, env: &mut SimEnv| {
         obs.copy_from_slice(&ctl.obs);
-        let d = ctl.step(
-            env.signals(),
-            PolicyChoice::Customized,
-            ActMode::Sample,
-            &mut rng,
-        );
+        let d = ctl.step(env.signals(), PolicyChoice::Customized, ActMode::Sample, &mut rng);
         let cmd = ctl.bundle.action_values[d.action];
         let mut sent = [0.0f32];
         supervisor.filter(&[cmd], &mut sent);
         let end = env.step(&sent).unwrap();
-        ctl.bundle
-            .vars
-            .fill(env.signals(), &[cmd], &[0.0], &mut vals);
+        ctl.bundle.vars.fill(env.signals(), &[cmd], &[0.0], &mut vals);
         let r = ctl.bundle.addon.eval(&vals, &mut terms);
         ctl.observe(env.signals());
         next_logp0.copy_from_slice(&ctl.logp0);
@@ -125,8 +114,5 @@ fn control_tick_allocates_nothing_after_warm_up() {
         }
     });
     assert_eq!(n, 0, "the control path allocated {n} times in 2000 ticks");
-    assert!(
-        blended > 0,
-        "the KL-budget blend never ran, so it was not checked"
-    );
+    assert!(blended > 0, "the KL-budget blend never ran, so it was not checked");
 }

@@ -39,12 +39,8 @@ fn cartpole_prior_matches_onnxruntime() {
     for bundle in ["models/cartpole", "models/cartpole-bc"] {
         let dir = root().join(bundle);
         let g = golden(&dir.join("prior_golden.json"));
-        let mut prior =
-            Prior::load(&dir.join("prior.onnx"), PriorKind::DiscreteLogits, 4, 2).unwrap();
-        assert!(
-            prior.is_realtime_safe(),
-            "{bundle}: the exported MLP should compile to resq's kernels"
-        );
+        let mut prior = Prior::load(&dir.join("prior.onnx"), PriorKind::DiscreteLogits, 4, 2).unwrap();
+        assert!(prior.is_realtime_safe(), "{bundle}: the exported MLP should compile to resq's kernels");
         let w = worst(&mut prior, &g);
         assert!(w < 1e-5, "{bundle}: resq differs from onnxruntime by {w:e}");
     }
@@ -53,40 +49,18 @@ fn cartpole_prior_matches_onnxruntime() {
 #[test]
 fn matmul_add_tanh_chain_compiles_and_matches_onnxruntime() {
     let d = root().join("tests/data/onnx");
-    let mut prior = Prior::load(
-        &d.join("dense_matmul_tanh.onnx"),
-        PriorKind::DiscreteLogits,
-        4,
-        2,
-    )
-    .unwrap();
+    let mut prior = Prior::load(&d.join("dense_matmul_tanh.onnx"), PriorKind::DiscreteLogits, 4, 2).unwrap();
     assert!(prior.is_realtime_safe());
-    let w = worst(
-        &mut prior,
-        &golden(&d.join("dense_matmul_tanh_golden.json")),
-    );
+    let w = worst(&mut prior, &golden(&d.join("dense_matmul_tanh_golden.json")));
     assert!(w < 1e-5, "{w:e}");
 }
 
 #[test]
 fn non_dense_graph_runs_through_tract_and_matches_onnxruntime() {
     let d = root().join("tests/data/onnx");
-    let mut prior = Prior::load(
-        &d.join("logsoftmax_head.onnx"),
-        PriorKind::DiscreteLogits,
-        4,
-        3,
-    )
-    .unwrap();
-    assert!(
-        !prior.is_realtime_safe(),
-        "a LogSoftmax head is not a dense chain"
-    );
-    assert!(prior
-        .fallback_reason
-        .as_deref()
-        .unwrap()
-        .contains("LogSoftmax"));
+    let mut prior = Prior::load(&d.join("logsoftmax_head.onnx"), PriorKind::DiscreteLogits, 4, 3).unwrap();
+    assert!(!prior.is_realtime_safe(), "a LogSoftmax head is not a dense chain");
+    assert!(prior.fallback_reason.as_deref().unwrap().contains("LogSoftmax"));
     let g = golden(&d.join("logsoftmax_head_golden.json"));
     let w = worst(&mut prior, &g);
     assert!(w < 1e-5, "{w:e}");
@@ -102,13 +76,9 @@ fn non_dense_graph_runs_through_tract_and_matches_onnxruntime() {
 fn discrete_q_log_probs_are_a_tempered_log_softmax() {
     let d = root().join("tests/data/onnx");
     let t = 0.3;
-    let mut prior = Prior::load(
-        &d.join("dense_matmul_tanh.onnx"),
-        PriorKind::DiscreteQ { temperature: t },
-        4,
-        2,
-    )
-    .unwrap();
+    let mut prior =
+        Prior::load(&d.join("dense_matmul_tanh.onnx"), PriorKind::DiscreteQ { temperature: t }, 4, 2)
+            .unwrap();
     let g = golden(&d.join("dense_matmul_tanh_golden.json"));
     let mut lp = vec![0.0; 2];
     for (x, q) in g.inputs.iter().zip(&g.outputs) {

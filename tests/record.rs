@@ -9,9 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use resq::record::{
-    inspect, Decisions, LinkCounters, RecordMeta, Recorder, RecorderStats, TickRecord,
-};
+use resq::record::{inspect, Decisions, LinkCounters, RecordMeta, Recorder, RecorderStats, TickRecord};
 
 // ---- a counting allocator watching one thread (as in tests/no_alloc.rs) ----
 
@@ -133,11 +131,7 @@ fn synthetic() -> Vec<TickRecord> {
             }
             r.logp0[0] = -0.7;
             r.logp0[1] = -0.69;
-            r.q_r[0] = if fallback(i) {
-                f32::NAN
-            } else {
-                0.01 * i as f32
-            };
+            r.q_r[0] = if fallback(i) { f32::NAN } else { 0.01 * i as f32 };
             r.q_r[1] = -0.02;
             r.command[0] = if i % 2 == 0 { -10.0 } else { 10.0 };
             let terms = addon_terms(i);
@@ -205,13 +199,7 @@ fn summary_matches_what_was_written() {
     let path = dir.path().join("run/record.mcap"); // the folder is created
     let ticks = synthetic();
     let stats = write_all(&path, &ticks, ticks.len());
-    assert_eq!(
-        stats,
-        RecorderStats {
-            written: N,
-            dropped: 0
-        }
-    );
+    assert_eq!(stats, RecorderStats { written: N, dropped: 0 });
 
     let s = inspect(&path).unwrap();
     println!("{s}");
@@ -231,28 +219,16 @@ fn summary_matches_what_was_written() {
     let sum_periods: u64 = (0..N).map(|i| period_ns(i) as u64).sum();
     assert_eq!(t_last - t_first, sum_periods);
     assert!(close(s.duration_s, sum_periods as f64 / 1e9));
-    assert!(close(
-        s.tick_rate_hz,
-        (N - 1 + 3) as f64 / (sum_periods as f64 / 1e9)
-    ));
+    assert!(close(s.tick_rate_hz, (N - 1 + 3) as f64 / (sum_periods as f64 / 1e9)));
 
     // Period jitter: |period − median| over the ticks with a period.
     let periods: Vec<u64> = (1..N).map(|i| period_ns(i) as u64).collect();
     let median_ns = (nearest_rank_us(&periods, 50.0) * 1000.0).round() as u64;
     assert!(close(s.period_median_us, median_ns as f64 / 1000.0));
     let jitter: Vec<u64> = periods.iter().map(|&p| p.abs_diff(median_ns)).collect();
-    assert!(close(
-        s.period_jitter.p50_us,
-        nearest_rank_us(&jitter, 50.0)
-    ));
-    assert!(close(
-        s.period_jitter.p90_us,
-        nearest_rank_us(&jitter, 90.0)
-    ));
-    assert!(close(
-        s.period_jitter.p99_us,
-        nearest_rank_us(&jitter, 99.0)
-    ));
+    assert!(close(s.period_jitter.p50_us, nearest_rank_us(&jitter, 50.0)));
+    assert!(close(s.period_jitter.p90_us, nearest_rank_us(&jitter, 90.0)));
+    assert!(close(s.period_jitter.p99_us, nearest_rank_us(&jitter, 99.0)));
     assert!(close(s.period_jitter.max_us, max_us(&jitter)));
     // The six +250 µs outliers set the max.
     assert!(s.period_jitter.max_us > 240.0 && s.period_jitter.p99_us < 2.0);
@@ -285,27 +261,13 @@ fn summary_matches_what_was_written() {
             s.link.late_frames,
             s.link.reconnects
         ),
-        (
-            l.frames,
-            l.crc_errors,
-            l.other_errors,
-            l.seq_gaps,
-            l.duplicates,
-            l.late_frames,
-            l.reconnects
-        )
+        (l.frames, l.crc_errors, l.other_errors, l.seq_gaps, l.duplicates, l.late_frames, l.reconnects)
     );
-    assert_eq!(
-        (s.link.frames, s.link.crc_errors, s.link.reconnects),
-        (N, 29, 1)
-    );
+    assert_eq!((s.link.frames, s.link.crc_errors, s.link.reconnects), (N, 29, 1));
 
     // Add-on reward: overall mean and the mean in each tenth of the run's time span.
     let rewards: Vec<f64> = ticks.iter().map(|r| r.addon_reward as f64).collect();
-    assert!(close(
-        s.addon_reward_mean,
-        rewards.iter().sum::<f64>() / N as f64
-    ));
+    assert!(close(s.addon_reward_mean, rewards.iter().sum::<f64>() / N as f64));
     let span = (t_last - t_first) as f64;
     let mut sums = [0.0f64; 10];
     let mut counts = [0u64; 10];
@@ -356,30 +318,17 @@ fn mcap_layout_is_what_foxglove_reads() {
     let bytes = std::fs::read(&path).unwrap();
 
     // The summary section (channels, schemas, statistics, chunk indexes) is there.
-    let summary = mcap::Summary::read(&bytes)
-        .unwrap()
-        .expect("a summary section");
+    let summary = mcap::Summary::read(&bytes).unwrap().expect("a summary section");
     let stats = summary.stats.as_ref().unwrap();
     assert_eq!(stats.message_count, 600 + 2);
     assert!(!summary.chunk_indexes.is_empty());
-    let topics: BTreeSet<&str> = summary
-        .channels
-        .values()
-        .map(|c| c.topic.as_str())
-        .collect();
-    assert_eq!(
-        topics,
-        BTreeSet::from(["/resq/meta", "/resq/tick", "/resq/stats"])
-    );
+    let topics: BTreeSet<&str> = summary.channels.values().map(|c| c.topic.as_str()).collect();
+    assert_eq!(topics, BTreeSet::from(["/resq/meta", "/resq/tick", "/resq/stats"]));
     for c in summary.channels.values() {
         assert_eq!(c.message_encoding, "json");
         assert_eq!(c.schema.as_ref().unwrap().encoding, "jsonschema");
     }
-    let tick_channel = summary
-        .channels
-        .values()
-        .find(|c| c.topic == "/resq/tick")
-        .unwrap();
+    let tick_channel = summary.channels.values().find(|c| c.topic == "/resq/tick").unwrap();
     let schema: serde_json::Value =
         serde_json::from_slice(&tick_channel.schema.as_ref().unwrap().data).unwrap();
     let props = schema["properties"].as_object().unwrap();
@@ -406,9 +355,7 @@ fn mcap_layout_is_what_foxglove_reads() {
                 let o = v.as_object().unwrap();
                 // Every field is described by the schema, nested objects too.
                 for (k, val) in o {
-                    let p = props
-                        .get(k)
-                        .unwrap_or_else(|| panic!("`{k}` not in the schema"));
+                    let p = props.get(k).unwrap_or_else(|| panic!("`{k}` not in the schema"));
                     if let Some(inner) = val.as_object() {
                         let ip = p["properties"].as_object().unwrap();
                         for ik in inner.keys() {
@@ -424,12 +371,7 @@ fn mcap_layout_is_what_foxglove_reads() {
                 let sig = v["signals"].as_object().unwrap();
                 assert_eq!(
                     sig.keys().collect::<BTreeSet<_>>(),
-                    BTreeSet::from([
-                        &"x".to_string(),
-                        &"x_dot".into(),
-                        &"theta".into(),
-                        &"theta_dot".into()
-                    ])
+                    BTreeSet::from([&"x".to_string(), &"x_dot".into(), &"theta".into(), &"theta_dot".into()])
                 );
                 // Keys keep the meta's order in the message.
                 let text = std::str::from_utf8(&msg.data).unwrap();
@@ -445,22 +387,13 @@ fn mcap_layout_is_what_foxglove_reads() {
                 assert_eq!(v["action"], r.action);
                 assert_eq!(v["action_label"], ["left", "right"][r.action as usize]);
                 assert_eq!(v["command"]["force"].as_f64().unwrap() as f32, r.command[0]);
-                assert_eq!(
-                    v["addon"]["smooth"].as_f64().unwrap() as f32,
-                    r.addon_terms[1]
-                );
+                assert_eq!(v["addon"]["smooth"].as_f64().unwrap() as f32, r.addon_terms[1]);
                 assert_eq!(v["addon_reward"].as_f64().unwrap() as f32, r.addon_reward);
                 let d = &v["decisions"];
                 assert_eq!(d.as_object().unwrap().len(), 7);
-                assert_eq!(
-                    d["deadline_miss"],
-                    r.decisions.contains(Decisions::DEADLINE_MISS)
-                );
+                assert_eq!(d["deadline_miss"], r.decisions.contains(Decisions::DEADLINE_MISS));
                 assert_eq!(d["clamped"], r.decisions.contains(Decisions::CLAMPED));
-                assert_eq!(
-                    d["episode_end"],
-                    r.decisions.contains(Decisions::EPISODE_END)
-                );
+                assert_eq!(d["episode_end"], r.decisions.contains(Decisions::EPISODE_END));
                 assert_eq!(v["latency_ns"], r.latency_ns);
                 assert_eq!(v["period_ns"], r.period_ns);
                 assert_eq!(v["link"]["crc_errors"], r.link.crc_errors);
@@ -513,9 +446,7 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     assert_eq!(s.ticks, stats.written);
     assert_eq!(s.recorder, Some(stats));
     assert!(s.ticks_missing <= stats.dropped);
-    assert!(s
-        .to_string()
-        .contains(&format!("dropped {}", stats.dropped)));
+    assert!(s.to_string().contains(&format!("dropped {}", stats.dropped)));
 }
 
 #[test]
@@ -544,10 +475,7 @@ fn record_does_not_allocate() {
         }
     });
     let stats = rec.finish().unwrap();
-    println!(
-        "20 000 record() calls: {n} allocations; accepted {accepted}, dropped {}",
-        stats.dropped
-    );
+    println!("20 000 record() calls: {n} allocations; accepted {accepted}, dropped {}", stats.dropped);
     assert!(accepted > 0);
     assert_eq!(stats.written, warm + accepted);
     assert_eq!(n, 0, "Recorder::record allocated");
@@ -595,10 +523,7 @@ fn writer_rate() {
 fn an_empty_recording_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.mcap");
-    let stats = Recorder::start(&path, meta(), 16)
-        .unwrap()
-        .finish()
-        .unwrap();
+    let stats = Recorder::start(&path, meta(), 16).unwrap().finish().unwrap();
     assert_eq!(stats, RecorderStats::default());
     let s = inspect(&path).unwrap();
     assert!(s.complete);
@@ -637,10 +562,7 @@ fn broken_files_give_errors_that_name_them() {
     let text = dir.path().join("notes.mcap");
     std::fs::write(&text, "these are not the bytes you are looking for").unwrap();
     let e = err(&text);
-    assert!(
-        e.contains(&text.display().to_string()) && e.contains("not an MCAP"),
-        "{e}"
-    );
+    assert!(e.contains(&text.display().to_string()) && e.contains("not an MCAP"), "{e}");
 
     let empty = dir.path().join("empty.mcap");
     std::fs::write(&empty, "").unwrap();
@@ -667,26 +589,16 @@ fn broken_files_give_errors_that_name_them() {
     let other = dir.path().join("other.mcap");
     {
         let mut w = mcap::Writer::new(std::fs::File::create(&other).unwrap()).unwrap();
-        let ch = w
-            .add_channel(0, "/camera", "raw", &Default::default())
-            .unwrap();
+        let ch = w.add_channel(0, "/camera", "raw", &Default::default()).unwrap();
         w.write_to_known_channel(
-            &mcap::records::MessageHeader {
-                channel_id: ch,
-                sequence: 0,
-                log_time: 1,
-                publish_time: 1,
-            },
+            &mcap::records::MessageHeader { channel_id: ch, sequence: 0, log_time: 1, publish_time: 1 },
             b"pixels",
         )
         .unwrap();
         w.finish().unwrap();
     }
     let e = err(&other);
-    assert!(
-        e.contains(&other.display().to_string()) && e.contains("not a resq record"),
-        "{e}"
-    );
+    assert!(e.contains(&other.display().to_string()) && e.contains("not a resq record"), "{e}");
 
     // The recorder names a file it cannot create.
     let blocked = dir.path().join("notes.mcap/record.mcap"); // a file is in the way

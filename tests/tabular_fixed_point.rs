@@ -28,15 +28,9 @@ fn random_mdp(seed: u64) -> Mdp {
         let z: f64 = v.iter().sum();
         v.into_iter().map(|x| x / z).collect::<Vec<_>>()
     };
-    let p = (0..S)
-        .map(|_| [dist(&mut rng), dist(&mut rng), dist(&mut rng)])
-        .collect();
-    let r = (0..S)
-        .map(|_| [0; A].map(|_| rng.random_range(-1.0..1.0)))
-        .collect();
-    let r_addon = (0..S)
-        .map(|_| [0; A].map(|_| rng.random_range(-1.0..1.0)))
-        .collect();
+    let p = (0..S).map(|_| [dist(&mut rng), dist(&mut rng), dist(&mut rng)]).collect();
+    let r = (0..S).map(|_| [0; A].map(|_| rng.random_range(-1.0..1.0))).collect();
+    let r_addon = (0..S).map(|_| [0; A].map(|_| rng.random_range(-1.0..1.0))).collect();
     Mdp { p, r, r_addon }
 }
 
@@ -45,15 +39,11 @@ fn soft_q(m: &Mdp, alpha: f64, reward: impl Fn(usize, usize) -> f64) -> Vec<[f64
     let zeros = [0.0; A];
     let mut q = vec![zeros; S];
     for _ in 0..2000 {
-        let v: Vec<f64> = q
-            .iter()
-            .map(|qs| soft_value(qs, &zeros, 0.0, alpha))
-            .collect();
+        let v: Vec<f64> = q.iter().map(|qs| soft_value(qs, &zeros, 0.0, alpha)).collect();
         let mut next = vec![zeros; S];
         for s in 0..S {
             for a in 0..A {
-                next[s][a] =
-                    reward(s, a) + GAMMA * (0..S).map(|t| m.p[s][a][t] * v[t]).sum::<f64>();
+                next[s][a] = reward(s, a) + GAMMA * (0..S).map(|t| m.p[s][a][t] * v[t]).sum::<f64>();
             }
         }
         q = next;
@@ -71,14 +61,11 @@ fn log_softmax(q: &[f64; A], t: f64) -> [f64; A] {
 fn residual_q(m: &Mdp, logp0: &[[f64; A]], omega_p: f64, alpha_hat: f64) -> Vec<[f64; A]> {
     let mut q = vec![[0.0; A]; S];
     for _ in 0..2000 {
-        let v: Vec<f64> = (0..S)
-            .map(|s| soft_value(&q[s], &logp0[s], omega_p, alpha_hat))
-            .collect();
+        let v: Vec<f64> = (0..S).map(|s| soft_value(&q[s], &logp0[s], omega_p, alpha_hat)).collect();
         let mut next = vec![[0.0; A]; S];
         for s in 0..S {
             for a in 0..A {
-                next[s][a] =
-                    m.r_addon[s][a] + GAMMA * (0..S).map(|t| m.p[s][a][t] * v[t]).sum::<f64>();
+                next[s][a] = m.r_addon[s][a] + GAMMA * (0..S).map(|t| m.p[s][a][t] * v[t]).sum::<f64>();
             }
         }
         q = next;
@@ -104,19 +91,11 @@ fn maxent_value(
             }
         }
     }
-    mat.lu()
-        .solve(&rhs)
-        .expect("I − γP_π is invertible for γ < 1")
+    mat.lu().solve(&rhs).expect("I − γP_π is invertible for γ < 1")
 }
 
 /// Largest |difference| between the residual solution and the full-reward optimum.
-fn worst_errors(
-    seed: u64,
-    omega: f64,
-    alpha0: f64,
-    alpha_hat: f64,
-    omega_p: f64,
-) -> (f64, f64, f64) {
+fn worst_errors(seed: u64, omega: f64, alpha0: f64, alpha_hat: f64, omega_p: f64) -> (f64, f64, f64) {
     let m = random_mdp(seed);
     let q_prior = soft_q(&m, alpha0, |s, a| m.r[s][a]);
     let logp0: Vec<[f64; A]> = q_prior.iter().map(|q| log_softmax(q, alpha0)).collect();
@@ -132,37 +111,23 @@ fn worst_errors(
             q = q.max((q_res[s][a] + omega * q_prior[s][a] - q_full[s][a]).abs());
         }
     }
-    let v = maxent_value(&m, &logpi_hat, alpha_hat, |s, a| {
-        omega * m.r[s][a] + m.r_addon[s][a]
-    });
-    let val = (0..S)
-        .map(|s| (v[s] - soft_value(&q_full[s], &[0.0; A], 0.0, alpha_hat)).abs())
-        .fold(0.0, f64::max);
+    let v = maxent_value(&m, &logpi_hat, alpha_hat, |s, a| omega * m.r[s][a] + m.r_addon[s][a]);
+    let val =
+        (0..S).map(|s| (v[s] - soft_value(&q_full[s], &[0.0; A], 0.0, alpha_hat)).abs()).fold(0.0, f64::max);
     (pol, q, val)
 }
 
 #[test]
 fn residual_fixed_point_is_the_full_reward_maxent_optimum() {
     // (ω, α0 = the prior's temperature, α̂)
-    for (i, &(omega, alpha0, alpha_hat)) in [
-        (1.0, 1.0, 1.0),
-        (0.5, 1.0, 2.0),
-        (2.0, 0.5, 0.3),
-        (1.0, 0.2, 1.0),
-        (3.0, 2.0, 0.5),
-    ]
-    .iter()
-    .enumerate()
+    for (i, &(omega, alpha0, alpha_hat)) in
+        [(1.0, 1.0, 1.0), (0.5, 1.0, 2.0), (2.0, 0.5, 0.3), (1.0, 0.2, 1.0), (3.0, 2.0, 0.5)]
+            .iter()
+            .enumerate()
     {
         let (pol, q, val) = worst_errors(100 + i as u64, omega, alpha0, alpha_hat, omega * alpha0);
-        assert!(
-            pol < 1e-6,
-            "ω={omega} α0={alpha0} α̂={alpha_hat}: policy error {pol:e}"
-        );
-        assert!(
-            q < 1e-6,
-            "ω={omega} α0={alpha0} α̂={alpha_hat}: Q_R + ωQ* − Q̂* = {q:e}"
-        );
+        assert!(pol < 1e-6, "ω={omega} α0={alpha0} α̂={alpha_hat}: policy error {pol:e}");
+        assert!(q < 1e-6, "ω={omega} α0={alpha0} α̂={alpha_hat}: Q_R + ωQ* − Q̂* = {q:e}");
         assert!(
             val < 1e-6,
             "ω={omega} α0={alpha0} α̂={alpha_hat}: value of π̂ differs from the optimum by {val:e}"
@@ -175,8 +140,5 @@ fn wrong_prior_weight_misses_the_optimum() {
     // ω' must be ω·α0: using ω alone (with α0 ≠ 1) gives another policy. This is what makes the
     // test above able to fail.
     let (pol, _, _) = worst_errors(7, 1.0, 0.5, 1.0, 1.0);
-    assert!(
-        pol > 1e-3,
-        "a wrong ω' should change the policy, error only {pol:e}"
-    );
+    assert!(pol > 1e-3, "a wrong ω' should change the policy, error only {pol:e}");
 }

@@ -101,16 +101,8 @@ impl Rng {
         match self.below(8) {
             0 => Message::Hello(Hello {
                 version: self.int() as u16,
-                role: if self.chance(2) {
-                    Role::Host
-                } else {
-                    Role::Firmware
-                },
-                mode: if self.chance(2) {
-                    Mode::LockStep
-                } else {
-                    Mode::RealTime
-                },
+                role: if self.chance(2) { Role::Host } else { Role::Firmware },
+                mode: if self.chance(2) { Mode::LockStep } else { Mode::RealTime },
                 period_us: self.int() as u32,
                 layout_hash: self.int() as u32,
                 n_signals: self.int() as u8,
@@ -142,14 +134,8 @@ impl Rng {
                 values: self.values(),
             }),
             4 => Message::Reset(Reset { seed: self.int() }),
-            5 => Message::Heartbeat(Heartbeat {
-                seq: self.int() as u32,
-                t_us: self.int(),
-            }),
-            6 => Message::Fault(Fault {
-                code: FaultCode::from_u16(self.int() as u16),
-                t_us: self.int(),
-            }),
+            5 => Message::Heartbeat(Heartbeat { seq: self.int() as u32, t_us: self.int() }),
+            6 => Message::Fault(Fault { code: FaultCode::from_u16(self.int() as u16), t_us: self.int() }),
             _ => Message::ClearEstop,
         }
     }
@@ -266,10 +252,7 @@ fn fail(seed: u64, exec: u64, what: String) -> ! {
 
 fn main() {
     let mut seconds = 10.0f64;
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
+    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
@@ -308,14 +291,8 @@ fn main() {
     let mut rng = Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
     let mut decoder = Decoder::new();
-    let mut t = Totals {
-        executions: 0,
-        frames: 0,
-        rejected: 0,
-        bytes: 0,
-        mutated_frames: 0,
-        recrc_frames: 0,
-    };
+    let mut t =
+        Totals { executions: 0, frames: 0, rejected: 0, bytes: 0, mutated_frames: 0, recrc_frames: 0 };
     // Oracle state, persistent across executions like the decoder's.
     let mut segment: Vec<u8> = Vec::new();
     let mut known_prev: HashMap<Vec<u8>, Message> = HashMap::new();
@@ -420,37 +397,25 @@ fn main() {
                     // one must re-encode to exactly these bytes.
                     (Ok(got), None) if crc_valid => {
                         if encode_to_vec(got).map(|f| f.as_slice() == segment) != Ok(true) {
-                            fail(
-                                seed,
-                                exec,
-                                format!("{got:?} does not re-encode to its frame"),
-                            );
+                            fail(seed, exec, format!("{got:?} does not re-encode to its frame"));
                         }
                         oks += 1;
                     }
-                    (Err(e @ (DecodeError::Crc | DecodeError::Cobs)), None) if crc_valid => fail(
-                        seed,
-                        exec,
-                        format!("CRC-valid frame {segment:02x?} rejected as {e:?}"),
-                    ),
+                    (Err(e @ (DecodeError::Crc | DecodeError::Cobs)), None) if crc_valid => {
+                        fail(seed, exec, format!("CRC-valid frame {segment:02x?} rejected as {e:?}"))
+                    }
                     (Ok(got), _) => fail(
                         seed,
                         exec,
                         format!("decoded {got:?} from {segment:02x?}, expected {expected:?}"),
                     ),
-                    (Err(e), Some(want)) => fail(
-                        seed,
-                        exec,
-                        format!("intact frame of {want:?} rejected with {e:?}"),
-                    ),
+                    (Err(e), Some(want)) => {
+                        fail(seed, exec, format!("intact frame of {want:?} rejected with {e:?}"))
+                    }
                     (Err(e), None) => {
                         let oversized = segment.len() > MAX_FRAME;
                         if oversized != (*e == DecodeError::Oversized) {
-                            fail(
-                                seed,
-                                exec,
-                                format!("{} byte frame rejected as {e:?}", segment.len()),
-                            );
+                            fail(seed, exec, format!("{} byte frame rejected as {e:?}", segment.len()));
                         }
                         *errs.entry(std::mem::discriminant(e)).or_default() += 1;
                     }
@@ -463,55 +428,23 @@ fn main() {
             let delta = |a: u64, b: u64| a.wrapping_sub(b);
             let err = |e: DecodeError| errs.get(&std::mem::discriminant(&e)).copied().unwrap_or(0);
             let checks = [
-                (
-                    "bytes",
-                    delta(after.bytes, before.bytes),
-                    stream.len() as u64,
-                ),
+                ("bytes", delta(after.bytes, before.bytes), stream.len() as u64),
                 ("frames", delta(after.frames, before.frames), oks),
-                (
-                    "rejected",
-                    delta(after.rejected(), before.rejected()),
-                    results - oks,
-                ),
-                (
-                    "crc_errors",
-                    delta(after.crc_errors, before.crc_errors),
-                    err(DecodeError::Crc),
-                ),
-                (
-                    "cobs_errors",
-                    delta(after.cobs_errors, before.cobs_errors),
-                    err(DecodeError::Cobs),
-                ),
-                (
-                    "length_errors",
-                    delta(after.length_errors, before.length_errors),
-                    err(DecodeError::Length),
-                ),
-                (
-                    "oversized",
-                    delta(after.oversized, before.oversized),
-                    err(DecodeError::Oversized),
-                ),
+                ("rejected", delta(after.rejected(), before.rejected()), results - oks),
+                ("crc_errors", delta(after.crc_errors, before.crc_errors), err(DecodeError::Crc)),
+                ("cobs_errors", delta(after.cobs_errors, before.cobs_errors), err(DecodeError::Cobs)),
+                ("length_errors", delta(after.length_errors, before.length_errors), err(DecodeError::Length)),
+                ("oversized", delta(after.oversized, before.oversized), err(DecodeError::Oversized)),
                 (
                     "unknown_type",
                     delta(after.unknown_type, before.unknown_type),
                     err(DecodeError::UnknownType(0)),
                 ),
-                (
-                    "bad_field",
-                    delta(after.bad_field, before.bad_field),
-                    err(DecodeError::BadField),
-                ),
+                ("bad_field", delta(after.bad_field, before.bad_field), err(DecodeError::BadField)),
             ];
             for (name, got, want) in checks {
                 if got != want {
-                    fail(
-                        seed,
-                        exec,
-                        format!("stats.{name} moved by {got}, expected {want}"),
-                    );
+                    fail(seed, exec, format!("stats.{name} moved by {got}, expected {want}"));
                 }
             }
 
@@ -535,10 +468,7 @@ fn main() {
     if s.frames != t.frames || s.rejected() != t.rejected || s.bytes != t.bytes {
         fail(seed, t.executions, format!("final stats {s:?} disagree"));
     }
-    println!(
-        "executions: {} frames: {} rejected: {}",
-        t.executions, t.frames, t.rejected
-    );
+    println!("executions: {} frames: {} rejected: {}", t.executions, t.frames, t.rejected);
     println!(
         "bytes: {} mutated_frames: {} recrc_frames: {} stats: {:?}",
         t.bytes, t.mutated_frames, t.recrc_frames, s

@@ -75,9 +75,7 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, CobsError> {
         if block.contains(&0) {
             return Err(CobsError::Invalid);
         }
-        out.get_mut(w..w + len)
-            .ok_or(CobsError::OutputTooSmall)?
-            .copy_from_slice(block);
+        out.get_mut(w..w + len).ok_or(CobsError::OutputTooSmall)?.copy_from_slice(block);
         w += len;
         r += len;
         if code != 0xFF && r < input.len() {
@@ -137,10 +135,7 @@ mod tests {
         // Exactly-sized output buffer suffices; one byte less fails.
         let mut exact = [0u8; 1024];
         assert_eq!(encode(data, &mut exact[..n]), Ok(n));
-        assert_eq!(
-            encode(data, &mut exact[..n - 1]),
-            Err(CobsError::OutputTooSmall)
-        );
+        assert_eq!(encode(data, &mut exact[..n - 1]), Err(CobsError::OutputTooSmall));
         n
     }
 
@@ -223,20 +218,11 @@ mod tests {
         assert_eq!(decode(&[], &mut out), Err(CobsError::Invalid));
         assert_eq!(decode(&[0x00], &mut out), Err(CobsError::Invalid));
         assert_eq!(decode(&[0x03, 0x11], &mut out), Err(CobsError::Invalid));
-        assert_eq!(
-            decode(&[0x03, 0x11, 0x00], &mut out),
-            Err(CobsError::Invalid)
-        );
-        assert_eq!(
-            decode(&[0x05, 1, 2, 3, 4], &mut out[..3]),
-            Err(CobsError::OutputTooSmall)
-        );
+        assert_eq!(decode(&[0x03, 0x11, 0x00], &mut out), Err(CobsError::Invalid));
+        assert_eq!(decode(&[0x05, 1, 2, 3, 4], &mut out[..3]), Err(CobsError::OutputTooSmall));
         assert_eq!(decode_in_place(&mut []), Err(CobsError::Invalid));
         assert_eq!(decode_in_place(&mut [0x02]), Err(CobsError::Invalid));
-        assert_eq!(
-            decode_in_place(&mut [0x02, 0x01, 0x00]),
-            Err(CobsError::Invalid)
-        );
+        assert_eq!(decode_in_place(&mut [0x02, 0x01, 0x00]), Err(CobsError::Invalid));
     }
 
     #[test]

@@ -20,11 +20,7 @@ const fn make_table() -> [u32; 256] {
         let mut crc = i as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ CRC32C_POLY
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ CRC32C_POLY } else { crc >> 1 };
             bit += 1;
         }
         table[i] = crc;
@@ -111,11 +107,7 @@ mod tests {
             for &b in bytes {
                 crc ^= b as u32;
                 for _ in 0..8 {
-                    crc = if crc & 1 != 0 {
-                        (crc >> 1) ^ CRC32C_POLY
-                    } else {
-                        crc >> 1
-                    };
+                    crc = if crc & 1 != 0 { (crc >> 1) ^ CRC32C_POLY } else { crc >> 1 };
                 }
             }
             !crc
@@ -136,10 +128,7 @@ mod tests {
     #[test]
     fn layout_hash_is_crc_of_the_defined_bytes() {
         let bytes = b"x\0x_dot\0theta\0theta_dot\0\x01force\0";
-        assert_eq!(
-            layout_hash(&["x", "x_dot", "theta", "theta_dot"], &["force"]),
-            crc32c(bytes)
-        );
+        assert_eq!(layout_hash(&["x", "x_dot", "theta", "theta_dot"], &["force"]), crc32c(bytes));
         // Moving a name across the signal/action boundary changes the hash.
         assert_ne!(layout_hash(&["a", "b"], &[]), layout_hash(&["a"], &["b"]));
         assert_eq!(layout_hash(&[], &[]), crc32c(&[0x01]));

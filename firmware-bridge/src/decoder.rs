@@ -166,10 +166,7 @@ impl Decoder {
     /// Pushes `bytes` lazily: the iterator yields each `Some` result of [`Decoder::push`].
     /// Bytes not yet reached when the iterator is dropped are not pushed.
     pub fn push_slice<'a>(&'a mut self, bytes: &'a [u8]) -> PushSlice<'a> {
-        PushSlice {
-            decoder: self,
-            bytes,
-        }
+        PushSlice { decoder: self, bytes }
     }
 
     /// Counters since creation or the last [`Decoder::clear_stats`].

@@ -18,8 +18,8 @@
 use crate::plant::{self, Plant};
 use crate::timing::{HEARTBEAT_IDLE_US, LINK_TIMEOUT_US, PROTOCOL_FAULT_INTERVAL_US};
 use crate::{
-    encode, Command, Decoder, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Role, Sensor,
-    SensorFlags, Values, MAX_FRAME, PROTOCOL_VERSION,
+    encode, Command, Decoder, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Role, Sensor, SensorFlags,
+    Values, MAX_FRAME, PROTOCOL_VERSION,
 };
 
 /// SplitMix64: the firmware's own small random source (plant resets, boot ids).
@@ -165,14 +165,7 @@ impl SimFirmware {
     /// Presses the (simulated) e-stop: the safe action applies and a Fault is sent.
     pub fn press_estop(&mut self, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
         self.estop = true;
-        self.send(
-            &Message::Fault(Fault {
-                code: FaultCode::EStop,
-                t_us: now_us,
-            }),
-            now_us,
-            emit,
-        );
+        self.send(&Message::Fault(Fault { code: FaultCode::EStop, t_us: now_us }), now_us, emit);
     }
 
     fn send(&mut self, msg: &Message, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
@@ -188,11 +181,7 @@ impl SimFirmware {
             version: PROTOCOL_VERSION,
             role: Role::Firmware,
             mode: self.mode,
-            period_us: if self.mode == Mode::RealTime {
-                self.period_us
-            } else {
-                0
-            },
+            period_us: if self.mode == Mode::RealTime { self.period_us } else { 0 },
             layout_hash: self.layout_hash,
             n_signals: self.plant.signal_names().len() as u8,
             n_actions: self.plant.command_names().len() as u8,
@@ -212,12 +201,7 @@ impl SimFirmware {
         if self.estop {
             flags.insert(SensorFlags::ESTOP);
         }
-        Sensor {
-            seq: self.seq,
-            t_us: now_us,
-            flags,
-            values,
-        }
+        Sensor { seq: self.seq, t_us: now_us, flags, values }
     }
 
     fn emit_sensor(&mut self, flags: SensorFlags, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
@@ -233,11 +217,7 @@ impl SimFirmware {
         if let (Some(v), false) = (values, self.estop) {
             cmd[..n].copy_from_slice(&v[..n]);
             let bounds = self.plant.command_bounds();
-            if cmd[..n]
-                .iter()
-                .zip(bounds)
-                .any(|(c, (lo, hi))| !(*lo..=*hi).contains(c))
-            {
+            if cmd[..n].iter().zip(bounds).any(|(c, (lo, hi))| !(*lo..=*hi).contains(c)) {
                 self.stats.commands_out_of_range += 1;
             }
         }
@@ -289,10 +269,7 @@ impl SimFirmware {
                 {
                     self.last_fault_us = now_us.max(1);
                     self.send(
-                        &Message::Fault(Fault {
-                            code: FaultCode::Protocol,
-                            t_us: now_us,
-                        }),
+                        &Message::Fault(Fault { code: FaultCode::Protocol, t_us: now_us }),
                         now_us,
                         emit,
                     );
@@ -323,8 +300,7 @@ impl SimFirmware {
             }
             Message::Command(c) => self.on_command(c, now_us, emit),
             Message::ClearEstop => self.estop = false,
-            Message::Heartbeat(_) | Message::Fault(_) | Message::Sensor(_) | Message::Reject(_) => {
-            }
+            Message::Heartbeat(_) | Message::Fault(_) | Message::Sensor(_) | Message::Reject(_) => {}
         }
     }
 
@@ -333,14 +309,7 @@ impl SimFirmware {
             return;
         }
         if c.values.len() != self.plant.command_names().len() {
-            self.send(
-                &Message::Fault(Fault {
-                    code: FaultCode::Protocol,
-                    t_us: now_us,
-                }),
-                now_us,
-                emit,
-            );
+            self.send(&Message::Fault(Fault { code: FaultCode::Protocol, t_us: now_us }), now_us, emit);
             return;
         }
         self.commanded = true;
@@ -379,11 +348,7 @@ impl SimFirmware {
             self.episode_live = false;
             self.command = None;
         }
-        if self.mode == Mode::RealTime
-            && self.connected
-            && self.episode_live
-            && now_us >= self.next_tick_us
-        {
+        if self.mode == Mode::RealTime && self.connected && self.episode_live && now_us >= self.next_tick_us {
             self.next_tick_us += self.period_us as u64;
             if self.next_tick_us < now_us {
                 self.next_tick_us = now_us + self.period_us as u64;
@@ -392,11 +357,7 @@ impl SimFirmware {
                 Some((_, deadline)) => now_us <= *deadline,
                 None => false,
             };
-            let values = if valid {
-                self.command.as_ref().map(|(v, _)| v.clone())
-            } else {
-                None
-            };
+            let values = if valid { self.command.as_ref().map(|(v, _)| v.clone()) } else { None };
             let mut flags = self.step_plant(values.as_deref());
             if !valid && self.commanded {
                 self.stats.command_timeouts += 1;
@@ -407,10 +368,7 @@ impl SimFirmware {
         }
         if now_us.saturating_sub(self.last_tx_us) > HEARTBEAT_IDLE_US {
             self.heartbeat_seq = self.heartbeat_seq.wrapping_add(1);
-            let hb = Heartbeat {
-                seq: self.heartbeat_seq,
-                t_us: now_us,
-            };
+            let hb = Heartbeat { seq: self.heartbeat_seq, t_us: now_us };
             self.send(&Message::Heartbeat(hb), now_us, emit);
         }
     }

@@ -8,13 +8,7 @@ use crate::message::{Hello, Mode, Reject, RejectReason, Role, PROTOCOL_VERSION};
 impl Hello {
     /// The host's `Hello` (version [`PROTOCOL_VERSION`], `boot_id` 0). `period_us` is the
     /// requested real-time period, 0 for "any" (and always 0 in lock-step).
-    pub const fn host(
-        mode: Mode,
-        period_us: u32,
-        layout_hash: u32,
-        n_signals: u8,
-        n_actions: u8,
-    ) -> Self {
+    pub const fn host(mode: Mode, period_us: u32, layout_hash: u32, n_signals: u8, n_actions: u8) -> Self {
         Self {
             version: PROTOCOL_VERSION,
             role: Role::Host,

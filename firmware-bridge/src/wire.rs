@@ -7,8 +7,8 @@ use crate::cobs;
 use crate::crc::crc32c;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::{
-    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Reject, RejectReason,
-    Reset, Role, Sensor, SensorFlags, Values, MAX_VALUES,
+    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Reject, RejectReason, Reset, Role,
+    Sensor, SensorFlags, Values, MAX_VALUES,
 };
 
 /// Body length of `Hello`.
@@ -40,10 +40,7 @@ const fn max(a: usize, b: usize) -> usize {
 
 /// Longest body: a `Sensor` with [`MAX_VALUES`] values (78 bytes).
 pub const MAX_BODY: usize = max(
-    max(
-        max(HELLO_BODY_LEN, REJECT_BODY_LEN),
-        max(SENSOR_HEADER_LEN, COMMAND_HEADER_LEN) + 4 * MAX_VALUES,
-    ),
+    max(max(HELLO_BODY_LEN, REJECT_BODY_LEN), max(SENSOR_HEADER_LEN, COMMAND_HEADER_LEN) + 4 * MAX_VALUES),
     max(max(RESET_BODY_LEN, HEARTBEAT_BODY_LEN), FAULT_BODY_LEN),
 );
 
@@ -65,11 +62,7 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn new(buf: &'a mut [u8]) -> Self {
-        Self {
-            buf,
-            pos: 0,
-            overflow: false,
-        }
+        Self { buf, pos: 0, overflow: false }
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -336,12 +329,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, DecodeError> {
             let t_us = r.u64().ok_or(l)?;
             let flags = SensorFlags(r.u8().ok_or(l)?);
             let values = read_values(&mut r)?;
-            Message::Sensor(Sensor {
-                seq,
-                t_us,
-                flags,
-                values,
-            })
+            Message::Sensor(Sensor { seq, t_us, flags, values })
         }
         msg_type::COMMAND => {
             if body.len() < COMMAND_HEADER_LEN {
@@ -351,28 +339,16 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, DecodeError> {
             let seq = r.u32().ok_or(l)?;
             let valid_for_us = r.u32().ok_or(l)?;
             let values = read_values(&mut r)?;
-            Message::Command(Command {
-                seq,
-                valid_for_us,
-                values,
-            })
+            Message::Command(Command { seq, valid_for_us, values })
         }
-        msg_type::RESET => Message::Reset(Reset {
-            seed: fixed(RESET_BODY_LEN)?.u64().ok_or(l)?,
-        }),
+        msg_type::RESET => Message::Reset(Reset { seed: fixed(RESET_BODY_LEN)?.u64().ok_or(l)? }),
         msg_type::HEARTBEAT => {
             let mut r = fixed(HEARTBEAT_BODY_LEN)?;
-            Message::Heartbeat(Heartbeat {
-                seq: r.u32().ok_or(l)?,
-                t_us: r.u64().ok_or(l)?,
-            })
+            Message::Heartbeat(Heartbeat { seq: r.u32().ok_or(l)?, t_us: r.u64().ok_or(l)? })
         }
         msg_type::FAULT => {
             let mut r = fixed(FAULT_BODY_LEN)?;
-            Message::Fault(Fault {
-                code: FaultCode::from_u16(r.u16().ok_or(l)?),
-                t_us: r.u64().ok_or(l)?,
-            })
+            Message::Fault(Fault { code: FaultCode::from_u16(r.u16().ok_or(l)?), t_us: r.u64().ok_or(l)? })
         }
         msg_type::CLEAR_ESTOP => {
             fixed(0)?;
@@ -425,19 +401,11 @@ mod tests {
         for i in 0..MAX_VALUES {
             values.push(i as f32).unwrap();
         }
-        let msg = Message::Sensor(Sensor {
-            seq: 1,
-            t_us: 2,
-            flags: SensorFlags::NONE,
-            values,
-        });
+        let msg = Message::Sensor(Sensor { seq: 1, t_us: 2, flags: SensorFlags::NONE, values });
         let mut out = [0u8; MAX_FRAME];
         let n = encode(&msg, &mut out).unwrap();
         for len in 0..n {
-            assert_eq!(
-                encode(&msg, &mut out[..len]),
-                Err(EncodeError::BufferTooSmall)
-            );
+            assert_eq!(encode(&msg, &mut out[..len]), Err(EncodeError::BufferTooSmall));
         }
         assert_eq!(encode_to_vec(&msg).unwrap().len(), n);
     }

@@ -8,10 +8,7 @@ use firmware_bridge::*;
 use proptest::prelude::*;
 
 fn oks(run: &Run) -> Vec<Message> {
-    run.results
-        .iter()
-        .filter_map(|r| r.as_ref().ok().cloned())
-        .collect()
+    run.results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect()
 }
 
 /// `[0x00] ++ frame`: how a sender makes a frame immune to whatever preceded it.

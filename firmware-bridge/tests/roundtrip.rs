@@ -61,18 +61,9 @@ fn fault_code_other_is_normalised() {
         (3, FaultCode::Plant),
         (4, FaultCode::Protocol),
     ] {
-        let m = Message::Fault(Fault {
-            code: FaultCode::Other(c),
-            t_us: 0,
-        });
+        let m = Message::Fault(Fault { code: FaultCode::Other(c), t_us: 0 });
         let back = decode_frame(&frame(&m)).unwrap();
-        assert_eq!(
-            back,
-            Message::Fault(Fault {
-                code: named,
-                t_us: 0
-            })
-        );
+        assert_eq!(back, Message::Fault(Fault { code: named, t_us: 0 }));
         assert_eq!(named.to_u16(), c);
     }
     assert_eq!(FaultCode::from_u16(0), FaultCode::Other(0));
@@ -119,11 +110,7 @@ fn body_of(msg: &Message) -> Vec<u8> {
 fn expect(type_and_body: &[u8], e: DecodeError) {
     let f = frame_for(type_and_body);
     // Anything longer than MAX_FRAME is rejected before it is looked at.
-    let e = if f.len() > MAX_FRAME {
-        DecodeError::Oversized
-    } else {
-        e
-    };
+    let e = if f.len() > MAX_FRAME { DecodeError::Oversized } else { e };
     assert_eq!(decode_frame(&f), Err(e), "{type_and_body:02x?}");
     assert_eq!(decode_with_decoder(&f), Err(e));
 }
@@ -207,10 +194,7 @@ fn encode_reports_small_buffers() {
         let n = frame(&m).len();
         let mut out = vec![0u8; n];
         for len in 0..n {
-            assert_eq!(
-                encode(&m, &mut out[..len]),
-                Err(EncodeError::BufferTooSmall)
-            );
+            assert_eq!(encode(&m, &mut out[..len]), Err(EncodeError::BufferTooSmall));
         }
         assert_eq!(encode(&m, &mut out), Ok(n));
     }

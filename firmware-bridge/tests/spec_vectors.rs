@@ -19,21 +19,8 @@ fn cartpole_hash() -> u32 {
 fn vector_messages() -> Vec<(&'static str, Message)> {
     let h = cartpole_hash();
     vec![
-        (
-            "hello_host",
-            Message::Hello(Hello::host(Mode::LockStep, 0, h, 4, 1)),
-        ),
-        (
-            "hello_firmware",
-            Message::Hello(Hello::firmware(
-                Mode::RealTime,
-                20_000,
-                h,
-                4,
-                1,
-                0x5EED_B007,
-            )),
-        ),
+        ("hello_host", Message::Hello(Hello::host(Mode::LockStep, 0, h, 4, 1))),
+        ("hello_firmware", Message::Hello(Hello::firmware(Mode::RealTime, 20_000, h, 4, 1, 0x5EED_B007))),
         (
             "reject_counts",
             Message::Reject(Reject {
@@ -71,30 +58,14 @@ fn vector_messages() -> Vec<(&'static str, Message)> {
             }),
         ),
         ("reset", Message::Reset(Reset { seed: 42 })),
-        (
-            "heartbeat",
-            Message::Heartbeat(Heartbeat {
-                seq: 7,
-                t_us: 123_456_789,
-            }),
-        ),
-        (
-            "fault_estop",
-            Message::Fault(Fault {
-                code: FaultCode::EStop,
-                t_us: 5_000_000,
-            }),
-        ),
+        ("heartbeat", Message::Heartbeat(Heartbeat { seq: 7, t_us: 123_456_789 })),
+        ("fault_estop", Message::Fault(Fault { code: FaultCode::EStop, t_us: 5_000_000 })),
         ("clear_estop", Message::ClearEstop),
     ]
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ")
 }
 
 /// Hex dump, 16 bytes a line; continuation lines indented to the value column.
@@ -159,20 +130,13 @@ fn parse_hex(s: &str) -> Vec<u8> {
 
 /// Parses the block between `<!-- vectors:begin -->` and `<!-- vectors:end -->`.
 fn parse_vectors(spec: &str) -> Vec<Vector> {
-    let begin = spec
-        .find("<!-- vectors:begin -->")
-        .expect("vectors:begin marker");
-    let end = spec
-        .find("<!-- vectors:end -->")
-        .expect("vectors:end marker");
+    let begin = spec.find("<!-- vectors:begin -->").expect("vectors:begin marker");
+    let end = spec.find("<!-- vectors:end -->").expect("vectors:end marker");
     let mut out: Vec<Vector> = Vec::new();
     let mut key = String::new();
     for line in spec[begin..end].lines() {
         if let Some(name) = line.strip_prefix("vector ") {
-            out.push(Vector {
-                name: name.trim().to_string(),
-                ..Default::default()
-            });
+            out.push(Vector { name: name.trim().to_string(), ..Default::default() });
             continue;
         }
         if !line.starts_with("  ") || line.trim().is_empty() {
@@ -191,9 +155,7 @@ fn parse_vectors(spec: &str) -> Vec<Vector> {
             "message" => v.message = rest.to_string(),
             "payload" => v.payload.extend(parse_hex(rest)),
             "frame" => v.frame.extend(parse_hex(rest)),
-            "crc" => {
-                v.crc = u32::from_str_radix(rest.trim_start_matches("0x"), 16).expect("crc hex")
-            }
+            "crc" => v.crc = u32::from_str_radix(rest.trim_start_matches("0x"), 16).expect("crc hex"),
             other => panic!("unknown vector field {other:?}"),
         }
     }
@@ -213,18 +175,8 @@ fn spec_vectors_match_code() {
         types.insert(msg.msg_type());
         assert_eq!(v.message, format!("{msg:?}"), "{}: message line", v.name);
         assert_eq!(v.payload, payload_of(msg), "{}: payload", v.name);
-        assert_eq!(
-            v.crc,
-            crc32c(&v.payload[..v.payload.len() - 4]),
-            "{}: crc",
-            v.name
-        );
-        assert_eq!(
-            v.payload[v.payload.len() - 4..],
-            v.crc.to_le_bytes(),
-            "{}: crc bytes",
-            v.name
-        );
+        assert_eq!(v.crc, crc32c(&v.payload[..v.payload.len() - 4]), "{}: crc", v.name);
+        assert_eq!(v.payload[v.payload.len() - 4..], v.crc.to_le_bytes(), "{}: crc bytes", v.name);
         assert_eq!(v.frame, frame_of(msg), "{}: frame", v.name);
         // The spec's bytes decode to the message, through both decoders.
         let mut d = Decoder::new();

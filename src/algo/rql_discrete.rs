@@ -131,11 +131,7 @@ impl ResidualSoftQ {
         let s = &self.settings;
         let r = &self.replay;
         let slot0 = r.slot(k);
-        self.x
-            .row_mut(row)
-            .as_slice_mut()
-            .expect("row-major")
-            .copy_from_slice(r.obs_at(slot0));
+        self.x.row_mut(row).as_slice_mut().expect("row-major").copy_from_slice(r.obs_at(slot0));
         self.actions[row] = r.action[slot0] as usize;
         let (mut g, mut disc) = (0.0f32, 1.0f32);
         let mut last = slot0;
@@ -158,11 +154,7 @@ impl ResidualSoftQ {
         }
         self.returns[row] = g;
         self.boot_discount[row] = if r.terminal[last] { 0.0 } else { disc };
-        self.x_boot
-            .row_mut(row)
-            .as_slice_mut()
-            .expect("row-major")
-            .copy_from_slice(r.next_obs_at(last));
+        self.x_boot.row_mut(row).as_slice_mut().expect("row-major").copy_from_slice(r.next_obs_at(last));
         self.logp0_boot
             .row_mut(row)
             .as_slice_mut()
@@ -182,11 +174,7 @@ impl ResidualSoftQ {
             let k = self.rng.random_range(lo..hi);
             self.n_step_row(k, row);
         }
-        let (omega, alpha, delta) = (
-            self.settings.omega,
-            self.settings.alpha,
-            self.settings.huber_delta,
-        );
+        let (omega, alpha, delta) = (self.settings.omega, self.settings.alpha, self.settings.huber_delta);
         let q_boot = self.target.predict(self.x_boot.view());
         let trace = self.online.forward_batch(self.x.view());
         let q = trace.acts.last().expect("output");
@@ -202,11 +190,7 @@ impl ResidualSoftQ {
             let y = self.returns[row] + self.boot_discount[row] * v;
             let a = self.actions[row];
             let err = q[[row, a]] - y;
-            loss += if err.abs() <= delta {
-                0.5 * err * err
-            } else {
-                delta * (err.abs() - 0.5 * delta)
-            };
+            loss += if err.abs() <= delta { 0.5 * err * err } else { delta * (err.abs() - 0.5 * delta) };
             d_out[[row, a]] = err.clamp(-delta, delta) / b as f32;
         }
         loss /= b as f32;
@@ -222,8 +206,7 @@ impl ResidualSoftQ {
             }
         }
         self.adam.step(&mut self.online, &self.grads);
-        self.target
-            .soft_update(&self.online, self.settings.target_tau);
+        self.target.soft_update(&self.online, self.settings.target_tau);
         self.updates += 1;
         if !self.online.is_finite() {
             self.diverged = true;

@@ -216,11 +216,7 @@ pub struct EvaluationSection {
 
 impl Default for EvaluationSection {
     fn default() -> Self {
-        EvaluationSection {
-            episodes: 20,
-            policy: "greedy".into(),
-            metrics: Vec::new(),
-        }
+        EvaluationSection { episodes: 20, policy: "greedy".into(), metrics: Vec::new() }
     }
 }
 
@@ -250,11 +246,7 @@ pub struct RunSection {
 
 impl Default for RunSection {
     fn default() -> Self {
-        RunSection {
-            seed: 0,
-            steps: 20_000,
-            checkpoint_every: 2_000,
-        }
+        RunSection { seed: 0, steps: 20_000, checkpoint_every: 2_000 }
     }
 }
 

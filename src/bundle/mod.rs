@@ -92,9 +92,7 @@ pub struct SafetyLimits {
 
 /// Sets `section.field` (dotted path) in a parsed manifest to `value`.
 fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), String> {
-    let (path, value) = spec
-        .split_once('=')
-        .ok_or_else(|| format!("`{spec}` has no `=`"))?;
+    let (path, value) = spec.split_once('=').ok_or_else(|| format!("`{spec}` has no `=`"))?;
     let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
@@ -119,10 +117,7 @@ fn parse_expr(file: &Path, field: &str, src: &str, vars: &Variables) -> Result<E
             file,
             field,
             format!("cannot parse `{src}` {e}"),
-            format!(
-                "write an expression over {} (see docs/manifest.md)",
-                vars.names().join(", ")
-            ),
+            format!("write an expression over {} (see docs/manifest.md)", vars.names().join(", ")),
         )
     })
 }
@@ -190,10 +185,7 @@ impl Bundle {
             }
         };
         let (manifest, manifest_text): (Manifest, String) = if overrides.is_empty() {
-            (
-                toml::from_str(&manifest_text).map_err(toml_error)?,
-                manifest_text,
-            )
+            (toml::from_str(&manifest_text).map_err(toml_error)?, manifest_text)
         } else {
             let mut table: toml::Table = toml::from_str(&manifest_text).map_err(toml_error)?;
             for o in overrides {
@@ -207,10 +199,7 @@ impl Bundle {
                 })?;
             }
             let m = table.try_into().map_err(toml_error)?;
-            (
-                m,
-                format!("{manifest_text}\n# overrides: {}\n", overrides.join(" ")),
-            )
+            (m, format!("{manifest_text}\n# overrides: {}\n", overrides.join(" ")))
         };
         let m = &manifest;
 
@@ -224,12 +213,7 @@ impl Bundle {
             )
         })?;
         let signals: Vec<String> = plant.signal_names().iter().map(|s| s.to_string()).collect();
-        nonzero(
-            f,
-            "plant.max_episode_steps",
-            m.plant.max_episode_steps as usize,
-            "the episode time limit",
-        )?;
+        nonzero(f, "plant.max_episode_steps", m.plant.max_episode_steps as usize, "the episode time limit")?;
 
         // Observation layout.
         if m.observations.is_empty() {
@@ -240,12 +224,7 @@ impl Bundle {
                 "list the prior's inputs in order, one [[observation]] per signal",
             ));
         }
-        let mut obs = ObsLayout {
-            names: vec![],
-            index: vec![],
-            offset: vec![],
-            scale: vec![],
-        };
+        let mut obs = ObsLayout { names: vec![], index: vec![], offset: vec![], scale: vec![] };
         for (i, o) in m.observations.iter().enumerate() {
             let field = format!("observation[{i}].signal");
             let idx = signals.iter().position(|s| *s == o.signal).ok_or_else(|| {
@@ -253,11 +232,7 @@ impl Bundle {
                     f,
                     &field,
                     format!("unknown signal `{}`", o.signal),
-                    format!(
-                        "the plant `{}` has signals: {}",
-                        m.plant.name,
-                        signals.join(", ")
-                    ),
+                    format!("the plant `{}` has signals: {}", m.plant.name, signals.join(", ")),
                 )
             })?;
             if o.scale == 0.0 || !o.scale.is_finite() || !o.offset.is_finite() {
@@ -288,10 +263,7 @@ impl Bundle {
             return Err(BundleError::field(
                 f,
                 "action.labels",
-                format!(
-                    "found {} labels for {n_actions} actions",
-                    m.action.labels.len()
-                ),
+                format!("found {} labels for {n_actions} actions", m.action.labels.len()),
                 "give one label per action value, or none",
             ));
         }
@@ -301,10 +273,7 @@ impl Bundle {
                 return Err(BundleError::field(
                     f,
                     "action.values",
-                    format!(
-                        "value {v} is outside the plant's command range [{}, {}]",
-                        bounds.0, bounds.1
-                    ),
+                    format!("value {v} is outside the plant's command range [{}, {}]", bounds.0, bounds.1),
                     "use command values within the plant's range",
                 ));
             }
@@ -323,16 +292,12 @@ impl Bundle {
         let mut addon = AddonReward { terms: vec![] };
         for (i, t) in m.addon.terms.iter().enumerate() {
             let expr = parse_expr(f, &format!("addon.term[{i}].expr"), &t.expr, &vars)?;
-            addon.terms.push(NamedExpr {
-                name: t.name.clone(),
-                expr,
-            });
+            addon.terms.push(NamedExpr { name: t.name.clone(), expr });
         }
         let base_reward = match &m.task.base_reward {
-            Some(src) => Some(NamedExpr {
-                name: "base".into(),
-                expr: parse_expr(f, "task.base_reward", src, &vars)?,
-            }),
+            Some(src) => {
+                Some(NamedExpr { name: "base".into(), expr: parse_expr(f, "task.base_reward", src, &vars)? })
+            }
             None => None,
         };
         let mut metrics = vec![];
@@ -350,29 +315,17 @@ impl Bundle {
                     ))
                 }
             };
-            metrics.push(Metric {
-                name: s.name.clone(),
-                expr,
-                reduce,
-            });
+            metrics.push(Metric { name: s.name.clone(), expr, reduce });
         }
 
         // Residual and learning settings.
         let r = &m.residual;
-        positive(
-            f,
-            "residual.alpha",
-            r.alpha,
-            "the temperature α̂ of the customized policy",
-        )?;
+        positive(f, "residual.alpha", r.alpha, "the temperature α̂ of the customized policy")?;
         if !(r.omega >= 0.0 && r.omega.is_finite()) {
             return Err(BundleError::field(
                 f,
                 "residual.omega",
-                format!(
-                    "found {}, expected a number ≥ 0 (the prior weight ω')",
-                    r.omega
-                ),
+                format!("found {}, expected a number ≥ 0 (the prior weight ω')", r.omega),
                 "set `residual.omega` ≥ 0; ω' = α̂ starts the robot exactly on the prior",
             ));
         }
@@ -409,21 +362,13 @@ impl Bundle {
         let l = &m.learning;
         positive(f, "learning.lr", l.lr, "the learning rate")?;
         nonzero(f, "learning.batch", l.batch, "the minibatch size")?;
-        nonzero(
-            f,
-            "learning.replay_capacity",
-            l.replay_capacity,
-            "transitions kept for learning",
-        )?;
+        nonzero(f, "learning.replay_capacity", l.replay_capacity, "transitions kept for learning")?;
         nonzero(f, "learning.n_step", l.n_step, "the n of n-step targets")?;
         if l.batch > l.replay_capacity {
             return Err(BundleError::field(
                 f,
                 "learning.batch",
-                format!(
-                    "batch {} exceeds replay_capacity {}",
-                    l.batch, l.replay_capacity
-                ),
+                format!("batch {} exceeds replay_capacity {}", l.batch, l.replay_capacity),
                 "use a batch no larger than the replay capacity",
             ));
         }
@@ -435,12 +380,7 @@ impl Bundle {
                 "e.g. target_tau = 0.01",
             ));
         }
-        positive(
-            f,
-            "learning.huber_delta",
-            l.huber_delta,
-            "the Huber loss threshold",
-        )?;
+        positive(f, "learning.huber_delta", l.huber_delta, "the Huber loss threshold")?;
         if !(l.grad_clip >= 0.0) {
             return Err(BundleError::field(
                 f,
@@ -474,27 +414,12 @@ impl Bundle {
                 "use `greedy` or `sample`",
             ));
         }
-        nonzero(
-            f,
-            "evaluation.episodes",
-            m.evaluation.episodes,
-            "evaluation episodes",
-        )?;
+        nonzero(f, "evaluation.episodes", m.evaluation.episodes, "evaluation episodes")?;
 
         // Safety limits (one command dimension for discrete action sets).
         let sf = &m.safety;
-        let lo = m
-            .action
-            .values
-            .iter()
-            .copied()
-            .fold(f32::INFINITY, f32::min);
-        let hi = m
-            .action
-            .values
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
+        let lo = m.action.values.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = m.action.values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let one = |field: &str, v: &[f32], default: f32| -> Result<f32, BundleError> {
             match v {
                 [] => Ok(default),
@@ -529,51 +454,44 @@ impl Bundle {
             return Err(BundleError::field(
                 f,
                 "safety.safe_command",
-                format!(
-                    "safe command {} is outside [{}, {}]",
-                    safety.safe, safety.min, safety.max
-                ),
+                format!("safe command {} is outside [{}, {}]", safety.safe, safety.min, safety.max),
                 "choose a safe command within the limits",
             ));
         }
-        positive(
-            f,
-            "safety.tick_deadline_ms",
-            safety.tick_deadline_ms,
-            "the per-tick deadline",
-        )?;
+        positive(f, "safety.tick_deadline_ms", safety.tick_deadline_ms, "the per-tick deadline")?;
 
         // The prior, validated against the layout above.
-        let kind =
-            match (m.prior.kind.as_str(), m.prior.temperature) {
-                ("discrete_q", Some(t)) => {
-                    positive(f, "prior.temperature", t, "the prior's own temperature")?;
-                    PriorKind::DiscreteQ { temperature: t }
-                }
-                ("discrete_q", None) => return Err(BundleError::field(
+        let kind = match (m.prior.kind.as_str(), m.prior.temperature) {
+            ("discrete_q", Some(t)) => {
+                positive(f, "prior.temperature", t, "the prior's own temperature")?;
+                PriorKind::DiscreteQ { temperature: t }
+            }
+            ("discrete_q", None) => {
+                return Err(BundleError::field(
                     f,
                     "prior.temperature",
                     "missing for kind `discrete_q`",
                     "set the temperature the prior was trained at (π0 = softmax(q / temperature))",
-                )),
-                ("discrete_logits", None) => PriorKind::DiscreteLogits,
-                ("discrete_logits", Some(_)) => {
-                    return Err(BundleError::field(
-                        f,
-                        "prior.temperature",
-                        "set for kind `discrete_logits`, which has none",
-                        "remove `temperature`, or use kind = \"discrete_q\"",
-                    ))
-                }
-                (other, _) => {
-                    return Err(BundleError::field(
-                        f,
-                        "prior.kind",
-                        format!("unknown prior kind `{other}`"),
-                        "use `discrete_q` (soft Q-values) or `discrete_logits`",
-                    ))
-                }
-            };
+                ))
+            }
+            ("discrete_logits", None) => PriorKind::DiscreteLogits,
+            ("discrete_logits", Some(_)) => {
+                return Err(BundleError::field(
+                    f,
+                    "prior.temperature",
+                    "set for kind `discrete_logits`, which has none",
+                    "remove `temperature`, or use kind = \"discrete_q\"",
+                ))
+            }
+            (other, _) => {
+                return Err(BundleError::field(
+                    f,
+                    "prior.kind",
+                    format!("unknown prior kind `{other}`"),
+                    "use `discrete_q` (soft Q-values) or `discrete_logits`",
+                ))
+            }
+        };
         let prior = Prior::load(&dir.join(&m.prior.file), kind, obs.len(), n_actions)?;
 
         Ok(Bundle {
@@ -606,11 +524,6 @@ impl Bundle {
 
     /// Display name of action `i`.
     pub fn action_label(&self, i: usize) -> String {
-        self.manifest
-            .action
-            .labels
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| format!("{}", self.action_values[i]))
+        self.manifest.action.labels.get(i).cloned().unwrap_or_else(|| format!("{}", self.action_values[i]))
     }
 }

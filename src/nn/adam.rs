@@ -23,15 +23,7 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(net: &Mlp, lr: f32) -> Self {
-        Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            t: 0,
-            m: net.zero_grads(),
-            v: net.zero_grads(),
-        }
+        Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, m: net.zero_grads(), v: net.zero_grads() }
     }
 
     /// One update of `net` along `g`.

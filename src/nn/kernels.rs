@@ -139,15 +139,7 @@ mod tests {
             seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        for &(n_in, n_out) in &[
-            (4, 64),
-            (64, 64),
-            (64, 2),
-            (3, 37),
-            (17, 8),
-            (1, 1),
-            (5, 100),
-        ] {
+        for &(n_in, n_out) in &[(4, 64), (64, 64), (64, 2), (3, 37), (17, 8), (1, 1), (5, 100)] {
             let x: Vec<f32> = (0..n_in).map(|_| rnd()).collect();
             let wt: Vec<f32> = (0..n_in * n_out).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..n_out).map(|_| rnd()).collect();
@@ -156,11 +148,7 @@ mod tests {
             affine_scalar(&x, &wt, &b, &mut y1);
             affine(&x, &wt, &b, &mut y2);
             for (a, b) in y1.iter().zip(&y2) {
-                assert!(
-                    (a - b).abs() < 1e-5,
-                    "{n_in}x{n_out}: {a} vs {b} on {}",
-                    isa().name()
-                );
+                assert!((a - b).abs() < 1e-5, "{n_in}x{n_out}: {a} vs {b} on {}", isa().name());
             }
         }
     }

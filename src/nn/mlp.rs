@@ -97,10 +97,7 @@ impl Mlp {
     /// and identity output. Weights are drawn like PyTorch's `nn.Linear` (U(±1/√n_in)); with
     /// `zero_output` the last layer starts at exactly zero, so the network outputs 0 everywhere.
     pub fn new(sizes: &[usize], hidden: Activation, zero_output: bool, rng: &mut impl Rng) -> Self {
-        assert!(
-            sizes.len() >= 2,
-            "an MLP needs at least an input and an output width"
-        );
+        assert!(sizes.len() >= 2, "an MLP needs at least an input and an output width");
         let n = sizes.len() - 1;
         let layers = (0..n)
             .map(|l| {
@@ -134,9 +131,7 @@ impl Mlp {
 
     /// Layer widths, input first.
     pub fn sizes(&self) -> Vec<usize> {
-        std::iter::once(self.n_in())
-            .chain(self.layers.iter().map(|l| l.w.ncols()))
-            .collect()
+        std::iter::once(self.n_in()).chain(self.layers.iter().map(|l| l.w.ncols())).collect()
     }
 
     pub fn n_params(&self) -> usize {
@@ -146,10 +141,7 @@ impl Mlp {
     /// Buffers for [`Mlp::forward1`], allocated once at start-up.
     pub fn scratch(&self) -> Scratch {
         let width = self.sizes().into_iter().max().unwrap_or(1);
-        Scratch {
-            a: vec![0.0; width],
-            b: vec![0.0; width],
-        }
+        Scratch { a: vec![0.0; width], b: vec![0.0; width] }
     }
 
     /// Batch-1 forward pass on the control path: no allocation. Returns the output, which lives
@@ -203,9 +195,7 @@ impl Mlp {
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let y = &trace.acts[l + 1];
-            ndarray::Zip::from(&mut delta)
-                .and(y)
-                .for_each(|d, &y| *d *= layer.act.derivative_from_output(y));
+            ndarray::Zip::from(&mut delta).and(y).for_each(|d, &y| *d *= layer.act.derivative_from_output(y));
             let x = &trace.acts[l];
             grads.w[l] = x.t().dot(&delta);
             grads.b[l] = delta.sum_axis(Axis(0));
@@ -218,16 +208,8 @@ impl Mlp {
     /// Zero gradients shaped like this network.
     pub fn zero_grads(&self) -> Grads {
         Grads {
-            w: self
-                .layers
-                .iter()
-                .map(|l| Array2::zeros(l.w.raw_dim()))
-                .collect(),
-            b: self
-                .layers
-                .iter()
-                .map(|l| Array1::zeros(l.b.raw_dim()))
-                .collect(),
+            w: self.layers.iter().map(|l| Array2::zeros(l.w.raw_dim())).collect(),
+            b: self.layers.iter().map(|l| Array1::zeros(l.b.raw_dim())).collect(),
         }
     }
 
@@ -249,25 +231,15 @@ impl Mlp {
 
     /// True when every parameter is finite.
     pub fn is_finite(&self) -> bool {
-        self.layers
-            .iter()
-            .all(|l| l.w.iter().all(|v| v.is_finite()) && l.b.iter().all(|v| v.is_finite()))
+        self.layers.iter().all(|l| l.w.iter().all(|v| v.is_finite()) && l.b.iter().all(|v| v.is_finite()))
     }
 }
 
 impl Grads {
     /// Global L2 norm over all gradients.
     pub fn norm(&self) -> f32 {
-        let sq: f32 = self
-            .w
-            .iter()
-            .map(|g| g.iter().map(|v| v * v).sum::<f32>())
-            .sum::<f32>()
-            + self
-                .b
-                .iter()
-                .map(|g| g.iter().map(|v| v * v).sum::<f32>())
-                .sum::<f32>();
+        let sq: f32 = self.w.iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum::<f32>()
+            + self.b.iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum::<f32>();
         sq.sqrt()
     }
 
@@ -314,21 +286,13 @@ mod tests {
     /// L = Σ c ⊙ output, with a fixed random c), for every activation.
     #[test]
     fn backward_matches_finite_differences() {
-        for act in [
-            Activation::Tanh,
-            Activation::Sigmoid,
-            Activation::Relu,
-            Activation::LeakyRelu(0.1),
-        ] {
+        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu, Activation::LeakyRelu(0.1)] {
             let mut m = net(act);
             let x = Array2::from_shape_fn((4, 5), |(i, j)| ((i * 5 + j) as f32 * 0.37).sin());
             let c = Array2::from_shape_fn((4, 3), |(i, j)| ((i * 3 + j) as f32 * 0.91).cos());
             let loss = |m: &Mlp| -> f64 {
                 let y = m.predict(x.view());
-                y.iter()
-                    .zip(c.iter())
-                    .map(|(a, b)| (*a as f64) * (*b as f64))
-                    .sum()
+                y.iter().zip(c.iter()).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
             };
             let trace = m.forward_batch(x.view());
             let mut g = m.zero_grads();

@@ -17,9 +17,7 @@ fn tensor_to_array(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), String
     let resolver = tract_onnx::data_resolver::default();
     let tensor = tract_onnx::tensor::load_tensor(&*resolver, t, None)
         .map_err(|e| format!("cannot read tensor `{}`: {e}", t.name))?;
-    let tensor = tensor
-        .cast_to::<f32>()
-        .map_err(|e| format!("tensor `{}` is not numeric: {e}", t.name))?;
+    let tensor = tensor.cast_to::<f32>().map_err(|e| format!("tensor `{}` is not numeric: {e}", t.name))?;
     let data = tensor
         .try_as_plain_ram()
         .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
@@ -28,17 +26,11 @@ fn tensor_to_array(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>), String
 }
 
 fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
-    node.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map_or(default, |a| a.i)
+    node.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i)
 }
 
 fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
-    node.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map_or(default, |a| a.f)
+    node.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f)
 }
 
 /// Tries to compile `model` into an [`Mlp`]. `Err` carries why it is not a plain dense chain.
@@ -57,11 +49,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
             .ok_or("a Constant node without a tensor value")?;
         consts.insert(node.output[0].clone(), tensor_to_array(value)?);
     }
-    let inputs: Vec<_> = graph
-        .input
-        .iter()
-        .filter(|i| !consts.contains_key(&i.name))
-        .collect();
+    let inputs: Vec<_> = graph.input.iter().filter(|i| !consts.contains_key(&i.name)).collect();
     if inputs.len() != 1 || graph.output.len() != 1 {
         return Err(format!(
             "{} inputs and {} outputs (a dense chain has one of each)",
@@ -74,20 +62,12 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
     // A MatMul waiting for its bias Add.
     let mut pending_matmul = false;
     for node in graph.node.iter().filter(|n| n.op_type != "Constant") {
-        let data_inputs: Vec<&String> = node
-            .input
-            .iter()
-            .filter(|i| !consts.contains_key(*i))
-            .collect();
+        let data_inputs: Vec<&String> = node.input.iter().filter(|i| !consts.contains_key(*i)).collect();
         if data_inputs.len() != 1 || *data_inputs[0] != current {
-            return Err(format!(
-                "node `{}` ({}) does not continue a single chain",
-                node.name, node.op_type
-            ));
+            return Err(format!("node `{}` ({}) does not continue a single chain", node.name, node.op_type));
         }
-        let const_input = |k: usize| -> Option<&(Vec<usize>, Vec<f32>)> {
-            node.input.get(k).and_then(|n| consts.get(n))
-        };
+        let const_input =
+            |k: usize| -> Option<&(Vec<usize>, Vec<f32>)> { node.input.get(k).and_then(|n| consts.get(n)) };
         match node.op_type.as_str() {
             "Gemm" => {
                 if attr_i(node, "transA", 0) != 0 || node.input[0] != current {
@@ -102,8 +82,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
                         .t()
                         .to_owned()
                 } else {
-                    Array2::from_shape_vec((shape[0], shape[1]), w.clone())
-                        .map_err(|e| e.to_string())?
+                    Array2::from_shape_vec((shape[0], shape[1]), w.clone()).map_err(|e| e.to_string())?
                 };
                 let n_out = wt.ncols();
                 let b = match const_input(2) {
@@ -115,11 +94,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
                     None => Array1::zeros(n_out),
                 };
                 let w = (wt * alpha).as_standard_layout().into_owned();
-                layers.push(Dense {
-                    w,
-                    b,
-                    act: Activation::Identity,
-                });
+                layers.push(Dense { w, b, act: Activation::Identity });
                 pending_matmul = false;
             }
             "MatMul" => {
@@ -130,14 +105,10 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
                 if shape.len() != 2 {
                     return Err("MatMul weights are not a matrix".into());
                 }
-                let wt = Array2::from_shape_vec((shape[0], shape[1]), w.clone())
-                    .map_err(|e| e.to_string())?;
+                let wt =
+                    Array2::from_shape_vec((shape[0], shape[1]), w.clone()).map_err(|e| e.to_string())?;
                 let n_out = wt.ncols();
-                layers.push(Dense {
-                    w: wt,
-                    b: Array1::zeros(n_out),
-                    act: Activation::Identity,
-                });
+                layers.push(Dense { w: wt, b: Array1::zeros(n_out), act: Activation::Identity });
                 pending_matmul = true;
             }
             "Add" if pending_matmul => {
@@ -151,9 +122,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
                 pending_matmul = false;
             }
             "Relu" | "Tanh" | "Sigmoid" | "LeakyRelu" => {
-                let last = layers
-                    .last_mut()
-                    .ok_or("an activation before any dense layer")?;
+                let last = layers.last_mut().ok_or("an activation before any dense layer")?;
                 if last.act != Activation::Identity {
                     return Err("two activations in a row".into());
                 }
@@ -186,11 +155,8 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
 
 /// Op types in the graph, for messages.
 pub fn op_types(model: &pb::ModelProto) -> Vec<String> {
-    let mut ops: Vec<String> = model
-        .graph
-        .iter()
-        .flat_map(|g| g.node.iter().map(|n| n.op_type.clone()))
-        .collect();
+    let mut ops: Vec<String> =
+        model.graph.iter().flat_map(|g| g.node.iter().map(|n| n.op_type.clone())).collect();
     ops.sort();
     ops.dedup();
     ops

@@ -49,11 +49,7 @@ impl TractPrior {
         let plain = result[0].try_as_plain_ram()?;
         let view = plain.as_slice::<f32>()?;
         if view.len() != out.len() {
-            anyhow::bail!(
-                "tract returned {} values, expected {}",
-                view.len(),
-                out.len()
-            );
+            anyhow::bail!("tract returned {} values, expected {}", view.len(), out.len());
         }
         out.copy_from_slice(view);
         Ok(())
@@ -94,21 +90,13 @@ fn dims(info: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
 }
 
 fn show_dims(d: &[Option<i64>]) -> String {
-    let parts: Vec<String> = d
-        .iter()
-        .map(|v| v.map_or("?".into(), |v| v.to_string()))
-        .collect();
+    let parts: Vec<String> = d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect();
     format!("[{}]", parts.join(", "))
 }
 
 impl Prior {
     /// Loads and validates `path` for `n_obs` inputs and `n_actions` outputs.
-    pub fn load(
-        path: &Path,
-        kind: PriorKind,
-        n_obs: usize,
-        n_actions: usize,
-    ) -> Result<Prior, BundleError> {
+    pub fn load(path: &Path, kind: PriorKind, n_obs: usize, n_actions: usize) -> Result<Prior, BundleError> {
         let field = Some("prior.file");
         let err = |problem: String, fix: &str| BundleError::new(path, field, problem, fix);
         let bytes = std::fs::read(path).map_err(|e| {
@@ -130,11 +118,8 @@ impl Prior {
             .ok_or_else(|| err("the ONNX model has no graph".into(), "re-export the model"))?;
         let inits: std::collections::HashSet<&str> =
             graph.initializer.iter().map(|i| i.name.as_str()).collect();
-        let inputs: Vec<&pb::ValueInfoProto> = graph
-            .input
-            .iter()
-            .filter(|i| !inits.contains(i.name.as_str()))
-            .collect();
+        let inputs: Vec<&pb::ValueInfoProto> =
+            graph.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
         if inputs.len() != 1 {
             return Err(err(
                 format!(
@@ -160,10 +145,7 @@ impl Prior {
         }
         if graph.output.len() != 1 {
             return Err(err(
-                format!(
-                    "the model has {} outputs; resq reads exactly one",
-                    graph.output.len()
-                ),
+                format!("the model has {} outputs; resq reads exactly one", graph.output.len()),
                 "export the policy with a single [batch, n_actions] output",
             ));
         }
@@ -194,9 +176,7 @@ impl Prior {
             .map(|n| {
                 format!(
                     "`{}` (node `{}`)",
-                    n.op.name()
-                        .trim_start_matches("Unimplemented(")
-                        .trim_end_matches(')'),
+                    n.op.name().trim_start_matches("Unimplemented(").trim_end_matches(')'),
                     n.name
                 )
             })
@@ -211,15 +191,12 @@ impl Prior {
             .with_input_fact(0, f32::fact([1, n_obs]).into())
             .and_then(|m| m.into_optimized())
             .map_err(|e| {
-                err(
-                    format!("tract cannot analyse the graph for a [1, {n_obs}] input: {e:#}"),
-                    "check that the model takes [batch, n_obs] float32 observations",
-                )
-            })?;
-        let out_shape = typed
-            .output_fact(0)
-            .ok()
-            .and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
+            err(
+                format!("tract cannot analyse the graph for a [1, {n_obs}] input: {e:#}"),
+                "check that the model takes [batch, n_obs] float32 observations",
+            )
+        })?;
+        let out_shape = typed.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
         if out_shape.as_deref() != Some(&[1, n_actions][..]) {
             return Err(BundleError::new(
                 path,
@@ -228,12 +205,9 @@ impl Prior {
                 "list one value in [action].values per output of the prior, in order",
             ));
         }
-        let plan = typed.into_runnable().map_err(|e| {
-            err(
-                format!("tract cannot plan the graph: {e:#}"),
-                "re-export the model",
-            )
-        })?;
+        let plan = typed
+            .into_runnable()
+            .map_err(|e| err(format!("tract cannot plan the graph: {e:#}"), "re-export the model"))?;
         let tract = TractPrior { plan, n_obs };
 
         let (engine, fallback_reason) = match dense::compile(&proto) {
@@ -242,10 +216,7 @@ impl Prior {
                 let scratch = net.scratch();
                 (Engine::Compiled { net, scratch }, None)
             }
-            Ok(_) => (
-                Engine::Tract,
-                Some("the dense chain's widths differ from the manifest".to_string()),
-            ),
+            Ok(_) => (Engine::Tract, Some("the dense chain's widths differ from the manifest".to_string())),
             Err(reason) => {
                 warn!(
                     "{}: the prior is not a plain dense chain ({reason}); it runs through tract, which allocates on every call: not real-time safe. Ops: {}",
@@ -255,14 +226,7 @@ impl Prior {
                 (Engine::Tract, Some(reason))
             }
         };
-        Ok(Prior {
-            kind,
-            n_obs,
-            n_actions,
-            engine,
-            tract,
-            fallback_reason,
-        })
+        Ok(Prior { kind, n_obs, n_actions, engine, tract, fallback_reason })
     }
 
     /// Runs resq's compiled network and tract on 64 random observations and refuses a mismatch.
@@ -274,8 +238,7 @@ impl Prior {
         let mut worst = 0.0f32;
         for i in 0..64 {
             let spread = if i < 32 { 1.0 } else { 5.0 };
-            obs.iter_mut()
-                .for_each(|v| *v = rng.random_range(-spread..spread));
+            obs.iter_mut().for_each(|v| *v = rng.random_range(-spread..spread));
             tract.run(&obs, &mut reference).map_err(|e| {
                 BundleError::new(
                     path,

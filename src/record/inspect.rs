@@ -14,8 +14,7 @@ use anyhow::{anyhow, Context};
 use serde::{Deserialize, Serialize};
 
 use super::recorder::{
-    MetaMessage, RecordMeta, RecorderStats, FORMAT, FORMAT_VERSION, TOPIC_META, TOPIC_STATS,
-    TOPIC_TICK,
+    MetaMessage, RecordMeta, RecorderStats, FORMAT, FORMAT_VERSION, TOPIC_META, TOPIC_STATS, TOPIC_TICK,
 };
 
 /// Nearest-rank percentiles of a duration, µs.
@@ -121,24 +120,15 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
     {
         use std::io::{Read, Seek};
         let mut head = Vec::with_capacity(8);
-        (&mut file)
-            .take(8)
-            .read_to_end(&mut head)
-            .with_context(|| format!("cannot read record {name}"))?;
+        (&mut file).take(8).read_to_end(&mut head).with_context(|| format!("cannot read record {name}"))?;
         if head != mcap::MAGIC {
-            return Err(anyhow!(
-                "{name}: not an MCAP file (it does not start with the MCAP magic bytes)"
-            ));
+            return Err(anyhow!("{name}: not an MCAP file (it does not start with the MCAP magic bytes)"));
         }
-        file.rewind()
-            .with_context(|| format!("cannot read record {name}"))?;
+        file.rewind().with_context(|| format!("cannot read record {name}"))?;
     }
     let reader = mcap::io::MessageReader::new(BufReader::with_capacity(1 << 16, file));
 
-    let mut s = Summary {
-        path: name.to_string(),
-        ..Summary::default()
-    };
+    let mut s = Summary { path: name.to_string(), ..Summary::default() };
     let mut have_meta = false;
     let mut first: Option<(u64, u64)> = None; // (t_ns, tick)
     let mut last_t_ns = 0u64;
@@ -163,10 +153,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
         match msg.channel.topic.as_str() {
             TOPIC_TICK => {
                 let t: TickIn = serde_json::from_slice(&msg.data).with_context(|| {
-                    format!(
-                        "{name}: {TOPIC_TICK} message {} is not a resq tick",
-                        msg.sequence
-                    )
+                    format!("{name}: {TOPIC_TICK} message {} is not a resq tick", msg.sequence)
                 })?;
                 if first.is_none() {
                     first = Some((t.t_ns, t.tick));
@@ -220,9 +207,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
         }
     }
     if !have_meta {
-        return Err(anyhow!(
-            "{name}: not a resq record (no {TOPIC_META} message)"
-        ));
+        return Err(anyhow!("{name}: not a resq record (no {TOPIC_META} message)"));
     }
     s.complete = s.read_error.is_none() && s.recorder.is_some();
 
@@ -233,11 +218,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
     let span_ns = last_t_ns.saturating_sub(t0);
     s.duration_s = span_ns as f64 * 1e-9;
     let tick_span = s.last_tick.saturating_sub(tick0);
-    s.tick_rate_hz = if span_ns > 0 {
-        tick_span as f64 / s.duration_s
-    } else {
-        0.0
-    };
+    s.tick_rate_hz = if span_ns > 0 { tick_span as f64 / s.duration_s } else { 0.0 };
     let (lo, hi) = tick_set_min_max;
     s.ticks_missing = (hi - lo + 1).saturating_sub(s.ticks);
 
@@ -264,14 +245,8 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
         total += r as f64;
         total_n += 1;
     }
-    s.addon_reward_mean = if total_n > 0 {
-        total / total_n as f64
-    } else {
-        0.0
-    };
-    s.addon_reward_tenths = (0..10)
-        .map(|k| (n[k] > 0).then(|| sum[k] / n[k] as f64))
-        .collect();
+    s.addon_reward_mean = if total_n > 0 { total / total_n as f64 } else { 0.0 };
+    s.addon_reward_tenths = (0..10).map(|k| (n[k] > 0).then(|| sum[k] / n[k] as f64)).collect();
     Ok(s)
 }
 
@@ -322,9 +297,7 @@ fn sparkline(values: &[Option<f64>]) -> String {
         .iter()
         .map(|v| match v {
             None => ' ',
-            Some(v) if hi > lo => {
-                BARS[(((v - lo) / (hi - lo)) * 7.0).round().clamp(0.0, 7.0) as usize]
-            }
+            Some(v) if hi > lo => BARS[(((v - lo) / (hi - lo)) * 7.0).round().clamp(0.0, 7.0) as usize],
             Some(_) => BARS[3],
         })
         .collect()
@@ -343,10 +316,9 @@ impl fmt::Display for Summary {
         if !self.complete {
             match &self.read_error {
                 Some(e) => writeln!(f, "INCOMPLETE      reading stopped early: {e}")?,
-                None => writeln!(
-                    f,
-                    "INCOMPLETE      no final recorder stats (the recording was not finished)"
-                )?,
+                None => {
+                    writeln!(f, "INCOMPLETE      no final recorder stats (the recording was not finished)")?
+                }
             }
         }
         if self.ticks == 0 {
@@ -384,11 +356,7 @@ impl fmt::Display for Summary {
             l.frames, l.crc_errors, l.other_errors, l.seq_gaps, l.duplicates, l.late_frames, l.reconnects
         )?;
         match &self.recorder {
-            Some(r) => writeln!(
-                f,
-                "recorder        written {}   dropped {}",
-                r.written, r.dropped
-            )?,
+            Some(r) => writeln!(f, "recorder        written {}   dropped {}", r.written, r.dropped)?,
             None => writeln!(f, "recorder        no stats (unfinished recording)")?,
         }
         if !self.addon_reward_tenths.is_empty() {

@@ -122,51 +122,33 @@ impl Recorder {
     /// thread behind a queue of `capacity` records (≥ 1; see [`DEFAULT_CAPACITY`]).
     pub fn start(path: &Path, meta: RecordMeta, capacity: usize) -> anyhow::Result<Recorder> {
         if capacity == 0 {
-            bail!(
-                "record {}: the recorder's queue capacity must be at least 1",
-                path.display()
-            );
+            bail!("record {}: the recorder's queue capacity must be at least 1", path.display());
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| {
-                format!(
-                    "cannot create the folder {} for record {}",
-                    dir.display(),
-                    path.display()
-                )
+                format!("cannot create the folder {} for record {}", dir.display(), path.display())
             })?;
         }
-        let file = File::create(path)
-            .with_context(|| format!("cannot create record file {}", path.display()))?;
+        let file =
+            File::create(path).with_context(|| format!("cannot create record file {}", path.display()))?;
         let ctx = || format!("writing record file {}", path.display());
         let opts = mcap::WriteOptions::new()
             .compression(None)
             .chunk_size(Some(CHUNK_SIZE))
             .library(format!("resq/{}", env!("CARGO_PKG_VERSION")));
-        let mut out = opts
-            .create(BufWriter::with_capacity(1 << 16, file))
-            .with_context(ctx)?;
+        let mut out = opts.create(BufWriter::with_capacity(1 << 16, file)).with_context(ctx)?;
 
         let names = Names::new(&meta);
-        let meta_schema = out
-            .add_schema("resq.RecordMeta", "jsonschema", &meta_schema())
-            .with_context(ctx)?;
-        let tick_schema = out
-            .add_schema("resq.Tick", "jsonschema", &tick_schema(&names))
-            .with_context(ctx)?;
-        let stats_schema = out
-            .add_schema("resq.RecorderStats", "jsonschema", &stats_schema())
-            .with_context(ctx)?;
+        let meta_schema =
+            out.add_schema("resq.RecordMeta", "jsonschema", &meta_schema()).with_context(ctx)?;
+        let tick_schema =
+            out.add_schema("resq.Tick", "jsonschema", &tick_schema(&names)).with_context(ctx)?;
+        let stats_schema =
+            out.add_schema("resq.RecorderStats", "jsonschema", &stats_schema()).with_context(ctx)?;
         let none = BTreeMap::new();
-        let meta_channel = out
-            .add_channel(meta_schema, TOPIC_META, "json", &none)
-            .with_context(ctx)?;
-        let tick_channel = out
-            .add_channel(tick_schema, TOPIC_TICK, "json", &none)
-            .with_context(ctx)?;
-        let stats_channel = out
-            .add_channel(stats_schema, TOPIC_STATS, "json", &none)
-            .with_context(ctx)?;
+        let meta_channel = out.add_channel(meta_schema, TOPIC_META, "json", &none).with_context(ctx)?;
+        let tick_channel = out.add_channel(tick_schema, TOPIC_TICK, "json", &none).with_context(ctx)?;
+        let stats_channel = out.add_channel(stats_schema, TOPIC_STATS, "json", &none).with_context(ctx)?;
 
         let started_unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -190,10 +172,7 @@ impl Recorder {
         .with_context(ctx)?;
 
         let (tx, rx) = sync_channel::<TickRecord>(capacity);
-        let counters = Arc::new(Counters {
-            written: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-        });
+        let counters = Arc::new(Counters { written: AtomicU64::new(0), dropped: AtomicU64::new(0) });
         let worker = {
             let counters = counters.clone();
             let file_path = path.to_path_buf();
@@ -202,14 +181,9 @@ impl Recorder {
                 .spawn(move || {
                     let r = write_ticks(&mut out, rx, tick_channel, names, &counters);
                     match r {
-                        Ok(last_t_ns) => Ok(Done {
-                            out,
-                            stats_channel,
-                            last_t_ns,
-                        }),
+                        Ok(last_t_ns) => Ok(Done { out, stats_channel, last_t_ns }),
                         Err(e) => {
-                            let e =
-                                e.context(format!("writing record file {}", file_path.display()));
+                            let e = e.context(format!("writing record file {}", file_path.display()));
                             log::error!("recorder stopped: {e:#}");
                             Err(e)
                         }
@@ -217,12 +191,7 @@ impl Recorder {
                 })
                 .with_context(|| format!("starting the recorder thread for {}", path.display()))?
         };
-        Ok(Recorder {
-            tx: Some(tx),
-            worker: Some(worker),
-            counters,
-            path: path.to_path_buf(),
-        })
+        Ok(Recorder { tx: Some(tx), worker: Some(worker), counters, path: path.to_path_buf() })
     }
 
     /// Queues one record for the writer. Never blocks, never allocates: if the queue is full
@@ -262,26 +231,17 @@ impl Recorder {
 
     fn finish_inner(&mut self) -> anyhow::Result<RecorderStats> {
         drop(self.tx.take());
-        let worker = self
-            .worker
-            .take()
-            .ok_or_else(|| anyhow!("record {}: already finished", self.path.display()))?;
-        let done = worker.join().map_err(|_| {
-            anyhow!(
-                "record {}: the recorder thread panicked",
-                self.path.display()
-            )
-        })??;
+        let worker =
+            self.worker.take().ok_or_else(|| anyhow!("record {}: already finished", self.path.display()))?;
+        let done = worker
+            .join()
+            .map_err(|_| anyhow!("record {}: the recorder thread panicked", self.path.display()))??;
         let stats = RecorderStats {
             written: self.counters.written.load(Ordering::Relaxed),
             dropped: self.counters.dropped.load(Ordering::Relaxed),
         };
         let ctx = || format!("finishing record file {}", self.path.display());
-        let Done {
-            mut out,
-            stats_channel,
-            last_t_ns,
-        } = done;
+        let Done { mut out, stats_channel, last_t_ns } = done;
         out.write_to_known_channel(
             &mcap::records::MessageHeader {
                 channel_id: stats_channel,
@@ -293,11 +253,7 @@ impl Recorder {
         )
         .with_context(ctx)?;
         out.finish().with_context(ctx)?;
-        let file = out
-            .into_inner()
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(ctx)?;
+        let file = out.into_inner().into_inner().map_err(|e| e.into_error()).with_context(ctx)?;
         file.sync_all().with_context(ctx)?;
         Ok(stats)
     }
@@ -329,12 +285,7 @@ fn write_ticks(
         buf.clear();
         serde_json::to_writer(&mut buf, &TickJson { r: &r, n: &names })?;
         out.write_to_known_channel(
-            &mcap::records::MessageHeader {
-                channel_id,
-                sequence,
-                log_time: r.t_ns,
-                publish_time: r.t_ns,
-            },
+            &mcap::records::MessageHeader { channel_id, sequence, log_time: r.t_ns, publish_time: r.t_ns },
             &buf,
         )?;
         sequence = sequence.wrapping_add(1);
@@ -393,29 +344,19 @@ impl Serialize for TickJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (r, n) = (self.r, self.n);
         let n_act = len(r.n_actions);
-        let label = n
-            .actions
-            .get(r.action as usize)
-            .map(String::as_str)
-            .unwrap_or("");
+        let label = n.actions.get(r.action as usize).map(String::as_str).unwrap_or("");
         let mut m = s.serialize_struct("Tick", 20)?;
         m.serialize_field("t_ns", &r.t_ns)?;
         m.serialize_field("tick", &r.tick)?;
         m.serialize_field("seq", &r.seq)?;
         m.serialize_field("firmware_t_us", &r.firmware_t_us)?;
-        m.serialize_field(
-            "signals",
-            &Named(&n.signals, &r.signals[..len(r.n_signals)]),
-        )?;
+        m.serialize_field("signals", &Named(&n.signals, &r.signals[..len(r.n_signals)]))?;
         m.serialize_field("obs", &r.obs[..len(r.n_obs)])?;
         m.serialize_field("logp0", &r.logp0[..n_act])?;
         m.serialize_field("q_r", &r.q_r[..n_act])?;
         m.serialize_field("action", &r.action)?;
         m.serialize_field("action_label", label)?;
-        m.serialize_field(
-            "command",
-            &Named(&n.commands, &r.command[..len(r.n_commands)]),
-        )?;
+        m.serialize_field("command", &Named(&n.commands, &r.command[..len(r.n_commands)]))?;
         m.serialize_field("addon", &Named(&n.terms, &r.addon_terms[..len(r.n_terms)]))?;
         m.serialize_field("addon_reward", &r.addon_reward)?;
         m.serialize_field("kl", &r.kl)?;
@@ -462,30 +403,16 @@ impl Serialize for Flags {
     }
 }
 
-pub(crate) const LINK_NAMES: [&str; 7] = [
-    "frames",
-    "crc_errors",
-    "other_errors",
-    "seq_gaps",
-    "duplicates",
-    "late_frames",
-    "reconnects",
-];
+pub(crate) const LINK_NAMES: [&str; 7] =
+    ["frames", "crc_errors", "other_errors", "seq_gaps", "duplicates", "late_frames", "reconnects"];
 
 struct Link<'a>(&'a LinkCounters);
 
 impl Serialize for Link<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let l = self.0;
-        let v = [
-            l.frames,
-            l.crc_errors,
-            l.other_errors,
-            l.seq_gaps,
-            l.duplicates,
-            l.late_frames,
-            l.reconnects,
-        ];
+        let v =
+            [l.frames, l.crc_errors, l.other_errors, l.seq_gaps, l.duplicates, l.late_frames, l.reconnects];
         let mut m = s.serialize_struct("LinkCounters", LINK_NAMES.len())?;
         for (k, v) in LINK_NAMES.iter().zip(v) {
             m.serialize_field(k, &v)?;
@@ -503,10 +430,8 @@ fn integer(description: &str) -> serde_json::Value {
 }
 
 fn numbers_by_name(names: &[String], description: &str) -> serde_json::Value {
-    let props: serde_json::Map<String, serde_json::Value> = names
-        .iter()
-        .map(|k| (k.clone(), number(description)))
-        .collect();
+    let props: serde_json::Map<String, serde_json::Value> =
+        names.iter().map(|k| (k.clone(), number(description))).collect();
     json!({"type": "object", "properties": props, "additionalProperties": false})
 }
 
@@ -516,14 +441,10 @@ fn number_array(description: &str) -> serde_json::Value {
 
 /// The JSON Schema of `/resq/tick` messages (every field; objects keyed by the meta's names).
 fn tick_schema(n: &Names) -> Vec<u8> {
-    let decisions: serde_json::Map<String, serde_json::Value> = DECISION_NAMES
-        .iter()
-        .map(|(k, _)| (k.to_string(), json!({"type": "boolean"})))
-        .collect();
-    let link: serde_json::Map<String, serde_json::Value> = LINK_NAMES
-        .iter()
-        .map(|k| (k.to_string(), integer("cumulative count")))
-        .collect();
+    let decisions: serde_json::Map<String, serde_json::Value> =
+        DECISION_NAMES.iter().map(|(k, _)| (k.to_string(), json!({"type": "boolean"}))).collect();
+    let link: serde_json::Map<String, serde_json::Value> =
+        LINK_NAMES.iter().map(|k| (k.to_string(), integer("cumulative count"))).collect();
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "resq.Tick",
@@ -608,16 +529,12 @@ mod tests {
             addon_terms: vec!["centre".into()],
             ..RecordMeta::default()
         };
-        let s: serde_json::Value =
-            serde_json::from_slice(&tick_schema(&Names::new(&meta))).unwrap();
+        let s: serde_json::Value = serde_json::from_slice(&tick_schema(&Names::new(&meta))).unwrap();
         let p = &s["properties"];
         assert!(p["signals"]["properties"]["theta"].is_object());
         assert!(p["command"]["properties"]["force"].is_object());
         assert!(p["addon"]["properties"]["centre"].is_object());
-        assert_eq!(
-            p["decisions"]["properties"]["kl_limited"]["type"],
-            "boolean"
-        );
+        assert_eq!(p["decisions"]["properties"]["kl_limited"]["type"], "boolean");
         assert_eq!(p["link"]["properties"]["reconnects"]["type"], "integer");
     }
 }

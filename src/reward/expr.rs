@@ -95,24 +95,12 @@ impl Expr {
     /// value from the slice given to [`Expr::eval`].
     pub fn parse(source: &str, vars: &[&str]) -> Result<Expr, ExprError> {
         let tokens = lex(source)?;
-        let mut p = Parser {
-            tokens,
-            at: 0,
-            vars,
-            program: Vec::new(),
-            src: source,
-        };
+        let mut p = Parser { tokens, at: 0, vars, program: Vec::new(), src: source };
         p.or()?;
         if let Some(t) = p.tokens.get(p.at) {
-            return Err(ExprError {
-                pos: t.pos,
-                message: format!("unexpected `{}`", t.text(source)),
-            });
+            return Err(ExprError { pos: t.pos, message: format!("unexpected `{}`", t.text(source)) });
         }
-        let expr = Expr {
-            source: source.to_string(),
-            program: p.program,
-        };
+        let expr = Expr { source: source.to_string(), program: p.program };
         let depth = expr.max_depth();
         if depth > MAX_STACK {
             return Err(ExprError {
@@ -243,9 +231,8 @@ impl Token {
     }
 }
 
-const SYMBOLS: [&str; 18] = [
-    "<=", ">=", "==", "!=", "&&", "||", "<", ">", "+", "-", "*", "/", "^", "(", ")", ",", "!", "=",
-];
+const SYMBOLS: [&str; 18] =
+    ["<=", ">=", "==", "!=", "&&", "||", "<", ">", "+", "-", "*", "/", "^", "(", ")", ",", "!", "="];
 
 fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
     let bytes = src.as_bytes();
@@ -255,9 +242,7 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
         let c = bytes[i];
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit()
-            || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
-        {
+        } else if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
             let start = i;
             while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
                 i += 1;
@@ -275,15 +260,10 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 }
             }
             let text = &src[start..i];
-            let v: f32 = text.parse().map_err(|_| ExprError {
-                pos: start,
-                message: format!("`{text}` is not a number"),
-            })?;
-            out.push(Token {
-                tok: Tok::Num(v),
-                pos: start,
-                len: i - start,
-            });
+            let v: f32 = text
+                .parse()
+                .map_err(|_| ExprError { pos: start, message: format!("`{text}` is not a number") })?;
+            out.push(Token { tok: Tok::Num(v), pos: start, len: i - start });
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let start = i;
             while i < bytes.len()
@@ -291,11 +271,7 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
             {
                 i += 1;
             }
-            out.push(Token {
-                tok: Tok::Name,
-                pos: start,
-                len: i - start,
-            });
+            out.push(Token { tok: Tok::Name, pos: start, len: i - start });
         } else if let Some(s) = SYMBOLS.iter().find(|s| src[i..].starts_with(**s)) {
             if *s == "=" {
                 return Err(ExprError {
@@ -303,18 +279,11 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                     message: "`=` is not an operator; use `==` to compare".into(),
                 });
             }
-            out.push(Token {
-                tok: Tok::Sym(s),
-                pos: i,
-                len: s.len(),
-            });
+            out.push(Token { tok: Tok::Sym(s), pos: i, len: s.len() });
             i += s.len();
         } else {
             let ch = src[i..].chars().next().unwrap_or('?');
-            return Err(ExprError {
-                pos: i,
-                message: format!("unexpected character `{ch}`"),
-            });
+            return Err(ExprError { pos: i, message: format!("unexpected character `{ch}`") });
         }
     }
     Ok(out)
@@ -331,9 +300,7 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn peek_sym(&self) -> Option<&'static str> {
         match self.tokens.get(self.at) {
-            Some(Token {
-                tok: Tok::Sym(s), ..
-            }) => Some(s),
+            Some(Token { tok: Tok::Sym(s), .. }) => Some(s),
             _ => None,
         }
     }
@@ -355,15 +322,8 @@ impl<'a> Parser<'a> {
         if self.eat(s) {
             Ok(())
         } else {
-            let found = if self.at < self.tokens.len() {
-                "something else"
-            } else {
-                "the end"
-            };
-            Err(ExprError {
-                pos: self.here(),
-                message: format!("expected `{s}`, found {found}"),
-            })
+            let found = if self.at < self.tokens.len() { "something else" } else { "the end" };
+            Err(ExprError { pos: self.here(), message: format!("expected `{s}`, found {found}") })
         }
     }
 
@@ -455,10 +415,7 @@ impl<'a> Parser<'a> {
 
     fn atom(&mut self) -> Result<(), ExprError> {
         let Some(&t) = self.tokens.get(self.at) else {
-            return Err(ExprError {
-                pos: self.src.len(),
-                message: "expression ends too early".into(),
-            });
+            return Err(ExprError { pos: self.src.len(), message: "expression ends too early".into() });
         };
         self.at += 1;
         match t.tok {
@@ -468,10 +425,7 @@ impl<'a> Parser<'a> {
                 self.expect(")")?;
             }
             Tok::Sym(s) => {
-                return Err(ExprError {
-                    pos: t.pos,
-                    message: format!("unexpected `{s}`"),
-                });
+                return Err(ExprError { pos: t.pos, message: format!("unexpected `{s}`") });
             }
             Tok::Name => {
                 let name = t.text(self.src);
@@ -503,16 +457,10 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 if !self.eat(",") {
-                    let found = if self.at < self.tokens.len() {
-                        "something else"
-                    } else {
-                        "the end"
-                    };
+                    let found = if self.at < self.tokens.len() { "something else" } else { "the end" };
                     return Err(ExprError {
                         pos: self.here(),
-                        message: format!(
-                            "expected `)` (or `,` before another argument), found {found}"
-                        ),
+                        message: format!("expected `)` (or `,` before another argument), found {found}"),
                     });
                 }
             }
@@ -537,10 +485,7 @@ impl<'a> Parser<'a> {
             }
         };
         if argc != want {
-            return Err(ExprError {
-                pos,
-                message: format!("`{name}` takes {want} argument(s), got {argc}"),
-            });
+            return Err(ExprError { pos, message: format!("`{name}` takes {want} argument(s), got {argc}") });
         }
         self.program.push(op);
         Ok(())

@@ -29,11 +29,7 @@ impl Variables {
             names.push("a".into());
             names.push("a_prev".into());
         }
-        Variables {
-            names,
-            n_signals: signals.len(),
-            n_actions: actions.len(),
-        }
+        Variables { names, n_signals: signals.len(), n_actions: actions.len() }
     }
 
     pub fn names(&self) -> Vec<&str> {

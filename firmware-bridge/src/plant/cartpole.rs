@@ -30,8 +30,7 @@ impl CartPole {
     /// True when the state is outside the track or the pole has fallen.
     pub fn terminated(&self) -> bool {
         let [x, _, theta, _] = self.state;
-        !(-X_THRESHOLD..=X_THRESHOLD).contains(&x)
-            || !(-THETA_THRESHOLD..=THETA_THRESHOLD).contains(&theta)
+        !(-X_THRESHOLD..=X_THRESHOLD).contains(&x) || !(-THETA_THRESHOLD..=THETA_THRESHOLD).contains(&theta)
     }
 }
 
@@ -59,15 +58,11 @@ impl Plant for CartPole {
         let [x, x_dot, theta, theta_dot] = self.state;
         let (sin, cos) = theta.sin_cos();
         let temp = (force + POLE_MASS_LENGTH * theta_dot * theta_dot * sin) / TOTAL_MASS;
-        let theta_acc = (GRAVITY * sin - cos * temp)
-            / (LENGTH * (4.0 / 3.0 - MASS_POLE * cos * cos / TOTAL_MASS));
+        let theta_acc =
+            (GRAVITY * sin - cos * temp) / (LENGTH * (4.0 / 3.0 - MASS_POLE * cos * cos / TOTAL_MASS));
         let x_acc = temp - POLE_MASS_LENGTH * theta_acc * cos / TOTAL_MASS;
-        self.state = [
-            x + TAU * x_dot,
-            x_dot + TAU * x_acc,
-            theta + TAU * theta_dot,
-            theta_dot + TAU * theta_acc,
-        ];
+        self.state =
+            [x + TAU * x_dot, x_dot + TAU * x_acc, theta + TAU * theta_dot, theta_dot + TAU * theta_acc];
         self.terminated()
     }
 

@@ -43,68 +43,34 @@ fn reason() -> impl Strategy<Value = RejectReason> {
 /// Any message that the protocol can carry (finite values; `FaultCode` in canonical form).
 pub fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (
-            any::<u16>(),
-            role(),
-            mode(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u8>(),
-            any::<u8>(),
-            any::<u32>()
-        )
-            .prop_map(
-                |(version, role, mode, period_us, layout_hash, ns, na, boot_id)| {
-                    Message::Hello(Hello {
-                        version,
-                        role,
-                        mode,
-                        period_us,
-                        layout_hash,
-                        n_signals: ns,
-                        n_actions: na,
-                        boot_id,
-                    })
-                }
-            ),
-        (
-            reason(),
-            any::<u16>(),
-            any::<u32>(),
-            any::<u8>(),
-            any::<u8>()
-        )
-            .prop_map(|(reason, version, layout_hash, n_signals, n_actions)| {
-                Message::Reject(Reject {
-                    reason,
+        (any::<u16>(), role(), mode(), any::<u32>(), any::<u32>(), any::<u8>(), any::<u8>(), any::<u32>())
+            .prop_map(|(version, role, mode, period_us, layout_hash, ns, na, boot_id)| {
+                Message::Hello(Hello {
                     version,
+                    role,
+                    mode,
+                    period_us,
                     layout_hash,
-                    n_signals,
-                    n_actions,
+                    n_signals: ns,
+                    n_actions: na,
+                    boot_id,
                 })
             }),
+        (reason(), any::<u16>(), any::<u32>(), any::<u8>(), any::<u8>()).prop_map(
+            |(reason, version, layout_hash, n_signals, n_actions)| {
+                Message::Reject(Reject { reason, version, layout_hash, n_signals, n_actions })
+            }
+        ),
         (any::<u32>(), any::<u64>(), any::<u8>(), values()).prop_map(|(seq, t_us, f, values)| {
-            Message::Sensor(Sensor {
-                seq,
-                t_us,
-                flags: SensorFlags(f),
-                values,
-            })
+            Message::Sensor(Sensor { seq, t_us, flags: SensorFlags(f), values })
         }),
         (any::<u32>(), any::<u32>(), values()).prop_map(|(seq, valid_for_us, values)| {
-            Message::Command(Command {
-                seq,
-                valid_for_us,
-                values,
-            })
+            Message::Command(Command { seq, valid_for_us, values })
         }),
         any::<u64>().prop_map(|seed| Message::Reset(Reset { seed })),
-        (any::<u32>(), any::<u64>())
-            .prop_map(|(seq, t_us)| Message::Heartbeat(Heartbeat { seq, t_us })),
-        (any::<u16>(), any::<u64>()).prop_map(|(c, t_us)| Message::Fault(Fault {
-            code: FaultCode::from_u16(c),
-            t_us
-        })),
+        (any::<u32>(), any::<u64>()).prop_map(|(seq, t_us)| Message::Heartbeat(Heartbeat { seq, t_us })),
+        (any::<u16>(), any::<u64>())
+            .prop_map(|(c, t_us)| Message::Fault(Fault { code: FaultCode::from_u16(c), t_us })),
         Just(Message::ClearEstop),
     ]
 }
@@ -134,11 +100,7 @@ pub fn run(stream: &[u8]) -> Run {
         let ends_nonempty = b == 0 && i > seg_start;
         assert_eq!(r.is_some(), ends_nonempty, "byte {i}: result presence");
         if let Some(Ok(m)) = &r {
-            assert_eq!(
-                frame(m),
-                &stream[seg_start..=i],
-                "accepted message does not re-encode to its frame"
-            );
+            assert_eq!(frame(m), &stream[seg_start..=i], "accepted message does not re-encode to its frame");
         }
         if b == 0 {
             seg_start = i + 1;
@@ -156,10 +118,7 @@ pub fn run(stream: &[u8]) -> Run {
 pub fn check_stats(results: &[Result<Message, DecodeError>], s: &DecoderStats, bytes: usize) {
     assert_eq!(s.bytes, bytes as u64);
     assert_eq!(s.frames + s.rejected(), results.len() as u64);
-    assert_eq!(
-        s.frames,
-        results.iter().filter(|r| r.is_ok()).count() as u64
-    );
+    assert_eq!(s.frames, results.iter().filter(|r| r.is_ok()).count() as u64);
     for e in [
         DecodeError::Crc,
         DecodeError::Cobs,
@@ -207,14 +166,7 @@ impl Rng {
 pub fn one_of_each() -> Vec<Message> {
     vec![
         Message::Hello(Hello::host(Mode::LockStep, 0, 0xDEAD_BEEF, 4, 1)),
-        Message::Hello(Hello::firmware(
-            Mode::RealTime,
-            20_000,
-            0x0102_0300,
-            16,
-            16,
-            0xFFFF_FFFF,
-        )),
+        Message::Hello(Hello::firmware(Mode::RealTime, 20_000, 0x0102_0300, 16, 16, 0xFFFF_FFFF)),
         Message::Reject(Reject {
             reason: RejectReason::Busy,
             version: 0xFFFF,
@@ -228,12 +180,7 @@ pub fn one_of_each() -> Vec<Message> {
             flags: SensorFlags::RESET | SensorFlags::ESTOP,
             values: Values::from_slice(&[0.0, -0.0, 1.5, -3.25e-7, f32::MAX]).unwrap(),
         }),
-        Message::Sensor(Sensor {
-            seq: 0,
-            t_us: 0,
-            flags: SensorFlags(0xFF),
-            values: Values::new(),
-        }),
+        Message::Sensor(Sensor { seq: 0, t_us: 0, flags: SensorFlags(0xFF), values: Values::new() }),
         Message::Sensor(Sensor {
             seq: 7,
             t_us: 7,
@@ -251,21 +198,10 @@ pub fn one_of_each() -> Vec<Message> {
             values: Values::from_slice(&[f32::MIN_POSITIVE; MAX_VALUES]).unwrap(),
         }),
         Message::Reset(Reset { seed: 0 }),
-        Message::Reset(Reset {
-            seed: 0x0123_4567_89AB_CDEF,
-        }),
-        Message::Heartbeat(Heartbeat {
-            seq: 1,
-            t_us: 1 << 40,
-        }),
-        Message::Fault(Fault {
-            code: FaultCode::EStop,
-            t_us: 1,
-        }),
-        Message::Fault(Fault {
-            code: FaultCode::Other(0xBEEF),
-            t_us: 2,
-        }),
+        Message::Reset(Reset { seed: 0x0123_4567_89AB_CDEF }),
+        Message::Heartbeat(Heartbeat { seq: 1, t_us: 1 << 40 }),
+        Message::Fault(Fault { code: FaultCode::EStop, t_us: 1 }),
+        Message::Fault(Fault { code: FaultCode::Other(0xBEEF), t_us: 2 }),
         Message::ClearEstop,
     ]
 }
