@@ -100,8 +100,8 @@ fn cases() -> Vec<Case> {
             manifest: m(replace("values = [-10.0, 10.0]", "values = [-10.0, 0.0, 10.0]")
                 .replace("labels = [\"left\", \"right\"]", "")),
             prior: p.clone(),
-            field: Some("action.values"),
-            says: "the manifest lists 3 action(s)",
+            field: Some("action"),
+            says: "for 3 action(s) a discrete_q prior outputs [batch, 3]",
             file: "prior.onnx",
         },
         Case {

@@ -1,6 +1,7 @@
 //! Compiles a dense ONNX graph into an [`Mlp`] that runs on resq's allocation-free kernels.
 //!
-//! Accepted: a single chain from the graph input to the graph output made of
+//! Accepted: a single chain from the graph input to the graph output (or to several Gemm
+//! heads on the same trunk, one per output, e.g. a Gaussian policy's mean and log-std) made of
 //! `Gemm` (any `alpha`, `beta`, `transB`; `transA = 0`), `MatMul` followed by `Add` of a
 //! constant bias, the activations `Relu`, `Tanh`, `Sigmoid`, `LeakyRelu`, and the no-ops
 //! `Identity`, `Dropout`, `Flatten` (on a 2-D tensor). Weights come from initializers or
@@ -33,6 +34,31 @@ fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
     node.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f)
 }
 
+type Consts = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// The dense layer of a `Gemm` node with constant B (and C): `y = alpha·x·B' + beta·C`.
+fn gemm_layer(node: &NodeProto, consts: &Consts) -> Result<Dense, String> {
+    let const_input =
+        |k: usize| -> Option<&(Vec<usize>, Vec<f32>)> { node.input.get(k).and_then(|n| consts.get(n)) };
+    let (shape, w) = const_input(1).ok_or("Gemm without a constant B")?;
+    let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
+    let wt = if attr_i(node, "transB", 0) != 0 {
+        // B is [out, in]; store [in, out].
+        Array2::from_shape_vec((shape[0], shape[1]), w.clone()).map_err(|e| e.to_string())?.t().to_owned()
+    } else {
+        Array2::from_shape_vec((shape[0], shape[1]), w.clone()).map_err(|e| e.to_string())?
+    };
+    let n_out = wt.ncols();
+    let b = match const_input(2) {
+        Some((_, c)) if c.len() == n_out => Array1::from_vec(c.iter().map(|v| v * beta).collect()),
+        Some((_, c)) if c.len() == 1 => Array1::from_elem(n_out, c[0] * beta),
+        Some(_) => return Err("Gemm bias of an unexpected shape".into()),
+        None => Array1::zeros(n_out),
+    };
+    let w = (wt * alpha).as_standard_layout().into_owned();
+    Ok(Dense { w, b, act: Activation::Identity })
+}
+
 /// Tries to compile `model` into an [`Mlp`]. `Err` carries why it is not a plain dense chain.
 pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
     let graph = model.graph.as_ref().ok_or("the model has no graph")?;
@@ -50,18 +76,42 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
         consts.insert(node.output[0].clone(), tensor_to_array(value)?);
     }
     let inputs: Vec<_> = graph.input.iter().filter(|i| !consts.contains_key(&i.name)).collect();
-    if inputs.len() != 1 || graph.output.len() != 1 {
+    if inputs.len() != 1 || graph.output.is_empty() {
         return Err(format!(
-            "{} inputs and {} outputs (a dense chain has one of each)",
+            "{} inputs and {} outputs (a dense chain has one input)",
             inputs.len(),
             graph.output.len()
         ));
     }
+    // Several outputs (e.g. a Gaussian policy's mean and log-std): each must be a Gemm head on
+    // the same trunk; the heads become one final layer with their columns side by side, in the
+    // order of the graph's outputs.
+    let heads: Vec<&NodeProto> = if graph.output.len() > 1 {
+        let heads = graph
+            .output
+            .iter()
+            .map(|o| graph.node.iter().find(|n| n.output.first() == Some(&o.name)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("an output not produced by a node")?;
+        let trunk_end = &heads[0].input[0];
+        if heads.iter().any(|h| h.op_type != "Gemm" || &h.input[0] != trunk_end) {
+            return Err("several outputs that are not Gemm heads on one trunk".into());
+        }
+        heads
+    } else {
+        vec![]
+    };
+    let chain_end = match heads.first() {
+        Some(h) => h.input[0].clone(),
+        None => graph.output[0].name.clone(),
+    };
     let mut current = inputs[0].name.clone();
     let mut layers: Vec<Dense> = Vec::new();
     // A MatMul waiting for its bias Add.
     let mut pending_matmul = false;
-    for node in graph.node.iter().filter(|n| n.op_type != "Constant") {
+    for node in graph.node.iter().filter(|n| {
+        n.op_type != "Constant" && !heads.iter().any(|h| h.name == n.name && h.output == n.output)
+    }) {
         let data_inputs: Vec<&String> = node.input.iter().filter(|i| !consts.contains_key(*i)).collect();
         if data_inputs.len() != 1 || *data_inputs[0] != current {
             return Err(format!("node `{}` ({}) does not continue a single chain", node.name, node.op_type));
@@ -73,28 +123,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
                 if attr_i(node, "transA", 0) != 0 || node.input[0] != current {
                     return Err("Gemm with a transposed or constant A".into());
                 }
-                let (shape, w) = const_input(1).ok_or("Gemm without a constant B")?;
-                let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
-                let wt = if attr_i(node, "transB", 0) != 0 {
-                    // B is [out, in]; store [in, out].
-                    Array2::from_shape_vec((shape[0], shape[1]), w.clone())
-                        .map_err(|e| e.to_string())?
-                        .t()
-                        .to_owned()
-                } else {
-                    Array2::from_shape_vec((shape[0], shape[1]), w.clone()).map_err(|e| e.to_string())?
-                };
-                let n_out = wt.ncols();
-                let b = match const_input(2) {
-                    Some((_, c)) if c.len() == n_out => {
-                        Array1::from_vec(c.iter().map(|v| v * beta).collect())
-                    }
-                    Some((_, c)) if c.len() == 1 => Array1::from_elem(n_out, c[0] * beta),
-                    Some(_) => return Err("Gemm bias of an unexpected shape".into()),
-                    None => Array1::zeros(n_out),
-                };
-                let w = (wt * alpha).as_standard_layout().into_owned();
-                layers.push(Dense { w, b, act: Activation::Identity });
+                layers.push(gemm_layer(node, &consts)?);
                 pending_matmul = false;
             }
             "MatMul" => {
@@ -139,8 +168,16 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
         }
         current = node.output[0].clone();
     }
-    if current != graph.output[0].name {
+    if current != chain_end {
         return Err("the chain does not end at the graph output".into());
+    }
+    if !heads.is_empty() {
+        let parts = heads.iter().map(|h| gemm_layer(h, &consts)).collect::<Result<Vec<_>, _>>()?;
+        let ws: Vec<_> = parts.iter().map(|d| d.w.view()).collect();
+        let bs: Vec<_> = parts.iter().map(|d| d.b.view()).collect();
+        let w = ndarray::concatenate(ndarray::Axis(1), &ws).map_err(|e| e.to_string())?;
+        let b = ndarray::concatenate(ndarray::Axis(0), &bs).map_err(|e| e.to_string())?;
+        layers.push(Dense { w: w.as_standard_layout().into_owned(), b, act: Activation::Identity });
     }
     if layers.is_empty() {
         return Err("no dense layer".into());

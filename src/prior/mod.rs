@@ -30,6 +30,54 @@ pub enum PriorKind {
     DiscreteQ { temperature: f32 },
     /// Unnormalised log-probabilities.
     DiscreteLogits,
+    /// A tanh-squashed Gaussian (SAC actor): outputs `mean` and `log_std` of `u`, `a = tanh(u)`
+    /// in [−1, 1] (scaled to the command range by the bundle).
+    SquashedGaussian,
+}
+
+impl PriorKind {
+    /// Numbers the network outputs per observation.
+    pub fn raw_width(self, n_actions: usize) -> usize {
+        match self {
+            PriorKind::SquashedGaussian => 2 * n_actions,
+            _ => n_actions,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PriorKind::DiscreteQ { .. } => "discrete_q",
+            PriorKind::DiscreteLogits => "discrete_logits",
+            PriorKind::SquashedGaussian => "squashed_gaussian",
+        }
+    }
+}
+
+/// Log-std clamp of squashed-Gaussian priors (DESIGN.md §1).
+pub const LOG_STD_MIN: f32 = -20.0;
+pub const LOG_STD_MAX: f32 = 2.0;
+/// Actions are clamped to ±(1 − SQUASH_EPS) before `atanh`.
+pub const SQUASH_EPS: f32 = 1e-6;
+
+/// `log π0(a|s)` of a tanh-squashed Gaussian, for an action `a` in [−1, 1] units:
+///
+/// ```text
+/// a_c = clamp(a, −(1−ε), 1−ε)     u = atanh(a_c)     ls = clamp(log_std, −20, 2)
+/// log π0 = Σ_j [ −(u_j − mean_j)² / (2·exp(ls_j)²) − ls_j − ½·ln(2π) ] − Σ_j ln(1 − a_c,j² + 1e-6)
+/// ```
+pub fn squashed_gaussian_log_prob(mean: &[f32], log_std: &[f32], a: &[f32]) -> f32 {
+    // In f64: near |a| = 1 the atanh and the squash correction are ill-conditioned in f32.
+    let eps = SQUASH_EPS as f64;
+    let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let mut lp = 0.0f64;
+    for j in 0..a.len() {
+        let ac = (a[j] as f64).clamp(-(1.0 - eps), 1.0 - eps);
+        let u = ac.atanh();
+        let ls = (log_std[j] as f64).clamp(LOG_STD_MIN as f64, LOG_STD_MAX as f64);
+        let z = (u - mean[j] as f64) / ls.exp();
+        lp += -0.5 * z * z - ls - half_ln_2pi - (1.0 - ac * ac + 1e-6).ln();
+    }
+    lp as f32
 }
 
 /// Largest disagreement allowed between resq's kernels and tract, relative to `1 + |tract|`.
@@ -46,12 +94,19 @@ impl TractPrior {
     pub fn run(&self, obs: &[f32], out: &mut [f32]) -> TractResult<()> {
         let input = Tensor::from_shape(&[1, self.n_obs], obs)?;
         let result = self.plan.run(tvec!(input.into()))?;
-        let plain = result[0].try_as_plain_ram()?;
-        let view = plain.as_slice::<f32>()?;
-        if view.len() != out.len() {
-            anyhow::bail!("tract returned {} values, expected {}", view.len(), out.len());
+        let mut at = 0;
+        for r in &result {
+            let plain = r.try_as_plain_ram()?;
+            let view = plain.as_slice::<f32>()?;
+            if at + view.len() > out.len() {
+                anyhow::bail!("tract returned more than the {} values expected", out.len());
+            }
+            out[at..at + view.len()].copy_from_slice(view);
+            at += view.len();
         }
-        out.copy_from_slice(view);
+        if at != out.len() {
+            anyhow::bail!("tract returned {at} values, expected {}", out.len());
+        }
         Ok(())
     }
 }
@@ -143,24 +198,36 @@ impl Prior {
                 ));
             }
         }
-        if graph.output.len() != 1 {
+        // Outputs: one [batch, n_raw] tensor, or (Gaussian kinds) `mean` and `log_std`, each
+        // [batch, n_actions]; resq reads them side by side.
+        let widths: &[usize] = match kind {
+            PriorKind::SquashedGaussian if graph.output.len() == 2 => &[n_actions, n_actions],
+            _ => &[kind.raw_width(n_actions)],
+        };
+        if graph.output.len() != widths.len() {
             return Err(err(
-                format!("the model has {} outputs; resq reads exactly one", graph.output.len()),
-                "export the policy with a single [batch, n_actions] output",
+                format!("the model has {} outputs; a {} prior has {}", graph.output.len(), kind.name(), widths.len()),
+                match kind {
+                    PriorKind::SquashedGaussian => "export the actor with outputs `mean` and `log_std` ([batch, n_actions] each), or one [batch, 2·n_actions] output",
+                    _ => "export the policy with a single [batch, n_actions] output",
+                },
             ));
         }
-        if let Some(d) = dims(&graph.output[0]) {
-            if d.len() != 2 || d[1].is_some_and(|v| v != n_actions as i64) {
-                return Err(BundleError::new(
-                    path,
-                    Some("action.values"),
-                    format!(
-                        "the model's output `{}` has shape {}; the manifest lists {n_actions} action(s)",
-                        graph.output[0].name,
-                        show_dims(&d)
-                    ),
-                    "list one value in [action].values per output of the prior, in order",
-                ));
+        for (o, w) in graph.output.iter().zip(widths) {
+            if let Some(d) = dims(o) {
+                if d.len() != 2 || d[1].is_some_and(|v| v != *w as i64) {
+                    return Err(BundleError::new(
+                        path,
+                        Some("action"),
+                        format!(
+                            "the model's output `{}` has shape {}; for {n_actions} action(s) a {} prior outputs [batch, {w}]",
+                            o.name,
+                            show_dims(&d),
+                            kind.name()
+                        ),
+                        "list one action per output of the prior, in order (discrete: [action].values)",
+                    ));
+                }
             }
         }
         let model = onnx.model_for_proto_model(&proto).map_err(|e| {
@@ -196,14 +263,16 @@ impl Prior {
                 "check that the model takes [batch, n_obs] float32 observations",
             )
         })?;
-        let out_shape = typed.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
-        if out_shape.as_deref() != Some(&[1, n_actions][..]) {
-            return Err(BundleError::new(
-                path,
-                Some("action.values"),
-                format!("for a [1, {n_obs}] input the model outputs {out_shape:?}; the manifest lists {n_actions} action(s), so resq expects [1, {n_actions}]"),
-                "list one value in [action].values per output of the prior, in order",
-            ));
+        for (i, w) in widths.iter().enumerate() {
+            let out_shape = typed.output_fact(i).ok().and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
+            if out_shape.as_deref() != Some(&[1, *w][..]) {
+                return Err(BundleError::new(
+                    path,
+                    Some("action"),
+                    format!("for a [1, {n_obs}] input the model's output {i} is {out_shape:?}; resq expects [1, {w}] for {n_actions} action(s)"),
+                    "list one action per output of the prior, in order (discrete: [action].values)",
+                ));
+            }
         }
         let plan = typed
             .into_runnable()
@@ -211,7 +280,7 @@ impl Prior {
         let tract = TractPrior { plan, n_obs };
 
         let (engine, fallback_reason) = match dense::compile(&proto) {
-            Ok(net) if net.n_in() == n_obs && net.n_out() == n_actions => {
+            Ok(net) if net.n_in() == n_obs && net.n_out() == kind.raw_width(n_actions) => {
                 Self::check_agreement(&net, &tract, path)?;
                 let scratch = net.scratch();
                 (Engine::Compiled { net, scratch }, None)
@@ -284,12 +353,13 @@ impl Prior {
         }
     }
 
-    /// `log π0(·|s)` for one observation, into `out`.
+    /// `log π0(·|s)` for one observation, into `out` (discrete kinds).
     pub fn log_probs(&mut self, obs: &[f32], out: &mut [f32]) -> TractResult<()> {
         self.raw(obs, out)?;
         let inv_t = match self.kind {
             PriorKind::DiscreteQ { temperature } => 1.0 / temperature,
             PriorKind::DiscreteLogits => 1.0,
+            PriorKind::SquashedGaussian => anyhow::bail!("log_probs is for discrete priors"),
         };
         out.iter_mut().for_each(|v| *v *= inv_t);
         log_softmax_in_place(out);
