@@ -13,6 +13,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
+use resq::algo::core::ResidualLearner;
 use resq::algo::replay::Transition;
 use resq::algo::rql_discrete::ResidualSoftQ;
 use resq::control::{ActMode, Controller, PolicyChoice};
@@ -50,9 +51,11 @@ fn benches(c: &mut Criterion) {
     let mut learner = ResidualSoftQ::new(s.clone(), 4, 2, 0);
     for i in 0..s.replay_capacity.min(10_000) {
         let o = [(i as f32 * 0.01).sin(), 0.1, -0.1, 0.2];
-        learner.replay.push(&Transition {
+        learner.core.replay.push(&Transition {
             obs: &o,
             action: i % 2,
+            action_values: &[],
+            next_candidates: &[],
             reward: -0.1,
             logp0_taken: -0.7,
             logpi_taken: -0.7,

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::algo::rql_discrete::ResidualSoftQ;
+use crate::algo::core::LearnerCore;
 use crate::nn::{Grads, Mlp};
 
 pub const FORMAT: &str = "resq-residual-soft-q-v1";
@@ -66,7 +66,7 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 }
 
 /// Writes `learner` and `progress` to `path` atomically.
-pub fn save(path: &Path, learner: &ResidualSoftQ, progress: &Progress, manifest_text: &str) -> Result<()> {
+pub fn save(path: &Path, learner: &LearnerCore, progress: &Progress, manifest_text: &str) -> Result<()> {
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut add_net = |prefix: &str, w: &[&Array2<f32>], b: &[&Array1<f32>]| {
         for (l, (w, b)) in w.iter().zip(b).enumerate() {
@@ -196,7 +196,7 @@ fn read_history<T: Copy>(
 
 /// Restores `learner` from `path` and returns the saved progress. Refuses a checkpoint written
 /// by another manifest or for another network shape.
-pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Result<Progress> {
+pub fn load(path: &Path, learner: &mut LearnerCore, manifest_text: &str) -> Result<Progress> {
     let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
@@ -268,7 +268,7 @@ pub fn load(path: &Path, learner: &mut ResidualSoftQ, manifest_text: &str) -> Re
 
 /// Restores the replay ring if the checkpoint has one of the same shape; otherwise the resumed
 /// run starts with an empty ring (and a warm-up).
-fn restore_replay(st: &SafeTensors, learner: &mut ResidualSoftQ, written: u64) {
+fn restore_replay(st: &SafeTensors, learner: &mut LearnerCore, written: u64) {
     let r = &mut learner.replay;
     let get = |name: &str, dtype: Dtype, len: usize| -> Option<Vec<u8>> {
         let t = st.tensor(name).ok()?;

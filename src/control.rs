@@ -13,13 +13,20 @@
 //! `KL(π_λ ‖ π0) ≤ budget` (KL grows monotonically along this path, so bisection finds λ).
 //! The budget widens as evidence accumulates (see [`kl_budget`]). A budget of 0 disables it.
 //!
+//! **Continuous actions** act through [`SampledActor`] (K candidates from the squashed-Gaussian
+//! prior, importance weights; see `control_sampled.rs`); the KL budget applies to discrete
+//! actions only.
+//!
 //! **Fallback.** If the residual outputs a non-finite value, or the learner has diverged, the
 //! prior acts alone and the decision says so.
 
 use rand::Rng;
 
+use rand::SeedableRng;
+
 use crate::algo::rql_discrete::policy_log_probs;
-use crate::bundle::Bundle;
+use crate::bundle::{ActionSpace, Bundle};
+use crate::control_sampled::SampledActor;
 use crate::nn::{Mlp, Scratch};
 
 /// How the action is chosen from the acting policy.
@@ -72,26 +79,47 @@ pub struct Controller {
     /// The acting copy of `Q_R`; the learner hands weights over with [`Mlp::copy_from`].
     pub residual: Mlp,
     scratch: Scratch,
+    /// The prior's input at the last observed state.
     pub obs: Vec<f32>,
+    /// The residual's input (what the replay stores).
+    pub res_obs: Vec<f32>,
     /// `log π0(·|s)` at the last observed state.
     pub logp0: Vec<f32>,
     pub q_r: Vec<f32>,
     /// log-probabilities of the policy that acted at the last state.
     pub log_pi: Vec<f32>,
     log_pi_hat: Vec<f32>,
-    /// Current KL budget in nats (0 = unlimited).
+    /// Current KL budget in nats (0 = unlimited; discrete actions only).
     pub kl_budget: f32,
+    /// The command for the last decision, after the action mapping (before the supervisor).
+    pub command: Vec<f32>,
+    /// Continuous actions: the sampled actor (candidates from π0, importance weights).
+    pub sampled: Option<SampledActor>,
+    draw_rng: rand_pcg::Pcg64Mcg,
 }
 
 impl Controller {
     pub fn new(bundle: Bundle, residual: Mlp) -> Self {
-        let (n_obs, n_act) = (bundle.obs.len(), bundle.n_actions());
+        let n_obs = bundle.obs.len();
+        let sampled = match bundle.action_space {
+            ActionSpace::Continuous { .. } => {
+                Some(SampledActor::new(bundle.manifest.residual.candidates, bundle.n_actions(), n_obs))
+            }
+            ActionSpace::Discrete => None,
+        };
+        // Discrete: log π0 of every action; continuous: of every candidate.
+        let n_act = sampled.as_ref().map_or(bundle.n_actions(), |s| s.k);
         let scratch = residual.scratch();
+        let draw_rng = rand_pcg::Pcg64Mcg::seed_from_u64(bundle.manifest.run.seed ^ 0xd2a3);
         Controller {
+            command: vec![0.0; 1],
+            sampled,
+            draw_rng,
             bundle,
             residual,
             scratch,
             obs: vec![0.0; n_obs],
+            res_obs: vec![0.0; n_obs],
             logp0: vec![0.0; n_act],
             q_r: vec![0.0; n_act],
             log_pi: vec![0.0; n_act],
@@ -102,10 +130,51 @@ impl Controller {
 
     /// Observes `signals` and computes `log π0(·|s)` into `self.logp0` (no action).
     /// Returns false if the prior failed or produced non-finite values.
+    /// Continuous actions: also draws the K candidates from π0(·|s) with their log-probabilities.
     pub fn observe(&mut self, signals: &[f32]) -> bool {
         self.bundle.obs.observe(signals, &mut self.obs);
+        for ((r, o), k) in self.res_obs.iter_mut().zip(&self.obs).zip(&self.bundle.obs.residual_scale) {
+            *r = o * k;
+        }
+        if let Some(sa) = &mut self.sampled {
+            let ok = self.bundle.prior.raw(&self.obs, &mut sa.gauss).is_ok()
+                && sa.gauss.iter().all(|v| v.is_finite());
+            if !ok {
+                // An unusable prior output: act on a standard Gaussian around 0; the supervisor
+                // bounds the command.
+                sa.gauss.iter_mut().for_each(|v| *v = 0.0);
+            }
+            sa.draw(&mut self.draw_rng);
+            self.logp0.copy_from_slice(&sa.logp0);
+            return ok;
+        }
         self.bundle.prior.log_probs(&self.obs, &mut self.logp0).is_ok()
             && self.logp0.iter().all(|v| v.is_finite())
+    }
+
+    /// Maps an action in [−1, 1] units to the command range.
+    fn set_command_from_unit(&mut self) {
+        if let (Some(sa), ActionSpace::Continuous { low, high }) = (&self.sampled, &self.bundle.action_space)
+        {
+            for (j, c) in self.command.iter_mut().enumerate() {
+                *c = low + 0.5 * (sa.action[j] + 1.0) * (high - low);
+            }
+        }
+    }
+
+    /// Replaces the decision with the prior's own choice (its most likely action): the deadline
+    /// fallback.
+    pub fn prior_fallback(&mut self, d: &mut Decision) {
+        if let Some(sa) = &mut self.sampled {
+            let ch = sa.choose_prior(true);
+            (d.action, d.logp0_taken, d.logpi_taken) = (ch.index, ch.logp0, ch.logpi);
+            self.set_command_from_unit();
+        } else {
+            d.action = argmax(&self.logp0);
+            d.logp0_taken = self.logp0[d.action];
+            d.logpi_taken = self.log_pi[d.action];
+            self.command[0] = self.bundle.action_values[d.action];
+        }
     }
 
     /// One control tick: observe, evaluate the chosen policy, pick an action.
@@ -116,20 +185,40 @@ impl Controller {
         mode: ActMode,
         rng: &mut impl Rng,
     ) -> Decision {
-        if !self.observe(signals) {
+        let prior_ok = self.observe(signals);
+        let settings = &self.bundle.manifest.residual;
+        let (omega, alpha) = (settings.omega, settings.alpha);
+        if let Some(sa) = &mut self.sampled {
+            let greedy = mode == ActMode::Greedy;
+            let ch = match policy {
+                PolicyChoice::Prior => sa.choose_prior(greedy),
+                PolicyChoice::Customized => {
+                    sa.choose(&self.residual, &mut self.scratch, &self.res_obs, omega, alpha, greedy, rng)
+                }
+            };
+            self.q_r.copy_from_slice(&sa.q_r);
+            self.set_command_from_unit();
+            return Decision {
+                action: ch.index,
+                logp0_taken: ch.logp0,
+                logpi_taken: ch.logpi,
+                kl: 0.0,
+                lambda: 1.0,
+                fallback: ch.fallback,
+            };
+        }
+        if !prior_ok {
             // The prior itself is unusable: a uniform fallback keeps the loop alive; the
             // supervisor (link layer) decides whether to hold or stop.
             let n = self.logp0.len() as f32;
             self.logp0.iter_mut().for_each(|v| *v = -n.ln());
         }
-        let settings = &self.bundle.manifest.residual;
-        let (omega, alpha) = (settings.omega, settings.alpha);
         let mut fallback = false;
         let mut lambda = 0.0;
         match policy {
             PolicyChoice::Prior => self.log_pi.copy_from_slice(&self.logp0),
             PolicyChoice::Customized => {
-                let q = self.residual.forward1(&self.obs, &mut self.scratch);
+                let q = self.residual.forward1(&self.res_obs, &mut self.scratch);
                 if q.iter().all(|v| v.is_finite()) {
                     self.q_r.copy_from_slice(q);
                     policy_log_probs(&self.q_r, &self.logp0, omega, alpha, &mut self.log_pi_hat);
@@ -145,6 +234,7 @@ impl Controller {
             ActMode::Greedy => argmax(&self.log_pi),
             ActMode::Sample => sample(&self.log_pi, rng.random::<f32>()),
         };
+        self.command[0] = self.bundle.action_values[action];
         Decision {
             action,
             logp0_taken: self.logp0[action],

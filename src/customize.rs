@@ -17,11 +17,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use log::{info, warn};
 use rand::SeedableRng;
 
+use crate::algo::core::{ResidualLearner, Settings};
 use crate::algo::replay::Transition;
-use crate::algo::rql_discrete::{ResidualSoftQ, Settings};
+use crate::algo::rql_discrete::ResidualSoftQ;
+use crate::algo::rql_sampled::ResidualSampledQ;
+use crate::bundle::ActionSpace;
 use crate::bundle::Bundle;
 use crate::checkpoint::{self, History, Progress};
-use crate::control::{argmax, kl_budget, ActMode, Controller, Decision, PolicyChoice};
+use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::evaluate::{evaluate, PolicyEval};
 use crate::record::recorder::{RecordMeta, Recorder, RecorderStats};
 use crate::record::{Decisions, LinkCounters, TickRecord};
@@ -61,7 +64,7 @@ pub struct Outcome {
     pub link: LinkCounters,
     pub record_stats: Option<RecorderStats>,
     pub controller: Controller,
-    pub learner: ResidualSoftQ,
+    pub learner: Box<dyn ResidualLearner>,
 }
 
 /// The learner settings a bundle asks for.
@@ -99,11 +102,20 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
 pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outcome> {
     let n_obs = bundle.obs.len();
     let n_act = bundle.n_actions();
-    let mut learner = ResidualSoftQ::new(settings(&bundle), n_obs, n_act, opts.seed);
+    let mut learner: Box<dyn ResidualLearner> = match bundle.action_space {
+        ActionSpace::Discrete => Box::new(ResidualSoftQ::new(settings(&bundle), n_obs, n_act, opts.seed)),
+        ActionSpace::Continuous { .. } => Box::new(ResidualSampledQ::new(
+            settings(&bundle),
+            n_obs,
+            n_act,
+            bundle.manifest.residual.candidates,
+            opts.seed,
+        )),
+    };
     let ckpt_path = opts.out_dir.join(CHECKPOINT_FILE);
     let mut progress = Progress::default();
     if ckpt_path.exists() && !opts.fresh {
-        progress = checkpoint::load(&ckpt_path, &mut learner, &bundle.manifest_text)?;
+        progress = checkpoint::load(&ckpt_path, learner.core_mut(), &bundle.manifest_text)?;
         info!("resumed from {} at step {}", ckpt_path.display(), progress.env_steps);
     }
     let resumed_from = progress.env_steps;
@@ -118,7 +130,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         Some(path) => Some(Recorder::start(path, record_meta(&bundle, &opts.source), 4096)?),
         None => None,
     };
-    let mut ctl = Controller::new(bundle, learner.online.clone());
+    let mut ctl = Controller::new(bundle, learner.core().online.clone());
 
     // A resumed run draws fresh episodes from a stream keyed by where it resumed.
     env.reseed(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ resumed_from);
@@ -140,8 +152,10 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     let mut vals = vec![0.0f32; ctl.bundle.vars.len()];
     let mut terms = vec![0.0f32; ctl.bundle.addon.terms.len()];
     let mut obs = vec![0.0f32; n_obs];
-    let mut next_logp0 = vec![0.0f32; n_act];
+    let mut next_logp0 = vec![0.0f32; ctl.logp0.len()];
     let mut cmd = [0.0f32; 1];
+    // The continuous action taken, in [−1, 1] units (what the sampled head takes as input).
+    let mut action_unit = [0.0f32; 8];
     let started = Instant::now();
     let (mut ep_addon, mut prev_cmd) = (0.0f32, 0.0f32);
     let mut tick = TickRecord::default();
@@ -161,9 +175,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         let mut decisions = Decisions::default();
         if frame_at.elapsed() > deadline {
             decisions.0 |= Decisions::DEADLINE_MISS;
-            d.action = argmax(&ctl.logp0);
-            d.logp0_taken = ctl.logp0[d.action];
-            d.logpi_taken = ctl.log_pi[d.action];
+            ctl.prior_fallback(&mut d);
         }
         if d.fallback {
             decisions.0 |= Decisions::FALLBACK;
@@ -171,7 +183,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         if d.lambda < 1.0 {
             decisions.0 |= Decisions::KL_LIMITED;
         }
-        decisions.0 |= supervisor.filter(&[ctl.bundle.action_values[d.action]], &mut cmd).0;
+        decisions.0 |= supervisor.filter(&ctl.command, &mut cmd).0;
         if supervisor.estop_latched() {
             // Honoured until an explicit reset: restarting resq is that reset.
             warn!(
@@ -182,18 +194,21 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             stopped_by_estop = true;
             break;
         }
-        obs.copy_from_slice(&ctl.obs);
+        obs.copy_from_slice(&ctl.res_obs);
+        if let Some(sa) = &ctl.sampled {
+            action_unit[..sa.act_dim].copy_from_slice(&sa.action);
+        }
         let tick_start = Instant::now();
         fill_before(&mut tick, &ctl, env, d, &cmd, frame_at, last_tick_start, started);
         last_tick_start = Some(tick_start);
         env.act(&cmd)?;
         // Learn while the robot moves; the command is already on its way.
         let mut updated = false;
-        for _ in 0..learner.settings.updates_per_tick {
+        for _ in 0..learner.core().settings.updates_per_tick {
             updated |= learner.update().is_some();
         }
         if updated {
-            ctl.residual.copy_from(&learner.online);
+            ctl.residual.copy_from(&learner.core().online);
         }
         let end = env.observe()?;
         frame_at = Instant::now();
@@ -213,13 +228,17 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             Some(ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng))
         };
         next_logp0.copy_from_slice(&ctl.logp0);
-        learner.replay.push(&Transition {
+        let (act_dim, cand_width) = (learner.core().replay.act_dim, learner.core().replay.cand_width);
+        let next_candidates = ctl.sampled.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
+        learner.core_mut().replay.push(&Transition {
             obs: &obs,
             action: d.action,
+            action_values: &action_unit[..act_dim],
+            next_candidates,
             reward: r,
             logp0_taken: d.logp0_taken,
             logpi_taken: d.logpi_taken,
-            next_obs: &ctl.obs,
+            next_obs: &ctl.res_obs,
             next_logp0: &next_logp0,
             terminal: end.terminated,
             truncated: end.truncated,
@@ -231,7 +250,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             tick.addon_terms[..terms.len()].copy_from_slice(&terms);
             rec.record(&tick);
         }
-        if learner.diverged {
+        if learner.core().diverged {
             warn!(
                 "the learner diverged at step {}: learning stopped, the prior acts alone",
                 progress.env_steps
@@ -262,12 +281,12 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         }
         bar.set_position(progress.env_steps);
         if checkpoint_every > 0 && progress.env_steps % checkpoint_every == 0 {
-            checkpoint::save(&ckpt_path, &learner, &progress, &manifest_text)?;
+            checkpoint::save(&ckpt_path, learner.core(), &progress, &manifest_text)?;
         }
     }
     bar.finish_and_clear();
     let wall_seconds = started.elapsed().as_secs_f64();
-    checkpoint::save(&ckpt_path, &learner, &progress, &manifest_text)?;
+    checkpoint::save(&ckpt_path, learner.core(), &progress, &manifest_text)?;
     let record_stats = match recorder {
         Some(r) => Some(r.finish()?),
         None => None,
@@ -279,7 +298,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         );
     }
 
-    ctl.residual.copy_from(&learner.online);
+    ctl.residual.copy_from(&learner.core().online);
     // Evaluate the policy as learned: the budget schedule's end value applies.
     ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
     let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
@@ -288,8 +307,8 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     Ok(Outcome {
         env_steps: progress.env_steps,
         resumed_from,
-        updates: learner.updates,
-        diverged: learner.diverged,
+        updates: learner.core().updates,
+        diverged: learner.core().diverged,
         wall_seconds,
         history: progress.history,
         prior,
@@ -322,9 +341,11 @@ fn fill_before(
     t.signals[..sig.len()].copy_from_slice(sig);
     t.n_obs = ctl.obs.len() as u8;
     t.obs[..ctl.obs.len()].copy_from_slice(&ctl.obs);
-    t.n_actions = ctl.logp0.len() as u8;
-    t.logp0[..ctl.logp0.len()].copy_from_slice(&ctl.logp0);
-    t.q_r[..ctl.q_r.len()].copy_from_slice(&ctl.q_r);
+    // Discrete: per action; continuous: per candidate (the first MAX of them).
+    let n = ctl.logp0.len().min(crate::record::tick::MAX);
+    t.n_actions = n as u8;
+    t.logp0[..n].copy_from_slice(&ctl.logp0[..n]);
+    t.q_r[..n].copy_from_slice(&ctl.q_r[..n]);
     t.action = d.action as u32;
     t.n_commands = cmd.len() as u8;
     t.command[..cmd.len()].copy_from_slice(cmd);

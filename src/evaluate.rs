@@ -17,8 +17,8 @@ pub const EVAL_SEED_OFFSET: u64 = 1_000_003;
 pub struct PolicyEval {
     pub episodes: usize,
     pub mean_episode_length: f64,
-    /// Fraction of episodes that reached the time limit without terminating. Episodes cut by the
-    /// link are not counted (see `episodes`).
+    /// Fraction of successful episodes (`[evaluation] success`: reached the time limit, or
+    /// reached the terminal goal). Episodes cut by the link are not counted (see `episodes`).
     pub success_rate: f64,
     /// Mean per-episode sum of the prior's base reward (`[task] base_reward`), if given.
     pub base_return: Option<f64>,
@@ -78,6 +78,7 @@ pub fn evaluate(
     let mut vals = vec![0.0; b.vars.len()];
     let mut terms = vec![0.0; n_terms];
     let max_steps = b.manifest.plant.max_episode_steps;
+    let success_is_goal = b.manifest.evaluation.success == "terminated";
     let mut total = Tally::new(n_terms, n_metrics);
     let mut ep = Tally::new(n_terms, n_metrics);
     let mut samples = Vec::new();
@@ -97,7 +98,7 @@ pub fn evaluate(
             let d = ctl.step(env.signals(), policy, mode, &mut rng);
             fallbacks += d.fallback as u64;
             let b = &ctl.bundle;
-            supervisor.filter(&[b.action_values[d.action]], &mut cmd);
+            supervisor.filter(&ctl.command, &mut cmd);
             let end = env.step(&cmd)?;
             b.vars.fill(env.signals(), &cmd, &[prev], &mut vals);
             prev = cmd[0];
@@ -118,7 +119,11 @@ pub fn evaluate(
             ep.steps += 1;
             if end.done() {
                 if !end.interrupted {
-                    ep.successes = (end.truncated && env.episode_steps() >= max_steps) as u64;
+                    ep.successes = if success_is_goal {
+                        end.terminated as u64
+                    } else {
+                        (end.truncated && env.episode_steps() >= max_steps) as u64
+                    };
                     total.add(&ep);
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;

@@ -38,7 +38,7 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
 fn rows(p: &PolicyEval) -> Vec<(String, f64)> {
     let mut r = vec![
         ("episode length".to_string(), p.mean_episode_length),
-        ("reached time limit".to_string(), p.success_rate),
+        ("success rate".to_string(), p.success_rate),
     ];
     if let Some(b) = p.base_return {
         r.push(("base return (prior's task)".into(), b));

@@ -75,7 +75,7 @@ fn soft_dqn_prior_moves_to_the_centre_and_resumes_from_its_checkpoint() {
     let again = customize("models/cartpole", out.path(), STEPS);
     assert_eq!(again.resumed_from, STEPS);
     assert_eq!(again.updates, first.updates);
-    assert_eq!(again.learner.online, first.learner.online);
+    assert_eq!(again.learner.core().online, first.learner.core().online);
     assert_eq!(metric(&again.customized, "mean_abs_x"), metric(&first.customized, "mean_abs_x"));
 
     // A larger budget continues from the checkpoint.

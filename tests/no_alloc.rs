@@ -69,14 +69,14 @@ fn control_tick_allocates_nothing_after_warm_up() {
     let mut ctl = Controller::new(bundle, residual);
     ctl.kl_budget = 1e-4;
     let mut env = SimEnv::new("cartpole", 500, 1).unwrap();
-    let mut replay = Replay::new(1000, n_obs, n_act);
+    let mut replay = Replay::new(1000, n_obs, n_act, 0, 0);
     let mut vals = vec![0.0; ctl.bundle.vars.len()];
     let mut terms = vec![0.0; ctl.bundle.addon.terms.len()];
     let mut obs = vec![0.0; n_obs];
     let mut next_logp0 = vec![0.0; n_act];
     let mut supervisor = ctl.bundle.supervisor();
     let mut tick = |ctl: &mut Controller, env: &mut SimEnv| {
-        obs.copy_from_slice(&ctl.obs);
+        obs.copy_from_slice(&ctl.res_obs);
         let d = ctl.step(env.signals(), PolicyChoice::Customized, ActMode::Sample, &mut rng);
         let cmd = ctl.bundle.action_values[d.action];
         let mut sent = [0.0f32];
@@ -89,10 +89,12 @@ fn control_tick_allocates_nothing_after_warm_up() {
         replay.push(&Transition {
             obs: &obs,
             action: d.action,
+            action_values: &[],
+            next_candidates: &[],
             reward: r,
             logp0_taken: d.logp0_taken,
             logpi_taken: d.logpi_taken,
-            next_obs: &ctl.obs,
+            next_obs: &ctl.res_obs,
             next_logp0: &next_logp0,
             terminal: end.terminated,
             truncated: end.truncated,

@@ -2,15 +2,19 @@
 //! they happened so that n-step targets can be formed from consecutive entries.
 //!
 //! Each entry keeps what the residual targets need without re-running the prior: the taken
-//! action's `log π0(a|s)` and `log π̂(a|s)` (the behaviour policy's), and `log π0(·|s')` for
-//! every action, computed anyway when the robot acted at `s'`.
+//! action's `log π0(a|s)` and `log π̂(a|s)` (the behaviour policy's), and at `s'` — computed
+//! anyway when the robot acted there — `log π0(·|s')` for every discrete action, or, for
+//! continuous actions, the K candidates drawn from π0(·|s') with their `log π0`.
 
 /// One transition `(s, a, r_R, s')`: a plain record, whatever produced it (this robot, a rig, a
 /// fleet peer).
 #[derive(Clone, Copy, Debug)]
 pub struct Transition<'a> {
     pub obs: &'a [f32],
+    /// Discrete: the action's index. Continuous: 0 (see `action_values`).
     pub action: usize,
+    /// Continuous: the action taken, in [−1, 1] units (empty for discrete actions).
+    pub action_values: &'a [f32],
     /// The add-on reward `r_R(s, a, s')`.
     pub reward: f32,
     /// `log π0(a|s)` of the taken action.
@@ -18,8 +22,11 @@ pub struct Transition<'a> {
     /// `log π̂(a|s)` of the taken action under the policy that chose it.
     pub logpi_taken: f32,
     pub next_obs: &'a [f32],
-    /// `log π0(·|s')`.
+    /// Discrete: `log π0(·|s')` for every action. Continuous: `log π0(c_k|s')` of each candidate.
     pub next_logp0: &'a [f32],
+    /// Continuous: the K candidates `c_k ~ π0(·|s')`, row-major `[K, act_dim]` (empty for
+    /// discrete actions).
+    pub next_candidates: &'a [f32],
     /// `s'` is a true terminal state: no bootstrap.
     pub terminal: bool,
     /// The episode ended at `s'` by a time limit (bootstrap, but the next entry is a new episode).
@@ -31,13 +38,20 @@ pub struct Transition<'a> {
 pub struct Replay {
     pub capacity: usize,
     pub n_obs: usize,
+    /// Width of `next_logp0`: the number of discrete actions, or of candidates.
     pub n_actions: usize,
+    /// Continuous action dimension (0 for discrete).
+    pub act_dim: usize,
+    /// `K · act_dim` (0 for discrete).
+    pub cand_width: usize,
     /// Entries written so far (monotone; the entry for step `k` sits at `k % capacity`).
     pub written: u64,
     pub obs: Vec<f32>,
     pub next_obs: Vec<f32>,
     pub next_logp0: Vec<f32>,
+    pub next_candidates: Vec<f32>,
     pub action: Vec<u32>,
+    pub action_values: Vec<f32>,
     pub reward: Vec<f32>,
     pub logp0_taken: Vec<f32>,
     pub logpi_taken: Vec<f32>,
@@ -47,11 +61,15 @@ pub struct Replay {
 }
 
 impl Replay {
-    pub fn new(capacity: usize, n_obs: usize, n_actions: usize) -> Self {
+    pub fn new(capacity: usize, n_obs: usize, n_actions: usize, act_dim: usize, cand_width: usize) -> Self {
         Replay {
             capacity,
             n_obs,
             n_actions,
+            act_dim,
+            cand_width,
+            next_candidates: vec![0.0; capacity * cand_width],
+            action_values: vec![0.0; capacity * act_dim],
             written: 0,
             obs: vec![0.0; capacity * n_obs],
             next_obs: vec![0.0; capacity * n_obs],
@@ -81,6 +99,9 @@ impl Replay {
         self.obs[i * no..(i + 1) * no].copy_from_slice(t.obs);
         self.next_obs[i * no..(i + 1) * no].copy_from_slice(t.next_obs);
         self.next_logp0[i * na..(i + 1) * na].copy_from_slice(t.next_logp0);
+        let (ad, cw) = (self.act_dim, self.cand_width);
+        self.action_values[i * ad..(i + 1) * ad].copy_from_slice(t.action_values);
+        self.next_candidates[i * cw..(i + 1) * cw].copy_from_slice(t.next_candidates);
         self.action[i] = t.action as u32;
         self.reward[i] = t.reward;
         self.logp0_taken[i] = t.logp0_taken;
@@ -110,5 +131,13 @@ impl Replay {
 
     pub fn next_logp0_at(&self, slot: usize) -> &[f32] {
         &self.next_logp0[slot * self.n_actions..(slot + 1) * self.n_actions]
+    }
+
+    pub fn action_values_at(&self, slot: usize) -> &[f32] {
+        &self.action_values[slot * self.act_dim..(slot + 1) * self.act_dim]
+    }
+
+    pub fn next_candidates_at(&self, slot: usize) -> &[f32] {
+        &self.next_candidates[slot * self.cand_width..(slot + 1) * self.cand_width]
     }
 }

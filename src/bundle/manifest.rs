@@ -64,8 +64,9 @@ pub struct PlantSection {
     pub max_episode_steps: u32,
 }
 
-/// `[[observation]]`: one input of the prior, in order. The prior and the residual both see
-/// `(signal − offset) / scale`.
+/// `[[observation]]`: one input of the prior, in order. The prior sees `(signal − offset) / scale`;
+/// the residual sees that times `residual_scale` (to give a raw-observation prior's residual
+/// well-scaled inputs, e.g. MountainCar's velocity of ±0.07).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationSignal {
@@ -74,19 +75,25 @@ pub struct ObservationSignal {
     pub offset: f32,
     #[serde(default = "one")]
     pub scale: f32,
+    #[serde(default = "one")]
+    pub residual_scale: f32,
 }
 
 fn one() -> f32 {
     1.0
 }
 
-/// `[action]`: a discrete action set; action `i` sends command `values[i]`.
+/// `[action]`: a discrete action set (action `i` sends command `values[i]`), or a continuous
+/// command in `[low, high]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionSection {
     /// The command's name, usable in reward expressions (with `<name>_prev`).
     pub name: String,
+    #[serde(default)]
     pub values: Vec<f32>,
+    pub low: Option<f32>,
+    pub high: Option<f32>,
     #[serde(default)]
     pub labels: Vec<String>,
 }
@@ -131,6 +138,13 @@ pub struct ResidualSection {
     /// `relu`, `tanh`, `sigmoid` or `identity`.
     #[serde(default = "default_activation")]
     pub activation: String,
+    /// Continuous actions: K, the candidates drawn from π0 at each state.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+}
+
+fn default_candidates() -> usize {
+    16
 }
 
 fn default_gamma() -> f32 {
@@ -210,13 +224,21 @@ pub struct EvaluationSection {
     pub episodes: usize,
     /// `greedy` or `sample`, for both policies.
     pub policy: String,
+    /// What counts as a successful episode: `time_limit` (reached it without terminating, e.g.
+    /// CartPole) or `terminated` (reached a terminal goal, e.g. MountainCar).
+    pub success: String,
     #[serde(rename = "metric")]
     pub metrics: Vec<MetricSpec>,
 }
 
 impl Default for EvaluationSection {
     fn default() -> Self {
-        EvaluationSection { episodes: 20, policy: "greedy".into(), metrics: Vec::new() }
+        EvaluationSection {
+            episodes: 20,
+            policy: "greedy".into(),
+            success: "time_limit".into(),
+            metrics: Vec::new(),
+        }
     }
 }
 

@@ -34,13 +34,15 @@ pub struct Metric {
     pub reduce: Reduce,
 }
 
-/// The observation vector: `obs[i] = (signals[index[i]] − offset[i]) / scale[i]`.
+/// The observation vector: `obs[i] = (signals[index[i]] − offset[i]) / scale[i]` (the prior's
+/// input); the residual's input is `obs[i] · residual_scale[i]`.
 #[derive(Clone, Debug)]
 pub struct ObsLayout {
     pub names: Vec<String>,
     pub index: Vec<usize>,
     pub offset: Vec<f32>,
     pub scale: Vec<f32>,
+    pub residual_scale: Vec<f32>,
 }
 
 impl ObsLayout {
@@ -71,13 +73,24 @@ pub struct Bundle {
     /// The plant's signal names (what reward expressions may read).
     pub signals: Vec<String>,
     pub obs: ObsLayout,
+    /// Discrete command values (empty for a continuous action).
     pub action_values: Vec<f32>,
+    pub action_space: ActionSpace,
     pub vars: Variables,
     pub addon: AddonReward,
     pub base_reward: Option<NamedExpr>,
     pub metrics: Vec<Metric>,
     pub hidden_activation: Activation,
     pub safety: SafetyLimits,
+}
+
+/// The kind of action the robot takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActionSpace {
+    /// One of `action_values`.
+    Discrete,
+    /// A command in `[low, high]`; the prior's `a ∈ [−1, 1]` maps linearly onto it.
+    Continuous { low: f32, high: f32 },
 }
 
 /// The validated `[safety]` section (one command dimension).
@@ -224,7 +237,8 @@ impl Bundle {
                 "list the prior's inputs in order, one [[observation]] per signal",
             ));
         }
-        let mut obs = ObsLayout { names: vec![], index: vec![], offset: vec![], scale: vec![] };
+        let mut obs =
+            ObsLayout { names: vec![], index: vec![], offset: vec![], scale: vec![], residual_scale: vec![] };
         for (i, o) in m.observations.iter().enumerate() {
             let field = format!("observation[{i}].signal");
             let idx = signals.iter().position(|s| *s == o.signal).ok_or_else(|| {
@@ -247,36 +261,77 @@ impl Bundle {
             obs.index.push(idx);
             obs.offset.push(o.offset);
             obs.scale.push(o.scale);
-        }
-
-        // Actions.
-        let n_actions = m.action.values.len();
-        if n_actions < 2 {
-            return Err(BundleError::field(
-                f,
-                "action.values",
-                format!("found {n_actions} action(s), expected at least 2"),
-                "list the command value of every discrete action, in the prior's output order",
-            ));
-        }
-        if !m.action.labels.is_empty() && m.action.labels.len() != n_actions {
-            return Err(BundleError::field(
-                f,
-                "action.labels",
-                format!("found {} labels for {n_actions} actions", m.action.labels.len()),
-                "give one label per action value, or none",
-            ));
-        }
-        let bounds = plant.command_bounds()[0];
-        for v in &m.action.values {
-            if !(bounds.0..=bounds.1).contains(v) {
+            if !(o.residual_scale.is_finite() && o.residual_scale > 0.0) {
                 return Err(BundleError::field(
                     f,
-                    "action.values",
-                    format!("value {v} is outside the plant's command range [{}, {}]", bounds.0, bounds.1),
-                    "use command values within the plant's range",
+                    &format!("observation[{i}].residual_scale"),
+                    format!("found {}", o.residual_scale),
+                    "use a positive, finite scale",
                 ));
             }
+            obs.residual_scale.push(o.residual_scale);
+        }
+
+        // Actions: discrete `values`, or a continuous range `low`..`high`.
+        let bounds = plant.command_bounds()[0];
+        let (action_space, n_actions) = match (m.action.values.is_empty(), m.action.low, m.action.high) {
+            (true, Some(low), Some(high)) => {
+                if !(low < high) || low < bounds.0 || high > bounds.1 {
+                    return Err(BundleError::field(
+                        f,
+                        "action.low",
+                        format!("range [{low}, {high}] is empty or outside the plant's command range [{}, {}]", bounds.0, bounds.1),
+                        "use low < high within the plant's range",
+                    ));
+                }
+                (ActionSpace::Continuous { low, high }, 1)
+            }
+            (false, None, None) => {
+                let n = m.action.values.len();
+                if n < 2 {
+                    return Err(BundleError::field(
+                        f,
+                        "action.values",
+                        format!("found {n} action(s), expected at least 2"),
+                        "list the command value of every discrete action, in the prior's output order",
+                    ));
+                }
+                if !m.action.labels.is_empty() && m.action.labels.len() != n {
+                    return Err(BundleError::field(
+                        f,
+                        "action.labels",
+                        format!("found {} labels for {n} actions", m.action.labels.len()),
+                        "give one label per action value, or none",
+                    ));
+                }
+                for v in &m.action.values {
+                    if !(bounds.0..=bounds.1).contains(v) {
+                        return Err(BundleError::field(
+                            f,
+                            "action.values",
+                            format!("value {v} is outside the plant's command range [{}, {}]", bounds.0, bounds.1),
+                            "use command values within the plant's range",
+                        ));
+                    }
+                }
+                (ActionSpace::Discrete, n)
+            }
+            _ => {
+                return Err(BundleError::field(
+                    f,
+                    "action",
+                    "give either `values` (discrete actions) or both `low` and `high` (a continuous command), not both",
+                    "discrete: values = [-10.0, 10.0]; continuous: low = -1.0, high = 1.0",
+                ))
+            }
+        };
+        if m.residual.candidates == 0 {
+            return Err(BundleError::field(
+                f,
+                "residual.candidates",
+                "found 0, expected at least 1",
+                "e.g. candidates = 16",
+            ));
         }
 
         // Expressions.
@@ -406,6 +461,14 @@ impl Bundle {
                 "0 disables the budget",
             ));
         }
+        if m.evaluation.success != "time_limit" && m.evaluation.success != "terminated" {
+            return Err(BundleError::field(
+                f,
+                "evaluation.success",
+                format!("unknown success criterion `{}`", m.evaluation.success),
+                "use `time_limit` (the episode lasts to its limit) or `terminated` (it reaches its goal)",
+            ));
+        }
         if m.evaluation.policy != "greedy" && m.evaluation.policy != "sample" {
             return Err(BundleError::field(
                 f,
@@ -418,8 +481,13 @@ impl Bundle {
 
         // Safety limits (one command dimension for discrete action sets).
         let sf = &m.safety;
-        let lo = m.action.values.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = m.action.values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (lo, hi) = match action_space {
+            ActionSpace::Continuous { low, high } => (low, high),
+            ActionSpace::Discrete => (
+                m.action.values.iter().copied().fold(f32::INFINITY, f32::min),
+                m.action.values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            ),
+        };
         let one = |field: &str, v: &[f32], default: f32| -> Result<f32, BundleError> {
             match v {
                 [] => Ok(default),
@@ -475,6 +543,7 @@ impl Bundle {
                 ))
             }
             ("discrete_logits", None) => PriorKind::DiscreteLogits,
+            ("squashed_gaussian", None) => PriorKind::SquashedGaussian,
             ("discrete_logits", Some(_)) => {
                 return Err(BundleError::field(
                     f,
@@ -488,16 +557,30 @@ impl Bundle {
                     f,
                     "prior.kind",
                     format!("unknown prior kind `{other}`"),
-                    "use `discrete_q` (soft Q-values) or `discrete_logits`",
+                    "use `discrete_q` (soft Q-values), `discrete_logits` or `squashed_gaussian` (a SAC actor's mean and log-std)",
                 ))
             }
         };
+        let continuous_prior = matches!(kind, PriorKind::SquashedGaussian);
+        if continuous_prior != matches!(action_space, ActionSpace::Continuous { .. }) {
+            return Err(BundleError::field(
+                f,
+                "prior.kind",
+                format!(
+                    "a `{}` prior does not fit a {} action",
+                    kind.name(),
+                    if continuous_prior { "discrete" } else { "continuous" }
+                ),
+                "discrete priors take [action] values = [...]; squashed_gaussian takes [action] low/high",
+            ));
+        }
         let prior = Prior::load(&dir.join(&m.prior.file), kind, obs.len(), n_actions)?;
 
         Ok(Bundle {
             dir: dir.to_path_buf(),
             manifest_path: manifest_path.clone(),
             action_values: m.action.values.clone(),
+            action_space,
             manifest,
             manifest_text,
             prior,
@@ -518,12 +601,25 @@ impl Bundle {
         Supervisor::new(vec![s.min], vec![s.max], vec![s.max_rate], vec![s.safe])
     }
 
+    /// Discrete: the number of actions. Continuous: the command dimension.
     pub fn n_actions(&self) -> usize {
-        self.action_values.len()
+        match self.action_space {
+            ActionSpace::Discrete => self.action_values.len(),
+            ActionSpace::Continuous { .. } => 1,
+        }
     }
 
     /// Display name of action `i`.
     pub fn action_label(&self, i: usize) -> String {
-        self.manifest.action.labels.get(i).cloned().unwrap_or_else(|| format!("{}", self.action_values[i]))
+        match self.action_space {
+            ActionSpace::Discrete => self
+                .manifest
+                .action
+                .labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("{}", self.action_values[i])),
+            ActionSpace::Continuous { .. } => format!("candidate {i}"),
+        }
     }
 }

@@ -197,7 +197,7 @@ impl Mlp {
             let y = &trace.acts[l + 1];
             ndarray::Zip::from(&mut delta).and(y).for_each(|d, &y| *d *= layer.act.derivative_from_output(y));
             let x = &trace.acts[l];
-            grads.w[l] = x.t().dot(&delta);
+            ndarray::linalg::general_mat_mul(1.0, &x.t(), &delta, 0.0, &mut grads.w[l]);
             grads.b[l] = delta.sum_axis(Axis(0));
             if l > 0 {
                 delta = delta.dot(&layer.w.t());

@@ -3,8 +3,12 @@
 //! protocol.
 
 pub mod cartpole;
+pub mod mountaincar;
+pub mod pendulum;
 
 pub use cartpole::CartPole;
+pub use mountaincar::MountainCar;
+pub use pendulum::Pendulum;
 
 /// A simulated robot. Commands and signals are plain `f32` slices in the order of
 /// [`Plant::command_names`] and [`Plant::signal_names`].
@@ -23,7 +27,7 @@ pub trait Plant: Send {
 }
 
 /// Plants by the name a manifest gives them.
-pub const PLANTS: [&str; 1] = ["cartpole"];
+pub const PLANTS: [&str; 3] = ["cartpole", "mountaincar", "pendulum"];
 
 /// A uniform draw in `[lo, hi)` from 53 random bits.
 pub fn uniform(rng: &mut dyn rand_core::RngCore, lo: f64, hi: f64) -> f64 {
@@ -34,6 +38,8 @@ pub fn uniform(rng: &mut dyn rand_core::RngCore, lo: f64, hi: f64) -> f64 {
 pub fn make(name: &str) -> Option<Box<dyn Plant>> {
     match name {
         "cartpole" => Some(Box::new(CartPole::default())),
+        "mountaincar" => Some(Box::new(MountainCar::default())),
+        "pendulum" => Some(Box::new(Pendulum::default())),
         _ => None,
     }
 }

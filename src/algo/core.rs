@@ -1,0 +1,158 @@
+//! What every residual Q learner shares: the online head and its Polyak target, Adam, the replay
+//! ring, the n-step residual return, and the gradient step with its divergence guard. The
+//! algorithms (`rql_discrete`, `rql_sampled`) differ only in how they read `Q_R(s,a)` and the
+//! soft value `V⁻(s')` of the bootstrap state.
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+
+use super::replay::Replay;
+use crate::nn::{mlp::Trace, Activation, Adam, Grads, Mlp};
+
+/// Learner settings (from the manifest's `[residual]` and `[learning]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub omega: f32,
+    pub alpha: f32,
+    pub gamma: f32,
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    pub lr: f32,
+    pub batch: usize,
+    pub replay_capacity: usize,
+    pub n_step: usize,
+    pub target_tau: f32,
+    pub huber_delta: f32,
+    pub grad_clip: f32,
+    pub warmup: usize,
+    pub updates_per_tick: usize,
+}
+
+/// The n-step residual return from one replay entry:
+/// `g = Σ_{k<m} γ^k·r̃_{t+k}` with `r̃_t = r_R,t` and, for `k ≥ 1`,
+/// `r̃_{t+k} = r_R,t+k + ω'·log π0(a_{t+k}|s_{t+k}) − α̂·log π̂(a_{t+k}|s_{t+k})`, cut at the end of
+/// an episode; the target is `g + discount·V⁻(next state of entry `last`)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NStep {
+    /// Slot of the first transition (its `s`, `a`).
+    pub first: usize,
+    /// Slot whose next state is bootstrapped from.
+    pub last: usize,
+    pub g: f32,
+    /// `γ^m`, or 0 when the last transition reached a true terminal state.
+    pub discount: f32,
+}
+
+/// Online head, target, optimiser, replay.
+pub struct LearnerCore {
+    pub settings: Settings,
+    pub online: Mlp,
+    pub target: Mlp,
+    pub adam: Adam,
+    pub replay: Replay,
+    pub updates: u64,
+    /// Set when an update produced a non-finite loss or parameters: learning stops and the
+    /// controller acts on the prior alone.
+    pub diverged: bool,
+    pub rng: rand_pcg::Pcg64Mcg,
+    grads: Grads,
+}
+
+impl LearnerCore {
+    /// A head `n_in → hidden → n_out` whose output layer starts at zero (`Q_R ≡ 0`: the robot
+    /// starts on the tempered prior).
+    pub fn new(settings: Settings, n_in: usize, n_out: usize, replay: Replay, seed: u64) -> Self {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        let mut sizes = vec![n_in];
+        sizes.extend(&settings.hidden);
+        sizes.push(n_out);
+        let online = Mlp::new(&sizes, settings.activation, true, &mut rng);
+        LearnerCore {
+            target: online.clone(),
+            adam: Adam::new(&online, settings.lr),
+            grads: online.zero_grads(),
+            replay,
+            online,
+            updates: 0,
+            diverged: false,
+            rng,
+            settings,
+        }
+    }
+
+    /// True once the replay holds enough transitions to learn from.
+    pub fn ready(&self) -> bool {
+        !self.diverged && self.replay.len() >= self.settings.warmup.max(self.settings.batch)
+    }
+
+    /// A uniformly drawn replay step.
+    pub fn draw(&mut self) -> u64 {
+        let (lo, hi) = (self.replay.oldest(), self.replay.written);
+        self.rng.random_range(lo..hi)
+    }
+
+    /// The n-step return from the entry written at step `k`.
+    pub fn n_step(&self, k: u64) -> NStep {
+        let (s, r) = (&self.settings, &self.replay);
+        let first = r.slot(k);
+        let (mut g, mut disc, mut last) = (0.0f32, 1.0f32, first);
+        for j in 0..s.n_step {
+            let step = k + j as u64;
+            if step >= r.written {
+                break;
+            }
+            let slot = r.slot(step);
+            let mut rt = r.reward[slot];
+            if j > 0 {
+                rt += s.omega * r.logp0_taken[slot] - s.alpha * r.logpi_taken[slot];
+            }
+            g += disc * rt;
+            disc *= s.gamma;
+            last = slot;
+            if r.episode_end[slot] {
+                break;
+            }
+        }
+        NStep { first, last, g, discount: if r.terminal[last] { 0.0 } else { disc } }
+    }
+
+    /// Huber loss of `err` and its derivative.
+    pub fn huber(&self, err: f32) -> (f32, f32) {
+        let d = self.settings.huber_delta;
+        let loss = if err.abs() <= d { 0.5 * err * err } else { d * (err.abs() - 0.5 * d) };
+        (loss, err.clamp(-d, d))
+    }
+
+    /// Backpropagates `d_out`, clips, steps Adam, moves the target; stops learning on a
+    /// non-finite loss or parameters. Returns the loss, or `None` if learning stopped.
+    pub fn apply(&mut self, trace: &Trace, d_out: &Array2<f32>, loss: f32) -> Option<f32> {
+        if !loss.is_finite() {
+            self.diverged = true;
+            return None;
+        }
+        self.online.backward(trace, d_out, &mut self.grads);
+        if self.settings.grad_clip > 0.0 {
+            let norm = self.grads.norm();
+            if norm > self.settings.grad_clip {
+                self.grads.scale(self.settings.grad_clip / norm);
+            }
+        }
+        self.adam.step(&mut self.online, &self.grads);
+        self.target.soft_update(&self.online, self.settings.target_tau);
+        self.updates += 1;
+        if !self.online.is_finite() {
+            self.diverged = true;
+            return None;
+        }
+        Some(loss)
+    }
+}
+
+/// A residual Q learner, whatever its action space.
+pub trait ResidualLearner {
+    fn core(&self) -> &LearnerCore;
+    fn core_mut(&mut self) -> &mut LearnerCore;
+    /// One gradient step on a uniformly sampled minibatch; the mean loss, or `None` when not
+    /// ready or diverged.
+    fn update(&mut self) -> Option<f32>;
+}
