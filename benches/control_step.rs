@@ -6,7 +6,10 @@
 //! - `prior/tract`: tract's optimised plan on the CartPole prior, batch 1 (the baseline);
 //! - `prior/resq`: the same prior on resq's compiled kernels;
 //! - `control_step/resq`: a whole tick — observe, prior, residual, policy, action;
-//! - `learner/update`: one residual soft-Q update (batch and net from the manifest).
+//! - `learner/update`: one residual soft-Q update (batch and net from the manifest);
+//! - `sac_prior/tract`: tract running the MountainCar SAC actor (mean, log-std), batch 1;
+//! - `control_step/sampled_k{8,16,32}`: a continuous tick — prior, K candidates, K residual
+//!   evaluations, importance-weighted choice.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -66,6 +69,28 @@ fn benches(c: &mut Criterion) {
         });
     }
     c.bench_function("learner/update", |bch| bch.iter(|| black_box(learner.update())));
+
+    // Continuous actions: the MountainCar SAC prior alone through tract (baseline), and whole
+    // ticks of the sampled residual with K candidates.
+    let mc = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar");
+    let mut b = Bundle::load(&mc).expect("models/mountaincar loads");
+    let obs = [-0.5f32, 0.01];
+    let mut out = [0.0f32; 2];
+    c.bench_function("sac_prior/tract", |bch| {
+        bch.iter(|| b.prior.tract().run(black_box(&obs), &mut out).unwrap())
+    });
+    for k in [8, 16, 32] {
+        let b = Bundle::load_with(&mc, &[format!("residual.candidates={k}")]).unwrap();
+        let s = settings(&b);
+        let residual = Mlp::new(&[3, s.hidden[0], s.hidden[1], 1], b.hidden_activation, false, &mut rng);
+        let mut ctl = Controller::new(b, residual);
+        let signals = [-0.5f32, 0.01];
+        c.bench_function(&format!("control_step/sampled_k{k}"), |bch| {
+            bch.iter(|| {
+                black_box(ctl.step(black_box(&signals), PolicyChoice::Customized, ActMode::Sample, &mut rng))
+            })
+        });
+    }
 }
 
 criterion_group!(name = group; config = Criterion::default().sample_size(50); targets = benches);

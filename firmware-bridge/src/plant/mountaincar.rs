@@ -122,7 +122,7 @@ impl Plant for MountainCar {
                 let c = GRAVITY_TERM * ((3.0f32 * p) as f64).cos();
                 // float32 + Python float: the Python float is rounded to f32 first.
                 let dv = match force {
-                    Force::F32(a) => (a as f64 * POWER - c) as f32,
+                    Force::F32(a) => a * POWER as f32 - c as f32,
                     Force::F64(f) => (f * POWER - c) as f32,
                 };
                 let mut v = v + dv;
