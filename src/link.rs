@@ -108,7 +108,7 @@ impl Link {
             .open()
             .map_err(|e| err(format!("cannot open serial port {}: {e}", self.cfg.port)))?;
         self.port = Some(port);
-        self.past = add_stats(self.past, self.decoder.stats());
+        self.past = self.past.plus(&self.decoder.stats());
         self.decoder = Decoder::new();
         self.pending.clear();
         Ok(())
@@ -225,24 +225,11 @@ impl Link {
     }
 
     fn sync_counters(&mut self) {
-        let s = add_stats(self.past, self.decoder.stats());
+        let s = self.past.plus(&self.decoder.stats());
         self.counters.frames = s.frames;
         self.counters.crc_errors = s.crc_errors;
         self.counters.other_errors =
             s.cobs_errors + s.length_errors + s.oversized + s.unknown_type + s.bad_field;
-    }
-}
-
-fn add_stats(a: DecoderStats, b: DecoderStats) -> DecoderStats {
-    DecoderStats {
-        frames: a.frames + b.frames,
-        crc_errors: a.crc_errors + b.crc_errors,
-        cobs_errors: a.cobs_errors + b.cobs_errors,
-        length_errors: a.length_errors + b.length_errors,
-        oversized: a.oversized + b.oversized,
-        unknown_type: a.unknown_type + b.unknown_type,
-        bad_field: a.bad_field + b.bad_field,
-        bytes: a.bytes + b.bytes,
     }
 }
 

@@ -2,8 +2,6 @@
 //! thread while the controller runs full ticks (observe → prior → residual → KL-budgeted action
 //! choice → supervisor), the add-on reward is evaluated and the transition is stored.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
 
 use rand::SeedableRng;
@@ -13,41 +11,11 @@ use resq::nn::{Activation, Mlp};
 use resq::sim::{Env, SimEnv};
 use resq::Bundle;
 
-struct Counting;
-
-thread_local! {
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCHING.try_with(|w| w.get()).unwrap_or(false) {
-            COUNT.with(|c| c.set(c.get() + 1));
-        }
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if WATCHING.try_with(|w| w.get()).unwrap_or(false) {
-            COUNT.with(|c| c.set(c.get() + 1));
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
+mod common;
+use common::alloc::{allocations_during, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn allocations_during(f: impl FnOnce()) -> u64 {
-    COUNT.with(|c| c.set(0));
-    WATCHING.with(|w| w.set(true));
-    f();
-    WATCHING.with(|w| w.set(false));
-    COUNT.with(|c| c.get())
-}
 
 #[test]
 fn counting_allocator_sees_allocations() {

@@ -32,6 +32,20 @@ pub struct DecoderStats {
 }
 
 impl DecoderStats {
+    /// Counter-wise sum (e.g. over the decoders a link used across reconnects).
+    pub fn plus(&self, o: &DecoderStats) -> DecoderStats {
+        DecoderStats {
+            frames: self.frames + o.frames,
+            crc_errors: self.crc_errors + o.crc_errors,
+            cobs_errors: self.cobs_errors + o.cobs_errors,
+            length_errors: self.length_errors + o.length_errors,
+            oversized: self.oversized + o.oversized,
+            unknown_type: self.unknown_type + o.unknown_type,
+            bad_field: self.bad_field + o.bad_field,
+            bytes: self.bytes + o.bytes,
+        }
+    }
+
     /// Total rejected frames (sum of the error counters).
     pub fn rejected(&self) -> u64 {
         self.crc_errors

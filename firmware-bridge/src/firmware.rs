@@ -133,17 +133,7 @@ impl SimFirmware {
 
     /// Decoder counters since power-on of the simulation (summed over reboots).
     pub fn decoder_stats(&self) -> crate::DecoderStats {
-        let (a, b) = (self.past_decoder, self.decoder.stats());
-        crate::DecoderStats {
-            frames: a.frames + b.frames,
-            crc_errors: a.crc_errors + b.crc_errors,
-            cobs_errors: a.cobs_errors + b.cobs_errors,
-            length_errors: a.length_errors + b.length_errors,
-            oversized: a.oversized + b.oversized,
-            unknown_type: a.unknown_type + b.unknown_type,
-            bad_field: a.bad_field + b.bad_field,
-            bytes: a.bytes + b.bytes,
-        }
+        self.past_decoder.plus(&self.decoder.stats())
     }
 
     /// Simulates a power cycle: new boot id, sequence numbers restart, the handshake and the
