@@ -26,7 +26,10 @@ fn sampled_residual_saves_torque_and_keeps_the_pendulum_up() {
     let m = |e: &resq::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
     let (tp, tc) = (m(&o.prior, "mean_torque_sq"), m(&o.customized, "mean_torque_sq"));
     let (up, uc) = (m(&o.prior, "upright_fraction"), m(&o.customized, "upright_fraction"));
-    eprintln!("torque²: prior {tp:.4} customized {tc:.4} ({:+.1} %); upright: prior {up:.3} customized {uc:.3}", 100.0 * (tc - tp) / tp);
+    eprintln!(
+        "torque²: prior {tp:.4} customized {tc:.4} ({:+.1} %); upright: prior {up:.3} customized {uc:.3}",
+        100.0 * (tc - tp) / tp
+    );
     assert!(tc <= 0.95 * tp, "customized torque² {tc} vs prior {tp}");
     assert!(uc >= 0.9 * up, "upright {uc} vs prior {up}");
     assert!(!o.diverged);
