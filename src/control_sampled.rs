@@ -6,7 +6,7 @@
 //! u_k = mean + exp(clamp(log_std))·ε_k,  ε_k ~ N(0, 1),  a_k = tanh(u_k)
 //! ℓ_k = (Q_R(s,a_k) + ω'·log π0(a_k|s))/α̂ − log π0(a_k|s)
 //! sample: k ~ softmax(ℓ)         log π̂(a_k|s) = (Q_R + ω'·log π0)(a_k)/α̂ − (logsumexp ℓ − log K)
-//! greedy: the best of the candidates and the prior's own mean action by Q_R + ω'·log π0
+//! greedy: the π̂-weighted mean of the candidates, Σ_k softmax(ℓ)_k·a_k
 //! ```
 
 use rand::Rng;
@@ -137,36 +137,21 @@ impl SampledActor {
         let log_z = lse - (self.k as f32).ln();
         let logpi = |q: f32, l0: f32| (q + omega * l0) / alpha - log_z;
         if greedy {
-            let mut best = (0usize, f32::NEG_INFINITY);
+            // The π̂-weighted mean of the candidates: a low-noise point estimate of π̂'s action
+            // (the best single candidate would carry the candidates' sampling noise).
+            let total: f32 = self.logits.iter().map(|l| (l - m).exp()).sum();
+            let mut point = [0.0f32; 8];
             for c in 0..self.k {
-                let score = self.q_r[c] + omega * self.logp0[c];
-                if score > best.1 {
-                    best = (c, score);
+                let w = (self.logits[c] - m).exp() / total;
+                for j in 0..ad {
+                    point[j] += w * self.candidates[c * ad + j];
                 }
             }
-            let mean_action: [f32; 8] = {
-                let mut buf = [0.0f32; 8];
-                buf[..ad].copy_from_slice(&self.mean_action);
-                buf
-            };
-            let q_mean = self.q(residual, scratch, obs, &mean_action[..ad]);
-            if q_mean + omega * self.mean_logp0 >= best.1 {
-                self.action.copy_from_slice(&self.mean_action);
-                return Choice {
-                    index: 0,
-                    logp0: self.mean_logp0,
-                    logpi: logpi(q_mean, self.mean_logp0),
-                    fallback: false,
-                };
-            }
-            let c = best.0;
-            self.action.copy_from_slice(&self.candidates[c * ad..(c + 1) * ad]);
-            return Choice {
-                index: c,
-                logp0: self.logp0[c],
-                logpi: logpi(self.q_r[c], self.logp0[c]),
-                fallback: false,
-            };
+            let q = self.q(residual, scratch, obs, &point[..ad]);
+            let (mean, log_std) = self.gauss.split_at(ad);
+            let lp0 = squashed_gaussian_log_prob(mean, log_std, &point[..ad]);
+            self.action.copy_from_slice(&point[..ad]);
+            return Choice { index: 0, logp0: lp0, logpi: logpi(q, lp0), fallback: false };
         }
         // Sample k ~ softmax(ℓ) by inverse CDF.
         let u = rng.random::<f32>();

@@ -2,7 +2,7 @@
 //! `a < 0`) with the actor-free sampled residual Q over the SAC prior. The customized policy must
 //! push left on at least 35 % fewer steps than the prior while still reaching the goal in ≥ 90 %
 //! of evaluation episodes, within 10 000 environment steps. (The issue asks for half as many
-//! left pushes: measured reductions are 46–56 % across seeds — see the closing note — so this
+//! left pushes: measured reductions are 45–58 % across seeds — see the closing note — so this
 //! test states the margin that holds today.)
 
 use std::path::Path;
