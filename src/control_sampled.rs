@@ -42,6 +42,14 @@ fn normal(rng: &mut impl Rng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
 }
 
+/// `Q_R(s, a)`: the residual on `[obs, a]`, assembled in `input`.
+fn q_value(residual: &Mlp, scratch: &mut Scratch, input: &mut [f32], obs: &[f32], a: &[f32]) -> f32 {
+    let n = obs.len();
+    input[..n].copy_from_slice(obs);
+    input[n..].copy_from_slice(a);
+    residual.forward1(input, scratch)[0]
+}
+
 /// What the actor chose.
 pub struct Choice {
     pub index: usize,
@@ -87,13 +95,6 @@ impl SampledActor {
         }
     }
 
-    fn q(&mut self, residual: &Mlp, scratch: &mut Scratch, obs: &[f32], a: &[f32]) -> f32 {
-        let n = obs.len();
-        self.input[..n].copy_from_slice(obs);
-        self.input[n..].copy_from_slice(a);
-        residual.forward1(&self.input, scratch)[0]
-    }
-
     /// The prior alone: its mean action (greedy) or candidate 0 (a sample of π0).
     pub fn choose_prior(&mut self, greedy: bool) -> Choice {
         if greedy {
@@ -119,12 +120,8 @@ impl SampledActor {
     ) -> Choice {
         let ad = self.act_dim;
         for c in 0..self.k {
-            let a: [f32; 8] = {
-                let mut buf = [0.0f32; 8];
-                buf[..ad].copy_from_slice(&self.candidates[c * ad..(c + 1) * ad]);
-                buf
-            };
-            self.q_r[c] = self.q(residual, scratch, obs, &a[..ad]);
+            self.q_r[c] =
+                q_value(residual, scratch, &mut self.input, obs, &self.candidates[c * ad..(c + 1) * ad]);
         }
         if self.q_r.iter().any(|v| !v.is_finite()) {
             let mut ch = self.choose_prior(greedy);
@@ -147,7 +144,7 @@ impl SampledActor {
                     point[j] += w * self.candidates[c * ad + j];
                 }
             }
-            let q = self.q(residual, scratch, obs, &point[..ad]);
+            let q = q_value(residual, scratch, &mut self.input, obs, &point[..ad]);
             let (mean, log_std) = self.gauss.split_at(ad);
             let lp0 = squashed_gaussian_log_prob(mean, log_std, &point[..ad]);
             self.action.copy_from_slice(&point[..ad]);

@@ -50,6 +50,23 @@ pub struct Options {
     pub source: String,
 }
 
+impl Options {
+    /// A quiet in-process run to `steps` (no progress bar, no record, resumes a checkpoint in
+    /// `out_dir`, the manifest's evaluation episodes); set the other fields with `..`.
+    pub fn new(steps: u64, seed: u64, out_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            steps,
+            seed,
+            out_dir: out_dir.into(),
+            fresh: false,
+            eval_episodes: None,
+            progress: false,
+            record: None,
+            source: "sim".into(),
+        }
+    }
+}
+
 /// What a run produced.
 pub struct Outcome {
     pub env_steps: u64,
@@ -265,12 +282,15 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
                 h.episode_end_step.push(progress.env_steps as f64);
                 h.episode_addon_per_step.push(ep_addon / len as f32);
                 h.episode_length.push(len as f32);
-                bar.set_message(format!(
-                    "episode {} len {} add-on/step {:.3}",
-                    h.episode_length.len(),
-                    len,
-                    ep_addon / len as f32
-                ));
+                if opts.progress {
+                    // Formatting allocates: only when someone watches the bar.
+                    bar.set_message(format!(
+                        "episode {} len {} add-on/step {:.3}",
+                        h.episode_length.len(),
+                        len,
+                        ep_addon / len as f32
+                    ));
+                }
                 ep_addon = 0.0;
                 prev_cmd = 0.0;
                 env.reset()?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use resq::customize::{self, Options};
 use resq::{plot, report, Bundle};
@@ -24,38 +24,7 @@ struct Cli {
 enum Command {
     /// Learn the bundle's add-on requirement on the built-in simulated robot, then compare the
     /// prior and the customized policy (table, JSON report, PNG plot, checkpoint).
-    Customize {
-        /// The model bundle folder (manifest.toml + prior.onnx), e.g. models/cartpole.
-        bundle: PathBuf,
-        /// Total environment steps to learn for (default: the manifest's `run.steps`). A run
-        /// resumed from a checkpoint continues up to this number.
-        #[arg(long)]
-        steps: Option<u64>,
-        /// Random seed (default: the manifest's `run.seed`).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Folder for the checkpoint, report and plot (default: runs/<bundle name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Where to write the JSON report (default: <out>/report.json).
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Where to write the PNG plot (default: <out>/plot.png).
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// Start over, ignoring (and then replacing) an existing checkpoint.
-        #[arg(long)]
-        fresh: bool,
-        /// Evaluation episodes per policy (default: the manifest's).
-        #[arg(long)]
-        episodes: Option<usize>,
-        /// No progress bar.
-        #[arg(long)]
-        quiet: bool,
-        /// Override a manifest field for this run, e.g. `--set learning.n_step=5` (repeatable).
-        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
-        overrides: Vec<String>,
-    },
+    Customize(Learn),
     /// Load and validate a bundle, and say how its prior runs.
     Check { bundle: PathBuf },
     /// Serve the bundle's simulated robot as firmware on a new pseudo-terminal (hardware in the
@@ -82,31 +51,108 @@ enum Command {
     },
     /// Customize over a serial link to firmware (a robot, or `resq rig`), recording every tick.
     Run {
-        bundle: PathBuf,
+        #[command(flatten)]
+        learn: Learn,
         /// Serial device of the firmware.
         #[arg(long)]
         port: String,
         /// `lockstep` or `realtime` (must match the firmware).
         #[arg(long, default_value = "lockstep")]
         mode: String,
-        /// Total environment steps (default: the manifest's `run.steps`).
-        #[arg(long)]
-        steps: Option<u64>,
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Folder for the checkpoint, report, plot and record (default: runs/<bundle name>-link).
-        #[arg(long)]
-        out: Option<PathBuf>,
         /// MCAP record of every tick (default: <out>/record.mcap).
         #[arg(long)]
         record: Option<PathBuf>,
-        #[arg(long)]
-        fresh: bool,
-        #[arg(long)]
-        episodes: Option<usize>,
-        #[arg(long)]
-        quiet: bool,
     },
+}
+
+/// What `customize` (simulated robot) and `run` (robot over a serial link) share.
+#[derive(Args)]
+struct Learn {
+    /// The model bundle folder (manifest.toml + prior.onnx), e.g. models/cartpole.
+    bundle: PathBuf,
+    /// Total environment steps to learn for (default: the manifest's `run.steps`). A run
+    /// resumed from a checkpoint continues up to this number.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Random seed (default: the manifest's `run.seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Folder for the checkpoint, report and plot (default: runs/<bundle name>, with `-link`
+    /// for `run`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where to write the JSON report (default: <out>/report.json).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Where to write the PNG plot (default: <out>/plot.png).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Start over, ignoring (and then replacing) an existing checkpoint.
+    #[arg(long)]
+    fresh: bool,
+    /// Evaluation episodes per policy (default: the manifest's).
+    #[arg(long)]
+    episodes: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Override a manifest field for this run, e.g. `--set learning.n_step=5` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl Learn {
+    /// The bundle, and run options whose output folder defaults to runs/<name><suffix>.
+    fn load(&self, out_suffix: &str) -> Result<(Bundle, Options)> {
+        let b = Bundle::load_with(&self.bundle, &self.overrides)?;
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}{out_suffix}", b.manifest.bundle.name)));
+        let opts = Options {
+            fresh: self.fresh,
+            eval_episodes: self.episodes,
+            progress: !self.quiet,
+            ..Options::new(
+                self.steps.unwrap_or(b.manifest.run.steps),
+                self.seed.unwrap_or(b.manifest.run.seed),
+                out,
+            )
+        };
+        Ok((b, opts))
+    }
+
+    /// Prints the table and writes the report and the plot.
+    fn finish(&self, name: &str, metric: &str, opts: &Options, outcome: &customize::Outcome) -> Result<()> {
+        println!("\n{}", report::table(outcome));
+        println!(
+            "learned for {} environment steps ({} updates, {:.1} s{})",
+            outcome.env_steps,
+            outcome.updates,
+            outcome.wall_seconds,
+            if outcome.resumed_from > 0 {
+                format!(", resumed at step {}", outcome.resumed_from)
+            } else {
+                String::new()
+            }
+        );
+        let report_path = self.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
+        report::write_json(&report_path, &report::to_json(name, opts.seed, outcome))?;
+        let plot_path = self.plot.clone().unwrap_or_else(|| opts.out_dir.join("plot.png"));
+        plot::write(
+            &plot_path,
+            &format!("resq customize {name}: {} steps", outcome.env_steps),
+            metric,
+            outcome,
+        )?;
+        println!("report: {}\nplot:   {}", report_path.display(), plot_path.display());
+        Ok(())
+    }
+}
+
+/// The bundle's first metric (plotted), or the add-on reward.
+fn first_metric(b: &Bundle) -> String {
+    b.metrics.first().map(|m| m.name.clone()).unwrap_or_else(|| "add-on".into())
 }
 
 fn main() -> ExitCode {
@@ -128,35 +174,6 @@ fn parse_mode(mode: &str) -> Result<firmware_bridge::Mode> {
         "realtime" => Ok(firmware_bridge::Mode::RealTime),
         other => anyhow::bail!("unknown mode `{other}`: use lockstep or realtime"),
     }
-}
-
-fn finish(
-    name: &str,
-    seed: u64,
-    out_dir: &std::path::Path,
-    report_path: Option<PathBuf>,
-    plot_path: Option<PathBuf>,
-    metric: &str,
-    outcome: &customize::Outcome,
-) -> Result<()> {
-    println!("\n{}", report::table(outcome));
-    println!(
-        "learned for {} environment steps ({} updates, {:.1} s{})",
-        outcome.env_steps,
-        outcome.updates,
-        outcome.wall_seconds,
-        if outcome.resumed_from > 0 {
-            format!(", resumed at step {}", outcome.resumed_from)
-        } else {
-            String::new()
-        }
-    );
-    let report_path = report_path.unwrap_or_else(|| out_dir.join("report.json"));
-    report::write_json(&report_path, &report::to_json(name, seed, outcome))?;
-    let plot_path = plot_path.unwrap_or_else(|| out_dir.join("plot.png"));
-    plot::write(&plot_path, &format!("resq customize {name}: {} steps", outcome.env_steps), metric, outcome)?;
-    println!("report: {}\nplot:   {}", report_path.display(), plot_path.display());
-    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -196,30 +213,21 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             Ok(())
         }
-        Command::Run { bundle, port, mode, steps, seed, out, record, fresh, episodes, quiet } => {
-            let b = Bundle::load(&bundle)?;
+        Command::Run { learn, port, mode, record } => {
+            let (b, mut opts) = learn.load("-link")?;
             let name = b.manifest.bundle.name.clone();
-            let metric = b.metrics.first().map(|m| m.name.clone()).unwrap_or_else(|| "add-on".into());
-            let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-link")));
+            let metric = first_metric(&b);
+            opts.record = Some(record.unwrap_or_else(|| opts.out_dir.join("record.mcap")));
+            opts.source = port.clone();
             let mut cfg = resq::link::LinkConfig::lock_step(&port);
             cfg.mode = parse_mode(&mode)?;
             let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
             let link = resq::link::Link::open(cfg, &signals, &[b.manifest.action.name.as_str()])?;
             let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.manifest.plant.max_episode_steps);
-            let opts = Options {
-                steps: steps.unwrap_or(b.manifest.run.steps),
-                seed: seed.unwrap_or(b.manifest.run.seed),
-                out_dir: out_dir.clone(),
-                fresh,
-                eval_episodes: episodes,
-                progress: !quiet,
-                record: Some(record.unwrap_or_else(|| out_dir.join("record.mcap"))),
-                source: port.clone(),
-            };
             eprintln!(
                 "customizing `{name}` over {port} for {} steps; checkpoint in {}",
                 opts.steps,
-                out_dir.display()
+                opts.out_dir.display()
             );
             let outcome = customize::run_in(b, &mut env, &opts)?;
             let c = outcome.link;
@@ -227,15 +235,10 @@ fn run(cli: Cli) -> Result<()> {
                 "link: {} frames, {} CRC errors, {} other rejected, {} sequence gaps, {} duplicates, {} late, {} reconnects",
                 c.frames, c.crc_errors, c.other_errors, c.seq_gaps, c.duplicates, c.late_frames, c.reconnects
             );
-            if let Some(r) = &outcome.record_stats {
-                println!(
-                    "record: {} ticks written, {} dropped -> {}",
-                    r.written,
-                    r.dropped,
-                    opts.record.as_ref().unwrap().display()
-                );
+            if let (Some(r), Some(path)) = (&outcome.record_stats, &opts.record) {
+                println!("record: {} ticks written, {} dropped -> {}", r.written, r.dropped, path.display());
             }
-            finish(&name, opts.seed, &out_dir, None, None, &metric, &outcome)
+            learn.finish(&name, &metric, &opts, &outcome)
         }
         Command::Check { bundle } => {
             let b = Bundle::load(&bundle)?;
@@ -254,41 +257,19 @@ fn run(cli: Cli) -> Result<()> {
             println!("  add-on terms: {}", b.addon.term_names().collect::<Vec<_>>().join(", "));
             Ok(())
         }
-        Command::Customize {
-            bundle,
-            steps,
-            seed,
-            out,
-            report: report_path,
-            plot: plot_path,
-            fresh,
-            episodes,
-            quiet,
-            overrides,
-        } => {
-            let b = Bundle::load_with(&bundle, &overrides)?;
+        Command::Customize(learn) => {
+            let (b, opts) = learn.load("")?;
             let name = b.manifest.bundle.name.clone();
-            let metric = b.metrics.first().map(|m| m.name.clone()).unwrap_or_else(|| "add-on".into());
-            let out_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
-            let opts = Options {
-                steps: steps.unwrap_or(b.manifest.run.steps),
-                seed: seed.unwrap_or(b.manifest.run.seed),
-                out_dir: out_dir.clone(),
-                fresh,
-                eval_episodes: episodes,
-                progress: !quiet,
-                record: None,
-                source: "sim".into(),
-            };
+            let metric = first_metric(&b);
             eprintln!(
                 "customizing `{name}` on the simulated {} for {} steps (seed {}); checkpoint in {}",
                 b.manifest.plant.name,
                 opts.steps,
                 opts.seed,
-                out_dir.display()
+                opts.out_dir.display()
             );
             let outcome = customize::run(b, &opts)?;
-            finish(&name, opts.seed, &out_dir, report_path, plot_path, &metric, &outcome)
+            learn.finish(&name, &metric, &opts, &outcome)
         }
     }
 }

@@ -18,16 +18,7 @@ fn metric(e: &resq::evaluate::PolicyEval, name: &str) -> f64 {
 
 fn customize(bundle: &str, out: &Path, steps: u64) -> customize::Outcome {
     let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle)).unwrap();
-    let opts = Options {
-        steps,
-        seed: 0,
-        out_dir: out.to_path_buf(),
-        fresh: false,
-        eval_episodes: Some(EVAL_EPISODES),
-        progress: false,
-        record: None,
-        source: "sim".into(),
-    };
+    let opts = Options { eval_episodes: Some(EVAL_EPISODES), ..Options::new(steps, 0, out) };
     customize::run(b, &opts).unwrap()
 }
 

@@ -52,14 +52,11 @@ fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEn
 
 fn options(out: &Path, steps: u64, episodes: usize) -> Options {
     Options {
-        steps,
-        seed: 0,
-        out_dir: out.to_path_buf(),
         fresh: true,
         eval_episodes: Some(episodes),
-        progress: false,
         record: Some(out.join("record.mcap")),
         source: "pty".into(),
+        ..Options::new(steps, 0, out)
     }
 }
 
@@ -159,7 +156,6 @@ fn survives_a_fault_campaign_and_still_customizes() {
 fn a_layout_mismatch_is_refused_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let (port, finish) = start_rig(dir.path(), Mode::LockStep, 0, Faults::default(), 3);
-    let b = bundle();
     let mut cfg = LinkConfig::lock_step(port.to_str().unwrap());
     cfg.reconnect_within = Duration::from_secs(2);
     let err = match Link::open(cfg, &["x", "x_dot", "angle", "angle_rate"], &["force"]) {
@@ -170,7 +166,6 @@ fn a_layout_mismatch_is_refused_on_both_sides() {
     assert!(err.contains("refused the handshake") && err.contains("LayoutHash"), "{err}");
     assert!(err.contains("fix:"), "{err}");
     assert!(report.firmware.rejects >= 1 && report.firmware.handshakes == 0);
-    drop(b);
 }
 
 #[test]

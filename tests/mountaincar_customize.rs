@@ -15,16 +15,7 @@ fn sampled_residual_pushes_left_less_and_still_reaches_the_goal() {
     let out = tempfile::tempdir().unwrap();
     let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar")).unwrap();
     assert!(b.prior.is_realtime_safe(), "the SAC actor compiles to resq's kernels");
-    let opts = Options {
-        steps: 10_000,
-        seed: 0,
-        out_dir: out.path().to_path_buf(),
-        fresh: true,
-        eval_episodes: Some(20),
-        progress: false,
-        record: None,
-        source: "sim".into(),
-    };
+    let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
     let o = customize::run(b, &opts).unwrap();
     let left =
         |e: &resq::evaluate::PolicyEval| e.metrics.iter().find(|(k, _)| k == "left_push_fraction").unwrap().1;

@@ -86,3 +86,33 @@ fn control_tick_allocates_nothing_after_warm_up() {
     assert_eq!(n, 0, "the control path allocated {n} times in 2000 ticks");
     assert!(blended > 0, "the KL-budget blend never ran, so it was not checked");
 }
+
+#[test]
+fn continuous_control_tick_allocates_nothing_after_warm_up() {
+    // The sampled actor: prior → K candidates → K residual evaluations → weighted choice.
+    let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar")).unwrap();
+    assert!(bundle.prior.is_realtime_safe());
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+    let residual = Mlp::new(&[3, 64, 64, 1], Activation::Relu, false, &mut rng);
+    let mut ctl = Controller::new(bundle, residual);
+    let mut supervisor = ctl.bundle.supervisor();
+    let mut env = SimEnv::new("mountaincar", 999, 2).unwrap();
+    let mut sent = [0.0f32];
+    let mut tick = |ctl: &mut Controller, env: &mut SimEnv, mode: ActMode| {
+        ctl.step(env.signals(), PolicyChoice::Customized, mode, &mut rng);
+        supervisor.filter(&ctl.command, &mut sent);
+        if env.step(&sent).unwrap().done() {
+            env.reset().unwrap();
+        }
+    };
+    env.reset().unwrap();
+    for _ in 0..100 {
+        tick(&mut ctl, &mut env, ActMode::Sample);
+    }
+    let n = allocations_during(|| {
+        for i in 0..2000 {
+            tick(&mut ctl, &mut env, if i % 2 == 0 { ActMode::Sample } else { ActMode::Greedy });
+        }
+    });
+    assert_eq!(n, 0, "the continuous control path allocated {n} times in 2000 ticks");
+}

@@ -12,16 +12,7 @@ use resq::Bundle;
 fn sampled_residual_saves_torque_and_keeps_the_pendulum_up() {
     let out = tempfile::tempdir().unwrap();
     let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum")).unwrap();
-    let opts = Options {
-        steps: 10_000,
-        seed: 0,
-        out_dir: out.path().to_path_buf(),
-        fresh: true,
-        eval_episodes: Some(20),
-        progress: false,
-        record: None,
-        source: "sim".into(),
-    };
+    let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
     let o = customize::run(b, &opts).unwrap();
     let m = |e: &resq::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
     let (tp, tc) = (m(&o.prior, "mean_torque_sq"), m(&o.customized, "mean_torque_sq"));

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::recorder::{
     MetaMessage, RecordMeta, RecorderStats, FORMAT, FORMAT_VERSION, TOPIC_META, TOPIC_STATS, TOPIC_TICK,
 };
+use super::tick::LinkCounters;
 
 /// Nearest-rank percentiles of a duration, µs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -24,18 +25,6 @@ pub struct Percentiles {
     pub p90_us: f64,
     pub p99_us: f64,
     pub max_us: f64,
-}
-
-/// Cumulative link counters (as in [`LinkCounters`](super::LinkCounters)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkTotals {
-    pub frames: u64,
-    pub crc_errors: u64,
-    pub other_errors: u64,
-    pub seq_gaps: u64,
-    pub duplicates: u64,
-    pub late_frames: u64,
-    pub reconnects: u64,
 }
 
 /// What `resq inspect` reports about one record file.
@@ -78,7 +67,7 @@ pub struct Summary {
     pub kl_limited: u64,
     pub episodes_ended: u64,
     /// Link counters of the last record.
-    pub link: LinkTotals,
+    pub link: LinkCounters,
     /// The recorder's final counts (`None` if the file has no `/resq/stats` message).
     pub recorder: Option<RecorderStats>,
     /// Mean finite add-on reward over all records (0 if none).
@@ -97,7 +86,7 @@ struct TickIn {
     decisions: DecisionsIn,
     latency_ns: u32,
     period_ns: u32,
-    link: LinkTotals,
+    link: LinkCounters,
 }
 
 #[derive(Deserialize)]

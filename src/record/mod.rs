@@ -5,6 +5,6 @@ pub mod inspect;
 pub mod recorder;
 pub mod tick;
 
-pub use inspect::{inspect, LinkTotals, Percentiles, Summary};
+pub use inspect::{inspect, Percentiles, Summary};
 pub use recorder::{RecordMeta, Recorder, RecorderStats, DEFAULT_CAPACITY};
 pub use tick::{Decisions, LinkCounters, TickRecord};

@@ -31,7 +31,7 @@ impl Decisions {
 }
 
 /// Cumulative link counters at this tick.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkCounters {
     pub frames: u64,
     pub crc_errors: u64,
