@@ -20,7 +20,7 @@ use resq::algo::core::ResidualLearner;
 use resq::algo::replay::Transition;
 use resq::algo::rql_discrete::ResidualSoftQ;
 use resq::control::{ActMode, Controller, PolicyChoice};
-use resq::customize::settings;
+use resq::customize::{make_learner, settings};
 use resq::nn::Mlp;
 use resq::Bundle;
 
@@ -59,6 +59,8 @@ fn benches(c: &mut Criterion) {
             action: i % 2,
             action_values: &[],
             next_candidates: &[],
+            prior_params: &[],
+            next_prior_params: &[],
             reward: -0.1,
             logp0_taken: -0.7,
             logpi_taken: -0.7,
@@ -70,8 +72,8 @@ fn benches(c: &mut Criterion) {
     }
     c.bench_function("learner/update", |bch| bch.iter(|| black_box(learner.update())));
 
-    // Continuous actions: the MountainCar SAC prior alone through tract (baseline), and whole
-    // ticks of the sampled residual with K candidates.
+    // Continuous actions: the MountainCar SAC prior alone through tract (baseline), whole ticks
+    // of the sampled residual with K candidates and of residual SAC, and learner updates.
     let mc = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar");
     let mut b = Bundle::load(&mc).expect("models/mountaincar loads");
     let obs = [-0.5f32, 0.01];
@@ -80,7 +82,11 @@ fn benches(c: &mut Criterion) {
         bch.iter(|| b.prior.tract().run(black_box(&obs), &mut out).unwrap())
     });
     for k in [8, 16, 32] {
-        let b = Bundle::load_with(&mc, &[format!("residual.candidates={k}")]).unwrap();
+        let b = Bundle::load_with(
+            &mc,
+            &[format!("residual.candidates={k}"), "residual.method=\"sampled\"".into()],
+        )
+        .unwrap();
         let s = settings(&b);
         let residual = Mlp::new(&[3, s.hidden[0], s.hidden[1], 1], b.hidden_activation, false, &mut rng);
         let mut ctl = Controller::new(b, residual);
@@ -90,6 +96,51 @@ fn benches(c: &mut Criterion) {
                 black_box(ctl.step(black_box(&signals), PolicyChoice::Customized, ActMode::Sample, &mut rng))
             })
         });
+    }
+    let b = Bundle::load_with(&mc, &["residual.method=\"sac\"".into()]).unwrap();
+    let s = settings(&b);
+    let residual = Mlp::new(&[3, s.hidden[0], s.hidden[1], 1], b.hidden_activation, false, &mut rng);
+    let mut ctl = Controller::new(b, residual);
+    ctl.set_actor(Mlp::new(&[2, s.hidden[0], s.hidden[1], 2], s.activation, false, &mut rng));
+    let signals = [-0.5f32, 0.01];
+    c.bench_function("control_step/sac", |bch| {
+        bch.iter(|| {
+            black_box(ctl.step(black_box(&signals), PolicyChoice::Customized, ActMode::Sample, &mut rng))
+        })
+    });
+
+    // Learner updates (batch and sizes of the bundle) on a replay filled by the controller.
+    for method in ["sampled", "sac"] {
+        let b = Bundle::load_with(&mc, &[format!("residual.method={method:?}")]).unwrap();
+        let mut learner = make_learner(&b, 0);
+        let mut ctl = Controller::new(b, learner.core().online.clone());
+        let layout = learner.core().replay.layout();
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(2);
+        for i in 0..5000 {
+            let o = [-0.5 + 0.3 * (i as f32 * 0.01).sin(), 0.01 * (i as f32 * 0.02).cos()];
+            let d = ctl.step(&o, PolicyChoice::Customized, ActMode::Sample, &mut rng);
+            let sa = ctl.continuous.as_ref().unwrap();
+            let (a, params) = (sa.action.clone(), sa.gauss.clone());
+            let obs = ctl.res_obs.clone();
+            ctl.observe(&[o[0] + 0.001, o[1]]);
+            let sa = ctl.continuous.as_ref().unwrap();
+            learner.core_mut().replay.push(&Transition {
+                obs: &obs,
+                action: d.action,
+                action_values: &a,
+                next_candidates: &sa.candidates[..layout.cand_width],
+                prior_params: &params[..layout.param_width],
+                next_prior_params: &sa.gauss[..layout.param_width],
+                reward: -0.1,
+                logp0_taken: d.logp0_taken,
+                logpi_taken: d.logpi_taken,
+                next_obs: &ctl.res_obs,
+                next_logp0: &ctl.logp0,
+                terminal: false,
+                truncated: i % 999 == 998,
+            });
+        }
+        c.bench_function(&format!("learner/update_{method}"), |bch| bch.iter(|| black_box(learner.update())));
     }
 }
 

@@ -4,8 +4,10 @@
 //! or the new checkpoint, never a torn one.
 //!
 //! Tensors: `online.{l}.w|b`, `target.{l}.w|b`, `adam_m.{l}.w|b`, `adam_v.{l}.w|b` for each layer
-//! `l`, and the training history (`history.*`). Metadata: format, manifest hash, counters.
-//! The replay ring is saved too (`replay.*`), so a resumed run learns on at once.
+//! `l`; a learner's further networks by name (residual SAC: `critic2.*`, `critic2_target.*`,
+//! `actor.*`, with `<name>.adam_m.*`, `<name>.adam_v.*`); the training history (`history.*`).
+//! Metadata: format, manifest hash, counters. The replay ring is saved too (`replay.*`), so a
+//! resumed run learns on at once.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,10 +17,10 @@ use anyhow::{bail, Context, Result};
 use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::algo::core::LearnerCore;
+use crate::algo::core::{LearnerCore, ResidualLearner};
 use crate::nn::{Grads, Mlp};
 
-pub const FORMAT: &str = "resq-residual-soft-q-v1";
+pub const FORMAT: &str = "resq-residual-v2";
 
 /// What training produced so far, per finished episode.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -66,7 +68,13 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 }
 
 /// Writes `learner` and `progress` to `path` atomically.
-pub fn save(path: &Path, learner: &LearnerCore, progress: &Progress, manifest_text: &str) -> Result<()> {
+pub fn save(
+    path: &Path,
+    learner_all: &dyn ResidualLearner,
+    progress: &Progress,
+    manifest_text: &str,
+) -> Result<()> {
+    let learner = learner_all.core();
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut add_net = |prefix: &str, w: &[&Array2<f32>], b: &[&Array1<f32>]| {
         for (l, (w, b)) in w.iter().zip(b).enumerate() {
@@ -92,6 +100,18 @@ pub fn save(path: &Path, learner: &LearnerCore, progress: &Progress, manifest_te
     add_net("adam_m", &w, &b);
     let (w, b) = of_grads(&learner.adam.v);
     add_net("adam_v", &w, &b);
+    let mut extra_meta = Vec::new();
+    for extra in learner_all.extra_nets() {
+        let (w, b) = of_net(extra.net);
+        add_net(extra.name, &w, &b);
+        if let Some(adam) = extra.adam {
+            let (w, b) = of_grads(&adam.m);
+            add_net(&format!("{}.adam_m", extra.name), &w, &b);
+            let (w, b) = of_grads(&adam.v);
+            add_net(&format!("{}.adam_v", extra.name), &w, &b);
+            extra_meta.push((format!("{}.adam_t", extra.name), adam.t.to_string()));
+        }
+    }
     let h = &progress.history;
     owned.push((
         "history.episode_end_step".into(),
@@ -114,7 +134,7 @@ pub fn save(path: &Path, learner: &LearnerCore, progress: &Progress, manifest_te
     // The replay ring, so a resumed run learns on at once (no second warm-up).
     let r = &learner.replay;
     let flags = |v: &[bool]| v.iter().map(|b| *b as u8).collect::<Vec<u8>>();
-    let ring: [(&str, Dtype, Vec<usize>, Vec<u8>); 9] = [
+    let ring: [(&str, Dtype, Vec<usize>, Vec<u8>); 13] = [
         ("replay.obs", Dtype::F32, vec![r.capacity, r.n_obs], f32_bytes(&r.obs)),
         ("replay.next_obs", Dtype::F32, vec![r.capacity, r.n_obs], f32_bytes(&r.next_obs)),
         ("replay.next_logp0", Dtype::F32, vec![r.capacity, r.n_actions], f32_bytes(&r.next_logp0)),
@@ -129,6 +149,15 @@ pub fn save(path: &Path, learner: &LearnerCore, progress: &Progress, manifest_te
         ("replay.logpi_taken", Dtype::F32, vec![r.capacity], f32_bytes(&r.logpi_taken)),
         ("replay.terminal", Dtype::U8, vec![r.capacity], flags(&r.terminal)),
         ("replay.episode_end", Dtype::U8, vec![r.capacity], flags(&r.episode_end)),
+        ("replay.action_values", Dtype::F32, vec![r.capacity, r.act_dim], f32_bytes(&r.action_values)),
+        ("replay.next_candidates", Dtype::F32, vec![r.capacity, r.cand_width], f32_bytes(&r.next_candidates)),
+        ("replay.prior_params", Dtype::F32, vec![r.capacity, r.param_width], f32_bytes(&r.prior_params)),
+        (
+            "replay.next_prior_params",
+            Dtype::F32,
+            vec![r.capacity, r.param_width],
+            f32_bytes(&r.next_prior_params),
+        ),
     ];
     for (name, dtype, shape, bytes) in ring {
         owned.push((name.to_string(), dtype, shape, bytes));
@@ -139,7 +168,7 @@ pub fn save(path: &Path, learner: &LearnerCore, progress: &Progress, manifest_te
         .map(|(name, dtype, shape, bytes)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("manifest_fnv1a64".to_string(), manifest_hash(manifest_text)),
         ("env_steps".to_string(), progress.env_steps.to_string()),
@@ -148,6 +177,7 @@ pub fn save(path: &Path, learner: &LearnerCore, progress: &Progress, manifest_te
         ("replay_written".to_string(), learner.replay.written.to_string()),
         ("sizes".to_string(), sizes.join(",")),
     ]);
+    meta.extend(extra_meta);
     let bytes = safetensors::serialize(views, Some(meta))?;
     write_atomically(path, &bytes)
 }
@@ -196,7 +226,7 @@ fn read_history<T: Copy>(
 
 /// Restores `learner` from `path` and returns the saved progress. Refuses a checkpoint written
 /// by another manifest or for another network shape.
-pub fn load(path: &Path, learner: &mut LearnerCore, manifest_text: &str) -> Result<Progress> {
+pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &str) -> Result<Progress> {
     let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
@@ -212,7 +242,7 @@ pub fn load(path: &Path, learner: &mut LearnerCore, manifest_text: &str) -> Resu
             path.display()
         );
     }
-    let sizes: Vec<String> = learner.online.sizes().iter().map(|s| s.to_string()).collect();
+    let sizes: Vec<String> = learner_all.core().online.sizes().iter().map(|s| s.to_string()).collect();
     if get("sizes")? != sizes.join(",") {
         bail!(
             "{}: network sizes {} differ from the manifest's {}",
@@ -232,6 +262,24 @@ pub fn load(path: &Path, learner: &mut LearnerCore, manifest_text: &str) -> Resu
         }
         Ok(())
     };
+    let num = |k: &str| -> Result<u64> {
+        get(k)?.parse().with_context(|| format!("{}: metadata `{k}` is not a number", path.display()))
+    };
+    for extra in learner_all.extra_nets_mut() {
+        let (mut w, mut b): (Vec<_>, Vec<_>) =
+            extra.net.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
+        fill(extra.name, &mut w, &mut b)?;
+        if let Some(adam) = extra.adam {
+            let g = &mut adam.m;
+            let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
+            fill(&format!("{}.adam_m", extra.name), &mut w, &mut b)?;
+            let g = &mut adam.v;
+            let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
+            fill(&format!("{}.adam_v", extra.name), &mut w, &mut b)?;
+            adam.t = num(&format!("{}.adam_t", extra.name))?;
+        }
+    }
+    let learner = learner_all.core_mut();
     {
         let (mut w, mut b): (Vec<_>, Vec<_>) =
             learner.online.layers.iter_mut().map(|l| (&mut l.w, &mut l.b)).unzip();
@@ -246,9 +294,6 @@ pub fn load(path: &Path, learner: &mut LearnerCore, manifest_text: &str) -> Resu
         let (mut w, mut b): (Vec<_>, Vec<_>) = (g.w.iter_mut().collect(), g.b.iter_mut().collect());
         fill("adam_v", &mut w, &mut b)?;
     }
-    let num = |k: &str| -> Result<u64> {
-        get(k)?.parse().with_context(|| format!("{}: metadata `{k}` is not a number", path.display()))
-    };
     learner.adam.t = num("adam_t")?;
     learner.updates = num("updates")?;
     let history = History {
@@ -269,52 +314,44 @@ pub fn load(path: &Path, learner: &mut LearnerCore, manifest_text: &str) -> Resu
 /// Restores the replay ring if the checkpoint has one of the same shape; otherwise the resumed
 /// run starts with an empty ring (and a warm-up).
 fn restore_replay(st: &SafeTensors, learner: &mut LearnerCore, written: u64) {
-    let r = &mut learner.replay;
     let get = |name: &str, dtype: Dtype, len: usize| -> Option<Vec<u8>> {
         let t = st.tensor(name).ok()?;
         (t.dtype() == dtype && t.data().len() == len * dtype.bitsize() / 8).then(|| t.data().to_vec())
     };
-    let f32s = |b: Vec<u8>| {
-        b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
+    let f32s = |name: &str, len: usize| -> Option<Vec<f32>> {
+        Some(
+            get(name, Dtype::F32, len)?
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
     };
-    let (cap, no, na) = (r.capacity, r.n_obs, r.n_actions);
+    let flags = |name: &str, len: usize| -> Option<Vec<bool>> {
+        Some(get(name, Dtype::U8, len)?.iter().map(|b| *b != 0).collect())
+    };
+    let mut r = learner.replay.clone();
+    let cap = r.capacity;
     let restored = (|| {
-        let obs = f32s(get("replay.obs", Dtype::F32, cap * no)?);
-        let next_obs = f32s(get("replay.next_obs", Dtype::F32, cap * no)?);
-        let next_logp0 = f32s(get("replay.next_logp0", Dtype::F32, cap * na)?);
-        let action: Vec<u32> = get("replay.action", Dtype::U32, cap)?
+        r.obs = f32s("replay.obs", cap * r.n_obs)?;
+        r.next_obs = f32s("replay.next_obs", cap * r.n_obs)?;
+        r.next_logp0 = f32s("replay.next_logp0", cap * r.n_actions)?;
+        r.action = get("replay.action", Dtype::U32, cap)?
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let reward = f32s(get("replay.reward", Dtype::F32, cap)?);
-        let logp0_taken = f32s(get("replay.logp0_taken", Dtype::F32, cap)?);
-        let logpi_taken = f32s(get("replay.logpi_taken", Dtype::F32, cap)?);
-        let terminal: Vec<bool> = get("replay.terminal", Dtype::U8, cap)?.iter().map(|b| *b != 0).collect();
-        let episode_end: Vec<bool> =
-            get("replay.episode_end", Dtype::U8, cap)?.iter().map(|b| *b != 0).collect();
-        Some((obs, next_obs, next_logp0, action, reward, logp0_taken, logpi_taken, terminal, episode_end))
+        r.reward = f32s("replay.reward", cap)?;
+        r.logp0_taken = f32s("replay.logp0_taken", cap)?;
+        r.logpi_taken = f32s("replay.logpi_taken", cap)?;
+        r.terminal = flags("replay.terminal", cap)?;
+        r.episode_end = flags("replay.episode_end", cap)?;
+        r.action_values = f32s("replay.action_values", cap * r.act_dim)?;
+        r.next_candidates = f32s("replay.next_candidates", cap * r.cand_width)?;
+        r.prior_params = f32s("replay.prior_params", cap * r.param_width)?;
+        r.next_prior_params = f32s("replay.next_prior_params", cap * r.param_width)?;
+        Some(())
     })();
     match restored {
-        Some((
-            obs,
-            next_obs,
-            next_logp0,
-            action,
-            reward,
-            logp0_taken,
-            logpi_taken,
-            terminal,
-            episode_end,
-        )) => {
-            r.obs = obs;
-            r.next_obs = next_obs;
-            r.next_logp0 = next_logp0;
-            r.action = action;
-            r.reward = reward;
-            r.logp0_taken = logp0_taken;
-            r.logpi_taken = logpi_taken;
-            r.terminal = terminal;
-            r.episode_end = episode_end;
+        Some(()) => {
             r.written = written;
             if written > 0 {
                 // The resumed run starts a new episode: the last stored transition ends its
@@ -322,6 +359,7 @@ fn restore_replay(st: &SafeTensors, learner: &mut LearnerCore, written: u64) {
                 let last = r.slot(written - 1);
                 r.episode_end[last] = true;
             }
+            learner.replay = r;
         }
         None => {
             log::warn!("the checkpoint holds no replay ring of this shape: the resumed run refills it first")

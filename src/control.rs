@@ -13,9 +13,9 @@
 //! `KL(π_λ ‖ π0) ≤ budget` (KL grows monotonically along this path, so bisection finds λ).
 //! The budget widens as evidence accumulates (see [`kl_budget`]). A budget of 0 disables it.
 //!
-//! **Continuous actions** act through [`SampledActor`] (K candidates from the squashed-Gaussian
-//! prior, importance weights; see `control_sampled.rs`); the KL budget applies to discrete
-//! actions only.
+//! **Continuous actions** act through [`ContinuousActor`] (`control_continuous.rs`): K candidates
+//! from the prior and importance weights (method `sampled`), or the residual SAC actor (method
+//! `sac`, [`Controller::actor`]); the KL budget applies to discrete actions only.
 //!
 //! **Fallback.** If the residual outputs a non-finite value, or the learner has diverged, the
 //! prior acts alone and the decision says so.
@@ -25,8 +25,8 @@ use rand::Rng;
 use rand::SeedableRng;
 
 use crate::algo::rql_discrete::policy_log_probs;
-use crate::bundle::{ActionSpace, Bundle};
-use crate::control_sampled::SampledActor;
+use crate::bundle::{ActionSpace, Bundle, Method};
+use crate::control_continuous::ContinuousActor;
 use crate::nn::{Mlp, Scratch};
 
 /// How the action is chosen from the acting policy.
@@ -93,27 +93,33 @@ pub struct Controller {
     pub kl_budget: f32,
     /// The command for the last decision, after the action mapping (before the supervisor).
     pub command: Vec<f32>,
-    /// Continuous actions: the sampled actor (candidates from π0, importance weights).
-    pub sampled: Option<SampledActor>,
+    /// Continuous actions: the prior's Gaussian, its candidates and the chosen action.
+    pub continuous: Option<ContinuousActor>,
+    /// Residual SAC: the acting copy of the actor π_θ (offsets to the prior's Gaussian); the
+    /// learner hands weights over with [`Mlp::copy_from`].
+    pub actor: Option<(Mlp, Scratch)>,
     draw_rng: rand_pcg::Pcg64Mcg,
 }
 
 impl Controller {
     pub fn new(bundle: Bundle, residual: Mlp) -> Self {
         let n_obs = bundle.obs.len();
-        let sampled = match bundle.action_space {
-            ActionSpace::Continuous { .. } => {
-                Some(SampledActor::new(bundle.manifest.residual.candidates, bundle.n_actions(), n_obs))
+        let continuous = match bundle.action_space {
+            ActionSpace::Continuous { low, high } => {
+                // Residual SAC acts without candidates; one is drawn for a sample of the prior.
+                let k = if bundle.method == Method::Sac { 1 } else { bundle.manifest.residual.candidates };
+                Some(ContinuousActor::new(bundle.prior.kind, k, bundle.n_actions(), n_obs, low, high))
             }
             ActionSpace::Discrete => None,
         };
         // Discrete: log π0 of every action; continuous: of every candidate.
-        let n_act = sampled.as_ref().map_or(bundle.n_actions(), |s| s.k);
+        let n_act = continuous.as_ref().map_or(bundle.n_actions(), |s| s.k);
         let scratch = residual.scratch();
         let draw_rng = rand_pcg::Pcg64Mcg::seed_from_u64(bundle.manifest.run.seed ^ 0xd2a3);
         Controller {
             command: vec![0.0; 1],
-            sampled,
+            continuous,
+            actor: None,
             draw_rng,
             bundle,
             residual,
@@ -128,6 +134,12 @@ impl Controller {
         }
     }
 
+    /// Residual SAC: acts with `actor` (a copy of the learner's π_θ).
+    pub fn set_actor(&mut self, actor: Mlp) {
+        let scratch = actor.scratch();
+        self.actor = Some((actor, scratch));
+    }
+
     /// Observes `signals` and computes `log π0(·|s)` into `self.logp0` (no action).
     /// Returns false if the prior failed or produced non-finite values.
     /// Continuous actions: also draws the K candidates from π0(·|s) with their log-probabilities.
@@ -136,14 +148,10 @@ impl Controller {
         for ((r, o), k) in self.res_obs.iter_mut().zip(&self.obs).zip(&self.bundle.obs.residual_scale) {
             *r = o * k;
         }
-        if let Some(sa) = &mut self.sampled {
-            let ok = self.bundle.prior.raw(&self.obs, &mut sa.gauss).is_ok()
-                && sa.gauss.iter().all(|v| v.is_finite());
-            if !ok {
-                // An unusable prior output: act on a standard Gaussian around 0; the supervisor
-                // bounds the command.
-                sa.gauss.iter_mut().for_each(|v| *v = 0.0);
-            }
+        if let Some(sa) = &mut self.continuous {
+            let ok =
+                self.bundle.prior.raw(&self.obs, &mut sa.raw).is_ok() && sa.raw.iter().all(|v| v.is_finite());
+            sa.set_params(ok);
             sa.draw(&mut self.draw_rng);
             self.logp0.copy_from_slice(&sa.logp0);
             return ok;
@@ -154,10 +162,11 @@ impl Controller {
 
     /// Maps an action in [−1, 1] units to the command range.
     fn set_command_from_unit(&mut self) {
-        if let (Some(sa), ActionSpace::Continuous { low, high }) = (&self.sampled, &self.bundle.action_space)
+        if let (Some(sa), ActionSpace::Continuous { low, high }) =
+            (&self.continuous, &self.bundle.action_space)
         {
             for (j, c) in self.command.iter_mut().enumerate() {
-                *c = low + 0.5 * (sa.action[j] + 1.0) * (high - low);
+                *c = low + 0.5 * (sa.command(j) + 1.0) * (high - low);
             }
         }
     }
@@ -165,7 +174,7 @@ impl Controller {
     /// Replaces the decision with the prior's own choice (its most likely action): the deadline
     /// fallback.
     pub fn prior_fallback(&mut self, d: &mut Decision) {
-        if let Some(sa) = &mut self.sampled {
+        if let Some(sa) = &mut self.continuous {
             let ch = sa.choose_prior(true);
             (d.action, d.logp0_taken, d.logpi_taken) = (ch.index, ch.logp0, ch.logpi);
             self.set_command_from_unit();
@@ -188,13 +197,22 @@ impl Controller {
         let prior_ok = self.observe(signals);
         let settings = &self.bundle.manifest.residual;
         let (omega, alpha) = (settings.omega, settings.alpha);
-        if let Some(sa) = &mut self.sampled {
+        if let Some(sa) = &mut self.continuous {
             let greedy = mode == ActMode::Greedy;
             let ch = match policy {
                 PolicyChoice::Prior => sa.choose_prior(greedy),
-                PolicyChoice::Customized => {
-                    sa.choose(&self.residual, &mut self.scratch, &self.res_obs, omega, alpha, greedy, rng)
-                }
+                PolicyChoice::Customized => match &mut self.actor {
+                    Some((actor, scratch)) => sa.choose_sac(actor, scratch, &self.res_obs, greedy, rng),
+                    None => sa.choose_sampled(
+                        &self.residual,
+                        &mut self.scratch,
+                        &self.res_obs,
+                        omega,
+                        alpha,
+                        greedy,
+                        rng,
+                    ),
+                },
             };
             self.q_r.copy_from_slice(&sa.q_r);
             self.set_command_from_unit();

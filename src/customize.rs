@@ -19,10 +19,10 @@ use rand::SeedableRng;
 
 use crate::algo::core::{ResidualLearner, Settings};
 use crate::algo::replay::Transition;
+use crate::algo::residual_sac::ResidualSac;
 use crate::algo::rql_discrete::ResidualSoftQ;
 use crate::algo::rql_sampled::ResidualSampledQ;
-use crate::bundle::ActionSpace;
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, Method};
 use crate::checkpoint::{self, History, Progress};
 use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::evaluate::{evaluate, PolicyEval};
@@ -105,6 +105,21 @@ pub fn settings(bundle: &Bundle) -> Settings {
     }
 }
 
+/// The learner of the bundle's method (its heads zero-initialised: the robot starts on the prior).
+pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner> {
+    let (n_obs, n_act, s) = (bundle.obs.len(), bundle.n_actions(), settings(bundle));
+    match bundle.method {
+        Method::DiscreteQ => Box::new(ResidualSoftQ::new(s, n_obs, n_act, seed)),
+        Method::Sampled => {
+            Box::new(ResidualSampledQ::new(s, n_obs, n_act, bundle.manifest.residual.candidates, seed))
+        }
+        Method::Sac => {
+            let family = bundle.prior.kind.family().expect("validated: a continuous prior");
+            Box::new(ResidualSac::new(s, n_obs, n_act, family, seed))
+        }
+    }
+}
+
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 /// Runs the customization loop on the built-in simulated plant, then the evaluation.
@@ -118,21 +133,11 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
 /// evaluates prior and customized policies in the same `env`.
 pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outcome> {
     let n_obs = bundle.obs.len();
-    let n_act = bundle.n_actions();
-    let mut learner: Box<dyn ResidualLearner> = match bundle.action_space {
-        ActionSpace::Discrete => Box::new(ResidualSoftQ::new(settings(&bundle), n_obs, n_act, opts.seed)),
-        ActionSpace::Continuous { .. } => Box::new(ResidualSampledQ::new(
-            settings(&bundle),
-            n_obs,
-            n_act,
-            bundle.manifest.residual.candidates,
-            opts.seed,
-        )),
-    };
+    let mut learner = make_learner(&bundle, opts.seed);
     let ckpt_path = opts.out_dir.join(CHECKPOINT_FILE);
     let mut progress = Progress::default();
     if ckpt_path.exists() && !opts.fresh {
-        progress = checkpoint::load(&ckpt_path, learner.core_mut(), &bundle.manifest_text)?;
+        progress = checkpoint::load(&ckpt_path, learner.as_mut(), &bundle.manifest_text)?;
         info!("resumed from {} at step {}", ckpt_path.display(), progress.env_steps);
     }
     let resumed_from = progress.env_steps;
@@ -148,6 +153,9 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         None => None,
     };
     let mut ctl = Controller::new(bundle, learner.core().online.clone());
+    if let Some(actor) = learner.actor() {
+        ctl.set_actor(actor.clone());
+    }
 
     // A resumed run draws fresh episodes from a stream keyed by where it resumed.
     env.reseed(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ resumed_from);
@@ -173,6 +181,8 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     let mut cmd = [0.0f32; 1];
     // The continuous action taken, in [−1, 1] units (what the sampled head takes as input).
     let mut action_unit = [0.0f32; 8];
+    // The prior's Gaussian at s (residual SAC keeps it with the transition).
+    let mut params = [0.0f32; 16];
     let started = Instant::now();
     let (mut ep_addon, mut prev_cmd) = (0.0f32, 0.0f32);
     let mut tick = TickRecord::default();
@@ -212,8 +222,9 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             break;
         }
         obs.copy_from_slice(&ctl.res_obs);
-        if let Some(sa) = &ctl.sampled {
+        if let Some(sa) = &ctl.continuous {
             action_unit[..sa.act_dim].copy_from_slice(&sa.action);
+            params[..sa.gauss.len()].copy_from_slice(&sa.gauss);
         }
         let tick_start = Instant::now();
         fill_before(&mut tick, &ctl, env, d, &cmd, frame_at, last_tick_start, started);
@@ -225,7 +236,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             updated |= learner.update().is_some();
         }
         if updated {
-            ctl.residual.copy_from(&learner.core().online);
+            hand_over(learner.as_ref(), &mut ctl);
         }
         let end = env.observe()?;
         frame_at = Instant::now();
@@ -245,13 +256,17 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             Some(ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng))
         };
         next_logp0.copy_from_slice(&ctl.logp0);
-        let (act_dim, cand_width) = (learner.core().replay.act_dim, learner.core().replay.cand_width);
-        let next_candidates = ctl.sampled.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
+        let layout = learner.core().replay.layout();
+        let (act_dim, cand_width, pw) = (layout.act_dim, layout.cand_width, layout.param_width);
+        let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
+        let next_params = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.gauss[..pw]);
         learner.core_mut().replay.push(&Transition {
             obs: &obs,
             action: d.action,
             action_values: &action_unit[..act_dim],
             next_candidates,
+            prior_params: &params[..pw],
+            next_prior_params: next_params,
             reward: r,
             logp0_taken: d.logp0_taken,
             logpi_taken: d.logpi_taken,
@@ -301,12 +316,12 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         }
         bar.set_position(progress.env_steps);
         if checkpoint_every > 0 && progress.env_steps % checkpoint_every == 0 {
-            checkpoint::save(&ckpt_path, learner.core(), &progress, &manifest_text)?;
+            checkpoint::save(&ckpt_path, learner.as_ref(), &progress, &manifest_text)?;
         }
     }
     bar.finish_and_clear();
     let wall_seconds = started.elapsed().as_secs_f64();
-    checkpoint::save(&ckpt_path, learner.core(), &progress, &manifest_text)?;
+    checkpoint::save(&ckpt_path, learner.as_ref(), &progress, &manifest_text)?;
     let record_stats = match recorder {
         Some(r) => Some(r.finish()?),
         None => None,
@@ -318,7 +333,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         );
     }
 
-    ctl.residual.copy_from(&learner.core().online);
+    hand_over(learner.as_ref(), &mut ctl);
     // Evaluate the policy as learned: the budget schedule's end value applies.
     ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
     let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
@@ -338,6 +353,14 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         controller: ctl,
         learner,
     })
+}
+
+/// Copies the learner's acting networks into the controller (no allocation).
+fn hand_over(learner: &dyn ResidualLearner, ctl: &mut Controller) {
+    ctl.residual.copy_from(&learner.core().online);
+    if let (Some(actor), Some((acting, _))) = (learner.actor(), &mut ctl.actor) {
+        acting.copy_from(actor);
+    }
 }
 
 /// Fills the parts of a tick record known before the command is sent.

@@ -13,7 +13,7 @@ pub mod algo;
 pub mod bundle;
 pub mod checkpoint;
 pub mod control;
-pub mod control_sampled;
+pub mod control_continuous;
 pub mod customize;
 pub mod error;
 pub mod evaluate;

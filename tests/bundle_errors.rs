@@ -209,6 +209,31 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "a continuous method on discrete actions",
+            manifest: m(replace("[residual]\n", "[residual]\nmethod = \"sac\"\n")),
+            prior: p.clone(),
+            field: Some("residual.method"),
+            says: "is for continuous actions",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "exploration std on a prior that has its own spread",
+            manifest: m(replace("temperature = 1.0 ", "temperature = 1.0\nexploration_std = 0.3 ")),
+            prior: p.clone(),
+            field: Some("prior.exploration_std"),
+            says: "which draws its own spread",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "deterministic prior without an exploration std",
+            manifest: m(replace("kind = \"discrete_q\"", "kind = \"deterministic\"")
+                .replace("temperature = 1.0 ", "")),
+            prior: p.clone(),
+            field: Some("prior.exploration_std"),
+            says: "missing for kind `deterministic`",
+            file: "manifest.toml",
+        },
+        Case {
             what: "action outside the plant's range",
             manifest: m(replace("values = [-10.0, 10.0]", "values = [-50.0, 10.0]")),
             prior: p,

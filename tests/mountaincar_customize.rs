@@ -1,27 +1,35 @@
 //! End to end with continuous actions: MountainCarContinuous "less left" (add-on `-0.1` whenever
-//! `a < 0`) with the actor-free sampled residual Q over the SAC prior. The customized policy must
-//! push left on at least 35 % fewer steps than the prior while still reaching the goal in ≥ 90 %
-//! of evaluation episodes, within 10 000 environment steps. (The issue asks for half as many
-//! left pushes: measured reductions are 45–58 % across seeds — see the closing note — so this
-//! test states the margin that holds today.)
+//! `a < 0`) over the SAC prior, within 10 000 environment steps, by both continuous methods.
+//!
+//! - Residual SAC (the bundle's method): the customized policy must push left on at most half
+//!   as many steps as the prior (measured −55 % to −68 % over seeds 0–4) while reaching the goal
+//!   in ≥ 90 % of evaluation episodes.
+//! - The actor-free sampled residual Q (`residual.method = "sampled"`): at least 35 % fewer left
+//!   pushes (measured −45 % to −58 %: it does not reach half on every seed), same goal bar.
 
 use std::path::Path;
 
-use resq::customize::{self, Options};
+use resq::customize::{self, Options, Outcome};
 use resq::Bundle;
 
-#[test]
-fn sampled_residual_pushes_left_less_and_still_reaches_the_goal() {
+fn customize(method: &str) -> Outcome {
     let out = tempfile::tempdir().unwrap();
-    let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar")).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar");
+    let b = Bundle::load_with(&dir, &[format!("residual.method={method:?}")]).unwrap();
     assert!(b.prior.is_realtime_safe(), "the SAC actor compiles to resq's kernels");
     let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
     let o = customize::run(b, &opts).unwrap();
+    assert!(!o.diverged);
+    o
+}
+
+/// Left-push fractions (prior, customized), after checking the goal bar.
+fn left_pushes(o: &Outcome, method: &str) -> (f64, f64) {
     let left =
         |e: &resq::evaluate::PolicyEval| e.metrics.iter().find(|(k, _)| k == "left_push_fraction").unwrap().1;
     let (p, c) = (left(&o.prior), left(&o.customized));
     eprintln!(
-        "left pushes: prior {p:.3} customized {c:.3} ({:+.1} %); goal reached: prior {:.2} customized {:.2}; episode length {:.1} -> {:.1}",
+        "{method}: left pushes: prior {p:.3} customized {c:.3} ({:+.1} %); goal reached: prior {:.2} customized {:.2}; episode length {:.1} -> {:.1}",
         100.0 * (c - p) / p,
         o.prior.success_rate,
         o.customized.success_rate,
@@ -29,7 +37,18 @@ fn sampled_residual_pushes_left_less_and_still_reaches_the_goal() {
         o.customized.mean_episode_length
     );
     assert!(p > 0.3, "the prior pushes left often ({p})");
-    assert!(c <= 0.65 * p, "customized {c} vs prior {p}");
     assert!(o.customized.success_rate >= 0.9, "goal reached in only {:.2}", o.customized.success_rate);
-    assert!(!o.diverged);
+    (p, c)
+}
+
+#[test]
+fn residual_sac_halves_left_pushes_and_still_reaches_the_goal() {
+    let (p, c) = left_pushes(&customize("sac"), "sac");
+    assert!(c <= 0.5 * p, "customized {c} vs prior {p}");
+}
+
+#[test]
+fn sampled_residual_pushes_left_less_and_still_reaches_the_goal() {
+    let (p, c) = left_pushes(&customize("sampled"), "sampled");
+    assert!(c <= 0.65 * p, "customized {c} vs prior {p}");
 }

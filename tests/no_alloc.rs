@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use rand::SeedableRng;
-use resq::algo::replay::{Replay, Transition};
+use resq::algo::replay::{Layout, Replay, Transition};
 use resq::control::{ActMode, Controller, PolicyChoice};
 use resq::nn::{Activation, Mlp};
 use resq::sim::{Env, SimEnv};
@@ -37,7 +37,7 @@ fn control_tick_allocates_nothing_after_warm_up() {
     let mut ctl = Controller::new(bundle, residual);
     ctl.kl_budget = 1e-4;
     let mut env = SimEnv::new("cartpole", 500, 1).unwrap();
-    let mut replay = Replay::new(1000, n_obs, n_act, 0, 0);
+    let mut replay = Replay::new(1000, Layout { n_obs, n_actions: n_act, ..Layout::default() });
     let mut vals = vec![0.0; ctl.bundle.vars.len()];
     let mut terms = vec![0.0; ctl.bundle.addon.terms.len()];
     let mut obs = vec![0.0; n_obs];
@@ -59,6 +59,8 @@ fn control_tick_allocates_nothing_after_warm_up() {
             action: d.action,
             action_values: &[],
             next_candidates: &[],
+            prior_params: &[],
+            next_prior_params: &[],
             reward: r,
             logp0_taken: d.logp0_taken,
             logpi_taken: d.logpi_taken,
@@ -87,14 +89,17 @@ fn control_tick_allocates_nothing_after_warm_up() {
     assert!(blended > 0, "the KL-budget blend never ran, so it was not checked");
 }
 
-#[test]
-fn continuous_control_tick_allocates_nothing_after_warm_up() {
-    // The sampled actor: prior → K candidates → K residual evaluations → weighted choice.
-    let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar")).unwrap();
+/// Continuous ticks of `method` over the MountainCar SAC prior, with random (non-zero) heads.
+fn continuous_ticks_allocate_nothing(method: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar");
+    let bundle = Bundle::load_with(&dir, &[format!("residual.method={method:?}")]).unwrap();
     assert!(bundle.prior.is_realtime_safe());
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
     let residual = Mlp::new(&[3, 64, 64, 1], Activation::Relu, false, &mut rng);
     let mut ctl = Controller::new(bundle, residual);
+    if method == "sac" {
+        ctl.set_actor(Mlp::new(&[2, 64, 64, 2], Activation::Relu, false, &mut rng));
+    }
     let mut supervisor = ctl.bundle.supervisor();
     let mut env = SimEnv::new("mountaincar", 999, 2).unwrap();
     let mut sent = [0.0f32];
@@ -114,5 +119,17 @@ fn continuous_control_tick_allocates_nothing_after_warm_up() {
             tick(&mut ctl, &mut env, if i % 2 == 0 { ActMode::Sample } else { ActMode::Greedy });
         }
     });
-    assert_eq!(n, 0, "the continuous control path allocated {n} times in 2000 ticks");
+    assert_eq!(n, 0, "the {method} control path allocated {n} times in 2000 ticks");
+}
+
+/// The sampled actor: prior → K candidates → K residual evaluations → weighted choice.
+#[test]
+fn sampled_control_tick_allocates_nothing_after_warm_up() {
+    continuous_ticks_allocate_nothing("sampled");
+}
+
+/// Residual SAC: prior → actor offsets → one draw.
+#[test]
+fn sac_control_tick_allocates_nothing_after_warm_up() {
+    continuous_ticks_allocate_nothing("sac");
 }

@@ -1,27 +1,91 @@
 //! End to end with continuous actions: Pendulum "save energy" (add-on `-0.05·torque²`, stated in
-//! models/pendulum/manifest.toml) over the SAC prior. The customized policy must spend at least
-//! 5 % less mean squared torque than the prior (measured: 12 %) while its time upright
-//! (cos θ > 0.9) stays within 10 % of the prior's, within 10 000 environment steps.
+//! models/pendulum/manifest.toml) over the SAC prior, within 10 000 environment steps, by both
+//! continuous methods. Time upright (cos θ > 0.9) must stay within 10 % of the prior's, and the
+//! mean squared torque must fall by
+//! - ≥ 10 % with residual SAC, the bundle's method (measured −13 % to −32 % over seeds 0–4);
+//! - ≥ 5 % with the sampled residual Q (measured −8 % to −20 %);
+//! - ≥ 20 % with residual SAC over models/pendulum-bc, a deterministic behaviour-cloned prior
+//!   explored with a stated std (measured −51 % on seed 0).
 
 use std::path::Path;
 
 use resq::customize::{self, Options};
 use resq::Bundle;
 
-#[test]
-fn sampled_residual_saves_torque_and_keeps_the_pendulum_up() {
+/// (prior, customized) mean torque² after checking the upright bar.
+fn torque_sq(bundle: &str, method: &str) -> (f64, f64) {
     let out = tempfile::tempdir().unwrap();
-    let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum")).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle);
+    let b = Bundle::load_with(&dir, &[format!("residual.method={method:?}")]).unwrap();
     let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
     let o = customize::run(b, &opts).unwrap();
+    assert!(!o.diverged);
     let m = |e: &resq::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
     let (tp, tc) = (m(&o.prior, "mean_torque_sq"), m(&o.customized, "mean_torque_sq"));
     let (up, uc) = (m(&o.prior, "upright_fraction"), m(&o.customized, "upright_fraction"));
     eprintln!(
-        "torque²: prior {tp:.4} customized {tc:.4} ({:+.1} %); upright: prior {up:.3} customized {uc:.3}",
+        "{bundle} {method}: torque²: prior {tp:.4} customized {tc:.4} ({:+.1} %); upright: prior {up:.3} customized {uc:.3}",
         100.0 * (tc - tp) / tp
     );
-    assert!(tc <= 0.95 * tp, "customized torque² {tc} vs prior {tp}");
     assert!(uc >= 0.9 * up, "upright {uc} vs prior {up}");
-    assert!(!o.diverged);
+    (tp, tc)
+}
+
+#[test]
+fn residual_sac_saves_torque_and_keeps_the_pendulum_up() {
+    let (tp, tc) = torque_sq("models/pendulum", "sac");
+    assert!(tc <= 0.9 * tp, "customized torque² {tc} vs prior {tp}");
+}
+
+#[test]
+fn sampled_residual_saves_torque_and_keeps_the_pendulum_up() {
+    let (tp, tc) = torque_sq("models/pendulum", "sampled");
+    assert!(tc <= 0.95 * tp, "customized torque² {tc} vs prior {tp}");
+}
+
+#[test]
+fn residual_sac_customizes_a_deterministic_behaviour_cloned_prior() {
+    let (tp, tc) = torque_sq("models/pendulum-bc", "sac");
+    assert!(tc <= 0.8 * tp, "customized torque² {tc} vs prior {tp}");
+}
+
+/// A residual SAC checkpoint holds every network (both critics and their targets, the actor),
+/// their Adam state and the replay ring with the prior's Gaussians: a fresh learner restored from
+/// it equals the one that wrote it.
+#[test]
+fn residual_sac_checkpoint_restores_every_network_and_the_replay() {
+    use resq::algo::core::ResidualLearner;
+    use resq::checkpoint;
+    let out = tempfile::tempdir().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum");
+    let b = Bundle::load(&dir).unwrap();
+    let text = b.manifest_text.clone();
+    let opts = Options { fresh: true, eval_episodes: Some(1), ..Options::new(1_500, 0, out.path()) };
+    let o = customize::run(b, &opts).unwrap();
+    let mut restored = customize::make_learner(&Bundle::load(&dir).unwrap(), 99);
+    let path = out.path().join(customize::CHECKPOINT_FILE);
+    let progress = checkpoint::load(&path, restored.as_mut(), &text).unwrap();
+    assert_eq!(progress.env_steps, 1_500);
+    let (saved, back) = (o.learner.extra_nets(), restored.extra_nets());
+    assert_eq!(saved.len(), 3);
+    for (s, r) in saved.iter().zip(&back) {
+        assert_eq!(s.name, r.name);
+        assert_eq!(s.net, r.net, "{}", s.name);
+        assert_eq!(
+            s.adam.map(|a| (a.t, a.m.w.clone(), a.v.b.clone())),
+            r.adam.map(|a| (a.t, a.m.w.clone(), a.v.b.clone()))
+        );
+    }
+    let (c, rc) = (o.learner.core(), restored.core());
+    assert!(
+        c.updates > 0 && c.online != customize::make_learner(&Bundle::load(&dir).unwrap(), 0).core().online
+    );
+    assert_eq!((&c.online, &c.target, c.adam.t, c.updates), (&rc.online, &rc.target, rc.adam.t, rc.updates));
+    let (r, rr) = (&c.replay, &rc.replay);
+    assert_eq!(r.written, rr.written);
+    assert_eq!(
+        (&r.action_values, &r.prior_params, &r.next_prior_params),
+        (&rr.action_values, &rr.prior_params, &rr.next_prior_params)
+    );
+    assert_eq!((&r.obs, &r.reward, &r.logpi_taken), (&rr.obs, &rr.reward, &rr.logpi_taken));
 }

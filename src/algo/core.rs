@@ -130,14 +130,14 @@ impl LearnerCore {
             self.diverged = true;
             return None;
         }
-        self.online.backward(trace, d_out, &mut self.grads);
-        if self.settings.grad_clip > 0.0 {
-            let norm = self.grads.norm();
-            if norm > self.settings.grad_clip {
-                self.grads.scale(self.settings.grad_clip / norm);
-            }
-        }
-        self.adam.step(&mut self.online, &self.grads);
+        gradient_step(
+            &mut self.online,
+            &mut self.adam,
+            &mut self.grads,
+            trace,
+            d_out,
+            self.settings.grad_clip,
+        );
         self.target.soft_update(&self.online, self.settings.target_tau);
         self.updates += 1;
         if !self.online.is_finite() {
@@ -148,11 +148,57 @@ impl LearnerCore {
     }
 }
 
-/// A residual Q learner, whatever its action space.
+/// Backpropagates `d_out` through `net` (its forward `trace`), clips the gradient's global norm
+/// to `clip` (0 = off) and takes one Adam step.
+pub fn gradient_step(
+    net: &mut Mlp,
+    adam: &mut Adam,
+    grads: &mut Grads,
+    trace: &Trace,
+    d_out: &Array2<f32>,
+    clip: f32,
+) {
+    net.backward(trace, d_out, grads);
+    if clip > 0.0 {
+        let norm = grads.norm();
+        if norm > clip {
+            grads.scale(clip / norm);
+        }
+    }
+    adam.step(net, grads);
+}
+
+/// A network a learner keeps beyond its core's, saved and restored by name in checkpoints with
+/// its optimiser when it is trained.
+pub struct NamedNet<'a> {
+    pub name: &'static str,
+    pub net: &'a Mlp,
+    pub adam: Option<&'a Adam>,
+}
+
+/// [`NamedNet`], mutable (for restoring a checkpoint).
+pub struct NamedNetMut<'a> {
+    pub name: &'static str,
+    pub net: &'a mut Mlp,
+    pub adam: Option<&'a mut Adam>,
+}
+
+/// A residual learner, whatever its action space.
 pub trait ResidualLearner {
     fn core(&self) -> &LearnerCore;
     fn core_mut(&mut self) -> &mut LearnerCore;
-    /// One gradient step on a uniformly sampled minibatch; the mean loss, or `None` when not
-    /// ready or diverged.
+    /// One gradient step on a uniformly sampled minibatch; the mean (critic) loss, or `None`
+    /// when not ready or diverged.
     fn update(&mut self) -> Option<f32>;
+    /// The actor that acts, for methods that have one (residual SAC).
+    fn actor(&self) -> Option<&Mlp> {
+        None
+    }
+    /// Networks beyond the core's (checkpointed by name).
+    fn extra_nets(&self) -> Vec<NamedNet<'_>> {
+        Vec::new()
+    }
+    fn extra_nets_mut(&mut self) -> Vec<NamedNetMut<'_>> {
+        Vec::new()
+    }
 }

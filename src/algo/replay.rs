@@ -4,7 +4,9 @@
 //! Each entry keeps what the residual targets need without re-running the prior: the taken
 //! action's `log π0(a|s)` and `log π̂(a|s)` (the behaviour policy's), and at `s'` — computed
 //! anyway when the robot acted there — `log π0(·|s')` for every discrete action, or, for
-//! continuous actions, the K candidates drawn from π0(·|s') with their `log π0`.
+//! continuous actions, the K candidates drawn from π0(·|s') with their `log π0`, and (residual SAC)
+//! the prior's Gaussian `[mean, log_std]` at `s` and `s'`, from which `log π0(a|s)` of any action
+//! follows in closed form.
 
 /// One transition `(s, a, r_R, s')`: a plain record, whatever produced it (this robot, a rig, a
 /// fleet peer).
@@ -27,10 +29,27 @@ pub struct Transition<'a> {
     /// Continuous: the K candidates `c_k ~ π0(·|s')`, row-major `[K, act_dim]` (empty for
     /// discrete actions).
     pub next_candidates: &'a [f32],
+    /// Residual SAC: the prior's `[mean, log_std]` at `s` and at `s'` (empty otherwise).
+    pub prior_params: &'a [f32],
+    pub next_prior_params: &'a [f32],
     /// `s'` is a true terminal state: no bootstrap.
     pub terminal: bool,
     /// The episode ended at `s'` by a time limit (bootstrap, but the next entry is a new episode).
     pub truncated: bool,
+}
+
+/// The widths of a replay entry's fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub n_obs: usize,
+    /// Width of `next_logp0`: the number of discrete actions, or of candidates.
+    pub n_actions: usize,
+    /// Continuous action dimension (0 for discrete).
+    pub act_dim: usize,
+    /// `K · act_dim` (0 for discrete).
+    pub cand_width: usize,
+    /// Width of the prior's parameters `[mean, log_std]` (residual SAC; 0 otherwise).
+    pub param_width: usize,
 }
 
 /// Structure-of-arrays ring buffer.
@@ -44,12 +63,16 @@ pub struct Replay {
     pub act_dim: usize,
     /// `K · act_dim` (0 for discrete).
     pub cand_width: usize,
+    /// Width of `prior_params` (0 unless residual SAC).
+    pub param_width: usize,
     /// Entries written so far (monotone; the entry for step `k` sits at `k % capacity`).
     pub written: u64,
     pub obs: Vec<f32>,
     pub next_obs: Vec<f32>,
     pub next_logp0: Vec<f32>,
     pub next_candidates: Vec<f32>,
+    pub prior_params: Vec<f32>,
+    pub next_prior_params: Vec<f32>,
     pub action: Vec<u32>,
     pub action_values: Vec<f32>,
     pub reward: Vec<f32>,
@@ -61,13 +84,17 @@ pub struct Replay {
 }
 
 impl Replay {
-    pub fn new(capacity: usize, n_obs: usize, n_actions: usize, act_dim: usize, cand_width: usize) -> Self {
+    pub fn new(capacity: usize, layout: Layout) -> Self {
+        let Layout { n_obs, n_actions, act_dim, cand_width, param_width } = layout;
         Replay {
             capacity,
             n_obs,
             n_actions,
             act_dim,
             cand_width,
+            param_width,
+            prior_params: vec![0.0; capacity * param_width],
+            next_prior_params: vec![0.0; capacity * param_width],
             next_candidates: vec![0.0; capacity * cand_width],
             action_values: vec![0.0; capacity * act_dim],
             written: 0,
@@ -102,6 +129,9 @@ impl Replay {
         let (ad, cw) = (self.act_dim, self.cand_width);
         self.action_values[i * ad..(i + 1) * ad].copy_from_slice(t.action_values);
         self.next_candidates[i * cw..(i + 1) * cw].copy_from_slice(t.next_candidates);
+        let pw = self.param_width;
+        self.prior_params[i * pw..(i + 1) * pw].copy_from_slice(t.prior_params);
+        self.next_prior_params[i * pw..(i + 1) * pw].copy_from_slice(t.next_prior_params);
         self.action[i] = t.action as u32;
         self.reward[i] = t.reward;
         self.logp0_taken[i] = t.logp0_taken;
@@ -135,6 +165,25 @@ impl Replay {
 
     pub fn action_values_at(&self, slot: usize) -> &[f32] {
         &self.action_values[slot * self.act_dim..(slot + 1) * self.act_dim]
+    }
+
+    pub fn prior_params_at(&self, slot: usize) -> &[f32] {
+        &self.prior_params[slot * self.param_width..(slot + 1) * self.param_width]
+    }
+
+    pub fn next_prior_params_at(&self, slot: usize) -> &[f32] {
+        &self.next_prior_params[slot * self.param_width..(slot + 1) * self.param_width]
+    }
+
+    /// The widths this ring was made with.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            n_obs: self.n_obs,
+            n_actions: self.n_actions,
+            act_dim: self.act_dim,
+            cand_width: self.cand_width,
+            param_width: self.param_width,
+        }
     }
 
     pub fn next_candidates_at(&self, slot: usize) -> &[f32] {

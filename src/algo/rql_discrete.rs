@@ -25,7 +25,7 @@ use num_traits::Float;
 
 pub use super::core::Settings;
 use super::core::{LearnerCore, ResidualLearner};
-use super::replay::Replay;
+use super::replay::{Layout, Replay};
 
 /// `α̂·logsumexp((Q_R + ω'·log π0)/α̂)`: the residual soft value of a state.
 pub fn soft_value<F: Float>(q_r: &[F], logp0: &[F], omega: F, alpha: F) -> F {
@@ -67,7 +67,7 @@ impl ResidualSoftQ {
     /// so `Q_R ≡ 0` and π̂ is the tempered prior (exactly π0 when ω' = α̂).
     pub fn new(settings: Settings, n_obs: usize, n_actions: usize, seed: u64) -> Self {
         let b = settings.batch;
-        let replay = Replay::new(settings.replay_capacity, n_obs, n_actions, 0, 0);
+        let replay = Replay::new(settings.replay_capacity, Layout { n_obs, n_actions, ..Layout::default() });
         ResidualSoftQ {
             core: LearnerCore::new(settings, n_obs, n_actions, replay, seed),
             x: Array2::zeros((b, n_obs)),

@@ -20,7 +20,7 @@
 use ndarray::Array2;
 
 use super::core::{LearnerCore, ResidualLearner, Settings};
-use super::replay::Replay;
+use super::replay::{Layout, Replay};
 
 /// `ℓ_k = (Q_R + ω'·log π0)/α̂ − log π0` for each candidate, into `out`.
 pub fn candidate_logits(q_r: &[f32], logp0: &[f32], omega: f32, alpha: f32, out: &mut [f32]) {
@@ -58,7 +58,10 @@ pub struct ResidualSampledQ {
 impl ResidualSampledQ {
     pub fn new(settings: Settings, n_obs: usize, act_dim: usize, k: usize, seed: u64) -> Self {
         let b = settings.batch;
-        let replay = Replay::new(settings.replay_capacity, n_obs, k, act_dim, k * act_dim);
+        let replay = Replay::new(
+            settings.replay_capacity,
+            Layout { n_obs, n_actions: k, act_dim, cand_width: k * act_dim, param_width: 0 },
+        );
         ResidualSampledQ {
             core: LearnerCore::new(settings, n_obs + act_dim, 1, replay, seed),
             k,

@@ -49,6 +49,9 @@ pub struct PriorSection {
     pub kind: String,
     /// The prior's own temperature, for `discrete_q`.
     pub temperature: Option<f32>,
+    /// For `deterministic`: the std of the Gaussian resq explores with around the prior's
+    /// action, in command units.
+    pub exploration_std: Option<f32>,
 }
 
 fn default_prior_file() -> String {
@@ -138,9 +141,17 @@ pub struct ResidualSection {
     /// `relu`, `tanh`, `sigmoid` or `identity`.
     #[serde(default = "default_activation")]
     pub activation: String,
-    /// Continuous actions: K, the candidates drawn from π0 at each state.
+    /// Continuous actions: K, the candidates drawn from π0 at each state (method `sampled`).
     #[serde(default = "default_candidates")]
     pub candidates: usize,
+    /// Continuous actions: `sampled` (actor-free residual Q over K prior candidates) or `sac`
+    /// (residual SAC: an actor on top of the prior and twin residual critics).
+    #[serde(default = "default_method")]
+    pub method: String,
+}
+
+fn default_method() -> String {
+    "sampled".into()
 }
 
 fn default_candidates() -> usize {

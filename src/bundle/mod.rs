@@ -82,6 +82,19 @@ pub struct Bundle {
     pub metrics: Vec<Metric>,
     pub hidden_activation: Activation,
     pub safety: SafetyLimits,
+    /// How the residual is learned and acts.
+    pub method: Method,
+}
+
+/// The residual method (DESIGN.md §1), from the action space and `residual.method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Discrete actions: residual soft Q-learning over every action.
+    DiscreteQ,
+    /// Continuous, actor-free: residual Q over K candidates drawn from π0.
+    Sampled,
+    /// Continuous: residual SAC (an actor on top of π0, twin residual critics).
+    Sac,
 }
 
 /// The kind of action the robot takes.
@@ -544,11 +557,26 @@ impl Bundle {
             }
             ("discrete_logits", None) => PriorKind::DiscreteLogits,
             ("squashed_gaussian", None) => PriorKind::SquashedGaussian,
-            ("discrete_logits", Some(_)) => {
+            ("gaussian", None) => PriorKind::Gaussian,
+            ("deterministic", None) => match m.prior.exploration_std {
+                Some(std) => {
+                    positive(f, "prior.exploration_std", std, "the exploration std around the prior's action")?;
+                    PriorKind::Deterministic { std }
+                }
+                None => {
+                    return Err(BundleError::field(
+                        f,
+                        "prior.exploration_std",
+                        "missing for kind `deterministic`",
+                        "state the std (command units) resq explores with around the prior's action, e.g. exploration_std = 0.3",
+                    ))
+                }
+            },
+            (kind @ ("discrete_logits" | "squashed_gaussian" | "gaussian" | "deterministic"), Some(_)) => {
                 return Err(BundleError::field(
                     f,
                     "prior.temperature",
-                    "set for kind `discrete_logits`, which has none",
+                    format!("set for kind `{kind}`, which has none"),
                     "remove `temperature`, or use kind = \"discrete_q\"",
                 ))
             }
@@ -557,11 +585,19 @@ impl Bundle {
                     f,
                     "prior.kind",
                     format!("unknown prior kind `{other}`"),
-                    "use `discrete_q` (soft Q-values), `discrete_logits` or `squashed_gaussian` (a SAC actor's mean and log-std)",
+                    "use `discrete_q` (soft Q-values), `discrete_logits`, `squashed_gaussian` (a SAC actor's mean and log-std), `gaussian` (mean and log-std, clipped) or `deterministic` (an action, plus exploration_std)",
                 ))
             }
         };
-        let continuous_prior = matches!(kind, PriorKind::SquashedGaussian);
+        if m.prior.exploration_std.is_some() && !matches!(kind, PriorKind::Deterministic { .. }) {
+            return Err(BundleError::field(
+                f,
+                "prior.exploration_std",
+                format!("set for kind `{}`, which draws its own spread", kind.name()),
+                "remove `exploration_std`, or use kind = \"deterministic\"",
+            ));
+        }
+        let continuous_prior = kind.family().is_some();
         if continuous_prior != matches!(action_space, ActionSpace::Continuous { .. }) {
             return Err(BundleError::field(
                 f,
@@ -571,9 +607,32 @@ impl Bundle {
                     kind.name(),
                     if continuous_prior { "discrete" } else { "continuous" }
                 ),
-                "discrete priors take [action] values = [...]; squashed_gaussian takes [action] low/high",
+                "discrete priors take [action] values = [...]; continuous kinds take [action] low/high",
             ));
         }
+        let method = match (m.residual.method.as_str(), continuous_prior) {
+            (_, false) if m.residual.method == "sampled" => Method::DiscreteQ,
+            ("sampled", true) => Method::Sampled,
+            ("sac", true) => Method::Sac,
+            (other, false) => {
+                return Err(BundleError::field(
+                    f,
+                    "residual.method",
+                    format!(
+                        "`{other}` is for continuous actions; discrete actions learn Q_R over every action"
+                    ),
+                    "remove `method` for a discrete bundle",
+                ))
+            }
+            (other, true) => {
+                return Err(BundleError::field(
+                    f,
+                    "residual.method",
+                    format!("unknown method `{other}`"),
+                    "use `sampled` (actor-free, K candidates from the prior) or `sac` (residual SAC)",
+                ))
+            }
+        };
         let prior = Prior::load(&dir.join(&m.prior.file), kind, obs.len(), n_actions)?;
 
         Ok(Bundle {
@@ -592,6 +651,7 @@ impl Bundle {
             metrics,
             hidden_activation,
             safety,
+            method,
         })
     }
 

@@ -11,6 +11,11 @@
 //! - `discrete_logits`: `log π0 = log_softmax(logits)`.
 
 pub mod dense;
+pub mod gaussian;
+
+pub use gaussian::{
+    gaussian_log_prob, squashed_gaussian_log_prob, Family, LOG_STD_MAX, LOG_STD_MIN, SQUASH_EPS,
+};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,13 +38,19 @@ pub enum PriorKind {
     /// A tanh-squashed Gaussian (SAC actor): outputs `mean` and `log_std` of `u`, `a = tanh(u)`
     /// in [−1, 1] (scaled to the command range by the bundle).
     SquashedGaussian,
+    /// A plain Gaussian (e.g. PPO): outputs `mean` and `log_std` in command units; the sample
+    /// is clipped to the command range.
+    Gaussian,
+    /// A deterministic policy (behaviour cloning): outputs the action in command units; resq
+    /// explores around it with a Gaussian of the stated std (command units), clipped.
+    Deterministic { std: f32 },
 }
 
 impl PriorKind {
     /// Numbers the network outputs per observation.
     pub fn raw_width(self, n_actions: usize) -> usize {
         match self {
-            PriorKind::SquashedGaussian => 2 * n_actions,
+            PriorKind::SquashedGaussian | PriorKind::Gaussian => 2 * n_actions,
             _ => n_actions,
         }
     }
@@ -49,35 +60,19 @@ impl PriorKind {
             PriorKind::DiscreteQ { .. } => "discrete_q",
             PriorKind::DiscreteLogits => "discrete_logits",
             PriorKind::SquashedGaussian => "squashed_gaussian",
+            PriorKind::Gaussian => "gaussian",
+            PriorKind::Deterministic { .. } => "deterministic",
         }
     }
-}
 
-/// Log-std clamp of squashed-Gaussian priors (DESIGN.md §1).
-pub const LOG_STD_MIN: f32 = -20.0;
-pub const LOG_STD_MAX: f32 = 2.0;
-/// Actions are clamped to ±(1 − SQUASH_EPS) before `atanh`.
-pub const SQUASH_EPS: f32 = 1e-6;
-
-/// `log π0(a|s)` of a tanh-squashed Gaussian, for an action `a` in [−1, 1] units:
-///
-/// ```text
-/// a_c = clamp(a, −(1−ε), 1−ε)     u = atanh(a_c)     ls = clamp(log_std, −20, 2)
-/// log π0 = Σ_j [ −(u_j − mean_j)² / (2·exp(ls_j)²) − ls_j − ½·ln(2π) ] − Σ_j ln(1 − a_c,j² + 1e-6)
-/// ```
-pub fn squashed_gaussian_log_prob(mean: &[f32], log_std: &[f32], a: &[f32]) -> f32 {
-    // In f64: near |a| = 1 the atanh and the squash correction are ill-conditioned in f32.
-    let eps = SQUASH_EPS as f64;
-    let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    let mut lp = 0.0f64;
-    for j in 0..a.len() {
-        let ac = (a[j] as f64).clamp(-(1.0 - eps), 1.0 - eps);
-        let u = ac.atanh();
-        let ls = (log_std[j] as f64).clamp(LOG_STD_MIN as f64, LOG_STD_MAX as f64);
-        let z = (u - mean[j] as f64) / ls.exp();
-        lp += -0.5 * z * z - ls - half_ln_2pi - (1.0 - ac * ac + 1e-6).ln();
+    /// The Gaussian family of a continuous kind (`None` for discrete kinds).
+    pub fn family(self) -> Option<Family> {
+        match self {
+            PriorKind::SquashedGaussian => Some(Family::Squashed),
+            PriorKind::Gaussian | PriorKind::Deterministic { .. } => Some(Family::Clipped),
+            _ => None,
+        }
     }
-    lp as f32
 }
 
 /// Largest disagreement allowed between resq's kernels and tract, relative to `1 + |tract|`.
@@ -201,14 +196,16 @@ impl Prior {
         // Outputs: one [batch, n_raw] tensor, or (Gaussian kinds) `mean` and `log_std`, each
         // [batch, n_actions]; resq reads them side by side.
         let widths: &[usize] = match kind {
-            PriorKind::SquashedGaussian if graph.output.len() == 2 => &[n_actions, n_actions],
+            PriorKind::SquashedGaussian | PriorKind::Gaussian if graph.output.len() == 2 => {
+                &[n_actions, n_actions]
+            }
             _ => &[kind.raw_width(n_actions)],
         };
         if graph.output.len() != widths.len() {
             return Err(err(
                 format!("the model has {} outputs; a {} prior has {}", graph.output.len(), kind.name(), widths.len()),
                 match kind {
-                    PriorKind::SquashedGaussian => "export the actor with outputs `mean` and `log_std` ([batch, n_actions] each), or one [batch, 2·n_actions] output",
+                    PriorKind::SquashedGaussian | PriorKind::Gaussian => "export the actor with outputs `mean` and `log_std` ([batch, n_actions] each), or one [batch, 2·n_actions] output",
                     _ => "export the policy with a single [batch, n_actions] output",
                 },
             ));
@@ -359,7 +356,7 @@ impl Prior {
         let inv_t = match self.kind {
             PriorKind::DiscreteQ { temperature } => 1.0 / temperature,
             PriorKind::DiscreteLogits => 1.0,
-            PriorKind::SquashedGaussian => anyhow::bail!("log_probs is for discrete priors"),
+            _ => anyhow::bail!("log_probs is for discrete priors"),
         };
         out.iter_mut().for_each(|v| *v *= inv_t);
         log_softmax_in_place(out);

@@ -1,0 +1,248 @@
+//! Acting with a continuous prior (DESIGN.md §1). Allocation-free after construction.
+//!
+//! At each state the prior gives a diagonal Gaussian `(mean, log_std)` over the pre-action `u`,
+//! in [−1, 1] units of the action variable (a `gaussian` or `deterministic` prior's command units
+//! are converted; see [`crate::prior::gaussian`]). From it the robot draws K candidates
+//! `a_k = family(mean + σ·ε_k)` with their `log π0(a_k|s)`; they are stored with the transition.
+//!
+//! **Sampled residual Q** ([`ContinuousActor::choose_sampled`]):
+//! ```text
+//! ℓ_k = (Q_R(s,a_k) + ω'·log π0(a_k|s))/α̂ − log π0(a_k|s)
+//! sample: k ~ softmax(ℓ)         log π̂(a_k|s) = (Q_R + ω'·log π0)(a_k)/α̂ − (logsumexp ℓ − log K)
+//! greedy: the π̂-weighted mean of the candidates, Σ_k softmax(ℓ)_k·a_k
+//! ```
+//!
+//! **Residual SAC** ([`ContinuousActor::choose_sac`]): the actor outputs offsets to the prior's
+//! Gaussian, `π_θ(·|s) = family(N(mean0 + Δμ_θ(s), exp(clamp(log_std0 + Δσ_θ(s)))))`; its last
+//! layer starts at zero, so the robot starts exactly on the prior. Sample: `u = μ + σ·ε`;
+//! greedy: `u = μ`.
+
+use rand::Rng;
+
+use crate::algo::rql_sampled::candidate_logits;
+use crate::nn::{Mlp, Scratch};
+use crate::prior::gaussian::normal;
+use crate::prior::{Family, PriorKind, LOG_STD_MAX, LOG_STD_MIN};
+
+/// Buffers and state of continuous acting.
+pub struct ContinuousActor {
+    pub k: usize,
+    pub act_dim: usize,
+    pub family: Family,
+    /// The prior's raw output (its own units).
+    pub raw: Vec<f32>,
+    /// `[mean, log_std]` of the prior at the current state, [−1, 1] units.
+    pub gauss: Vec<f32>,
+    /// Candidates `[K, act_dim]`, action-variable units.
+    pub candidates: Vec<f32>,
+    /// `log π0(a_k|s)`.
+    pub logp0: Vec<f32>,
+    pub q_r: Vec<f32>,
+    pub logits: Vec<f32>,
+    /// The prior's most likely action `family(mean)` and its `log π0`.
+    pub mean_action: Vec<f32>,
+    pub mean_logp0: f32,
+    /// The action chosen at the last step (action-variable units).
+    pub action: Vec<f32>,
+    /// Command units → [−1, 1]: `(x − mid) / half` (identity for squashed priors).
+    mid: f32,
+    half: f32,
+    /// A deterministic prior's exploration log-std, command units.
+    fixed_log_std: Option<f32>,
+    input: Vec<f32>,
+    /// Residual SAC: the actor's `[mean, log_std]` at the current state.
+    pub policy: Vec<f32>,
+}
+
+/// `Q_R(s, a)`: the residual on `[obs, a]`, assembled in `input`.
+fn q_value(residual: &Mlp, scratch: &mut Scratch, input: &mut [f32], obs: &[f32], a: &[f32]) -> f32 {
+    let n = obs.len();
+    input[..n].copy_from_slice(obs);
+    input[n..].copy_from_slice(a);
+    residual.forward1(input, scratch)[0]
+}
+
+/// What the actor chose.
+pub struct Choice {
+    pub index: usize,
+    pub logp0: f32,
+    pub logpi: f32,
+    pub fallback: bool,
+}
+
+impl ContinuousActor {
+    /// For a continuous prior `kind` with command range `[low, high]`; at most 8 action
+    /// dimensions (bundles are validated for it).
+    pub fn new(kind: PriorKind, k: usize, act_dim: usize, n_obs: usize, low: f32, high: f32) -> Self {
+        assert!((1..=8).contains(&act_dim) && k >= 1, "1..=8 action dimensions and at least one candidate");
+        let family = kind.family().expect("a continuous prior kind");
+        let (mid, half) = match family {
+            Family::Squashed => (0.0, 1.0),
+            Family::Clipped => (0.5 * (low + high), 0.5 * (high - low)),
+        };
+        let fixed_log_std = match kind {
+            PriorKind::Deterministic { std } => Some(std.ln()),
+            _ => None,
+        };
+        ContinuousActor {
+            k,
+            act_dim,
+            family,
+            raw: vec![0.0; kind.raw_width(act_dim)],
+            gauss: vec![0.0; 2 * act_dim],
+            candidates: vec![0.0; k * act_dim],
+            logp0: vec![0.0; k],
+            q_r: vec![0.0; k],
+            logits: vec![0.0; k],
+            mean_action: vec![0.0; act_dim],
+            mean_logp0: 0.0,
+            action: vec![0.0; act_dim],
+            mid,
+            half,
+            fixed_log_std,
+            input: vec![0.0; n_obs + act_dim],
+            policy: vec![0.0; 2 * act_dim],
+        }
+    }
+
+    /// Sets `gauss` from the prior's raw output in `raw` (or, with `ok == false`, a standard
+    /// Gaussian around 0: the supervisor bounds the command).
+    pub fn set_params(&mut self, ok: bool) {
+        let ad = self.act_dim;
+        if !ok {
+            self.gauss.iter_mut().for_each(|v| *v = 0.0);
+            return;
+        }
+        let ln_half = self.half.ln();
+        for j in 0..ad {
+            self.gauss[j] = (self.raw[j] - self.mid) / self.half;
+            let ls = self.fixed_log_std.unwrap_or_else(|| self.raw[ad + j]);
+            self.gauss[ad + j] = ls - ln_half;
+        }
+    }
+
+    /// Draws the K candidates from the prior's `[mean, log_std]` (already in `self.gauss`).
+    pub fn draw(&mut self, rng: &mut impl Rng) {
+        let (ad, fam) = (self.act_dim, self.family);
+        let (mean, log_std) = self.gauss.split_at(ad);
+        for j in 0..ad {
+            self.mean_action[j] = fam.action(mean[j]);
+        }
+        self.mean_logp0 = fam.log_prob(mean, log_std, &self.mean_action);
+        for c in 0..self.k {
+            let a = &mut self.candidates[c * ad..(c + 1) * ad];
+            for j in 0..ad {
+                let std = log_std[j].clamp(LOG_STD_MIN, LOG_STD_MAX).exp();
+                a[j] = fam.action(mean[j] + std * normal(rng));
+            }
+            self.logp0[c] = fam.log_prob(mean, log_std, a);
+        }
+    }
+
+    /// The command in [−1, 1] units for the chosen action, dimension `j`.
+    pub fn command(&self, j: usize) -> f32 {
+        self.family.command(self.action[j])
+    }
+
+    /// The prior alone: its mean action (greedy) or candidate 0 (a sample of π0).
+    pub fn choose_prior(&mut self, greedy: bool) -> Choice {
+        if greedy {
+            self.action.copy_from_slice(&self.mean_action);
+            Choice { index: 0, logp0: self.mean_logp0, logpi: self.mean_logp0, fallback: false }
+        } else {
+            self.action.copy_from_slice(&self.candidates[..self.act_dim]);
+            Choice { index: 0, logp0: self.logp0[0], logpi: self.logp0[0], fallback: false }
+        }
+    }
+
+    /// The customized policy π̂ of the sampled residual Q, over the candidates.
+    #[allow(clippy::too_many_arguments)]
+    pub fn choose_sampled(
+        &mut self,
+        residual: &Mlp,
+        scratch: &mut Scratch,
+        obs: &[f32],
+        omega: f32,
+        alpha: f32,
+        greedy: bool,
+        rng: &mut impl Rng,
+    ) -> Choice {
+        let ad = self.act_dim;
+        for c in 0..self.k {
+            self.q_r[c] =
+                q_value(residual, scratch, &mut self.input, obs, &self.candidates[c * ad..(c + 1) * ad]);
+        }
+        if self.q_r.iter().any(|v| !v.is_finite()) {
+            let mut ch = self.choose_prior(greedy);
+            ch.fallback = true;
+            return ch;
+        }
+        candidate_logits(&self.q_r, &self.logp0, omega, alpha, &mut self.logits);
+        let m = self.logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let total: f32 = self.logits.iter().map(|l| (l - m).exp()).sum();
+        let log_z = m + total.ln() - (self.k as f32).ln();
+        let logpi = |q: f32, l0: f32| (q + omega * l0) / alpha - log_z;
+        if greedy {
+            // The π̂-weighted mean of the candidates: a low-noise point estimate of π̂'s action
+            // (the best single candidate would carry the candidates' sampling noise).
+            let mut point = [0.0f32; 8];
+            for c in 0..self.k {
+                let w = (self.logits[c] - m).exp() / total;
+                for j in 0..ad {
+                    point[j] += w * self.candidates[c * ad + j];
+                }
+            }
+            let q = q_value(residual, scratch, &mut self.input, obs, &point[..ad]);
+            let (mean, log_std) = self.gauss.split_at(ad);
+            let lp0 = self.family.log_prob(mean, log_std, &point[..ad]);
+            self.action.copy_from_slice(&point[..ad]);
+            return Choice { index: 0, logp0: lp0, logpi: logpi(q, lp0), fallback: false };
+        }
+        // Sample k ~ softmax(ℓ) by inverse CDF.
+        let u = rng.random::<f32>();
+        let (mut acc, mut c) = (0.0f32, self.k - 1);
+        for (i, l) in self.logits.iter().enumerate() {
+            acc += (l - m).exp() / total;
+            if u < acc {
+                c = i;
+                break;
+            }
+        }
+        self.action.copy_from_slice(&self.candidates[c * ad..(c + 1) * ad]);
+        Choice { index: c, logp0: self.logp0[c], logpi: logpi(self.q_r[c], self.logp0[c]), fallback: false }
+    }
+
+    /// The residual SAC actor π_θ: the prior's Gaussian shifted by the actor's offsets.
+    pub fn choose_sac(
+        &mut self,
+        actor: &Mlp,
+        scratch: &mut Scratch,
+        obs: &[f32],
+        greedy: bool,
+        rng: &mut impl Rng,
+    ) -> Choice {
+        let (ad, fam) = (self.act_dim, self.family);
+        let delta = actor.forward1(obs, scratch);
+        if delta.iter().any(|v| !v.is_finite()) {
+            let mut ch = self.choose_prior(greedy);
+            ch.fallback = true;
+            return ch;
+        }
+        for j in 0..ad {
+            self.policy[j] = self.gauss[j] + delta[j];
+            self.policy[ad + j] = (self.gauss[ad + j] + delta[ad + j]).clamp(LOG_STD_MIN, LOG_STD_MAX);
+        }
+        for j in 0..ad {
+            let eps = if greedy { 0.0 } else { normal(rng) };
+            self.action[j] = fam.action(self.policy[j] + self.policy[ad + j].exp() * eps);
+        }
+        let (mean0, log_std0) = self.gauss.split_at(ad);
+        let (mean, log_std) = self.policy.split_at(ad);
+        Choice {
+            index: 0,
+            logp0: fam.log_prob(mean0, log_std0, &self.action),
+            logpi: fam.log_prob(mean, log_std, &self.action),
+            fallback: false,
+        }
+    }
+}
