@@ -44,8 +44,10 @@ pub struct PriorSection {
     /// ONNX file, relative to the bundle folder.
     #[serde(default = "default_prior_file")]
     pub file: String,
-    /// `discrete_q` (outputs soft Q-values; π0 = softmax(q / temperature)) or `discrete_logits`
-    /// (outputs logits; π0 = softmax(logits)).
+    /// `discrete_q` (outputs soft Q-values; π0 = softmax(q / temperature)), `discrete_logits`
+    /// (outputs logits; π0 = softmax(logits)), `squashed_gaussian` (a SAC actor's mean and
+    /// log-std), `gaussian` (mean and log-std in command units, clipped) or `deterministic` (the
+    /// command, explored with `exploration_std`).
     pub kind: String,
     /// The prior's own temperature, for `discrete_q`.
     pub temperature: Option<f32>,

@@ -9,6 +9,8 @@
 //! Discrete kinds give `log π0(·|s)`:
 //! - `discrete_q` with temperature τ: `log π0 = log_softmax(q / τ)`;
 //! - `discrete_logits`: `log π0 = log_softmax(logits)`.
+//!
+//! Continuous kinds give a diagonal Gaussian; [`gaussian`] holds their families and `log π0(a|s)`.
 
 pub mod dense;
 pub mod gaussian;
