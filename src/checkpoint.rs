@@ -74,6 +74,16 @@ pub fn save(
     progress: &Progress,
     manifest_text: &str,
 ) -> Result<()> {
+    write_atomically(path, &encode(learner_all, progress, manifest_text)?)
+}
+
+/// The checkpoint file's bytes (memory only; [`write_atomically`] or a [`Writer`] puts them on
+/// disk).
+pub fn encode(
+    learner_all: &dyn ResidualLearner,
+    progress: &Progress,
+    manifest_text: &str,
+) -> Result<Vec<u8>> {
     let learner = learner_all.core();
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut add_net = |prefix: &str, w: &[&Array2<f32>], b: &[&Array1<f32>]| {
@@ -178,8 +188,63 @@ pub fn save(
         ("sizes".to_string(), sizes.join(",")),
     ]);
     meta.extend(extra_meta);
-    let bytes = safetensors::serialize(views, Some(meta))?;
-    write_atomically(path, &bytes)
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+/// Writes checkpoints on its own thread, so the control loop never waits on the disk (a write
+/// with its fsyncs takes milliseconds to seconds): the loop encodes a checkpoint in memory and
+/// hands it over. One checkpoint may wait while another is written; beyond that a new one is
+/// skipped and counted (the next is newer anyway). The run's last checkpoint is written with
+/// [`save`].
+pub struct Writer {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<Result<u64>>>,
+    /// Checkpoints skipped because the writer was still busy.
+    pub skipped: u64,
+}
+
+impl Writer {
+    /// A writer for checkpoints at `path`.
+    pub fn start(path: &Path) -> Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let path = path.to_path_buf();
+        let handle = std::thread::Builder::new().name("resq-checkpoint".into()).spawn(move || {
+            let mut written = 0u64;
+            for bytes in rx {
+                write_atomically(&path, &bytes)?;
+                written += 1;
+            }
+            Ok(written)
+        })?;
+        Ok(Writer { tx: Some(tx), handle: Some(handle), skipped: 0 })
+    }
+
+    /// Hands a checkpoint to the writer without waiting; skipped if it is busy. Fails if an
+    /// earlier write failed.
+    pub fn submit(&mut self, bytes: Vec<u8>) -> Result<()> {
+        use std::sync::mpsc::TrySendError;
+        match self.tx.as_ref().map(|tx| tx.try_send(bytes)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(TrySendError::Full(_))) => {
+                self.skipped += 1;
+                Ok(())
+            }
+            Some(Err(TrySendError::Disconnected(_))) | None => {
+                self.tx = None;
+                self.finish().map(|_| ()).and_then(|_| anyhow::bail!("the checkpoint writer stopped"))
+            }
+        }
+    }
+
+    /// Waits for the write in progress; returns how many checkpoints were written, or the
+    /// first write's error.
+    pub fn finish(&mut self) -> Result<u64> {
+        self.tx = None;
+        match self.handle.take() {
+            Some(h) => h.join().map_err(|_| anyhow::anyhow!("the checkpoint writer panicked"))?,
+            None => Ok(0),
+        }
+    }
 }
 
 /// temp file in the same folder → write → fsync → rename → fsync folder.
@@ -364,5 +429,40 @@ fn restore_replay(st: &SafeTensors, learner: &mut LearnerCore, written: u64) {
         None => {
             log::warn!("the checkpoint holds no replay ring of this shape: the resumed run refills it first")
         }
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_puts_checkpoints_on_disk_off_the_caller_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let mut w = Writer::start(&path).unwrap();
+        w.submit(vec![1, 2, 3]).unwrap();
+        let written = w.finish().unwrap();
+        assert_eq!(written, 1);
+        assert_eq!(std::fs::read(&path).unwrap(), vec![1, 2, 3]);
+        // Back-to-back submissions: each is written or counted as skipped, never lost silently.
+        let mut w = Writer::start(&path).unwrap();
+        for i in 0..20u8 {
+            w.submit(vec![i; 1 << 16]).unwrap();
+        }
+        let written = w.finish().unwrap();
+        assert_eq!(written + w.skipped, 20);
+        assert!(written >= 1);
+    }
+
+    #[test]
+    fn a_failed_write_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-folder");
+        std::fs::write(&blocker, b"x").unwrap();
+        let mut w = Writer::start(&blocker.join("c.safetensors")).unwrap();
+        w.submit(vec![0; 8]).unwrap();
+        let err = w.finish().unwrap_err();
+        assert!(format!("{err:#}").contains("not-a-folder"), "{err:#}");
     }
 }

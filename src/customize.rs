@@ -142,6 +142,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     }
     let resumed_from = progress.env_steps;
     let checkpoint_every = bundle.manifest.run.checkpoint_every;
+    let mut writer = checkpoint::Writer::start(&ckpt_path)?;
     let explore =
         if bundle.manifest.exploration.mode == "greedy" { ActMode::Greedy } else { ActMode::Sample };
     let manifest_text = bundle.manifest_text.clone();
@@ -316,11 +317,16 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         }
         bar.set_position(progress.env_steps);
         if checkpoint_every > 0 && progress.env_steps % checkpoint_every == 0 {
-            checkpoint::save(&ckpt_path, learner.as_ref(), &progress, &manifest_text)?;
+            // Encoded here (memory only), written by the writer thread.
+            writer.submit(checkpoint::encode(learner.as_ref(), &progress, &manifest_text)?)?;
         }
     }
     bar.finish_and_clear();
     let wall_seconds = started.elapsed().as_secs_f64();
+    writer.finish()?;
+    if writer.skipped > 0 {
+        info!("{} periodic checkpoint(s) skipped while the previous one was being written", writer.skipped);
+    }
     checkpoint::save(&ckpt_path, learner.as_ref(), &progress, &manifest_text)?;
     let record_stats = match recorder {
         Some(r) => Some(r.finish()?),
