@@ -15,7 +15,8 @@
 //!
 //! **Continuous actions** act through [`ContinuousActor`] (`control_continuous.rs`): K candidates
 //! from the prior and importance weights (method `sampled`), or the residual SAC actor (method
-//! `sac`, [`Controller::actor`]); the KL budget applies to discrete actions only.
+//! `sac`, [`Controller::actor`]). The KL budget applies to discrete actions and to residual SAC
+//! (a Gaussian KL in closed form); the sampled method's actions are the prior's own candidates.
 //!
 //! **Fallback.** If the residual outputs a non-finite value, or the learner has diverged, the
 //! prior acts alone and the decision says so.
@@ -89,7 +90,7 @@ pub struct Controller {
     /// log-probabilities of the policy that acted at the last state.
     pub log_pi: Vec<f32>,
     log_pi_hat: Vec<f32>,
-    /// Current KL budget in nats (0 = unlimited; discrete actions only).
+    /// Current KL budget in nats (0 = unlimited; discrete actions and residual SAC).
     pub kl_budget: f32,
     /// The command for the last decision, after the action mapping (before the supervisor).
     pub command: Vec<f32>,
@@ -202,7 +203,9 @@ impl Controller {
             let ch = match policy {
                 PolicyChoice::Prior => sa.choose_prior(greedy),
                 PolicyChoice::Customized => match &mut self.actor {
-                    Some((actor, scratch)) => sa.choose_sac(actor, scratch, &self.res_obs, greedy, rng),
+                    Some((actor, scratch)) => {
+                        sa.choose_sac(actor, scratch, &self.res_obs, self.kl_budget, greedy, rng)
+                    }
                     None => sa.choose_sampled(
                         &self.residual,
                         &mut self.scratch,
@@ -220,8 +223,8 @@ impl Controller {
                 action: ch.index,
                 logp0_taken: ch.logp0,
                 logpi_taken: ch.logpi,
-                kl: 0.0,
-                lambda: 1.0,
+                kl: ch.kl,
+                lambda: ch.lambda,
                 fallback: ch.fallback,
             };
         }

@@ -16,6 +16,12 @@
 //! Gaussian, `π_θ(·|s) = family(N(mean0 + Δμ_θ(s), exp(clamp(log_std0 + Δσ_θ(s)))))`; its last
 //! layer starts at zero, so the robot starts exactly on the prior. Sample: `u = μ + σ·ε`;
 //! greedy: `u = μ`.
+//!
+//! **KL budget** (residual SAC): the robot acts on `π_λ`, the offsets scaled by the largest
+//! `λ ∈ [0, 1]` with `KL(π_λ ‖ π0) ≤ budget`. Both are Gaussians in `u` (and tanh is a bijection,
+//! so this is the KL of the action distributions):
+//! `KL = Σ_j [ log σ0_j − log σ_j + (σ_j² + (μ_j − μ0_j)²) / (2σ0_j²) − ½ ]`, which grows
+//! monotonically with λ, so bisection finds it. A budget of 0 disables it.
 
 use rand::Rng;
 
@@ -68,6 +74,54 @@ pub struct Choice {
     pub logp0: f32,
     pub logpi: f32,
     pub fallback: bool,
+    /// `KL(π_acting ‖ π0)` at this state (residual SAC; 0 for the other choices).
+    pub kl: f32,
+    /// The share λ of the actor's offsets applied (1 = unconstrained).
+    pub lambda: f32,
+}
+
+/// `KL(N(μ, σ) ‖ N(μ0, σ0))` summed over dimensions, for `params = [μ, log σ]`.
+pub fn gaussian_kl(params: &[f32], params0: &[f32]) -> f32 {
+    let ad = params.len() / 2;
+    let mut kl = 0.0f32;
+    for j in 0..ad {
+        let (ls, ls0) = (params[ad + j], params0[ad + j].clamp(LOG_STD_MIN, LOG_STD_MAX));
+        let var0 = (2.0 * ls0).exp();
+        let dm = params[j] - params0[j];
+        kl += ls0 - ls + ((2.0 * ls).exp() + dm * dm) / (2.0 * var0) - 0.5;
+    }
+    kl.max(0.0)
+}
+
+/// `out = [μ0 + λ·Δμ, clamp(log σ0 + λ·Δσ)]`.
+fn shifted(params0: &[f32], delta: &[f32], lambda: f32, out: &mut [f32]) {
+    let ad = params0.len() / 2;
+    for j in 0..ad {
+        out[j] = params0[j] + lambda * delta[j];
+        out[ad + j] = (params0[ad + j] + lambda * delta[ad + j]).clamp(LOG_STD_MIN, LOG_STD_MAX);
+    }
+}
+
+/// The prior's parameters shifted by the largest share `λ ∈ [0, 1]` of `delta` whose KL from the
+/// prior is within `budget` (≤ 0: no limit), into `out`; returns `(λ, KL)`. No allocation.
+pub fn shift_within_budget(params0: &[f32], delta: &[f32], budget: f32, out: &mut [f32]) -> (f32, f32) {
+    shifted(params0, delta, 1.0, out);
+    let full = gaussian_kl(out, params0);
+    if budget <= 0.0 || full <= budget {
+        return (1.0, full);
+    }
+    let (mut lo, mut hi) = (0.0f32, 1.0f32);
+    for _ in 0..20 {
+        let mid = 0.5 * (lo + hi);
+        shifted(params0, delta, mid, out);
+        if gaussian_kl(out, params0) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    shifted(params0, delta, lo, out);
+    (lo, gaussian_kl(out, params0))
 }
 
 impl ContinuousActor {
@@ -148,10 +202,24 @@ impl ContinuousActor {
     pub fn choose_prior(&mut self, greedy: bool) -> Choice {
         if greedy {
             self.action.copy_from_slice(&self.mean_action);
-            Choice { index: 0, logp0: self.mean_logp0, logpi: self.mean_logp0, fallback: false }
+            Choice {
+                index: 0,
+                logp0: self.mean_logp0,
+                logpi: self.mean_logp0,
+                fallback: false,
+                kl: 0.0,
+                lambda: 0.0,
+            }
         } else {
             self.action.copy_from_slice(&self.candidates[..self.act_dim]);
-            Choice { index: 0, logp0: self.logp0[0], logpi: self.logp0[0], fallback: false }
+            Choice {
+                index: 0,
+                logp0: self.logp0[0],
+                logpi: self.logp0[0],
+                fallback: false,
+                kl: 0.0,
+                lambda: 0.0,
+            }
         }
     }
 
@@ -196,7 +264,14 @@ impl ContinuousActor {
             let (mean, log_std) = self.gauss.split_at(ad);
             let lp0 = self.family.log_prob(mean, log_std, &point[..ad]);
             self.action.copy_from_slice(&point[..ad]);
-            return Choice { index: 0, logp0: lp0, logpi: logpi(q, lp0), fallback: false };
+            return Choice {
+                index: 0,
+                logp0: lp0,
+                logpi: logpi(q, lp0),
+                fallback: false,
+                kl: 0.0,
+                lambda: 1.0,
+            };
         }
         // Sample k ~ softmax(ℓ) by inverse CDF.
         let u = rng.random::<f32>();
@@ -209,15 +284,24 @@ impl ContinuousActor {
             }
         }
         self.action.copy_from_slice(&self.candidates[c * ad..(c + 1) * ad]);
-        Choice { index: c, logp0: self.logp0[c], logpi: logpi(self.q_r[c], self.logp0[c]), fallback: false }
+        Choice {
+            index: c,
+            logp0: self.logp0[c],
+            logpi: logpi(self.q_r[c], self.logp0[c]),
+            fallback: false,
+            kl: 0.0,
+            lambda: 1.0,
+        }
     }
 
-    /// The residual SAC actor π_θ: the prior's Gaussian shifted by the actor's offsets.
+    /// The residual SAC actor π_θ: the prior's Gaussian shifted by the actor's offsets, within
+    /// the KL budget (`kl_budget` ≤ 0: none).
     pub fn choose_sac(
         &mut self,
         actor: &Mlp,
         scratch: &mut Scratch,
         obs: &[f32],
+        kl_budget: f32,
         greedy: bool,
         rng: &mut impl Rng,
     ) -> Choice {
@@ -228,10 +312,7 @@ impl ContinuousActor {
             ch.fallback = true;
             return ch;
         }
-        for j in 0..ad {
-            self.policy[j] = self.gauss[j] + delta[j];
-            self.policy[ad + j] = (self.gauss[ad + j] + delta[ad + j]).clamp(LOG_STD_MIN, LOG_STD_MAX);
-        }
+        let (lambda, kl) = shift_within_budget(&self.gauss, delta, kl_budget, &mut self.policy);
         for j in 0..ad {
             let eps = if greedy { 0.0 } else { normal(rng) };
             self.action[j] = fam.action(self.policy[j] + self.policy[ad + j].exp() * eps);
@@ -243,6 +324,50 @@ impl ContinuousActor {
             logp0: fam.log_prob(mean0, log_std0, &self.action),
             logpi: fam.log_prob(mean, log_std, &self.action),
             fallback: false,
+            kl,
+            lambda,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closed-form KL against a Monte-Carlo estimate E_π[log π − log π0].
+    #[test]
+    fn gaussian_kl_matches_a_monte_carlo_estimate() {
+        use crate::prior::gaussian_log_prob;
+        use rand::SeedableRng;
+        let p = [0.4f32, -0.3, -0.5, 0.2];
+        let p0 = [0.0f32, 0.1, -1.0, 0.0];
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let n = 200_000;
+        let mut acc = 0.0f64;
+        for _ in 0..n {
+            let a = [p[0] + p[2].exp() * normal(&mut rng), p[1] + p[3].exp() * normal(&mut rng)];
+            acc +=
+                (gaussian_log_prob(&p[..2], &p[2..], &a) - gaussian_log_prob(&p0[..2], &p0[2..], &a)) as f64;
+        }
+        let mc = acc / n as f64;
+        let exact = gaussian_kl(&p, &p0) as f64;
+        assert!((mc - exact).abs() < 0.01 * (1.0 + exact), "Monte Carlo {mc} vs closed form {exact}");
+    }
+
+    #[test]
+    fn the_shift_meets_the_budget_and_uses_all_of_it() {
+        let p0 = [0.2f32, -1.2];
+        let delta = [1.5f32, 0.8];
+        let mut out = [0.0f32; 2];
+        let (l, full) = shift_within_budget(&p0, &delta, 0.0, &mut out);
+        assert_eq!(l, 1.0);
+        assert!((out[0] - 1.7).abs() < 1e-6 && (out[1] + 0.4).abs() < 1e-6, "{out:?}");
+        for budget in [0.01f32, 0.1, 1.0] {
+            assert!(budget < full);
+            let (lambda, kl) = shift_within_budget(&p0, &delta, budget, &mut out);
+            assert!(lambda > 0.0 && lambda < 1.0);
+            assert!(kl <= budget && kl > 0.99 * budget, "budget {budget}: KL {kl}");
+            assert!((gaussian_kl(&out, &p0) - kl).abs() < 1e-6);
         }
     }
 }

@@ -243,10 +243,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check { bundle } => {
             let b = Bundle::load(&bundle)?;
             println!("{}: ok", b.manifest_path.display());
-            println!(
-                "  prior: {:?}, {} observation(s) -> {} action(s)",
-                b.prior.kind, b.prior.n_obs, b.prior.n_actions
-            );
+            let kind = match b.prior.kind {
+                resq::prior::PriorKind::DiscreteQ { temperature } => {
+                    format!("discrete_q (temperature {temperature})")
+                }
+                resq::prior::PriorKind::Deterministic { std } => {
+                    format!("deterministic (exploration std {std})")
+                }
+                k => k.name().to_string(),
+            };
+            println!("  prior: {kind}, {} observation(s) -> {} action(s)", b.prior.n_obs, b.prior.n_actions);
             match &b.prior.fallback_reason {
                 None => println!(
                     "  runs on resq's allocation-free kernels ({}), checked against tract",
@@ -255,6 +261,15 @@ fn run(cli: Cli) -> Result<()> {
                 Some(r) => println!("  runs through tract (allocates, not real-time safe): {r}"),
             }
             println!("  add-on terms: {}", b.addon.term_names().collect::<Vec<_>>().join(", "));
+            let r = &b.manifest.residual;
+            let method = match b.method {
+                resq::bundle::Method::DiscreteQ => "residual soft Q over every action".to_string(),
+                resq::bundle::Method::Sampled => {
+                    format!("sampled residual Q, K = {} candidates", r.candidates)
+                }
+                resq::bundle::Method::Sac => "residual SAC (actor + twin critics)".to_string(),
+            };
+            println!("  method: {method}; ω' = {}, α̂ = {}, head {:?}", r.omega, r.alpha, r.hidden);
             Ok(())
         }
         Command::Customize(learn) => {
