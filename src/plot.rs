@@ -120,6 +120,7 @@ pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperMiddle)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
