@@ -75,7 +75,7 @@ fn benches(c: &mut Criterion) {
     // Continuous actions: the MountainCar SAC prior alone through tract (baseline), whole ticks
     // of the sampled residual with K candidates and of residual SAC, and learner updates.
     let mc = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar");
-    let mut b = Bundle::load(&mc).expect("models/mountaincar loads");
+    let b = Bundle::load(&mc).expect("models/mountaincar loads");
     let obs = [-0.5f32, 0.01];
     let mut out = [0.0f32; 2];
     c.bench_function("sac_prior/tract", |bch| {

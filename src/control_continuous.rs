@@ -26,6 +26,7 @@
 use rand::Rng;
 
 use crate::algo::rql_sampled::candidate_logits;
+use crate::control::largest_within_budget;
 use crate::nn::{Mlp, Scratch};
 use crate::prior::gaussian::normal;
 use crate::prior::{Family, PriorKind, LOG_STD_MAX, LOG_STD_MIN};
@@ -110,18 +111,12 @@ pub fn shift_within_budget(params0: &[f32], delta: &[f32], budget: f32, out: &mu
     if budget <= 0.0 || full <= budget {
         return (1.0, full);
     }
-    let (mut lo, mut hi) = (0.0f32, 1.0f32);
-    for _ in 0..20 {
-        let mid = 0.5 * (lo + hi);
-        shifted(params0, delta, mid, out);
-        if gaussian_kl(out, params0) <= budget {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    shifted(params0, delta, lo, out);
-    (lo, gaussian_kl(out, params0))
+    let lambda = largest_within_budget(budget, |l| {
+        shifted(params0, delta, l, out);
+        gaussian_kl(out, params0)
+    });
+    shifted(params0, delta, lambda, out);
+    (lambda, gaussian_kl(out, params0))
 }
 
 impl ContinuousActor {

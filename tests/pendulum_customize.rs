@@ -54,7 +54,6 @@ fn residual_sac_customizes_a_deterministic_behaviour_cloned_prior() {
 /// it equals the one that wrote it.
 #[test]
 fn residual_sac_checkpoint_restores_every_network_and_the_replay() {
-    use resq::algo::core::ResidualLearner;
     use resq::checkpoint;
     let out = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum");

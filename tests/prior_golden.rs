@@ -99,54 +99,13 @@ struct GaussianGolden {
     log_prob_f64: Vec<Vec<f64>>,
 }
 
-/// SAC actors (two Gemm heads, mean and log-std, on one trunk) compile to resq's kernels and
-/// match onnxruntime; `log π0(a|s)` of the squashed Gaussian matches PyTorch's distributions
-/// (golden values from scripts/train_sac_prior.py, `log_prob_f64`: resq computes it in f64),
-/// including actions at ±1 and log-stds outside the clamp.
-#[test]
-fn squashed_gaussian_priors_match_onnxruntime_and_torch() {
-    for (bundle, n_obs) in [("models/mountaincar", 2), ("models/pendulum", 3)] {
-        let dir = root().join(bundle);
-        let g: GaussianGolden =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("prior_golden.json")).unwrap()).unwrap();
-        let mut prior = Prior::load(&dir.join("prior.onnx"), PriorKind::SquashedGaussian, n_obs, 1).unwrap();
-        assert!(prior.is_realtime_safe(), "{bundle}: {:?}", prior.fallback_reason);
-        let (mut raw, mut worst_raw, mut worst_lp) = ([0.0f32; 2], 0.0f32, 0.0f32);
-        for (i, x) in g.inputs.iter().enumerate() {
-            prior.raw(x, &mut raw).unwrap();
-            worst_raw = worst_raw.max((raw[0] - g.mean[i][0]).abs() / (1.0 + g.mean[i][0].abs()));
-            worst_raw = worst_raw.max((raw[1] - g.log_std[i][0]).abs() / (1.0 + g.log_std[i][0].abs()));
-            for (a, want) in g.actions[i].iter().zip(&g.log_prob_f64[i]) {
-                let lp = resq::prior::squashed_gaussian_log_prob(&g.mean[i], &g.log_std[i], a);
-                worst_lp = worst_lp.max(((lp as f64 - want).abs() / (1.0 + want.abs())) as f32);
-            }
-        }
-        assert!(worst_raw < 1e-5, "{bundle}: mean/log_std differ from onnxruntime by {worst_raw:e}");
-        assert!(worst_lp < 1e-5, "{bundle}: log π0 differs from torch by {worst_lp:e} (relative)");
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct PlainGaussianGolden {
-    inputs: Vec<Vec<f32>>,
-    mean: Vec<Vec<f32>>,
-    log_std: Vec<Vec<f32>>,
-    actions: Vec<Vec<Vec<f32>>>,
-    log_prob_f64: Vec<Vec<f64>>,
-}
-
-/// A plain Gaussian actor (PPO-style, exported from PyTorch): compiles to resq's kernels, matches
-/// onnxruntime, and `log π0` of actions inside and beyond the bounds (the density of the
-/// unclipped sample) matches `torch.distributions.Normal` (scripts/make_gaussian_priors.py).
-#[test]
-fn gaussian_prior_matches_onnxruntime_and_torch() {
-    let d = root().join("tests/data/onnx");
-    let g: PlainGaussianGolden =
-        serde_json::from_str(&std::fs::read_to_string(d.join("gaussian_actor_golden.json")).unwrap())
-            .unwrap();
-    let mut prior = Prior::load(&d.join("gaussian_actor.onnx"), PriorKind::Gaussian, 3, 1).unwrap();
-    assert!(prior.is_realtime_safe(), "{:?}", prior.fallback_reason);
-    let fam = PriorKind::Gaussian.family().unwrap();
+/// Loads a one-action Gaussian prior and its golden file; returns the worst relative differences
+/// of `[mean, log_std]` from onnxruntime's and of `log π0` from torch's.
+fn gaussian_worst(onnx: &Path, golden: &Path, kind: PriorKind, n_obs: usize) -> (f32, f64) {
+    let g: GaussianGolden = serde_json::from_str(&std::fs::read_to_string(golden).unwrap()).unwrap();
+    let mut prior = Prior::load(onnx, kind, n_obs, 1).unwrap();
+    assert!(prior.is_realtime_safe(), "{}: {:?}", onnx.display(), prior.fallback_reason);
+    let fam = kind.family().unwrap();
     let (mut raw, mut worst_raw, mut worst_lp) = ([0.0f32; 2], 0.0f32, 0.0f64);
     for (i, x) in g.inputs.iter().enumerate() {
         prior.raw(x, &mut raw).unwrap();
@@ -157,6 +116,40 @@ fn gaussian_prior_matches_onnxruntime_and_torch() {
             worst_lp = worst_lp.max((lp - want).abs() / (1.0 + want.abs()));
         }
     }
+    (worst_raw, worst_lp)
+}
+
+/// SAC actors (two Gemm heads, mean and log-std, on one trunk) compile to resq's kernels and
+/// match onnxruntime; `log π0(a|s)` of the squashed Gaussian matches PyTorch's distributions
+/// (golden values from scripts/train_sac_prior.py, `log_prob_f64`: resq computes it in f64),
+/// including actions at ±1 and log-stds outside the clamp.
+#[test]
+fn squashed_gaussian_priors_match_onnxruntime_and_torch() {
+    for (bundle, n_obs) in [("models/mountaincar", 2), ("models/pendulum", 3)] {
+        let dir = root().join(bundle);
+        let (worst_raw, worst_lp) = gaussian_worst(
+            &dir.join("prior.onnx"),
+            &dir.join("prior_golden.json"),
+            PriorKind::SquashedGaussian,
+            n_obs,
+        );
+        assert!(worst_raw < 1e-5, "{bundle}: mean/log_std differ from onnxruntime by {worst_raw:e}");
+        assert!(worst_lp < 1e-5, "{bundle}: log π0 differs from torch by {worst_lp:e} (relative)");
+    }
+}
+
+/// A plain Gaussian actor (PPO-style, exported from PyTorch): compiles to resq's kernels, matches
+/// onnxruntime, and `log π0` of actions inside and beyond the bounds (the density of the
+/// unclipped sample) matches `torch.distributions.Normal` (scripts/make_gaussian_priors.py).
+#[test]
+fn gaussian_prior_matches_onnxruntime_and_torch() {
+    let d = root().join("tests/data/onnx");
+    let (worst_raw, worst_lp) = gaussian_worst(
+        &d.join("gaussian_actor.onnx"),
+        &d.join("gaussian_actor_golden.json"),
+        PriorKind::Gaussian,
+        3,
+    );
     assert!(worst_raw < 1e-5, "mean/log_std differ from onnxruntime by {worst_raw:e}");
     assert!(worst_lp < 1e-6, "log π0 differs from torch by {worst_lp:e} (relative)");
 }

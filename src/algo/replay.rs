@@ -167,6 +167,12 @@ impl Replay {
         &self.action_values[slot * self.act_dim..(slot + 1) * self.act_dim]
     }
 
+    /// `[obs, action_values]` of the entry in `slot`, into `out` (a continuous head's input).
+    pub fn state_action_into(&self, slot: usize, out: &mut [f32]) {
+        out[..self.n_obs].copy_from_slice(self.obs_at(slot));
+        out[self.n_obs..].copy_from_slice(self.action_values_at(slot));
+    }
+
     pub fn prior_params_at(&self, slot: usize) -> &[f32] {
         &self.prior_params[slot * self.param_width..(slot + 1) * self.param_width]
     }

@@ -235,10 +235,7 @@ impl ResidualLearner for ResidualSac {
             let step = self.core.draw();
             let n = self.core.n_step(step);
             let r = &self.core.replay;
-            let mut x = self.x.row_mut(row);
-            let x = x.as_slice_mut().expect("row-major");
-            x[..no].copy_from_slice(r.obs_at(n.first));
-            x[no..].copy_from_slice(r.action_values_at(n.first));
+            r.state_action_into(n.first, self.x.row_mut(row).as_slice_mut().expect("row-major"));
             self.obs.row_mut(row).as_slice_mut().expect("row-major").copy_from_slice(r.obs_at(n.first));
             self.next_obs
                 .row_mut(row)

@@ -94,10 +94,7 @@ impl ResidualLearner for ResidualSampledQ {
             let step = self.core.draw();
             let n = self.core.n_step(step);
             let r = &self.core.replay;
-            let mut x = self.x.row_mut(row);
-            let x = x.as_slice_mut().expect("row-major");
-            x[..n_obs].copy_from_slice(r.obs_at(n.first));
-            x[n_obs..].copy_from_slice(r.action_values_at(n.first));
+            r.state_action_into(n.first, self.x.row_mut(row).as_slice_mut().expect("row-major"));
             self.returns[row] = n.g;
             self.boot_discount[row] = n.discount;
             let cands = r.next_candidates_at(n.last);
