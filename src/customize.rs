@@ -26,9 +26,15 @@ use crate::bundle::{Bundle, Method};
 use crate::checkpoint::{self, History, Progress};
 use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::evaluate::{evaluate, PolicyEval};
+use crate::learning::{
+    hand_over, learner_thread, record_width, Learning, LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN,
+    RECORD_FLOATS,
+};
 use crate::record::recorder::{RecordMeta, Recorder, RecorderStats};
 use crate::record::{Decisions, LinkCounters, TickRecord};
 use crate::sim::{Env, SimEnv};
+use crate::supervisor::Supervisor;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Options of one `resq customize` run.
 #[derive(Clone, Debug)]
@@ -80,8 +86,10 @@ pub struct Outcome {
     /// Link counters at the end (zero in process).
     pub link: LinkCounters,
     pub record_stats: Option<RecorderStats>,
+    /// Transitions the learner thread could not take (0 when learning inline).
+    pub transitions_dropped: u64,
     pub controller: Controller,
-    pub learner: Box<dyn ResidualLearner>,
+    pub learner: Box<dyn ResidualLearner + Send>,
 }
 
 /// The learner settings a bundle asks for.
@@ -106,7 +114,7 @@ pub fn settings(bundle: &Bundle) -> Settings {
 }
 
 /// The learner of the bundle's method (its heads zero-initialised: the robot starts on the prior).
-pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner> {
+pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner + Send> {
     let (n_obs, n_act, s) = (bundle.obs.len(), bundle.n_actions(), settings(bundle));
     match bundle.method {
         Method::DiscreteQ => Box::new(ResidualSoftQ::new(s, n_obs, n_act, seed)),
@@ -132,7 +140,6 @@ pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
 /// Runs the customization loop in `env` (simulated in process, or firmware over a link), then
 /// evaluates prior and customized policies in the same `env`.
 pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outcome> {
-    let n_obs = bundle.obs.len();
     let mut learner = make_learner(&bundle, opts.seed);
     let ckpt_path = opts.out_dir.join(CHECKPOINT_FILE);
     let mut progress = Progress::default();
@@ -141,13 +148,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         info!("resumed from {} at step {}", ckpt_path.display(), progress.env_steps);
     }
     let resumed_from = progress.env_steps;
-    let checkpoint_every = bundle.manifest.run.checkpoint_every;
-    let mut writer = checkpoint::Writer::start(&ckpt_path)?;
-    let explore =
-        if bundle.manifest.exploration.mode == "greedy" { ActMode::Greedy } else { ActMode::Sample };
-    let manifest_text = bundle.manifest_text.clone();
-    let ex = bundle.manifest.exploration.clone();
-    let deadline = Duration::from_secs_f32(bundle.safety.tick_deadline_ms / 1000.0);
+    let on_thread = bundle.manifest.learning.thread;
     let mut supervisor = bundle.supervisor();
     let recorder = match &opts.record {
         Some(path) => Some(Recorder::start(path, record_meta(&bundle, &opts.source), 4096)?),
@@ -157,194 +158,67 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     if let Some(actor) = learner.actor() {
         ctl.set_actor(actor.clone());
     }
-
-    // A resumed run draws fresh episodes from a stream keyed by where it resumed.
-    env.reseed(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ resumed_from);
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(opts.seed ^ resumed_from ^ 0xac7);
-    let bar = if opts.progress && progress.env_steps < opts.steps {
-        let bar = ProgressBar::new(opts.steps);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}",
-            )
-            .expect("valid template"),
-        );
-        bar.set_position(progress.env_steps);
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-
-    let mut vals = vec![0.0f32; ctl.bundle.vars.len()];
-    let mut terms = vec![0.0f32; ctl.bundle.addon.terms.len()];
-    let mut obs = vec![0.0f32; n_obs];
-    let mut next_logp0 = vec![0.0f32; ctl.logp0.len()];
-    let mut cmd = [0.0f32; 1];
-    // The continuous action taken, in [−1, 1] units (what the sampled head takes as input).
-    let mut action_unit = [0.0f32; 8];
-    // The prior's Gaussian at s (residual SAC keeps it with the transition).
-    let mut params = [0.0f32; 16];
+    let layout = learner.core().replay.layout();
+    let mut learning = Learning::new(
+        learner,
+        progress,
+        ckpt_path.clone(),
+        ctl.bundle.manifest_text.clone(),
+        ctl.bundle.manifest.run.checkpoint_every,
+    )?;
+    let mut drive =
+        Drive { env, ctl: &mut ctl, supervisor: &mut supervisor, recorder: recorder.as_ref(), opts };
     let started = Instant::now();
-    let (mut ep_addon, mut prev_cmd) = (0.0f32, 0.0f32);
-    let mut tick = TickRecord::default();
-    let mut last_tick_start: Option<Instant> = None;
-    let mut stopped_by_estop = false;
-
-    env.reset()?;
-    supervisor.new_episode();
-    ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
-    let mut frame_at = Instant::now();
-    let mut d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
-    while progress.env_steps < opts.steps {
-        if env.estop() {
-            supervisor.latch_estop();
-        }
-        // The decision for these signals was made when they arrived; check its deadline.
-        let mut decisions = Decisions::default();
-        if frame_at.elapsed() > deadline {
-            decisions.0 |= Decisions::DEADLINE_MISS;
-            ctl.prior_fallback(&mut d);
-        }
-        if d.fallback {
-            decisions.0 |= Decisions::FALLBACK;
-        }
-        if d.lambda < 1.0 {
-            decisions.0 |= Decisions::KL_LIMITED;
-        }
-        decisions.0 |= supervisor.filter(&ctl.command, &mut cmd).0;
-        if supervisor.estop_latched() {
-            // Honoured until an explicit reset: restarting resq is that reset.
-            warn!(
-                "e-stop reported by the robot at step {}: safe command sent, run stopped",
-                progress.env_steps
+    let (end, dropped, mut learning) = if on_thread {
+        if record_width(&layout) > RECORD_FLOATS {
+            anyhow::bail!(
+                "a transition of this bundle has {} floats; the learner thread's queue carries at most {RECORD_FLOATS}: set `learning.thread = false`",
+                record_width(&layout)
             );
-            env.step(&cmd)?;
-            stopped_by_estop = true;
-            break;
         }
-        obs.copy_from_slice(&ctl.res_obs);
-        if let Some(sa) = &ctl.continuous {
-            action_unit[..sa.act_dim].copy_from_slice(&sa.action);
-            params[..sa.gauss.len()].copy_from_slice(&sa.gauss);
-        }
-        let tick_start = Instant::now();
-        fill_before(&mut tick, &ctl, env, d, &cmd, frame_at, last_tick_start, started);
-        last_tick_start = Some(tick_start);
-        env.act(&cmd)?;
-        // Learn while the robot moves; the command is already on its way.
-        let mut updated = false;
-        for _ in 0..learner.core().settings.updates_per_tick {
-            updated |= learner.update().is_some();
-        }
-        if updated {
-            hand_over(learner.as_ref(), &mut ctl);
-        }
-        let end = env.observe()?;
-        frame_at = Instant::now();
-        ctl.bundle.vars.fill(env.signals(), &cmd, &[prev_cmd], &mut vals);
-        prev_cmd = cmd[0];
-        let r = ctl.bundle.addon.eval(&vals, &mut terms);
-        ep_addon += r;
-        progress.env_steps += 1;
-        ctl.kl_budget =
-            kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
-        // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
-        // only observe s'.
-        let next = if end.done() {
-            ctl.observe(env.signals());
-            None
-        } else {
-            Some(ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng))
-        };
-        next_logp0.copy_from_slice(&ctl.logp0);
-        let layout = learner.core().replay.layout();
-        let (act_dim, cand_width, pw) = (layout.act_dim, layout.cand_width, layout.param_width);
-        let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
-        let next_params = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.gauss[..pw]);
-        learner.core_mut().replay.push(&Transition {
-            obs: &obs,
-            action: d.action,
-            action_values: &action_unit[..act_dim],
-            next_candidates,
-            prior_params: &params[..pw],
-            next_prior_params: next_params,
-            reward: r,
-            logp0_taken: d.logp0_taken,
-            logpi_taken: d.logpi_taken,
-            next_obs: &ctl.res_obs,
-            next_logp0: &next_logp0,
-            terminal: end.terminated,
-            truncated: end.truncated,
-        });
-        if let Some(rec) = &recorder {
-            tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
-            tick.addon_reward = r;
-            tick.n_terms = terms.len() as u8;
-            tick.addon_terms[..terms.len()].copy_from_slice(&terms);
-            rec.record(&tick);
-        }
-        if learner.core().diverged {
-            warn!(
-                "the learner diverged at step {}: learning stopped, the prior acts alone",
-                progress.env_steps
-            );
-            break;
-        }
-        match next {
-            Some(n) => d = n,
-            None => {
-                let h = &mut progress.history;
-                let len = env.episode_steps().max(1);
-                h.episode_end_step.push(progress.env_steps as f64);
-                h.episode_addon_per_step.push(ep_addon / len as f32);
-                h.episode_length.push(len as f32);
-                if opts.progress {
-                    // Formatting allocates: only when someone watches the bar.
-                    bar.set_message(format!(
-                        "episode {} len {} add-on/step {:.3}",
-                        h.episode_length.len(),
-                        len,
-                        ep_addon / len as f32
-                    ));
-                }
-                ep_addon = 0.0;
-                prev_cmd = 0.0;
-                env.reset()?;
-                supervisor.new_episode();
-                frame_at = Instant::now();
-                d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
-            }
-        }
-        bar.set_position(progress.env_steps);
-        if checkpoint_every > 0 && progress.env_steps % checkpoint_every == 0 {
-            // Encoded here (memory only), written by the writer thread.
-            writer.submit(checkpoint::encode(learner.as_ref(), &progress, &manifest_text)?)?;
-        }
+        // The queue lives on the heap (it is large) for the scope of the run.
+        let mut queue: Box<heapless::spsc::Queue<Message, QUEUE_LEN>> =
+            Box::new(heapless::spsc::Queue::new());
+        let (tx, rx) = queue.split();
+        let (w_in, w_out) = triple_buffer::triple_buffer(&Weights::of(learning.learner.as_ref()));
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| -> Result<(LoopEnd, u64, Learning)> {
+            let handle = std::thread::Builder::new()
+                .name("resq-learner".into())
+                .spawn_scoped(scope, || learner_thread(learning, rx, w_in, &stop))?;
+            let mut side = ThreadSide::new(tx, w_out, layout);
+            let end = drive.run(&mut side, resumed_from);
+            stop.store(true, Ordering::Release);
+            let learning = handle.join().map_err(|_| anyhow::anyhow!("the learner thread panicked"))??;
+            Ok((end?, side.dropped, learning))
+        })?
+    } else {
+        (drive.run(&mut learning, resumed_from)?, 0, learning)
+    };
+    if dropped > 0 {
+        warn!("{dropped} transition(s) dropped: the learner thread fell behind the robot");
     }
-    bar.finish_and_clear();
     let wall_seconds = started.elapsed().as_secs_f64();
-    writer.finish()?;
-    if writer.skipped > 0 {
-        info!("{} periodic checkpoint(s) skipped while the previous one was being written", writer.skipped);
-    }
-    checkpoint::save(&ckpt_path, learner.as_ref(), &progress, &manifest_text)?;
+    learning.finish()?;
     let record_stats = match recorder {
         Some(r) => Some(r.finish()?),
         None => None,
     };
-    if stopped_by_estop {
+    if end.estop {
         anyhow::bail!(
             "the robot reported an e-stop; the learned residual is saved in {}",
             ckpt_path.display()
         );
     }
 
-    hand_over(learner.as_ref(), &mut ctl);
+    hand_over(learning.learner.as_ref(), &mut ctl);
     // Evaluate the policy as learned: the budget schedule's end value applies.
-    ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, progress.env_steps);
+    let ex = &ctl.bundle.manifest.exploration;
+    ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, end.env_steps);
     let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
     let prior = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, episodes, opts.seed)?;
     let customized = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Customized, episodes, opts.seed)?;
+    let Learning { learner, progress, .. } = learning;
     Ok(Outcome {
         env_steps: progress.env_steps,
         resumed_from,
@@ -356,16 +230,186 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         customized,
         link: env.counters(),
         record_stats,
+        transitions_dropped: dropped,
         controller: ctl,
         learner,
     })
 }
 
-/// Copies the learner's acting networks into the controller (no allocation).
-fn hand_over(learner: &dyn ResidualLearner, ctl: &mut Controller) {
-    ctl.residual.copy_from(&learner.core().online);
-    if let (Some(actor), Some((acting, _))) = (learner.actor(), &mut ctl.actor) {
-        acting.copy_from(actor);
+/// How the control loop ended.
+struct LoopEnd {
+    env_steps: u64,
+    estop: bool,
+}
+
+/// The control loop's parts.
+struct Drive<'a> {
+    env: &'a mut dyn Env,
+    ctl: &'a mut Controller,
+    supervisor: &'a mut Supervisor,
+    recorder: Option<&'a Recorder>,
+    opts: &'a Options,
+}
+
+impl Drive<'_> {
+    /// Drives the robot from step `from` to `opts.steps`, feeding `learning`.
+    fn run(&mut self, learning: &mut dyn LoopLearning, from: u64) -> Result<LoopEnd> {
+        let (env, ctl, supervisor, opts) = (&mut *self.env, &mut *self.ctl, &mut *self.supervisor, self.opts);
+        let explore =
+            if ctl.bundle.manifest.exploration.mode == "greedy" { ActMode::Greedy } else { ActMode::Sample };
+        let ex = ctl.bundle.manifest.exploration.clone();
+        let deadline = Duration::from_secs_f32(ctl.bundle.safety.tick_deadline_ms / 1000.0);
+        let layout = learning.layout();
+        let (act_dim, cand_width, pw) = (layout.act_dim, layout.cand_width, layout.param_width);
+        let n_obs = ctl.bundle.obs.len();
+        let mut env_steps = from;
+        let mut episodes = 0usize;
+
+        // A resumed run draws fresh episodes from a stream keyed by where it resumed.
+        env.reseed(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ from);
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(opts.seed ^ from ^ 0xac7);
+        let bar = if opts.progress && env_steps < opts.steps {
+            let bar = ProgressBar::new(opts.steps);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar.set_position(env_steps);
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+
+        let mut vals = vec![0.0f32; ctl.bundle.vars.len()];
+        let mut terms = vec![0.0f32; ctl.bundle.addon.terms.len()];
+        let mut obs = vec![0.0f32; n_obs];
+        let mut next_logp0 = vec![0.0f32; ctl.logp0.len()];
+        let mut cmd = [0.0f32; 1];
+        // The continuous action taken, in [−1, 1] units (what the continuous heads take as input).
+        let mut action_unit = [0.0f32; 8];
+        // The prior's Gaussian at s (residual SAC keeps it with the transition).
+        let mut params = [0.0f32; 16];
+        let started = Instant::now();
+        let (mut ep_addon, mut prev_cmd) = (0.0f32, 0.0f32);
+        let mut tick = TickRecord::default();
+        let mut last_tick_start: Option<Instant> = None;
+        let mut estop = false;
+
+        env.reset()?;
+        supervisor.new_episode();
+        ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, env_steps);
+        let mut frame_at = Instant::now();
+        let mut d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+        while env_steps < opts.steps {
+            if env.estop() {
+                supervisor.latch_estop();
+            }
+            // The decision for these signals was made when they arrived; check its deadline.
+            let mut decisions = Decisions::default();
+            if frame_at.elapsed() > deadline {
+                decisions.0 |= Decisions::DEADLINE_MISS;
+                ctl.prior_fallback(&mut d);
+            }
+            if d.fallback {
+                decisions.0 |= Decisions::FALLBACK;
+            }
+            if d.lambda < 1.0 {
+                decisions.0 |= Decisions::KL_LIMITED;
+            }
+            decisions.0 |= supervisor.filter(&ctl.command, &mut cmd).0;
+            if supervisor.estop_latched() {
+                // Honoured until an explicit reset: restarting resq is that reset.
+                warn!("e-stop reported by the robot at step {env_steps}: safe command sent, run stopped");
+                env.step(&cmd)?;
+                estop = true;
+                break;
+            }
+            obs.copy_from_slice(&ctl.res_obs);
+            if let Some(sa) = &ctl.continuous {
+                action_unit[..sa.act_dim].copy_from_slice(&sa.action);
+                params[..sa.gauss.len()].copy_from_slice(&sa.gauss);
+            }
+            let tick_start = Instant::now();
+            fill_before(&mut tick, ctl, env, d, &cmd, frame_at, last_tick_start, started);
+            last_tick_start = Some(tick_start);
+            env.act(&cmd)?;
+            // Learn while the robot moves; the command is already on its way.
+            learning.between_ticks(ctl)?;
+            let end = env.observe()?;
+            frame_at = Instant::now();
+            ctl.bundle.vars.fill(env.signals(), &cmd, &[prev_cmd], &mut vals);
+            prev_cmd = cmd[0];
+            let r = ctl.bundle.addon.eval(&vals, &mut terms);
+            ep_addon += r;
+            env_steps += 1;
+            ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, env_steps);
+            // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
+            // only observe s'.
+            let next = if end.done() {
+                ctl.observe(env.signals());
+                None
+            } else {
+                Some(ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng))
+            };
+            next_logp0.copy_from_slice(&ctl.logp0);
+            let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
+            let next_params = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.gauss[..pw]);
+            learning.transition(
+                &Transition {
+                    obs: &obs,
+                    action: d.action,
+                    action_values: &action_unit[..act_dim],
+                    next_candidates,
+                    prior_params: &params[..pw],
+                    next_prior_params: next_params,
+                    reward: r,
+                    logp0_taken: d.logp0_taken,
+                    logpi_taken: d.logpi_taken,
+                    next_obs: &ctl.res_obs,
+                    next_logp0: &next_logp0,
+                    terminal: end.terminated,
+                    truncated: end.truncated,
+                },
+                env_steps,
+            )?;
+            if let Some(rec) = self.recorder {
+                tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
+                tick.addon_reward = r;
+                tick.n_terms = terms.len() as u8;
+                tick.addon_terms[..terms.len()].copy_from_slice(&terms);
+                rec.record(&tick);
+            }
+            if learning.diverged() {
+                warn!("the learner diverged at step {env_steps}: learning stopped, the prior acts alone");
+                break;
+            }
+            match next {
+                Some(n) => d = n,
+                None => {
+                    let len = env.episode_steps().max(1);
+                    learning.episode_end(len, ep_addon / len as f32)?;
+                    episodes += 1;
+                    if opts.progress {
+                        // Formatting allocates: only when someone watches the bar.
+                        bar.set_message(format!(
+                            "episode {episodes} len {len} add-on/step {:.3}",
+                            ep_addon / len as f32
+                        ));
+                    }
+                    ep_addon = 0.0;
+                    prev_cmd = 0.0;
+                    env.reset()?;
+                    supervisor.new_episode();
+                    frame_at = Instant::now();
+                    d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+                }
+            }
+            bar.set_position(env_steps);
+        }
+        bar.finish_and_clear();
+        Ok(LoopEnd { env_steps, estop })
     }
 }
 

@@ -211,6 +211,36 @@ fn an_estop_latches_and_stops_the_run() {
     assert_eq!(report.firmware.commands_out_of_range, 0);
 }
 
+/// A real-time robot (500 Hz) with the learner on its own thread (`learning.thread = true`): the
+/// loop hands every transition over without waiting, none is dropped, the learner keeps its
+/// update-to-data ratio, and CartPole still customizes. Threads make the run vary, so the bar is
+/// the worst ratio measured over seeds in process at this budget (0.66; typical is 0.3).
+#[test]
+fn a_learner_thread_customizes_a_real_time_robot() {
+    let dir = tempfile::tempdir().unwrap();
+    let period_us = 2_000;
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 11);
+    let dir_b = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
+    let b = Bundle::load_with(&dir_b, &["learning.thread=true".into()]).unwrap();
+    let (warmup, per_tick) = (b.manifest.learning.warmup as u64, b.manifest.learning.updates_per_tick as u64);
+    let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
+    let steps = 6_000;
+    let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 5)).unwrap();
+    let report = finish();
+    let (p, c) = (metric(&o.prior), metric(&o.customized));
+    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    eprintln!(
+        "learner thread, 500 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped\n{s}",
+        o.updates, o.transitions_dropped
+    );
+    assert_eq!(o.transitions_dropped, 0);
+    assert!(o.updates >= (steps - warmup) * per_tick * 9 / 10, "{} updates", o.updates);
+    assert_eq!(s.ticks, steps);
+    assert!(c <= 0.7 * p, "customized {c} vs prior {p}");
+    assert!(o.customized.success_rate >= 0.8);
+    assert_eq!(report.firmware.commands_out_of_range, 0);
+}
+
 #[test]
 fn real_time_mode_runs_at_its_rate() {
     // 200 Hz for 600 ticks (3 s). Timing is reported, not asserted (shared, noisy machines).

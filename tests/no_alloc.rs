@@ -133,3 +133,49 @@ fn sampled_control_tick_allocates_nothing_after_warm_up() {
 fn sac_control_tick_allocates_nothing_after_warm_up() {
     continuous_ticks_allocate_nothing("sac");
 }
+
+/// The loop's side of a learner thread: handing a transition over the queue and taking new
+/// weights from the triple buffer allocate nothing.
+#[test]
+fn handing_over_to_a_learner_thread_allocates_nothing() {
+    use resq::learning::{LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN};
+    let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar")).unwrap();
+    let learner = resq::customize::make_learner(&bundle, 0);
+    let layout = learner.core().replay.layout();
+    let mut ctl = Controller::new(bundle, learner.core().online.clone());
+    ctl.set_actor(learner.actor().unwrap().clone());
+    let mut queue: Box<heapless::spsc::Queue<Message, QUEUE_LEN>> = Box::new(heapless::spsc::Queue::new());
+    let (tx, mut rx) = queue.split();
+    let (mut w_in, w_out) = triple_buffer::triple_buffer(&Weights::of(learner.as_ref()));
+    let mut side = ThreadSide::new(tx, w_out, layout);
+    let v = vec![0.25f32; 64];
+    let t = Transition {
+        obs: &v[..layout.n_obs],
+        action: 0,
+        action_values: &v[..layout.act_dim],
+        next_candidates: &v[..layout.cand_width],
+        prior_params: &v[..layout.param_width],
+        next_prior_params: &v[..layout.param_width],
+        reward: -0.1,
+        logp0_taken: -1.0,
+        logpi_taken: -1.0,
+        next_obs: &v[..layout.n_obs],
+        next_logp0: &v[..layout.n_actions],
+        terminal: false,
+        truncated: false,
+    };
+    let n = allocations_during(|| {
+        for i in 0..1000u64 {
+            side.transition(&t, i).unwrap();
+            if i % 100 == 99 {
+                side.episode_end(100, -0.1).unwrap();
+            }
+            // The learner's end (here on the same thread): take the messages, publish weights.
+            while rx.dequeue().is_some() {}
+            w_in.publish();
+            side.between_ticks(&mut ctl).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "handing over allocated {n} times in 1000 ticks");
+    assert_eq!(side.dropped, 0);
+}

@@ -187,6 +187,10 @@ pub struct LearningSection {
     pub huber_delta: f32,
     /// Global gradient-norm clip (0 = off).
     pub grad_clip: f32,
+    /// Learn on a thread of its own (the loop hands transitions over a lock-free queue and
+    /// takes the newest weights; neither waits), instead of between ticks on the loop's thread
+    /// (reproducible from a seed). For a real-time robot whose tick is shorter than its updates.
+    pub thread: bool,
 }
 
 impl Default for LearningSection {
@@ -201,6 +205,7 @@ impl Default for LearningSection {
             warmup: 500,
             huber_delta: 1.0,
             grad_clip: 10.0,
+            thread: false,
         }
     }
 }
