@@ -115,7 +115,8 @@ impl Controller {
         };
         // Discrete: log π0 of every action; continuous: of every candidate.
         let n_act = continuous.as_ref().map_or(bundle.n_actions(), |s| s.k);
-        let scratch = residual.scratch();
+        // Continuous: room for the K candidates scored in one pass.
+        let scratch = residual.scratch_rows(continuous.as_ref().map_or(1, |c| c.k));
         let draw_rng = rand_pcg::Pcg64Mcg::seed_from_u64(bundle.manifest.run.seed ^ 0xd2a3);
         Controller {
             command: vec![0.0; 1],

@@ -57,6 +57,8 @@ pub struct ContinuousActor {
     /// A deterministic prior's exploration log-std, command units.
     fixed_log_std: Option<f32>,
     input: Vec<f32>,
+    /// `[obs, a_k]` for every candidate, row-major `[K, n_obs + act_dim]`.
+    inputs: Vec<f32>,
     /// Residual SAC: the actor's `[mean, log_std]` at the current state.
     pub policy: Vec<f32>,
 }
@@ -150,6 +152,7 @@ impl ContinuousActor {
             half,
             fixed_log_std,
             input: vec![0.0; n_obs + act_dim],
+            inputs: vec![0.0; k * (n_obs + act_dim)],
             policy: vec![0.0; 2 * act_dim],
         }
     }
@@ -230,11 +233,14 @@ impl ContinuousActor {
         greedy: bool,
         rng: &mut impl Rng,
     ) -> Choice {
-        let ad = self.act_dim;
+        let (ad, w) = (self.act_dim, obs.len() + self.act_dim);
         for c in 0..self.k {
-            self.q_r[c] =
-                q_value(residual, scratch, &mut self.input, obs, &self.candidates[c * ad..(c + 1) * ad]);
+            let row = &mut self.inputs[c * w..(c + 1) * w];
+            row[..obs.len()].copy_from_slice(obs);
+            row[obs.len()..].copy_from_slice(&self.candidates[c * ad..(c + 1) * ad]);
         }
+        // All K candidates in one pass (`scratch` holds K rows: `Mlp::scratch_rows`).
+        self.q_r.copy_from_slice(residual.forward_rows(&self.inputs, self.k, scratch));
         if self.q_r.iter().any(|v| !v.is_finite()) {
             let mut ch = self.choose_prior(greedy);
             ch.fallback = true;

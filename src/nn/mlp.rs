@@ -144,6 +144,31 @@ impl Mlp {
         Scratch { a: vec![0.0; width], b: vec![0.0; width] }
     }
 
+    /// Buffers for [`Mlp::forward_rows`] of up to `rows` inputs (and for [`Mlp::forward1`]).
+    pub fn scratch_rows(&self, rows: usize) -> Scratch {
+        let width = self.sizes().into_iter().max().unwrap_or(1) * rows.max(1);
+        Scratch { a: vec![0.0; width], b: vec![0.0; width] }
+    }
+
+    /// Forward pass of `rows` inputs at once on the control path (`xs` row-major
+    /// `[rows, n_in]`), no allocation: the output `[rows, n_out]` lives in `s` (from
+    /// [`Mlp::scratch_rows`] for at least `rows`) until the next call.
+    pub fn forward_rows<'s>(&self, xs: &[f32], rows: usize, s: &'s mut Scratch) -> &'s [f32] {
+        debug_assert_eq!(xs.len(), rows * self.n_in());
+        let mut width = self.n_in();
+        s.a[..rows * width].copy_from_slice(xs);
+        for layer in &self.layers {
+            let n_out = layer.w.ncols();
+            let wt = layer.w.as_slice().expect("weights are standard-layout");
+            let b = layer.b.as_slice().expect("biases are contiguous");
+            kernels::affine_rows(&s.a[..rows * width], rows, wt, b, &mut s.b[..rows * n_out]);
+            layer.act.apply(&mut s.b[..rows * n_out]);
+            std::mem::swap(&mut s.a, &mut s.b);
+            width = n_out;
+        }
+        &s.a[..rows * width]
+    }
+
     /// Batch-1 forward pass on the control path: no allocation. Returns the output, which lives
     /// in `s` until the next call.
     pub fn forward1<'s>(&self, x: &[f32], s: &'s mut Scratch) -> &'s [f32] {
@@ -284,6 +309,22 @@ mod tests {
             let y = m.forward1(x.row(i).as_slice().unwrap(), &mut s);
             for (a, b) in y.iter().zip(batched.row(i)) {
                 assert!((a - b).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn forward_rows_matches_forward1() {
+        let m = net(Activation::Relu);
+        let rows = 7;
+        let xs: Vec<f32> = (0..rows * 5).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut s = m.scratch_rows(rows);
+        let batched = m.forward_rows(&xs, rows, &mut s).to_vec();
+        let mut s1 = m.scratch();
+        for r in 0..rows {
+            let y = m.forward1(&xs[r * 5..(r + 1) * 5], &mut s1);
+            for (a, b) in y.iter().zip(&batched[r * 3..(r + 1) * 3]) {
+                assert!((a - b).abs() < 1e-5, "row {r}: {a} vs {b}");
             }
         }
     }
