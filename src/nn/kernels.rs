@@ -152,7 +152,7 @@ unsafe fn affine_avx2(x: &[f32], wt: &[f32], b: &[f32], y: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 fn affine_rows_avx2_entry(x: &[f32], rows: usize, wt: &[f32], b: &[f32], y: &mut [f32]) {
     let n_out = b.len();
-    let n_in = if rows == 0 { 0 } else { x.len() / rows };
+    let n_in = x.len().checked_div(rows).unwrap_or(0);
     assert!(x.len() == rows * n_in && y.len() == rows * n_out && wt.len() >= n_in * n_out);
     // SAFETY: selected only after runtime detection of avx2 and fma; bounds asserted above.
     unsafe { affine_rows_avx2(x, rows, n_in, wt, b, y) }
