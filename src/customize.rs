@@ -182,7 +182,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         let (tx, rx) = queue.split();
         let (w_in, w_out) = triple_buffer::triple_buffer(&Weights::of(learning.learner.as_ref()));
         let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| -> Result<(LoopEnd, u64, Learning)> {
+        std::thread::scope(|scope| -> Result<(Result<LoopEnd>, u64, Learning)> {
             let handle = std::thread::Builder::new()
                 .name("resq-learner".into())
                 .spawn_scoped(scope, || learner_thread(learning, rx, w_in, &stop))?;
@@ -190,16 +190,21 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             let end = drive.run(&mut side, resumed_from);
             stop.store(true, Ordering::Release);
             let learning = handle.join().map_err(|_| anyhow::anyhow!("the learner thread panicked"))??;
-            Ok((end?, side.dropped, learning))
+            Ok((end, side.dropped, learning))
         })?
     } else {
-        (drive.run(&mut learning, resumed_from)?, 0, learning)
+        (drive.run(&mut learning, resumed_from), 0, learning)
     };
     if dropped > 0 {
         warn!("{dropped} transition(s) dropped: the learner thread fell behind the robot");
     }
     let wall_seconds = started.elapsed().as_secs_f64();
+    // Whatever stopped the loop (the step budget, an e-stop, a link that failed for good), what
+    // was learned is saved.
     learning.finish()?;
+    let end = end.with_context(|| {
+        format!("the run stopped; the learned residual is saved in {}", ckpt_path.display())
+    })?;
     let record_stats = match recorder {
         Some(r) => Some(r.finish()?),
         None => None,

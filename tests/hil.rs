@@ -241,6 +241,32 @@ fn a_learner_thread_customizes_a_real_time_robot() {
     assert_eq!(report.firmware.commands_out_of_range, 0);
 }
 
+/// The robot goes away for good mid-run (the rig stops, the device disappears): after the
+/// reconnect bound the run fails with an error that says where the learned residual is saved, and
+/// the checkpoint there resumes.
+#[test]
+fn a_link_lost_for_good_fails_the_run_and_keeps_what_was_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 13);
+    let b = bundle();
+    let text = b.manifest_text.clone();
+    let mut env = connect(&b, &port, Mode::LockStep, 0).unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        finish()
+    });
+    let err =
+        customize::run_in(b, &mut env, &options(dir.path(), 10_000_000, 1)).err().expect("the link is gone");
+    killer.join().unwrap();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("saved in"), "{msg}");
+    let path = dir.path().join(customize::CHECKPOINT_FILE);
+    let mut learner = customize::make_learner(&bundle(), 0);
+    let progress = resq::checkpoint::load(&path, learner.as_mut(), &text).unwrap();
+    eprintln!("{msg}\nsaved at step {}", progress.env_steps);
+    assert!(progress.env_steps > 500, "only {} steps saved", progress.env_steps);
+}
+
 #[test]
 fn real_time_mode_runs_at_its_rate() {
     // 200 Hz for 600 ticks (3 s). Timing is reported, not asserted (shared, noisy machines).
