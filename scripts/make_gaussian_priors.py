@@ -16,6 +16,12 @@
    recover), labelled with the expert's noise-free action.  An MLP 3 -> 64 -> 64 -> 1 (ReLU) is fitted
    by mean squared error and exported with one output "action" [batch,1] in command units (N*m).
    resq explores around it with the bundle's stated std (prior.exploration_std).
+
+3. models/pendulum-gaussian/prior.onnx (+ prior_golden.json): a plain Gaussian prior for Pendulum-v1,
+   cloned by maximum likelihood from the same noisy demonstrations, labelled this time with the
+   action actually executed (expert + N(0, 0.5^2) noise, before the torque clip): an MLP trunk
+   3 -> 64 -> 64 (ReLU) with a "mean" and a "log_std" head, in command units (N*m), as a PPO-style
+   policy exports them.  The robot clips the sample to the torque limits.
 """
 from __future__ import annotations
 
@@ -97,7 +103,10 @@ def expert():
     return act
 
 
-def rollouts(policy, episodes, seed, noise=0.0, rng=None):
+def rollouts(policy, episodes, seed, noise=0.0, rng=None, executed=None):
+    """Runs `policy` with optional Gaussian noise on the executed action; returns the states, the
+    expert's noise-free labels, the mean return and upright fraction. `executed`, if a list, gets
+    the executed (noisy, unclipped) actions."""
     env = gym.make("Pendulum-v1")
     states, labels, returns, upright = [], [], [], []
     label = expert()
@@ -110,6 +119,8 @@ def rollouts(policy, episodes, seed, noise=0.0, rng=None):
             a = float(policy(obs))
             if noise > 0:
                 a += noise * rng.standard_normal()
+            if executed is not None:
+                executed.append(a)
             obs, r, term, trunc, _ = env.step(np.array([np.clip(a, -2, 2)], np.float32))
             ret += r
             up += obs[0] > 0.9
@@ -165,6 +176,66 @@ def pendulum_bc():
     print(f"wrote {path}")
 
 
+def pendulum_gaussian():
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    teacher = expert()
+    executed = []
+    s, _, ret, up = rollouts(lambda o: teacher(o)[0], 150, 20_000, noise=0.5, rng=rng, executed=executed)
+    y = np.array(executed, np.float32)
+
+    class Actor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+            self.mean = nn.Linear(64, 1)
+            self.log_std = nn.Linear(64, 1)
+
+        def forward(self, obs):
+            h = self.trunk(obs)
+            return self.mean(h), self.log_std(h)
+
+    actor = Actor()
+    opt = torch.optim.Adam(actor.parameters(), lr=1e-3)
+    xs, ys = torch.from_numpy(s), torch.from_numpy(y)[:, None]
+    for it in range(8000):
+        idx = torch.randint(0, len(xs), (256,))
+        m, ls = actor(xs[idx])
+        nll = -gaussian_log_prob(m, ls, ys[idx]).mean()
+        opt.zero_grad()
+        nll.backward()
+        opt.step()
+    with torch.no_grad():
+        m, ls = actor(xs)
+    print(f"Gaussian clone: nll {-gaussian_log_prob(m, ls, ys).mean().item():.3f}, "
+          f"std median {ls.exp().median().item():.3f}")
+    out_dir = os.path.join(ROOT, "models", "pendulum-gaussian")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "prior.onnx")
+    export(actor, path, 3, ["mean", "log_std"])
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    greedy = lambda o: sess.run(["mean"], {"obs": np.asarray(o, np.float32).reshape(1, 3)})[0][0, 0]
+    _, _, c_ret, c_up = rollouts(greedy, 20, 0)
+    print(f"20 episodes, greedy (the mean, clipped): return {c_ret:.1f} upright {c_up:.2f}")
+    x = np.concatenate([s[rng.choice(len(s), 48, replace=False)],
+                        rng.standard_normal((16, 3)).astype(np.float32) * 20], 0).astype(np.float32)
+    mean, log_std = sess.run(["mean", "log_std"], {"obs": x})
+    acts = np.stack([mean, mean + np.exp(np.clip(log_std, -20, 2)) * rng.standard_normal(mean.shape),
+                     rng.uniform(-2, 2, mean.shape), rng.choice([-2.5, 3.0], mean.shape)], 1).astype(np.float32)
+    mm = torch.from_numpy(mean).double()[:, None, :].expand(-1, 4, -1)
+    ll = torch.from_numpy(log_std).double()[:, None, :].expand(-1, 4, -1)
+    lp = gaussian_log_prob(mm, ll, torch.from_numpy(acts).double()).numpy()
+    golden = {"generator": GEN, "torch_version": torch.__version__, "onnxruntime_version": ort.__version__,
+              "formula": "sum_j log N(a_j; mean_j, exp(clamp(log_std_j, -20, 2))), float64",
+              "clone_greedy": {"return": float(c_ret), "upright": float(c_up)},
+              "inputs": x.tolist(), "mean": mean.tolist(), "log_std": log_std.tolist(),
+              "actions": acts.tolist(), "log_prob_f64": lp.tolist()}
+    with open(os.path.join(out_dir, "prior_golden.json"), "w") as f:
+        json.dump(golden, f)
+    print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     gaussian_actor()
     pendulum_bc()
+    pendulum_gaussian()

@@ -5,7 +5,9 @@
 //! - ≥ 10 % with residual SAC, the bundle's method (measured −13 % to −32 % over seeds 0–4);
 //! - ≥ 5 % with the sampled residual Q (measured −8 % to −20 %);
 //! - ≥ 20 % with residual SAC over models/pendulum-bc, a deterministic behaviour-cloned prior
-//!   explored with a stated std (measured −51 % on seed 0).
+//!   explored with a stated std (measured −51 % on seed 0);
+//! - ≥ 15 % with residual SAC over models/pendulum-gaussian, a plain Gaussian prior whose sample
+//!   is clipped (measured −24 % to −37 % over seeds 0–4).
 
 use std::path::Path;
 
@@ -47,6 +49,12 @@ fn sampled_residual_saves_torque_and_keeps_the_pendulum_up() {
 fn residual_sac_customizes_a_deterministic_behaviour_cloned_prior() {
     let (tp, tc) = torque_sq("models/pendulum-bc", "sac");
     assert!(tc <= 0.8 * tp, "customized torque² {tc} vs prior {tp}");
+}
+
+#[test]
+fn residual_sac_customizes_a_plain_gaussian_prior() {
+    let (tp, tc) = torque_sq("models/pendulum-gaussian", "sac");
+    assert!(tc <= 0.85 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
 /// A residual SAC checkpoint holds every network (both critics and their targets, the actor),

@@ -138,20 +138,23 @@ fn squashed_gaussian_priors_match_onnxruntime_and_torch() {
     }
 }
 
-/// A plain Gaussian actor (PPO-style, exported from PyTorch): compiles to resq's kernels, matches
+/// Plain Gaussian actors (PPO-style, exported from PyTorch: a random-weight one, and the
+/// pendulum-gaussian bundle's, cloned from demonstrations) compile to resq's kernels, match
 /// onnxruntime, and `log π0` of actions inside and beyond the bounds (the density of the
 /// unclipped sample) matches `torch.distributions.Normal` (scripts/make_gaussian_priors.py).
 #[test]
 fn gaussian_prior_matches_onnxruntime_and_torch() {
     let d = root().join("tests/data/onnx");
-    let (worst_raw, worst_lp) = gaussian_worst(
-        &d.join("gaussian_actor.onnx"),
-        &d.join("gaussian_actor_golden.json"),
-        PriorKind::Gaussian,
-        3,
-    );
-    assert!(worst_raw < 1e-5, "mean/log_std differ from onnxruntime by {worst_raw:e}");
-    assert!(worst_lp < 1e-6, "log π0 differs from torch by {worst_lp:e} (relative)");
+    let b = root().join("models/pendulum-gaussian");
+    for (onnx, golden) in [
+        (d.join("gaussian_actor.onnx"), d.join("gaussian_actor_golden.json")),
+        (b.join("prior.onnx"), b.join("prior_golden.json")),
+    ] {
+        let (worst_raw, worst_lp) = gaussian_worst(&onnx, &golden, PriorKind::Gaussian, 3);
+        let name = onnx.display();
+        assert!(worst_raw < 1e-5, "{name}: mean/log_std differ from onnxruntime by {worst_raw:e}");
+        assert!(worst_lp < 1e-6, "{name}: log π0 differs from torch by {worst_lp:e} (relative)");
+    }
 }
 
 #[derive(serde::Deserialize)]
