@@ -125,6 +125,9 @@ impl Learn {
     /// Prints the table and writes the report and the plot.
     fn finish(&self, name: &str, metric: &str, opts: &Options, outcome: &customize::Outcome) -> Result<()> {
         println!("\n{}", report::table(outcome));
+        for w in report::warnings(outcome) {
+            log::warn!("{w}");
+        }
         println!(
             "learned for {} environment steps ({} updates, {:.1} s{})",
             outcome.env_steps,

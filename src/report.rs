@@ -19,6 +19,7 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         "resumed_from_step": o.resumed_from,
         "prior": o.prior.to_map(),
         "customized": o.customized.to_map(),
+        "warnings": warnings(o),
         "training": {
             "updates": o.updates,
             "episodes": o.history.episode_length.len(),
@@ -33,6 +34,48 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
 
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     crate::checkpoint::write_atomically(path, serde_json::to_string_pretty(value)?.as_bytes())
+}
+
+/// Largest drop of the success rate (absolute) before a warning.
+pub const SUCCESS_SLIP: f64 = 0.05;
+
+/// Warnings when the customized policy lost much of the prior's own task: its success rate or
+/// its base return (`[task] base_reward`) fell beyond [`SUCCESS_SLIP`] / `max_drop` (relative;
+/// the bundle's `[task] max_base_return_drop`).
+/// Each says what to change. The add-on outweighed the prior: ω' holds the prior's task, and a
+/// wide prior (flat `log π0`) holds it weakly.
+pub fn prior_task_warnings(
+    prior: &PolicyEval,
+    customized: &PolicyEval,
+    omega: f32,
+    max_drop: f32,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    let fix = format!(
+        "to hold the prior's task more strongly, raise `residual.omega` (ω' = {omega}; raise `residual.alpha` with it to start on the prior), or set a KL budget (`exploration.kl_budget_start`/`_end`)"
+    );
+    if prior.success_rate - customized.success_rate > SUCCESS_SLIP {
+        w.push(format!(
+            "the success rate fell from {:.2} to {:.2}: {fix}",
+            prior.success_rate, customized.success_rate
+        ));
+    }
+    if let (Some(p), Some(c)) = (prior.base_return, customized.base_return) {
+        let drop = (p - c) / p.abs().max(1e-9);
+        if drop > max_drop as f64 {
+            w.push(format!(
+                "the prior's task (base return) fell by {:.0} % ({p:.2} -> {c:.2}): {fix}",
+                100.0 * drop
+            ));
+        }
+    }
+    w
+}
+
+/// [`prior_task_warnings`] for a run, with its bundle's settings.
+pub fn warnings(o: &Outcome) -> Vec<String> {
+    let m = &o.controller.bundle.manifest;
+    prior_task_warnings(&o.prior, &o.customized, m.residual.omega, m.task.max_base_return_drop)
 }
 
 fn rows(p: &PolicyEval) -> Vec<(String, f64)> {
@@ -71,4 +114,28 @@ pub fn table(o: &Outcome) -> String {
         s += &format!("{k:<30} {va:>12.4} {vb:>12.4} {change:>9}\n");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(success: f64, base: f64) -> PolicyEval {
+        PolicyEval { success_rate: success, base_return: Some(base), ..PolicyEval::default() }
+    }
+
+    #[test]
+    fn a_slipping_prior_task_is_named_with_its_fix() {
+        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(0.98, -108.0), 0.01, 0.1).is_empty());
+        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.6).is_empty());
+        let w = prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.1);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("fell by 50 %") && w[0].contains("residual.omega") && w[0].contains("0.01"),
+            "{w:?}"
+        );
+        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), 0.003, 0.1);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("success rate fell from 1.00 to 0.60"));
+    }
 }

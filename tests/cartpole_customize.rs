@@ -54,6 +54,8 @@ fn soft_dqn_prior_moves_to_the_centre_and_resumes_from_its_checkpoint() {
     assert!(
         json["prior"]["mean_abs_x"].as_f64().unwrap() > json["customized"]["mean_abs_x"].as_f64().unwrap()
     );
+    // The prior's task was kept: no warning about it.
+    assert_eq!(json["warnings"], serde_json::json!([]));
 
     // The checkpoint is there, with no temporary file left beside it.
     let files: Vec<String> = std::fs::read_dir(out.path())

@@ -105,10 +105,24 @@ pub struct ActionSection {
 
 /// `[task]`: the prior's own task, used only to report how well it is kept. resq never learns
 /// from it.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSection {
     pub base_reward: Option<String>,
+    /// The largest relative drop of the base return this customization accepts; beyond it resq
+    /// warns (and says how to hold the prior's task more strongly).
+    #[serde(default = "default_max_drop")]
+    pub max_base_return_drop: f32,
+}
+
+fn default_max_drop() -> f32 {
+    0.1
+}
+
+impl Default for TaskSection {
+    fn default() -> Self {
+        TaskSection { base_reward: None, max_base_return_drop: default_max_drop() }
+    }
 }
 
 /// `[addon]`: the add-on reward `r_R`, a sum of named terms.
