@@ -2,12 +2,12 @@
 //! and the customized policy.
 //!
 //! Per tick: the controller decides (π̂, sampled, within the KL budget) as soon as the signals
-//! arrive, the supervisor filters the command and it is sent; while the robot moves, the learner
-//! takes `updates_per_tick` gradient steps and hands its weights to the controller; then the new
-//! signals arrive, the add-on reward is evaluated and the transition goes to the replay ring.
-//! The learner shares the loop's thread, which keeps runs bit-for-bit reproducible from a seed
-//! (in lock-step); its work sits between sending a command and the next frame, so it never
-//! delays a command.
+//! arrive, the supervisor filters the command and it is sent; while the robot moves, the learning
+//! side takes its turn (see [`crate::learning`]: inline, `updates_per_tick` gradient steps and a
+//! weight hand-over, bit-for-bit reproducible from a seed; or on its own thread, taking the
+//! newest weights without waiting); then the new signals arrive, the add-on reward is evaluated
+//! and the transition goes to the learner. Nothing of the learner's sits between a frame and its
+//! command.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
