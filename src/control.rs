@@ -15,8 +15,9 @@
 //!
 //! **Continuous actions** act through [`ContinuousActor`] (`control_continuous.rs`): K candidates
 //! from the prior and importance weights (method `sampled`), or the residual SAC actor (method
-//! `sac`, [`Controller::actor`]). The KL budget applies to discrete actions and to residual SAC
-//! (a Gaussian KL in closed form); the sampled method's actions are the prior's own candidates.
+//! `sac`, [`Controller::actor`]). The KL budget applies to every method: the blend above for
+//! discrete actions, the Gaussian KL in closed form for residual SAC, and the candidates'
+//! reweighting from the prior for the sampled method.
 //!
 //! **Fallback.** If the residual outputs a non-finite value, or the learner has diverged, the
 //! prior acts alone and the decision says so.
@@ -90,7 +91,7 @@ pub struct Controller {
     /// log-probabilities of the policy that acted at the last state.
     pub log_pi: Vec<f32>,
     log_pi_hat: Vec<f32>,
-    /// Current KL budget in nats (0 = unlimited; discrete actions and residual SAC).
+    /// Current KL budget in nats (0 = unlimited).
     pub kl_budget: f32,
     /// The command for the last decision, after the action mapping (before the supervisor).
     pub command: Vec<f32>,
@@ -213,6 +214,7 @@ impl Controller {
                         &self.res_obs,
                         omega,
                         alpha,
+                        self.kl_budget,
                         greedy,
                         rng,
                     ),

@@ -96,6 +96,20 @@ pub fn gaussian_kl(params: &[f32], params0: &[f32]) -> f32 {
     kl.max(0.0)
 }
 
+/// `KL(softmax(λ·ℓ) ‖ uniform) = Σ_k p_k·log(K·p_k)`, `p = softmax(λ·ℓ)`: the KL of the
+/// candidates' reweighting from the prior that drew them. No allocation.
+pub fn candidate_kl(logits: &[f32], lambda: f32) -> f32 {
+    let m = logits.iter().fold(f32::NEG_INFINITY, |a, l| a.max(lambda * l));
+    let total: f32 = logits.iter().map(|l| (lambda * l - m).exp()).sum();
+    let ln_k = (logits.len() as f32).ln();
+    let mut kl = 0.0f32;
+    for l in logits {
+        let lp = lambda * l - m - total.ln();
+        kl += lp.exp() * (lp + ln_k);
+    }
+    kl.max(0.0)
+}
+
 /// `out = [μ0 + λ·Δμ, clamp(log σ0 + λ·Δσ)]`.
 fn shifted(params0: &[f32], delta: &[f32], lambda: f32, out: &mut [f32]) {
     let ad = params0.len() / 2;
@@ -221,7 +235,11 @@ impl ContinuousActor {
         }
     }
 
-    /// The customized policy π̂ of the sampled residual Q, over the candidates.
+    /// The customized policy π̂ of the sampled residual Q, over the candidates, within the KL
+    /// budget (`kl_budget` ≤ 0: none): the candidates are draws from π0, so π̂ over them is the
+    /// discrete distribution `p = softmax(ℓ)` against a uniform π0, and the blend
+    /// `π_λ ∝ π0^(1−λ)·π̂^λ` is `softmax(λ·ℓ)` with `KL(π_λ‖π0) ≈ Σ_k p_k·log(K·p_k)`. Its
+    /// density: `log π_λ(a) = log π0(a) + λ·ℓ(a) − (logsumexp_k λ·ℓ_k − log K)`.
     #[allow(clippy::too_many_arguments)]
     pub fn choose_sampled(
         &mut self,
@@ -230,6 +248,7 @@ impl ContinuousActor {
         obs: &[f32],
         omega: f32,
         alpha: f32,
+        kl_budget: f32,
         greedy: bool,
         rng: &mut impl Rng,
     ) -> Choice {
@@ -247,12 +266,20 @@ impl ContinuousActor {
             return ch;
         }
         candidate_logits(&self.q_r, &self.logp0, omega, alpha, &mut self.logits);
+        let mut kl = candidate_kl(&self.logits, 1.0);
+        let mut lambda = 1.0;
+        if kl_budget > 0.0 && kl > kl_budget {
+            lambda = largest_within_budget(kl_budget, |l| candidate_kl(&self.logits, l));
+            kl = candidate_kl(&self.logits, lambda);
+        }
+        self.logits.iter_mut().for_each(|l| *l *= lambda);
         let m = self.logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let total: f32 = self.logits.iter().map(|l| (l - m).exp()).sum();
         let log_z = m + total.ln() - (self.k as f32).ln();
-        let logpi = |q: f32, l0: f32| (q + omega * l0) / alpha - log_z;
+        // log π_λ(a) from the unscaled ℓ(a) = (Q_R + ω'·log π0)/α̂ − log π0 and log π0(a).
+        let logpi = |q: f32, l0: f32| l0 + lambda * ((q + omega * l0) / alpha - l0) - log_z;
         if greedy {
-            // The π̂-weighted mean of the candidates: a low-noise point estimate of π̂'s action
+            // The π_λ-weighted mean of the candidates: a low-noise point estimate of its action
             // (the best single candidate would carry the candidates' sampling noise).
             let mut point = [0.0f32; 8];
             for c in 0..self.k {
@@ -265,16 +292,9 @@ impl ContinuousActor {
             let (mean, log_std) = self.gauss.split_at(ad);
             let lp0 = self.family.log_prob(mean, log_std, &point[..ad]);
             self.action.copy_from_slice(&point[..ad]);
-            return Choice {
-                index: 0,
-                logp0: lp0,
-                logpi: logpi(q, lp0),
-                fallback: false,
-                kl: 0.0,
-                lambda: 1.0,
-            };
+            return Choice { index: 0, logp0: lp0, logpi: logpi(q, lp0), fallback: false, kl, lambda };
         }
-        // Sample k ~ softmax(ℓ) by inverse CDF.
+        // Sample k ~ softmax(λ·ℓ) by inverse CDF.
         let u = rng.random::<f32>();
         let (mut acc, mut c) = (0.0f32, self.k - 1);
         for (i, l) in self.logits.iter().enumerate() {
@@ -290,8 +310,8 @@ impl ContinuousActor {
             logp0: self.logp0[c],
             logpi: logpi(self.q_r[c], self.logp0[c]),
             fallback: false,
-            kl: 0.0,
-            lambda: 1.0,
+            kl,
+            lambda,
         }
     }
 
@@ -353,6 +373,24 @@ mod tests {
         let mc = acc / n as f64;
         let exact = gaussian_kl(&p, &p0) as f64;
         assert!((mc - exact).abs() < 0.01 * (1.0 + exact), "Monte Carlo {mc} vs closed form {exact}");
+    }
+
+    #[test]
+    fn the_candidate_blend_meets_the_budget() {
+        let logits = [0.3f32, 2.0, -1.0, 0.9, 4.0, -0.2];
+        assert!(candidate_kl(&logits, 0.0).abs() < 1e-6, "λ = 0 is the prior");
+        assert!(candidate_kl(&[0.7; 6], 1.0).abs() < 1e-6, "equal weights are the prior");
+        let full = candidate_kl(&logits, 1.0);
+        // Against the direct formula.
+        let z: f32 = logits.iter().map(|l| l.exp()).sum();
+        let direct: f32 = logits.iter().map(|l| (l.exp() / z) * ((l.exp() / z) * 6.0).ln()).sum();
+        assert!((full - direct).abs() < 1e-5, "{full} vs {direct}");
+        for budget in [0.05f32, 0.3] {
+            assert!(budget < full);
+            let lambda = largest_within_budget(budget, |l| candidate_kl(&logits, l));
+            let kl = candidate_kl(&logits, lambda);
+            assert!(kl <= budget && kl > 0.99 * budget, "budget {budget}: KL {kl}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!   left on at most half as many steps as the prior (measured −62 % to −63 % over seeds 0–4)
 //!   while reaching the goal in ≥ 90 % of evaluation episodes; and the learned actor, held to a
 //!   tight KL budget, keeps every decision within it.
-//! - The actor-free sampled residual Q (`residual.method = "sampled"`): at least 35 % fewer left
-//!   pushes (measured −45 % to −58 %: it does not reach half on every seed), same goal bar.
+//! - The actor-free sampled residual Q (`residual.method = "sampled"`, same KL budget): at least
+//!   35 % fewer left pushes (measured −42 % to −55 %: it does not reach half on every seed), same
+//!   goal bar.
 
 use std::path::Path;
 
