@@ -264,7 +264,8 @@ fn a_link_lost_for_good_fails_the_run_and_keeps_what_was_learned() {
     let mut learner = customize::make_learner(&bundle(), 0);
     let progress = resq::checkpoint::load(&path, learner.as_mut(), &text).unwrap();
     eprintln!("{msg}\nsaved at step {}", progress.env_steps);
-    assert!(progress.env_steps > 500, "only {} steps saved", progress.env_steps);
+    // The final checkpoint, not only a periodic one (every 2 000 steps): the steps run so far.
+    assert!(progress.env_steps > 0 && progress.env_steps % 2_000 != 0, "saved at step {}", progress.env_steps);
 }
 
 #[test]
