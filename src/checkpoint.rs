@@ -230,8 +230,9 @@ impl Writer {
                 Ok(())
             }
             Some(Err(TrySendError::Disconnected(_))) | None => {
-                self.tx = None;
-                self.finish().map(|_| ()).and_then(|_| anyhow::bail!("the checkpoint writer stopped"))
+                // The writer ended early: its error, if it had one, says why.
+                self.finish()?;
+                anyhow::bail!("the checkpoint writer stopped")
             }
         }
     }

@@ -333,10 +333,9 @@ pub fn learner_thread(
             }
             taken += 1;
             updated = true;
-            if !rx.ready() {
-                continue;
+            if rx.ready() {
+                break; // new transitions arrived: take them first
             }
-            break; // new transitions arrived: take them first
         }
         if updated || learning.learner.core().diverged {
             let w = weights.input_buffer_mut();

@@ -2,12 +2,13 @@
 //! `a < 0`) over the SAC prior, within 10 000 environment steps, by both continuous methods.
 //!
 //! - Residual SAC (the bundle's method, with its KL budget): the customized policy must push
-//!   left on at most half as many steps as the prior (measured −62 % to −63 % over seeds 0–4)
+//!   left on at most half as many steps as the prior (measured 0.379× median, 0.382× worst over
+//!   seeds 0–4)
 //!   while reaching the goal in ≥ 90 % of evaluation episodes; and the learned actor, held to a
 //!   tight KL budget, keeps every decision within it.
 //! - The actor-free sampled residual Q (`residual.method = "sampled"`, same KL budget): at least
-//!   35 % fewer left pushes (measured −42 % to −55 %: it does not reach half on every seed), same
-//!   goal bar.
+//!   35 % fewer left pushes (measured 0.530× median, 0.578× worst: it does not reach half on
+//!   every seed), same goal bar.
 
 use std::path::Path;
 

@@ -74,6 +74,11 @@ pub struct ResidualSac {
     params: Vec<f32>,
     next_params: Vec<f32>,
     eps: Vec<f32>,
+    /// The actor loss's draws at `s` and `∂L/∂u` without the critics' term, per row and dimension.
+    draws: Vec<Draw>,
+    partial: Vec<f32>,
+    /// `ω'·log π0(a'|s') − α̂·log π_θ(a'|s')` of the bootstrap draw, per row.
+    boot_soft: Vec<f32>,
     returns: Vec<f32>,
     boot_discount: Vec<f32>,
     critic2_grads: Grads,
@@ -118,6 +123,9 @@ impl ResidualSac {
             params: vec![0.0; b * 2 * act_dim],
             next_params: vec![0.0; b * 2 * act_dim],
             eps: vec![0.0; b * act_dim],
+            draws: vec![Draw { u: 0.0, a: 0.0, log_std: 0.0, free: true }; b * act_dim],
+            partial: vec![0.0; b * act_dim],
+            boot_soft: vec![0.0; b],
             returns: vec![0.0; b],
             boot_discount: vec![0.0; b],
             actor_loss: 0.0,
@@ -133,21 +141,17 @@ impl ResidualSac {
         let (alpha, omega) = (self.core.settings.alpha, self.core.settings.omega);
         let trace = self.actor.forward_batch(self.obs.view());
         let delta = trace.acts.last().expect("output");
-        let mut draws = [Draw { u: 0.0, a: 0.0, log_std: 0.0, free: true }; 8];
         let mut loss = 0.0f32;
-        let mut partial = vec![0.0f32; b * ad]; // ∂L/∂u without the critic term
         for row in 0..b {
             let p0 = &self.params[row * 2 * ad..(row + 1) * 2 * ad];
             let d = delta.row(row);
             let d = d.as_slice().expect("row-major");
-            for j in 0..ad {
-                draws[j] = draw(fam, p0, d, ad, j, self.eps[row * ad + j]);
-            }
             let mut xr = self.x_pi.row_mut(row);
             let xr = xr.as_slice_mut().expect("row-major");
             xr[..no].copy_from_slice(self.obs.row(row).as_slice().expect("row-major"));
             for j in 0..ad {
-                let dr = draws[j];
+                let dr = draw(fam, p0, d, ad, j, self.eps[row * ad + j]);
+                self.draws[row * ad + j] = dr;
                 xr[no + j] = dr.a;
                 let e = self.eps[row * ad + j];
                 let (ld, dld) = fam.log_det(dr.a);
@@ -156,7 +160,7 @@ impl ResidualSac {
                 let lp_theta = -0.5 * e * e - dr.log_std - HALF_LN_2PI + ld;
                 let lp0 = -0.5 * z0 * z0 - ls0 - HALF_LN_2PI + ld;
                 loss += alpha * lp_theta - omega * lp0;
-                partial[row * ad + j] = alpha * dld - omega * (-z0 / ls0.exp() + dld);
+                self.partial[row * ad + j] = alpha * dld - omega * (-z0 / ls0.exp() + dld);
             }
         }
         let tq1 = self.core.online.forward_batch(self.x_pi.view());
@@ -178,13 +182,10 @@ impl ResidualSac {
         let mut d_out = Array2::<f32>::zeros((b, 2 * ad));
         let inv_b = 1.0 / b as f32;
         for row in 0..b {
-            let p0 = &self.params[row * 2 * ad..(row + 1) * 2 * ad];
-            let d = delta.row(row);
-            let d = d.as_slice().expect("row-major");
             for j in 0..ad {
-                let dr = draw(fam, p0, d, ad, j, self.eps[row * ad + j]);
+                let dr = self.draws[row * ad + j];
                 let dq_da = g1[[row, no + j]] + g2[[row, no + j]];
-                let dl_du = partial[row * ad + j] - dq_da * fam.daction_du(dr.a);
+                let dl_du = self.partial[row * ad + j] - dq_da * fam.daction_du(dr.a);
                 d_out[[row, j]] = dl_du * inv_b;
                 if dr.free {
                     d_out[[row, ad + j]] =
@@ -251,7 +252,6 @@ impl ResidualLearner for ResidualSac {
 
         // Critic targets: a' ~ π_θ(·|s') with the current actor.
         let delta_next = self.actor.predict(self.next_obs.view());
-        let mut soft = vec![0.0f32; b];
         for row in 0..b {
             let p0 = &self.next_params[row * pw..(row + 1) * pw];
             let d = delta_next.row(row);
@@ -269,7 +269,7 @@ impl ResidualLearner for ResidualSac {
                 lp_theta += -0.5 * e * e - dr.log_std - HALF_LN_2PI + fam.log_det(dr.a).0;
             }
             let lp0 = fam.log_prob(&p0[..ad], &p0[ad..], &a[..ad]);
-            soft[row] = omega * lp0 - alpha * lp_theta;
+            self.boot_soft[row] = omega * lp0 - alpha * lp_theta;
         }
         let q1t = self.core.target.predict(self.x_boot.view());
         let q2t = self.critic2_target.predict(self.x_boot.view());
@@ -282,7 +282,7 @@ impl ResidualLearner for ResidualSac {
         let mut d2 = Array2::<f32>::zeros((b, 1));
         let mut loss = 0.0f32;
         for row in 0..b {
-            let v = q1t[[row, 0]].min(q2t[[row, 0]]) + soft[row];
+            let v = q1t[[row, 0]].min(q2t[[row, 0]]) + self.boot_soft[row];
             let y = self.returns[row] + self.boot_discount[row] * v;
             let (l1, g1) = self.core.huber(q1[[row, 0]] - y);
             let (l2, g2) = self.core.huber(q2[[row, 0]] - y);

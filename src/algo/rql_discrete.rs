@@ -78,11 +78,6 @@ impl ResidualSoftQ {
             boot_discount: vec![0.0; b],
         }
     }
-
-    /// `Q_R(s,·)` for a batch of observations (diagnostics and tests).
-    pub fn q_values(&self, obs: &Array2<f32>) -> Array2<f32> {
-        self.core.online.predict(obs.view())
-    }
 }
 
 impl ResidualLearner for ResidualSoftQ {
