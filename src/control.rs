@@ -61,8 +61,11 @@ pub struct Decision {
     pub kl: f32,
     /// The blend weight λ applied (1 = π̂ unconstrained, 0 = π0).
     pub lambda: f32,
-    /// The prior acted alone because the residual was unusable.
+    /// The prior acted alone because the residual was unusable, or a signal was out of range.
     pub fallback: bool,
+    /// A signal was non-finite or outside its declared range (`[[robot.signal]] min/max`): the
+    /// prior acted alone on this tick.
+    pub signal_fault: bool,
 }
 
 /// The linear KL-budget schedule: `start` at step 0 to `end` at step `ramp`.
@@ -106,11 +109,11 @@ pub struct Controller {
 impl Controller {
     pub fn new(bundle: Bundle, residual: Mlp) -> Self {
         let n_obs = bundle.obs.len();
-        let continuous = match bundle.action_space {
+        let continuous = match &bundle.action_space {
             ActionSpace::Continuous { low, high } => {
                 // Residual SAC acts without candidates; one is drawn for a sample of the prior.
                 let k = if bundle.method == Method::Sac { 1 } else { bundle.manifest.residual.candidates };
-                Some(ContinuousActor::new(bundle.prior.kind, k, bundle.n_actions(), n_obs, low, high))
+                Some(ContinuousActor::new(bundle.prior.kind, k, n_obs, low, high))
             }
             ActionSpace::Discrete => None,
         };
@@ -120,7 +123,7 @@ impl Controller {
         let scratch = residual.scratch_rows(continuous.as_ref().map_or(1, |c| c.k));
         let draw_rng = rand_pcg::Pcg64Mcg::seed_from_u64(bundle.manifest.run.seed ^ 0xd2a3);
         Controller {
-            command: vec![0.0; 1],
+            command: vec![0.0; bundle.commands.len()],
             continuous,
             actor: None,
             draw_rng,
@@ -169,9 +172,14 @@ impl Controller {
             (&self.continuous, &self.bundle.action_space)
         {
             for (j, c) in self.command.iter_mut().enumerate() {
-                *c = low + 0.5 * (sa.command(j) + 1.0) * (high - low);
+                *c = low[j] + 0.5 * (sa.command(j) + 1.0) * (high[j] - low[j]);
             }
         }
+    }
+
+    /// The command vector of discrete action `i`.
+    fn set_command_from_table(&mut self, i: usize) {
+        self.command.copy_from_slice(&self.bundle.action_table[i]);
     }
 
     /// Replaces the decision with the prior's own choice (its most likely action): the deadline
@@ -185,7 +193,7 @@ impl Controller {
             d.action = argmax(&self.logp0);
             d.logp0_taken = self.logp0[d.action];
             d.logpi_taken = self.log_pi[d.action];
-            self.command[0] = self.bundle.action_values[d.action];
+            self.set_command_from_table(d.action);
         }
     }
 
@@ -198,6 +206,10 @@ impl Controller {
         rng: &mut impl Rng,
     ) -> Decision {
         let prior_ok = self.observe(signals);
+        // Readings outside their declared range: the prior acts alone (the residual never
+        // learned there, and the reading may be a sensor fault).
+        let signal_fault = self.bundle.signal_fault(signals).is_some();
+        let policy = if signal_fault { PolicyChoice::Prior } else { policy };
         let settings = &self.bundle.manifest.residual;
         let (omega, alpha) = (settings.omega, settings.alpha);
         if let Some(sa) = &mut self.continuous {
@@ -228,7 +240,8 @@ impl Controller {
                 logpi_taken: ch.logpi,
                 kl: ch.kl,
                 lambda: ch.lambda,
-                fallback: ch.fallback,
+                fallback: ch.fallback || signal_fault,
+                signal_fault,
             };
         }
         if !prior_ok {
@@ -258,14 +271,15 @@ impl Controller {
             ActMode::Greedy => argmax(&self.log_pi),
             ActMode::Sample => sample(&self.log_pi, rng.random::<f32>()),
         };
-        self.command[0] = self.bundle.action_values[action];
+        self.set_command_from_table(action);
         Decision {
             action,
             logp0_taken: self.logp0[action],
             logpi_taken: self.log_pi[action],
             kl: kl(&self.log_pi, &self.logp0),
             lambda,
-            fallback,
+            fallback: fallback || signal_fault,
+            signal_fault,
         }
     }
 }

@@ -51,9 +51,10 @@ pub struct ContinuousActor {
     pub mean_logp0: f32,
     /// The action chosen at the last step (action-variable units).
     pub action: Vec<f32>,
-    /// Command units → [−1, 1]: `(x − mid) / half` (identity for squashed priors).
-    mid: f32,
-    half: f32,
+    /// Command units → [−1, 1], per dimension: `(x − mid) / half` (identity for squashed
+    /// priors).
+    mid: Vec<f32>,
+    half: Vec<f32>,
     /// A deterministic prior's exploration log-std, command units.
     fixed_log_std: Option<f32>,
     input: Vec<f32>,
@@ -136,14 +137,21 @@ pub fn shift_within_budget(params0: &[f32], delta: &[f32], budget: f32, out: &mu
 }
 
 impl ContinuousActor {
-    /// For a continuous prior `kind` with command range `[low, high]`; at most 8 action
-    /// dimensions (bundles are validated for it).
-    pub fn new(kind: PriorKind, k: usize, act_dim: usize, n_obs: usize, low: f32, high: f32) -> Self {
-        assert!((1..=8).contains(&act_dim) && k >= 1, "1..=8 action dimensions and at least one candidate");
+    /// For a continuous prior `kind` whose dimension `j` has command range `[low[j], high[j]]`;
+    /// at most [`firmware_bridge::MAX_COMMANDS`] dimensions (bundles are validated for it).
+    pub fn new(kind: PriorKind, k: usize, n_obs: usize, low: &[f32], high: &[f32]) -> Self {
+        let act_dim = low.len();
+        assert!(
+            (1..=firmware_bridge::MAX_COMMANDS).contains(&act_dim) && high.len() == act_dim && k >= 1,
+            "1..=MAX_COMMANDS action dimensions and at least one candidate"
+        );
         let family = kind.family().expect("a continuous prior kind");
         let (mid, half) = match family {
-            Family::Squashed => (0.0, 1.0),
-            Family::Clipped => (0.5 * (low + high), 0.5 * (high - low)),
+            Family::Squashed => (vec![0.0; act_dim], vec![1.0; act_dim]),
+            Family::Clipped => (
+                low.iter().zip(high).map(|(l, h)| 0.5 * (l + h)).collect(),
+                low.iter().zip(high).map(|(l, h)| 0.5 * (h - l)).collect(),
+            ),
         };
         let fixed_log_std = match kind {
             PriorKind::Deterministic { std } => Some(std.ln()),
@@ -179,11 +187,10 @@ impl ContinuousActor {
             self.gauss.iter_mut().for_each(|v| *v = 0.0);
             return;
         }
-        let ln_half = self.half.ln();
         for j in 0..ad {
-            self.gauss[j] = (self.raw[j] - self.mid) / self.half;
+            self.gauss[j] = (self.raw[j] - self.mid[j]) / self.half[j];
             let ls = self.fixed_log_std.unwrap_or_else(|| self.raw[ad + j]);
-            self.gauss[ad + j] = ls - ln_half;
+            self.gauss[ad + j] = ls - self.half[j].ln();
         }
     }
 

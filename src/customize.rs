@@ -26,6 +26,8 @@ use crate::bundle::{Bundle, Method};
 use crate::checkpoint::{self, History, Progress};
 use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::evaluate::{evaluate, PolicyEval};
+use crate::firmware_process::FirmwareProcess;
+use crate::link::{Link, LinkConfig, LinkEnv};
 use crate::learning::{
     hand_over, learner_thread, record_width, Learning, LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN,
     RECORD_FLOATS,
@@ -132,9 +134,38 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 /// Runs the customization loop on the built-in simulated plant, then the evaluation.
 pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
-    let m = &bundle.manifest;
-    let mut env = SimEnv::new(&m.plant.name, m.plant.max_episode_steps, opts.seed).context("plant")?;
+    if let Some(command) = bundle.sim_firmware.clone() {
+        return run_on_firmware_process(bundle, &command, opts);
+    }
+    let Some(plant) = bundle.sim_plant.clone() else {
+        anyhow::bail!(
+            "the bundle {} names no simulated robot ([sim] plant or firmware), so `resq customize` cannot run it.\n  \
+             fix: run it over the link to its firmware: `resq run {} --port /dev/ttyACM0`; to try it on a simulator \
+             first, serve one with the reference firmware (`resq-firmware --env ... --port pty`, see the README's \
+             \"Bring your own robot\")",
+            bundle.dir.display(),
+            bundle.dir.display()
+        );
+    };
+    let mut env = SimEnv::new(&plant, bundle.episode.time_limit(), opts.seed).context("plant")?;
     run_in(bundle, &mut env, opts)
+}
+
+/// `[sim] firmware`: starts the simulator's firmware on a pseudo-terminal and runs over the
+/// link to it, in lock-step (its output goes to `<out>/firmware.log`).
+fn run_on_firmware_process(bundle: Bundle, command: &str, opts: &Options) -> Result<Outcome> {
+    let log = opts.out_dir.join("firmware.log");
+    let fw = FirmwareProcess::start(command, &bundle.dir, &log, Duration::from_secs(120))?;
+    info!("simulated robot: `{command}` on {} (log {})", fw.port.display(), log.display());
+    let cfg = LinkConfig::lock_step(&fw.port.to_string_lossy());
+    let signals: Vec<&str> = bundle.signals.iter().map(String::as_str).collect();
+    let commands: Vec<&str> = bundle.commands.iter().map(String::as_str).collect();
+    let link = Link::open(cfg, &signals, &commands)?;
+    let mut env = LinkEnv::new(link, bundle.signals.len(), bundle.episode.time_limit());
+    let opts = Options { source: format!("{command} (pty)"), ..opts.clone() };
+    let outcome = run_in(bundle, &mut env, &opts);
+    drop(fw);
+    outcome
 }
 
 /// Runs the customization loop in `env` (simulated in process, or firmware over a link), then
@@ -291,13 +322,17 @@ impl Drive<'_> {
         let mut terms = vec![0.0f32; ctl.bundle.addon.terms.len()];
         let mut obs = vec![0.0f32; n_obs];
         let mut next_logp0 = vec![0.0f32; ctl.logp0.len()];
-        let mut cmd = [0.0f32; 1];
+        let n_cmd = ctl.bundle.commands.len();
+        let mut cmd = vec![0.0f32; n_cmd];
+        let mut prev_cmd = vec![0.0f32; n_cmd];
         // The continuous action taken, in [−1, 1] units (what the continuous heads take as input).
-        let mut action_unit = [0.0f32; 8];
+        let mut action_unit = [0.0f32; firmware_bridge::MAX_COMMANDS];
         // The prior's Gaussian at s (residual SAC keeps it with the transition).
-        let mut params = [0.0f32; 16];
+        let mut params = [0.0f32; 2 * firmware_bridge::MAX_COMMANDS];
         let started = Instant::now();
-        let (mut ep_addon, mut prev_cmd) = (0.0f32, 0.0f32);
+        let mut ep_addon = 0.0f32;
+        let (continuing, window) = (ctl.bundle.episode.continuing, ctl.bundle.episode.window);
+        let mut window_steps = 0u32;
         let mut tick = TickRecord::default();
         let mut last_tick_start: Option<Instant> = None;
         let mut estop = false;
@@ -320,13 +355,24 @@ impl Drive<'_> {
             if d.fallback {
                 decisions.0 |= Decisions::FALLBACK;
             }
+            if d.signal_fault {
+                decisions.0 |= Decisions::SIGNAL_FAULT;
+            }
             if d.lambda < 1.0 {
                 decisions.0 |= Decisions::KL_LIMITED;
             }
             decisions.0 |= supervisor.filter(&ctl.command, &mut cmd).0;
             if supervisor.estop_latched() {
-                // Honoured until an explicit reset: restarting resq is that reset.
+                // Honoured until an explicit reset: restarting resq is that reset. The tick that
+                // sent the safe command is recorded like any other.
                 warn!("e-stop reported by the robot at step {env_steps}: safe command sent, run stopped");
+                fill_before(&mut tick, ctl, env, d, &cmd, frame_at, last_tick_start, started);
+                if let Some(rec) = self.recorder {
+                    tick.decisions = decisions;
+                    tick.addon_reward = f32::NAN;
+                    tick.n_terms = 0;
+                    rec.record(&tick);
+                }
                 env.step(&cmd)?;
                 estop = true;
                 break;
@@ -342,10 +388,14 @@ impl Drive<'_> {
             env.act(&cmd)?;
             // Learn while the robot moves; the command is already on its way.
             learning.between_ticks(ctl)?;
-            let end = env.observe()?;
+            let mut end = env.observe()?;
             frame_at = Instant::now();
-            ctl.bundle.vars.fill(env.signals(), &cmd, &[prev_cmd], &mut vals);
-            prev_cmd = cmd[0];
+            ctl.bundle.vars.fill(env.signals(), &cmd, &prev_cmd, &mut vals);
+            prev_cmd.copy_from_slice(&cmd);
+            if ctl.bundle.episode.terminates(&vals) {
+                end.terminated = true;
+                end.truncated = false;
+            }
             let r = ctl.bundle.addon.eval(&vals, &mut terms);
             ep_addon += r;
             env_steps += 1;
@@ -382,19 +432,30 @@ impl Drive<'_> {
             if let Some(rec) = self.recorder {
                 tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
                 tick.addon_reward = r;
-                tick.n_terms = terms.len() as u8;
-                tick.addon_terms[..terms.len()].copy_from_slice(&terms);
+                let n = terms.len().min(crate::record::tick::MAX);
+                tick.n_terms = n as u8;
+                tick.addon_terms[..n].copy_from_slice(&terms[..n]);
                 rec.record(&tick);
             }
             if learning.diverged() {
                 warn!("the learner diverged at step {env_steps}: learning stopped, the prior acts alone");
                 break;
             }
+            window_steps += 1;
             match next {
-                Some(n) => d = n,
+                Some(n) => {
+                    d = n;
+                    if continuing && window_steps >= window {
+                        // A continuing task: a window of steps stands in for an episode.
+                        learning.episode_end(window_steps, ep_addon / window_steps as f32)?;
+                        ep_addon = 0.0;
+                        window_steps = 0;
+                    }
+                }
                 None => {
-                    let len = env.episode_steps().max(1);
+                    let len = window_steps.max(1);
                     learning.episode_end(len, ep_addon / len as f32)?;
+                    window_steps = 0;
                     episodes += 1;
                     if opts.progress {
                         // Formatting allocates: only when someone watches the bar.
@@ -404,7 +465,7 @@ impl Drive<'_> {
                         ));
                     }
                     ep_addon = 0.0;
-                    prev_cmd = 0.0;
+                    prev_cmd.iter_mut().for_each(|v| *v = 0.0);
                     env.reset()?;
                     supervisor.new_episode();
                     frame_at = Instant::now();
@@ -435,10 +496,12 @@ fn fill_before(
     t.tick += 1;
     (t.seq, t.firmware_t_us) = env.frame_stamp();
     let sig = env.signals();
-    t.n_signals = sig.len() as u8;
-    t.signals[..sig.len()].copy_from_slice(sig);
-    t.n_obs = ctl.obs.len() as u8;
-    t.obs[..ctl.obs.len()].copy_from_slice(&ctl.obs);
+    let n = sig.len().min(crate::record::tick::MAX);
+    t.n_signals = n as u8;
+    t.signals[..n].copy_from_slice(&sig[..n]);
+    let n = ctl.obs.len().min(crate::record::tick::MAX);
+    t.n_obs = n as u8;
+    t.obs[..n].copy_from_slice(&ctl.obs[..n]);
     // Discrete: per action; continuous: per candidate (the first MAX of them).
     let n = ctl.logp0.len().min(crate::record::tick::MAX);
     t.n_actions = n as u8;
@@ -449,7 +512,7 @@ fn fill_before(
     t.command[..cmd.len()].copy_from_slice(cmd);
     t.kl = d.kl;
     t.latency_ns = now.duration_since(frame_at).as_nanos().min(u32::MAX as u128) as u32;
-    t.period_ns = last_tick.map_or(0, |l| now.duration_since(l).as_nanos().min(u32::MAX as u128) as u32);
+    t.period_ns = last_tick.map_or(0, |l| now.duration_since(l).as_nanos().min(u64::MAX as u128) as u64);
     t.link = env.counters();
 }
 
@@ -460,7 +523,7 @@ pub fn record_meta(b: &Bundle, source: &str) -> RecordMeta {
         signals: b.signals.clone(),
         obs: b.obs.names.clone(),
         actions: (0..b.n_actions()).map(|i| b.action_label(i)).collect(),
-        commands: vec![b.manifest.action.name.clone()],
+        commands: b.commands.clone(),
         addon_terms: b.addon.term_names().map(str::to_string).collect(),
         source: source.to_string(),
     }

@@ -4,7 +4,7 @@
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::bundle::Reduce;
+use crate::bundle::{Reduce, Success};
 use crate::control::{ActMode, Controller, PolicyChoice};
 use crate::sim::{Env, EnvError};
 use crate::supervisor::Supervisor;
@@ -59,7 +59,9 @@ impl PolicyEval {
 
 /// Runs `episodes` episodes of `policy` and reduces them. Episode `i` starts from the state
 /// seeded by `seed + EVAL_SEED_OFFSET`, so prior and customized face the same starts. Commands
-/// pass through the supervisor, as in training.
+/// pass through the supervisor, as in training. Episodes end as in training: the robot's
+/// termination, the bundle's `terminate` expression, or its time limit. A continuing task is
+/// reset once and then evaluated on consecutive windows of `[episode] window` steps.
 pub fn evaluate(
     ctl: &mut Controller,
     env: &mut dyn Env,
@@ -71,14 +73,15 @@ pub fn evaluate(
     let b = &ctl.bundle;
     let mode = if b.manifest.evaluation.policy == "sample" { ActMode::Sample } else { ActMode::Greedy };
     env.reseed(seed + EVAL_SEED_OFFSET);
-    let mut cmd = [0.0f32];
+    let n_cmd = b.commands.len();
+    let mut cmd = vec![0.0f32; n_cmd];
+    let mut prev = vec![0.0f32; n_cmd];
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xe7a1);
     let n_terms = b.addon.terms.len();
     let n_metrics = b.metrics.len();
     let mut vals = vec![0.0; b.vars.len()];
     let mut terms = vec![0.0; n_terms];
-    let max_steps = b.manifest.plant.max_episode_steps;
-    let success_is_goal = b.manifest.evaluation.success == "terminated";
+    let continuing = b.episode.continuing;
     let mut total = Tally::new(n_terms, n_metrics);
     let mut ep = Tally::new(n_terms, n_metrics);
     let mut samples = Vec::new();
@@ -87,21 +90,28 @@ pub fn evaluate(
     let mut counted = 0;
     // Episodes cut by the link are void and run again (at most as many again).
     let mut attempts = 0;
+    let mut fresh = true;
     while counted < episodes && attempts < 2 * episodes {
         attempts += 1;
-        env.reset()?;
-        supervisor.new_episode();
+        if fresh || !continuing {
+            env.reset()?;
+            supervisor.new_episode();
+            prev.iter_mut().for_each(|v| *v = 0.0);
+        }
         ep.clear();
         ep_samples.clear();
-        let mut prev = 0.0f32;
         loop {
             let d = ctl.step(env.signals(), policy, mode, &mut rng);
             fallbacks += d.fallback as u64;
             let b = &ctl.bundle;
             supervisor.filter(&ctl.command, &mut cmd);
-            let end = env.step(&cmd)?;
-            b.vars.fill(env.signals(), &cmd, &[prev], &mut vals);
-            prev = cmd[0];
+            let mut end = env.step(&cmd)?;
+            b.vars.fill(env.signals(), &cmd, &prev, &mut vals);
+            prev.copy_from_slice(&cmd);
+            if b.episode.terminates(&vals) {
+                end.terminated = true;
+                end.truncated = false;
+            }
             ep.addon += b.addon.eval(&vals, &mut terms) as f64;
             for (s, t) in ep.terms.iter_mut().zip(&terms) {
                 *s += *t as f64;
@@ -117,17 +127,23 @@ pub fn evaluate(
                 }
             }
             ep.steps += 1;
-            if end.done() {
+            let window_done = continuing && ep.steps >= b.episode.window as u64;
+            if end.done() || window_done {
                 if !end.interrupted {
-                    ep.successes = if success_is_goal {
-                        end.terminated as u64
-                    } else {
-                        (end.truncated && env.episode_steps() >= max_steps) as u64
+                    ep.successes = match &b.episode.success {
+                        Success::Terminated => end.terminated as u64,
+                        Success::TimeLimit => {
+                            (window_done || (end.truncated && env.episode_steps() >= b.episode.time_limit())) as u64
+                        }
+                        Success::Flag => end.success as u64,
+                        Success::Expr(e) => (e.eval(&vals) != 0.0) as u64,
                     };
                     total.add(&ep);
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;
                 }
+                // A continuing task goes on from here, unless the robot ended the episode.
+                fresh = end.done();
                 break;
             }
         }

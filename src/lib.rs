@@ -17,6 +17,7 @@ pub mod control_continuous;
 pub mod customize;
 pub mod error;
 pub mod evaluate;
+pub mod firmware_process;
 pub mod learning;
 pub mod link;
 pub mod nn;

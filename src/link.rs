@@ -16,12 +16,27 @@ use std::time::{Duration, Instant};
 
 use firmware_bridge::timing::{seq_after, HELLO_RETRY_US, MAX_RETRIES, RETRY_US};
 use firmware_bridge::{
-    encode, Command, Decoder, DecoderStats, Hello, Message, Mode, Reset, Sensor, SensorFlags, MAX_FRAME,
-    PROTOCOL_VERSION,
+    encode, Command, Decoder, DecoderStats, Hello, Message, Mode, NameKind, RejectReason, Reset, Sensor,
+    SensorFlags, MAX_FRAME, PROTOCOL_VERSION,
 };
 use log::{info, warn};
 
 use crate::record::LinkCounters;
+
+/// One line per position where the firmware's and the host's names differ.
+pub fn layout_diff(what: &str, firmware: &[String], host: &[String]) -> Vec<String> {
+    let mut out = vec![];
+    for i in 0..firmware.len().max(host.len()) {
+        match (firmware.get(i), host.get(i)) {
+            (Some(f), Some(h)) if f == h => {}
+            (Some(f), Some(h)) => out.push(format!("{what} {i}: firmware has `{f}`, the bundle has `{h}`")),
+            (Some(f), None) => out.push(format!("{what} {i}: firmware has `{f}`, the bundle has none")),
+            (None, Some(h)) => out.push(format!("{what} {i}: the bundle has `{h}`, firmware has none")),
+            (None, None) => {}
+        }
+    }
+    out
+}
 use crate::sim::{Env, EnvError, StepEnd};
 
 /// How to reach the firmware.
@@ -56,6 +71,9 @@ impl LinkConfig {
 pub struct Link {
     cfg: LinkConfig,
     hello: Hello,
+    /// The bundle's signal and command names (sent as `Name`s after a layout mismatch).
+    signals: Vec<String>,
+    commands: Vec<String>,
     port: Option<Box<dyn serialport::SerialPort>>,
     decoder: Decoder,
     /// Decoder stats of decoders replaced at reconnection.
@@ -66,6 +84,10 @@ pub struct Link {
     pending: heapless::Deque<Message, 8>,
     pub firmware: Option<Hello>,
     pub counters: LinkCounters,
+    /// When the host last sent a frame (for heartbeats while it waits).
+    last_tx: Instant,
+    heartbeat_seq: u32,
+    started: Instant,
 }
 
 fn err(msg: impl Into<String>) -> EnvError {
@@ -76,6 +98,15 @@ impl Link {
     /// Opens the port and handshakes. `signals` and `commands` are the bundle's names, whose
     /// layout hash the firmware must share.
     pub fn open(cfg: LinkConfig, signals: &[&str], commands: &[&str]) -> Result<Link, EnvError> {
+        if signals.len() > firmware_bridge::MAX_SIGNALS || commands.len() > firmware_bridge::MAX_COMMANDS {
+            return Err(err(format!(
+                "{} signals and {} commands: the protocol carries at most {} and {}",
+                signals.len(),
+                commands.len(),
+                firmware_bridge::MAX_SIGNALS,
+                firmware_bridge::MAX_COMMANDS
+            )));
+        }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             role: firmware_bridge::Role::Host,
@@ -89,6 +120,8 @@ impl Link {
         let mut link = Link {
             cfg,
             hello,
+            signals: signals.iter().map(|s| s.to_string()).collect(),
+            commands: commands.iter().map(|s| s.to_string()).collect(),
             port: None,
             decoder: Decoder::new(),
             past: DecoderStats::default(),
@@ -97,6 +130,9 @@ impl Link {
             pending: heapless::Deque::new(),
             firmware: None,
             counters: LinkCounters::default(),
+            last_tx: Instant::now(),
+            heartbeat_seq: 0,
+            started: Instant::now(),
         };
         link.connect(Duration::from_secs(5))?;
         Ok(link)
@@ -114,12 +150,14 @@ impl Link {
         Ok(())
     }
 
-    /// Opens (or reopens) the port and handshakes, retrying until `within` has passed.
+    /// Opens (or reopens) the port and handshakes, retrying until `within` has passed. A
+    /// firmware that answers *busy* is asked again (PROTOCOL.md §7); one that refuses for any
+    /// other reason ends the attempt at once with the reason.
     fn connect(&mut self, within: Duration) -> Result<(), EnvError> {
         let until = Instant::now() + within;
         let mut last_error;
         loop {
-            match self.open_port().and_then(|_| self.handshake(Duration::from_millis(1000))) {
+            match self.open_port().and_then(|_| self.handshake(until.max(Instant::now() + Duration::from_millis(1000)))) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.0.contains("refused the handshake") => return Err(e),
                 Err(e) => last_error = e.0,
@@ -136,9 +174,9 @@ impl Link {
         }
     }
 
-    fn handshake(&mut self, within: Duration) -> Result<(), EnvError> {
-        let until = Instant::now() + within;
+    fn handshake(&mut self, until: Instant) -> Result<(), EnvError> {
         let mut next_hello = Instant::now();
+        let mut busy_since: Option<Instant> = None;
         loop {
             if Instant::now() >= next_hello {
                 // A leading 0x00 flushes whatever partial frame the firmware holds.
@@ -157,19 +195,100 @@ impl Link {
                     self.firmware = Some(fw);
                     return Ok(());
                 }
-                Some(Message::Reject(r)) => {
-                    return Err(err(format!(
-                        "the firmware on {} refused the handshake ({:?}): firmware has protocol v{}, layout hash {:08x}, {} signals, {} commands; this bundle has v{}, {:08x}, {}, {}\n  fix: the bundle's plant signals and action must match the firmware's, in order",
-                        self.cfg.port, r.reason, r.version, r.layout_hash, r.n_signals, r.n_actions,
-                        self.hello.version, self.hello.layout_hash, self.hello.n_signals, self.hello.n_actions
-                    )))
+                Some(Message::Reject(r)) if r.reason == RejectReason::Busy => {
+                    // Not ready yet (e.g. calibrating): ask again every HELLO_RETRY_US.
+                    if busy_since.is_none() {
+                        info!("the firmware on {} is busy; asking again until it is ready", self.cfg.port);
+                    }
+                    busy_since.get_or_insert_with(Instant::now);
                 }
+                Some(Message::Reject(r)) => return Err(self.refusal(&r)),
                 _ => {}
             }
             if Instant::now() >= until {
-                return Err(err("no handshake reply"));
+                return Err(err(match busy_since {
+                    Some(t) => format!("the firmware kept answering busy for {:.1} s", t.elapsed().as_secs_f32()),
+                    None => "no handshake reply".into(),
+                }));
             }
         }
+    }
+
+    /// The error for a handshake the firmware refused, naming what differs. For a layout or
+    /// count mismatch, the firmware's `Name`s follow its `Reject`: they are collected (for up to
+    /// `HELLO_RETRY_US`), the host's own are sent once, and every differing name is listed.
+    fn refusal(&mut self, r: &firmware_bridge::Reject) -> EnvError {
+        let port = self.cfg.port.clone();
+        let head = format!("the firmware on {port} refused the handshake");
+        match r.reason {
+            RejectReason::Version => err(format!(
+                "{head}: the firmware speaks protocol v{}, resq speaks v{}\n  fix: {}",
+                r.version,
+                self.hello.version,
+                if r.version < self.hello.version {
+                    "update the firmware to the protocol in firmware-bridge/PROTOCOL.md (v2 carries up to 64 signals and 32 commands and names a layout mismatch)"
+                } else {
+                    "update resq to a version that speaks the firmware's protocol"
+                }
+            )),
+            RejectReason::Mode => err(format!(
+                "{head}: it cannot run {:?} mode{}\n  fix: choose the mode (and period) the firmware supports (`--mode`, `[robot] period_ms`)",
+                self.hello.mode,
+                if self.hello.period_us > 0 { format!(" at a period of {} µs", self.hello.period_us) } else { String::new() }
+            )),
+            RejectReason::LayoutHash | RejectReason::Counts => {
+                let theirs = self.collect_names(r.n_signals as usize, r.n_actions as usize);
+                let (signals, commands) = (self.signals.clone(), self.commands.clone());
+                let sig: Vec<&str> = signals.iter().map(String::as_str).collect();
+                let cmd: Vec<&str> = commands.iter().map(String::as_str).collect();
+                for n in firmware_bridge::Name::layout(&sig, &cmd) {
+                    let _ = self.send(&Message::Name(n));
+                }
+                let diff = match theirs {
+                    Some((fs, fc)) => {
+                        let mut lines = layout_diff("signal", &fs, &signals);
+                        lines.extend(layout_diff("command", &fc, &commands));
+                        if lines.is_empty() {
+                            "the names agree but the hashes differ: one side hashes them differently (PROTOCOL.md §6)".to_string()
+                        } else {
+                            lines.join("\n    ")
+                        }
+                    }
+                    None => format!(
+                        "firmware has {} signals, {} commands (layout hash {:08x}); the bundle has {}, {} ({:08x}); the firmware did not name them",
+                        r.n_signals, r.n_actions, r.layout_hash, self.hello.n_signals, self.hello.n_actions, self.hello.layout_hash
+                    ),
+                };
+                err(format!(
+                    "{head}: its signals or commands differ from the bundle's [robot] section:\n    {diff}\n  fix: make [[robot.signal]] and [[robot.command]] list the firmware's names, in wire order (or flash firmware that matches the bundle)"
+                ))
+            }
+            RejectReason::Busy => err(format!("{head}: busy")),
+        }
+    }
+
+    /// The firmware's signal and command names, from the `Name`s that follow its `Reject`.
+    fn collect_names(&mut self, n_sig: usize, n_cmd: usize) -> Option<(Vec<String>, Vec<String>)> {
+        let mut sig = vec![None; n_sig];
+        let mut cmd = vec![None; n_cmd];
+        let until = Instant::now() + Duration::from_micros(HELLO_RETRY_US);
+        while Instant::now() < until && (sig.iter().any(Option::is_none) || cmd.iter().any(Option::is_none)) {
+            match self.recv_until(until) {
+                Ok(Some(Message::Name(n))) => {
+                    let slot = match n.kind {
+                        NameKind::Signal => sig.get_mut(n.index as usize),
+                        NameKind::Command => cmd.get_mut(n.index as usize),
+                    };
+                    if let Some(slot) = slot {
+                        *slot = Some(n.name.as_str().to_string());
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let all = |v: Vec<Option<String>>| v.into_iter().collect::<Option<Vec<String>>>();
+        Some((all(sig)?, all(cmd)?))
     }
 
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), EnvError> {
@@ -181,7 +300,20 @@ impl Link {
     pub fn send(&mut self, msg: &Message) -> Result<(), EnvError> {
         let n = encode(msg, &mut self.tx).map_err(|e| err(format!("encode: {e:?}")))?;
         let frame = self.tx;
-        self.write_raw(&frame[..n])
+        self.write_raw(&frame[..n])?;
+        self.last_tx = Instant::now();
+        Ok(())
+    }
+
+    /// Sends a `Heartbeat` if the host has sent nothing for `HEARTBEAT_IDLE_US` (PROTOCOL.md
+    /// §10), so the firmware keeps the session while the host only listens.
+    pub fn heartbeat_if_idle(&mut self) -> Result<(), EnvError> {
+        if self.last_tx.elapsed() >= Duration::from_micros(firmware_bridge::HEARTBEAT_IDLE_US) {
+            self.heartbeat_seq = self.heartbeat_seq.wrapping_add(1);
+            let t_us = self.started.elapsed().as_micros() as u64;
+            self.send(&Message::Heartbeat(firmware_bridge::Heartbeat { seq: self.heartbeat_seq, t_us }))?;
+        }
+        Ok(())
     }
 
     /// The next message (heartbeats are consumed), or `None` at `deadline`.
@@ -247,6 +379,8 @@ pub struct LinkEnv {
     pub worst_reconnect: Duration,
     /// The command sent by `act` and the sequence number of the Sensor that answers it.
     in_flight: Option<(Message, u32)>,
+    /// How long the last operator reset took, s (0 if the firmware resets itself).
+    pub waiting_s: f64,
     sent_intact: bool,
 }
 
@@ -263,6 +397,7 @@ impl LinkEnv {
             episode: 0,
             worst_reconnect: Duration::ZERO,
             in_flight: None,
+            waiting_s: 0.0,
             sent_intact: false,
         }
     }
@@ -297,9 +432,12 @@ impl LinkEnv {
         self.await_answer(msg, want)
     }
 
-    /// Waits for the answer to `msg` (already sent), resending it after each `RETRY_US`.
+    /// Waits for the answer to `msg` (already sent), resending it after each `RETRY_US`. While
+    /// the firmware reports WAITING (an operator is resetting the robot) the host neither
+    /// answers nor resends: it waits, for as long as the Sensors keep coming.
     fn await_answer(&mut self, msg: &Message, want: Option<u32>) -> Result<bool, EnvError> {
         let mut retries = 0;
+        let mut waiting_since: Option<Instant> = None;
         loop {
             if retries > 0 {
                 if let Err(e) = self.link.send(msg) {
@@ -307,9 +445,26 @@ impl LinkEnv {
                     return Ok(false);
                 }
             }
-            let deadline = Instant::now() + Duration::from_micros(RETRY_US);
+            let mut deadline = Instant::now() + Duration::from_micros(RETRY_US);
             loop {
                 match self.link.recv_until(deadline) {
+                    Ok(Some(Message::Sensor(s))) if want.is_none() && s.flags.contains(SensorFlags::WAITING) => {
+                        // The firmware waits for an operator to reset the robot: so do we.
+                        let since = *waiting_since.get_or_insert_with(|| {
+                            info!("waiting for an operator to reset the robot on {} (the firmware reports WAITING)", self.link.cfg.port);
+                            Instant::now()
+                        });
+                        self.waiting_s = since.elapsed().as_secs_f64();
+                        retries = 0;
+                        if let Err(e) = self.link.heartbeat_if_idle() {
+                            self.reconnect(&e.0)?;
+                            return Ok(false);
+                        }
+                        // The next WAITING Sensor is due within 100 ms; silence for the link
+                        // timeout ends the wait (the Reset is then resent).
+                        deadline = Instant::now() + Duration::from_micros(firmware_bridge::LINK_TIMEOUT_US);
+                        continue;
+                    }
                     Ok(Some(Message::Sensor(s))) => {
                         let expected = match want {
                             // Real time: the firmware moves on without us; any newer frame is
@@ -342,8 +497,10 @@ impl LinkEnv {
                     }
                     Ok(Some(Message::Fault(f))) => {
                         if f.code == firmware_bridge::FaultCode::EStop {
+                            // The e-stop is latched; the answering Sensor (flagged ESTOP) still
+                            // follows, and the next Command must answer it, not the last one.
                             self.estop = true;
-                            return Ok(true);
+                            continue;
                         }
                         if f.code == firmware_bridge::FaultCode::Protocol {
                             // The firmware lost our handshake (e.g. it rebooted).
@@ -408,10 +565,13 @@ impl Env for LinkEnv {
         self.t += 1;
         if !intact {
             // The link was re-established: this episode cannot continue; end it as a truncation.
-            return Ok(StepEnd { terminated: false, truncated: true, interrupted: true });
+            return Ok(StepEnd { terminated: false, truncated: true, interrupted: true, success: false });
         }
-        let terminated = self.last.as_ref().is_some_and(|s| s.flags.contains(SensorFlags::TERMINATED));
-        Ok(StepEnd { terminated, truncated: !terminated && self.t >= self.max_steps, interrupted: false })
+        let flags = self.last.as_ref().map_or(SensorFlags::NONE, |s| s.flags);
+        // Both flags: a terminal state at the firmware's own time limit counts as terminal.
+        let terminated = flags.contains(SensorFlags::TERMINATED);
+        let truncated = !terminated && (flags.contains(SensorFlags::TRUNCATED) || self.t >= self.max_steps);
+        Ok(StepEnd { terminated, truncated, interrupted: false, success: flags.contains(SensorFlags::SUCCESS) })
     }
 
     fn signals(&self) -> &[f32] {

@@ -62,6 +62,10 @@ enum Command {
         /// MCAP record of every tick (default: <out>/record.mcap).
         #[arg(long)]
         record: Option<PathBuf>,
+        /// After a lost link (unplugged cable, firmware reboot), how long to keep trying to
+        /// reconnect before the run stops (what was learned is saved), s.
+        #[arg(long, default_value_t = 10.0)]
+        reconnect_within: f64,
     },
 }
 
@@ -194,19 +198,20 @@ fn run(cli: Cli) -> Result<()> {
             let b = Bundle::load(&bundle)?;
             let mode = parse_mode(&mode)?;
             let period_us = (1e6 / rate.max(1.0)) as u32;
-            let fw = firmware_bridge::firmware::SimFirmware::new(
-                &b.manifest.plant.name,
-                mode,
-                period_us,
-                std::process::id() as u64,
-            )
-            .ok_or_else(|| anyhow::anyhow!("no simulated firmware for plant `{}`", b.manifest.plant.name))?;
+            let Some(plant) = b.sim_plant.clone() else {
+                anyhow::bail!(
+                    "{} names no built-in simulated robot ([sim] plant)\n  fix: serve your simulator with its firmware command (`[sim] firmware`), or with the reference firmware (`resq-firmware --env <gymnasium id> --port pty`, see the README's \"Bring your own robot\"), or connect the robot itself",
+                    b.manifest_path.display()
+                );
+            };
+            let fw = firmware_bridge::firmware::SimFirmware::new(&plant, mode, period_us, std::process::id() as u64)
+                .ok_or_else(|| anyhow::anyhow!("no simulated firmware for plant `{plant}`"))?;
             let link =
                 link.unwrap_or_else(|| PathBuf::from(format!("/tmp/resq-rig-{}", b.manifest.bundle.name)));
             let mut rig = resq::rig::Rig::new(fw, resq::rig::Faults::default(), link.clone(), 1);
             let stop = std::sync::atomic::AtomicBool::new(false);
             rig.serve(&stop, |path| {
-                println!("simulated {} firmware ({:?}) on {path}", b.manifest.plant.name, mode);
+                println!("simulated {plant} firmware ({mode:?}) on {path}");
                 println!("stable link: {}", link.display());
                 println!(
                     "in another terminal:  cargo run --release -- run --port {} {}",
@@ -216,7 +221,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             Ok(())
         }
-        Command::Run { learn, port, mode, record } => {
+        Command::Run { learn, port, mode, record, reconnect_within } => {
             let (b, mut opts) = learn.load("-link")?;
             let name = b.manifest.bundle.name.clone();
             let metric = first_metric(&b);
@@ -224,9 +229,14 @@ fn run(cli: Cli) -> Result<()> {
             opts.source = port.clone();
             let mut cfg = resq::link::LinkConfig::lock_step(&port);
             cfg.mode = parse_mode(&mode)?;
+            cfg.reconnect_within = std::time::Duration::from_secs_f64(reconnect_within);
+            if cfg.mode == firmware_bridge::Mode::RealTime {
+                cfg.period_us = b.manifest.robot.period_ms.map_or(0, |ms| (ms * 1000.0).round() as u32);
+            }
             let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
-            let link = resq::link::Link::open(cfg, &signals, &[b.manifest.action.name.as_str()])?;
-            let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.manifest.plant.max_episode_steps);
+            let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
+            let link = resq::link::Link::open(cfg, &signals, &commands)?;
+            let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.episode.time_limit());
             eprintln!(
                 "customizing `{name}` over {port} for {} steps; checkpoint in {}",
                 opts.steps,
@@ -255,6 +265,28 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 k => k.name().to_string(),
             };
+            let describe = |names: &[String]| names.join(", ");
+            println!("  robot: {} signal(s) [{}]", b.signals.len(), describe(&b.signals));
+            println!("         {} command(s) [{}]", b.commands.len(), describe(&b.commands));
+            let e = &b.episode;
+            let limit = if e.max_steps > 0 { format!("time limit {} steps", e.max_steps) } else { "no time limit".into() };
+            if e.continuing {
+                println!("  episodes: continuing task, statistics over windows of {} steps", e.window);
+            } else {
+                println!(
+                    "  episodes: {limit}{}; reset by the {}",
+                    e.terminate.as_ref().map_or(String::new(), |t| format!(", terminate when `{}`", t.source())),
+                    if e.operator_reset { "operator (firmware reports WAITING)" } else { "firmware" }
+                );
+            }
+            match (&b.sim_plant, &b.sim_firmware) {
+                (Some(p), _) => println!("  simulated robot: built-in `{p}` (resq customize, resq rig)"),
+                (_, Some(c)) => println!("  simulated robot: `{c}` on a pseudo-terminal (resq customize)"),
+                _ => println!(
+                    "  no simulated robot: run it over the link (resq run {} --port <device>)",
+                    bundle.display()
+                ),
+            }
             println!("  prior: {kind}, {} observation(s) -> {} action(s)", b.prior.n_obs, b.prior.n_actions);
             match &b.prior.fallback_reason {
                 None => println!(
@@ -279,9 +311,14 @@ fn run(cli: Cli) -> Result<()> {
             let (b, opts) = learn.load("")?;
             let name = b.manifest.bundle.name.clone();
             let metric = first_metric(&b);
+            let robot = match (&b.sim_plant, &b.sim_firmware) {
+                (Some(p), _) => format!("the simulated {p}"),
+                (_, Some(_)) => "the simulated robot ([sim] firmware)".to_string(),
+                _ => "a simulated robot".to_string(),
+            };
             eprintln!(
-                "customizing `{name}` on the simulated {} for {} steps (seed {}); checkpoint in {}",
-                b.manifest.plant.name,
+                "customizing `{name}` on {} for {} steps (seed {}); checkpoint in {}",
+                robot,
                 opts.steps,
                 opts.seed,
                 opts.out_dir.display()

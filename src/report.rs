@@ -11,7 +11,9 @@ use crate::evaluate::PolicyEval;
 
 /// The JSON report.
 pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
-    let max_steps = o.controller.bundle.manifest.plant.max_episode_steps as f32;
+    let e = &o.controller.bundle.episode;
+    // A continuing task's windows always run to their length.
+    let max_steps = if e.continuing { e.window as f32 } else { e.time_limit() as f32 };
     json!({
         "bundle": bundle_name,
         "seed": seed,

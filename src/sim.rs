@@ -17,6 +17,8 @@ pub struct StepEnd {
     /// The episode was cut by the link (reconnect, firmware reboot): also `truncated`; an
     /// evaluation does not count such an episode.
     pub interrupted: bool,
+    /// The firmware flagged the episode's last Sensor SUCCESS.
+    pub success: bool,
 }
 
 impl StepEnd {
@@ -112,7 +114,12 @@ impl Env for SimEnv {
         let terminated = self.plant.step(&self.command);
         self.plant.signals(&mut self.signals);
         self.t += 1;
-        Ok(StepEnd { terminated, truncated: !terminated && self.t >= self.max_steps, interrupted: false })
+        Ok(StepEnd {
+            terminated,
+            truncated: !terminated && self.t >= self.max_steps,
+            interrupted: false,
+            success: false,
+        })
     }
 
     fn signals(&self) -> &[f32] {

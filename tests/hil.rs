@@ -47,8 +47,9 @@ fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEn
     cfg.period_us = period_us;
     cfg.reconnect_within = Duration::from_secs(5);
     let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
-    let link = Link::open(cfg, &signals, &[b.manifest.action.name.as_str()])?;
-    Ok(LinkEnv::new(link, b.signals.len(), b.manifest.plant.max_episode_steps))
+    let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
+    let link = Link::open(cfg, &signals, &commands)?;
+    Ok(LinkEnv::new(link, b.signals.len(), b.episode.time_limit()))
 }
 
 fn options(out: &Path, steps: u64, episodes: usize) -> Options {
@@ -189,9 +190,76 @@ fn a_layout_mismatch_is_refused_on_both_sides() {
         Err(e) => e.to_string(),
     };
     let report = finish();
-    assert!(err.contains("refused the handshake") && err.contains("LayoutHash"), "{err}");
+    assert!(err.contains("refused the handshake"), "{err}");
+    // Every differing name, position by position, from the firmware's Name messages.
+    assert!(err.contains("signal 2: firmware has `theta`, the bundle has `angle`"), "{err}");
+    assert!(err.contains("signal 3: firmware has `theta_dot`, the bundle has `angle_rate`"), "{err}");
+    assert!(!err.contains("signal 0") && !err.contains("command 0"), "only the differences: {err}");
     assert!(err.contains("fix:"), "{err}");
     assert!(report.firmware.rejects >= 1 && report.firmware.handshakes == 0);
+}
+
+#[test]
+fn a_count_mismatch_names_the_missing_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 4);
+    let mut cfg = LinkConfig::lock_step(port.to_str().unwrap());
+    cfg.reconnect_within = Duration::from_secs(2);
+    let err = match Link::open(cfg, &["x", "x_dot", "theta", "theta_dot"], &["force", "brake"]) {
+        Ok(_) => panic!("a mismatched layout must be refused"),
+        Err(e) => e.to_string(),
+    };
+    finish();
+    assert!(err.contains("command 1: the bundle has `brake`, firmware has none"), "{err}");
+}
+
+/// PROTOCOL.md §7: a firmware that answers *busy* (still calibrating) is asked again until it is
+/// ready; the run then goes on as usual.
+#[test]
+fn a_busy_firmware_is_asked_again_until_it_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fw = SimFirmware::new("cartpole", Mode::LockStep, 0, 11).unwrap();
+    fw.set_busy_until(1_500_000);
+    let link = dir.path().join("ttyROBOT");
+    let (stop, handle) = rig::spawn(Rig::new(fw, Faults::default(), link.clone(), 11)).unwrap();
+    let b = bundle();
+    let started = std::time::Instant::now();
+    let mut env = connect(&b, &link, Mode::LockStep, 0).expect("busy is not a refusal");
+    assert!(started.elapsed() >= Duration::from_millis(1000), "connected while the firmware was busy");
+    let o = customize::run_in(b, &mut env, &options(dir.path(), 300, 1)).expect("the run goes on");
+    stop.store(true, Ordering::Relaxed);
+    let report = handle.join().unwrap().unwrap();
+    assert_eq!(o.env_steps, 300);
+    assert!(report.firmware.handshakes >= 1);
+}
+
+/// A robot that an operator resets: the firmware answers each Reset with WAITING Sensors until
+/// the robot is ready; resq waits (sending heartbeats, so the session survives) instead of
+/// resending Reset or giving up, and the run completes.
+#[test]
+fn resq_waits_for_an_operator_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fw = SimFirmware::new("cartpole", Mode::LockStep, 0, 12).unwrap();
+    // Longer than the link timeout (0.5 s) and than MAX_RETRIES resends of Reset (0.5 s).
+    fw.set_operator_reset(1_200_000);
+    let link = dir.path().join("ttyROBOT");
+    let (stop, handle) = rig::spawn(Rig::new(fw, Faults::default(), link.clone(), 12)).unwrap();
+    let b = Bundle::load_with(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole"),
+        &["episode.reset=\"operator\"".into(), "episode.max_steps=100".into()],
+    )
+    .unwrap();
+    let mut env = connect(&b, &link, Mode::LockStep, 0).unwrap();
+    let o = customize::run_in(b, &mut env, &options(dir.path(), 150, 1)).expect("the run completes");
+    let waited = env.waiting_s;
+    stop.store(true, Ordering::Relaxed);
+    let report = handle.join().unwrap().unwrap();
+    assert_eq!(o.env_steps, 150);
+    assert!(waited >= 1.0, "resq waited {waited} s for the operator");
+    assert_eq!(o.link.reconnects, 0, "the session survived the waits");
+    assert_eq!(report.firmware.link_timeouts, 0);
+    // Two training episodes (100 + 50 steps) and one evaluation episode per policy.
+    assert!(report.firmware.resets >= 4, "{:?}", report.firmware);
 }
 
 #[test]
@@ -209,6 +277,13 @@ fn an_estop_latches_and_stops_the_run() {
     // The learned residual was saved before stopping.
     assert!(dir.path().join(customize::CHECKPOINT_FILE).exists());
     assert_eq!(report.firmware.commands_out_of_range, 0);
+    // The safe command answered the Sensor that reported the e-stop (a new seq), so the
+    // firmware stepped on it instead of taking it for a duplicate of the last command.
+    assert_eq!(report.firmware.stale_commands, 0, "{:?}", report.firmware);
+    assert_eq!(report.firmware.repeated_sensor_frames, 0, "{:?}", report.firmware);
+    // The record counts the e-stop that stopped the run.
+    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    assert!(s.estop_events >= 1 && s.estop_ticks >= 1, "{s:?}");
 }
 
 /// A real-time robot (500 Hz) with the learner on its own thread (`learning.thread = true`): the

@@ -46,7 +46,7 @@ fn control_tick_allocates_nothing_after_warm_up() {
     let mut tick = |ctl: &mut Controller, env: &mut SimEnv| {
         obs.copy_from_slice(&ctl.res_obs);
         let d = ctl.step(env.signals(), PolicyChoice::Customized, ActMode::Sample, &mut rng);
-        let cmd = ctl.bundle.action_values[d.action];
+        let cmd = ctl.bundle.action_table[d.action][0];
         let mut sent = [0.0f32];
         supervisor.filter(&[cmd], &mut sent);
         let end = env.step(&sent).unwrap();

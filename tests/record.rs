@@ -36,7 +36,7 @@ const N: u64 = 3000;
 const T0_NS: u64 = 5_000_000;
 const TICK0: u64 = 100;
 
-fn period_ns(i: u64) -> u32 {
+fn period_ns(i: u64) -> u64 {
     if i == 0 {
         return 0;
     }
@@ -44,7 +44,7 @@ fn period_ns(i: u64) -> u32 {
     if i % 500 == 250 {
         p += 250_000;
     }
-    p as u32
+    p as u64
 }
 
 fn latency_ns(i: u64) -> u32 {
@@ -358,7 +358,7 @@ fn mcap_layout_is_what_foxglove_reads() {
                 assert_eq!(v["addon"]["smooth"].as_f64().unwrap() as f32, r.addon_terms[1]);
                 assert_eq!(v["addon_reward"].as_f64().unwrap() as f32, r.addon_reward);
                 let d = &v["decisions"];
-                assert_eq!(d.as_object().unwrap().len(), 7);
+                assert_eq!(d.as_object().unwrap().len(), 8);
                 assert_eq!(d["deadline_miss"], r.decisions.contains(Decisions::DEADLINE_MISS));
                 assert_eq!(d["clamped"], r.decisions.contains(Decisions::CLAMPED));
                 assert_eq!(d["episode_end"], r.decisions.contains(Decisions::EPISODE_END));
@@ -485,6 +485,22 @@ fn writer_rate() {
         size as f64 / total as f64,
         total as f64 / read.as_secs_f64()
     );
+}
+
+/// A 7 s outage (a link that came back) shows as 7 s, not capped at u32 nanoseconds (4.29 s).
+#[test]
+fn a_long_gap_between_ticks_is_not_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gap.mcap");
+    let rec = Recorder::start(&path, meta(), 16).unwrap();
+    let gap_ns = 7_000_000_000u64;
+    for (i, period) in [0, gap_ns, gap_ns].into_iter().enumerate() {
+        let t = TickRecord { tick: i as u64 + 1, t_ns: i as u64 * gap_ns, period_ns: period, ..Default::default() };
+        rec.record(&t);
+    }
+    rec.finish().unwrap();
+    let s = inspect(&path).unwrap();
+    assert!((s.period_median_us - 7e6).abs() < 1.0, "{}", s.period_median_us);
 }
 
 #[test]

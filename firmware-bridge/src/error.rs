@@ -5,9 +5,11 @@ use core::fmt;
 /// Why [`crate::encode`] failed. Nothing useful is left in the output buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
-    /// More than [`crate::MAX_VALUES`] values (unreachable with [`crate::Values`], kept for
-    /// callers building messages by other means).
+    /// More than [`crate::MAX_SIGNALS`] values in a `Sensor` or [`crate::MAX_COMMANDS`] in a
+    /// `Command`.
     TooManyValues,
+    /// A `Name` whose index is not below its count.
+    BadName,
     /// The output buffer is shorter than the frame; [`crate::MAX_FRAME`] bytes always suffice.
     BufferTooSmall,
 }
@@ -29,14 +31,20 @@ pub enum DecodeError {
     /// A frame with a correct CRC but an unknown type byte.
     UnknownType(u8),
     /// A field has a value outside its domain (role, mode, reject reason, value count above
-    /// [`crate::MAX_VALUES`], a NaN or infinite value).
+    /// [`crate::MAX_SIGNALS`] / [`crate::MAX_COMMANDS`], a NaN or infinite value, a bad name).
     BadField,
 }
 
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EncodeError::TooManyValues => write!(f, "more than {} values", crate::MAX_VALUES),
+            EncodeError::TooManyValues => write!(
+                f,
+                "more than {} signals or {} commands",
+                crate::MAX_SIGNALS,
+                crate::MAX_COMMANDS
+            ),
+            EncodeError::BadName => write!(f, "a Name's index must be below its count"),
             EncodeError::BufferTooSmall => write!(f, "output buffer too small for the frame"),
         }
     }

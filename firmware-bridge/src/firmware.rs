@@ -13,7 +13,10 @@
 //! Either way, a Hello with the wrong version, layout or counts is answered with a Reject; nothing
 //! moves before a valid handshake; silence from the host for `LINK_TIMEOUT_US` applies the safe
 //! action and waits for a new Hello; an e-stop latches until an explicit ClearEstop; a Command
-//! with the wrong number of values is ignored and answered with `Fault{Protocol}`.
+//! with the wrong number of values is ignored and answered with `Fault{Protocol}`. A layout or
+//! count mismatch is followed by the firmware's `Name`s. Optionally it stays *busy* for a while
+//! after boot ([`SimFirmware::set_busy_until`]), or waits for a simulated operator at each reset
+//! ([`SimFirmware::set_operator_reset`]: WAITING Sensors, then the RESET Sensor).
 
 use crate::plant::{self, Plant};
 use crate::timing::{HEARTBEAT_IDLE_US, LINK_TIMEOUT_US, PROTOCOL_FAULT_INTERVAL_US};
@@ -85,6 +88,12 @@ pub struct SimFirmware {
     last_reset_seed: Option<u64>,
     /// A Command was applied since the last Reset.
     commanded: bool,
+    /// Answer Hellos with `Reject{busy}` until this time (a firmware still calibrating).
+    busy_until_us: u64,
+    /// A robot that an operator resets: how long each reset takes (0: the firmware resets it).
+    operator_reset_us: u64,
+    /// While an operator resets: (ready at, next WAITING Sensor at, the Reset's seed).
+    waiting: Option<(u64, u64, u64)>,
     pub stats: FirmwareStats,
 }
 
@@ -119,8 +128,23 @@ impl SimFirmware {
             last_fault_us: 0,
             last_reset_seed: None,
             commanded: false,
+            busy_until_us: 0,
+            operator_reset_us: 0,
+            waiting: None,
             stats: FirmwareStats::default(),
         })
+    }
+
+    /// Answers every Hello with `Reject{busy}` until the firmware clock reaches `t_us` (as a
+    /// firmware that is still calibrating does).
+    pub fn set_busy_until(&mut self, t_us: u64) {
+        self.busy_until_us = t_us;
+    }
+
+    /// Simulates a robot that an operator resets: each `Reset` is answered with WAITING Sensors
+    /// (one every `WAITING_INTERVAL_US`) for `reset_us`, then the RESET Sensor.
+    pub fn set_operator_reset(&mut self, reset_us: u64) {
+        self.operator_reset_us = reset_us;
     }
 
     pub fn boot_id(&self) -> u32 {
@@ -242,13 +266,24 @@ impl SimFirmware {
                     Err(reason) => {
                         self.stats.rejects += 1;
                         self.send(&Message::Reject(me.reject(reason)), now_us, emit);
+                        if matches!(reason, crate::RejectReason::LayoutHash | crate::RejectReason::Counts) {
+                            // Name every signal and command, so the host can say which differ.
+                            let names = crate::Name::layout(self.plant.signal_names(), self.plant.command_names());
+                            for n in names {
+                                self.send(&Message::Name(n), now_us, emit);
+                            }
+                        }
+                    }
+                    Ok(()) if now_us < self.busy_until_us => {
+                        self.send(&Message::Reject(me.reject(crate::RejectReason::Busy)), now_us, emit);
                     }
                     Ok(()) => {
                         self.stats.handshakes += 1;
                         self.connected = true;
-                        // A new session ends any running episode.
+                        // A new session ends any running episode (and any wait for an operator).
                         self.episode_live = false;
                         self.command = None;
+                        self.waiting = None;
                         self.send(&Message::Hello(me), now_us, emit);
                     }
                 }
@@ -275,27 +310,61 @@ impl SimFirmware {
                     self.send(&Message::Sensor(s), now_us, emit);
                 }
             }
-            Message::Reset(r) => {
-                self.stats.resets += 1;
-                let mut rng = SplitMix64(r.seed);
-                self.plant.reset(&mut rng);
-                self.terminated = false;
-                self.episode_live = true;
-                self.commanded = false;
-                self.last_reset_seed = Some(r.seed);
+            // An operator is already resetting the robot: the RESET Sensor will follow.
+            Message::Reset(_) if self.waiting.is_some() => {}
+            Message::Reset(r) if self.operator_reset_us > 0 => {
+                self.episode_live = false;
                 self.command = None;
+                self.waiting = Some((
+                    now_us + self.operator_reset_us,
+                    now_us + crate::timing::WAITING_INTERVAL_US,
+                    r.seed,
+                ));
                 self.seq = self.seq.wrapping_add(1);
-                self.next_tick_us = now_us + self.period_us as u64;
-                self.emit_sensor(SensorFlags::RESET, now_us, emit);
+                self.emit_sensor(SensorFlags::WAITING, now_us, emit);
             }
+            Message::Reset(r) => self.start_episode(r.seed, now_us, emit),
             Message::Command(c) => self.on_command(c, now_us, emit),
             Message::ClearEstop => self.estop = false,
-            Message::Heartbeat(_) | Message::Fault(_) | Message::Sensor(_) | Message::Reject(_) => {}
+            // A Reject from the host ends the session (it refused our Hello).
+            Message::Reject(_) => {
+                self.connected = false;
+                self.episode_live = false;
+                self.command = None;
+            }
+            Message::Heartbeat(_) | Message::Fault(_) | Message::Sensor(_) | Message::Name(_) => {}
         }
     }
 
+    /// Starts an episode from the plant's initial state drawn with `seed`: the RESET Sensor.
+    fn start_episode(&mut self, seed: u64, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
+        self.stats.resets += 1;
+        let mut rng = SplitMix64(seed);
+        self.plant.reset(&mut rng);
+        self.terminated = false;
+        self.episode_live = true;
+        self.commanded = false;
+        self.last_reset_seed = Some(seed);
+        self.command = None;
+        self.waiting = None;
+        self.seq = self.seq.wrapping_add(1);
+        self.next_tick_us = now_us + self.period_us as u64;
+        self.emit_sensor(SensorFlags::RESET, now_us, emit);
+    }
+
     fn on_command(&mut self, c: Command, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
-        if !self.episode_live || self.terminated {
+        if !self.episode_live {
+            return;
+        }
+        if self.terminated {
+            // Between episodes only a retry of the last applied Command is answered: the
+            // episode's last Sensor was lost, so it is sent again.
+            if self.mode == Mode::LockStep && c.seq.wrapping_add(1) == self.seq {
+                self.stats.repeated_sensor_frames += 1;
+                if let Some(s) = self.last_sensor.clone() {
+                    self.send(&Message::Sensor(s), now_us, emit);
+                }
+            }
             return;
         }
         if c.values.len() != self.plant.command_names().len() {
@@ -331,12 +400,22 @@ impl SimFirmware {
 
     /// Time-driven work at `now_us`: real-time steps, command and link timeouts, heartbeats.
     pub fn poll(&mut self, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
+        if let (Some((ready, next, seed)), true) = (self.waiting, self.connected) {
+            if now_us >= ready {
+                self.start_episode(seed, now_us, emit);
+            } else if now_us >= next {
+                self.waiting = Some((ready, next + crate::timing::WAITING_INTERVAL_US, seed));
+                self.seq = self.seq.wrapping_add(1);
+                self.emit_sensor(SensorFlags::WAITING, now_us, emit);
+            }
+        }
         if self.connected && now_us.saturating_sub(self.last_rx_us) > LINK_TIMEOUT_US {
             // The host is gone: safe action, wait for a new Hello.
             self.stats.link_timeouts += 1;
             self.connected = false;
             self.episode_live = false;
             self.command = None;
+            self.waiting = None;
         }
         if self.mode == Mode::RealTime && self.connected && self.episode_live && now_us >= self.next_tick_us {
             self.next_tick_us += self.period_us as u64;

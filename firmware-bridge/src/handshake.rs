@@ -3,7 +3,34 @@
 //! The rules (PROTOCOL.md, "Handshake"): versions, layout hashes and counts must match
 //! exactly; modes must match; real-time periods must match unless either side says 0.
 
-use crate::message::{Hello, Mode, Reject, RejectReason, Role, PROTOCOL_VERSION};
+use crate::message::{
+    Hello, Mode, Name, NameKind, Reject, RejectReason, Role, MAX_COMMANDS, MAX_NAME_LEN, MAX_SIGNALS,
+    PROTOCOL_VERSION,
+};
+
+impl Name {
+    /// The `Name` of entry `index` of `count`; `None` if the name is longer than
+    /// [`MAX_NAME_LEN`] bytes, holds a 0x00, or `index ≥ count`.
+    pub fn new(kind: NameKind, index: usize, count: usize, name: &str) -> Option<Name> {
+        if index >= count || count > 255 || name.len() > MAX_NAME_LEN || name.as_bytes().contains(&0) {
+            return None;
+        }
+        let mut s = heapless::String::new();
+        s.push_str(name).ok()?;
+        Some(Name { kind, index: index as u8, count: count as u8, name: s })
+    }
+
+    /// The `Name` messages of a layout, in the order they are sent: every signal, then every
+    /// command. Names that cannot be sent (too long) are skipped; layouts beyond
+    /// [`MAX_SIGNALS`]/[`MAX_COMMANDS`] are cut there.
+    pub fn layout<'a>(signals: &'a [&'a str], commands: &'a [&'a str]) -> impl Iterator<Item = Name> + 'a {
+        let s = &signals[..signals.len().min(MAX_SIGNALS)];
+        let c = &commands[..commands.len().min(MAX_COMMANDS)];
+        let sig = s.iter().enumerate().filter_map(move |(i, n)| Name::new(NameKind::Signal, i, s.len(), n));
+        let cmd = c.iter().enumerate().filter_map(move |(i, n)| Name::new(NameKind::Command, i, c.len(), n));
+        sig.chain(cmd)
+    }
+}
 
 impl Hello {
     /// The host's `Hello` (version [`PROTOCOL_VERSION`], `boot_id` 0). `period_us` is the
@@ -99,7 +126,7 @@ mod tests {
         assert_eq!(fw.check_peer(&h), Err(RejectReason::LayoutHash));
         h.n_actions = 2;
         assert_eq!(fw.check_peer(&h), Err(RejectReason::Counts));
-        h.version = 2;
+        h.version = 1;
         assert_eq!(fw.check_peer(&h), Err(RejectReason::Version));
 
         let r = fw.reject(RejectReason::Counts);

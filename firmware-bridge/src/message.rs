@@ -4,12 +4,26 @@
 //! values. All message types are `Clone + Debug + PartialEq`.
 
 /// Protocol version carried in `Hello`/`Reject`; both sides must use the same one.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 raised the value limits (64 signals, 32 commands), added the `Name` message and the
+/// WAITING and SUCCESS flags. `Hello` and `Reject` keep their layouts in every version, so a
+/// mismatch is always reported.
+pub const PROTOCOL_VERSION: u16 = 2;
 
-/// Largest number of signals (in `Sensor`) or actions (in `Command`) in one frame.
-pub const MAX_VALUES: usize = 16;
+/// Largest number of signals in one `Sensor`.
+pub const MAX_SIGNALS: usize = 64;
 
-/// Signal or action values of one frame (at most [`MAX_VALUES`]).
+/// Largest number of commands (actions) in one `Command`.
+pub const MAX_COMMANDS: usize = 32;
+
+/// Capacity of [`Values`]: the larger of [`MAX_SIGNALS`] and [`MAX_COMMANDS`].
+pub const MAX_VALUES: usize = MAX_SIGNALS;
+
+/// Longest signal or command name a `Name` message carries, in UTF-8 bytes.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Signal or action values of one frame (at most [`MAX_SIGNALS`] in a `Sensor`, [`MAX_COMMANDS`]
+/// in a `Command`).
 pub type Values = heapless::Vec<f32, MAX_VALUES>;
 
 /// Message type bytes (the first payload byte).
@@ -18,6 +32,8 @@ pub mod msg_type {
     pub const HELLO: u8 = 0x01;
     /// `Reject`.
     pub const REJECT: u8 = 0x02;
+    /// `Name`.
+    pub const NAME: u8 = 0x03;
     /// `Sensor`.
     pub const SENSOR: u8 = 0x10;
     /// `Command`.
@@ -105,7 +121,7 @@ pub struct Reject {
     pub n_actions: u8,
 }
 
-/// Flags of a [`Sensor`] frame (a bit set). Bits 5..=7 are reserved: senders set them to 0,
+/// Flags of a [`Sensor`] frame (a bit set). Bit 7 is reserved: senders set them to 0,
 /// receivers ignore them (they are preserved by encode/decode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SensorFlags(pub u8);
@@ -124,8 +140,13 @@ impl SensorFlags {
     /// bit4: the safe action was applied since the previous `Sensor` because no valid command
     /// was in force.
     pub const COMMAND_TIMEOUT: Self = Self(1 << 4);
+    /// bit5: the firmware waits for an operator to reset the robot (the answer to `Reset` on a
+    /// robot that cannot reset itself); not an episode step.
+    pub const WAITING: Self = Self(1 << 5);
+    /// bit6: set on an episode's last Sensor when the episode reached its goal.
+    pub const SUCCESS: Self = Self(1 << 6);
     /// All defined bits.
-    pub const ALL: Self = Self(0x1F);
+    pub const ALL: Self = Self(0x7F);
 
     /// True if every bit of `other` is set in `self`.
     pub const fn contains(self, other: Self) -> bool {
@@ -174,6 +195,29 @@ impl core::ops::BitOrAssign for SensorFlags {
     fn bitor_assign(&mut self, rhs: Self) {
         self.0 |= rhs.0;
     }
+}
+
+/// Whether a [`Name`] names a signal or a command. Wire: `0` signal, `1` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    /// A value of `Sensor`.
+    Signal,
+    /// A value of `Command`.
+    Command,
+}
+
+/// One signal or command name (type `0x03`). The side that sends a `Reject` for a layout or
+/// count mismatch follows it with one `Name` per signal, then one per command; the other side
+/// answers with its own, once. Both can then say which names differ.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Name {
+    pub kind: NameKind,
+    /// Position in the layout, `< count`.
+    pub index: u8,
+    /// How many signals (or commands) the sender has.
+    pub count: u8,
+    /// The name, at most [`MAX_NAME_LEN`] bytes of UTF-8.
+    pub name: heapless::String<MAX_NAME_LEN>,
 }
 
 /// Observation from the firmware (type `0x10`).
@@ -275,6 +319,8 @@ pub enum Message {
     Hello(Hello),
     /// `0x02`.
     Reject(Reject),
+    /// `0x03`.
+    Name(Name),
     /// `0x10`.
     Sensor(Sensor),
     /// `0x11`.
@@ -295,6 +341,7 @@ impl Message {
         match self {
             Message::Hello(_) => msg_type::HELLO,
             Message::Reject(_) => msg_type::REJECT,
+            Message::Name(_) => msg_type::NAME,
             Message::Sensor(_) => msg_type::SENSOR,
             Message::Command(_) => msg_type::COMMAND,
             Message::Reset(_) => msg_type::RESET,
@@ -313,6 +360,11 @@ impl From<Hello> for Message {
 impl From<Reject> for Message {
     fn from(m: Reject) -> Self {
         Message::Reject(m)
+    }
+}
+impl From<Name> for Message {
+    fn from(m: Name) -> Self {
+        Message::Name(m)
     }
 }
 impl From<Sensor> for Message {

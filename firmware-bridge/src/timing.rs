@@ -22,6 +22,9 @@ pub const MAX_RETRIES: u32 = 5;
 /// A side sends at most one `Fault{Protocol}` per this interval.
 pub const PROTOCOL_FAULT_INTERVAL_US: u64 = 100_000;
 
+/// A firmware waiting for an operator to reset the robot sends a WAITING `Sensor` this often.
+pub const WAITING_INTERVAL_US: u64 = 100_000;
+
 /// True if sequence number `a` is later than `b` in wrapping (serial-number) arithmetic:
 /// `0 < a - b < 2^31` (mod 2^32).
 pub const fn seq_after(a: u32, b: u32) -> bool {

@@ -7,8 +7,8 @@ use crate::cobs;
 use crate::crc::crc32c;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::{
-    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Reject, RejectReason, Reset, Role,
-    Sensor, SensorFlags, Values, MAX_VALUES,
+    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Name, NameKind, Reject, RejectReason,
+    Reset, Role, Sensor, SensorFlags, Values, MAX_COMMANDS, MAX_NAME_LEN, MAX_SIGNALS,
 };
 
 /// Body length of `Hello`.
@@ -19,6 +19,8 @@ pub const REJECT_BODY_LEN: usize = 9;
 pub const SENSOR_HEADER_LEN: usize = 14;
 /// Body length of `Command` before its values (seq, valid_for_us, n).
 pub const COMMAND_HEADER_LEN: usize = 9;
+/// Body length of `Name` before the name's bytes (kind, index, count, len).
+pub const NAME_HEADER_LEN: usize = 4;
 /// Body length of `Reset`.
 pub const RESET_BODY_LEN: usize = 8;
 /// Body length of `Heartbeat`.
@@ -38,16 +40,19 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 
-/// Longest body: a `Sensor` with [`MAX_VALUES`] values (78 bytes).
+/// Longest body: a `Sensor` with [`MAX_SIGNALS`] values (270 bytes).
 pub const MAX_BODY: usize = max(
-    max(max(HELLO_BODY_LEN, REJECT_BODY_LEN), max(SENSOR_HEADER_LEN, COMMAND_HEADER_LEN) + 4 * MAX_VALUES),
-    max(max(RESET_BODY_LEN, HEARTBEAT_BODY_LEN), FAULT_BODY_LEN),
+    max(
+        max(HELLO_BODY_LEN, REJECT_BODY_LEN),
+        max(SENSOR_HEADER_LEN + 4 * MAX_SIGNALS, COMMAND_HEADER_LEN + 4 * MAX_COMMANDS),
+    ),
+    max(max(RESET_BODY_LEN, HEARTBEAT_BODY_LEN), max(FAULT_BODY_LEN, NAME_HEADER_LEN + MAX_NAME_LEN)),
 );
 
-/// Longest payload (type + body + CRC): 83 bytes.
+/// Longest payload (type + body + CRC): 275 bytes.
 pub const MAX_PAYLOAD: usize = 1 + MAX_BODY + CRC_LEN;
 
-/// Longest frame on the wire, COBS-encoded payload plus the `0x00` delimiter: 85 bytes.
+/// Longest frame on the wire, COBS-encoded payload plus the `0x00` delimiter: 278 bytes.
 pub const MAX_FRAME: usize = cobs::max_encoded_len(MAX_PAYLOAD) + 1;
 
 /// A buffer holding one encoded frame.
@@ -88,7 +93,7 @@ impl<'a> Writer<'a> {
         self.bytes(&v.to_le_bytes());
     }
     fn values(&mut self, values: &[f32]) {
-        // `n` is a u8 on the wire; `MAX_VALUES` is far below 256.
+        // `n` is a u8 on the wire; the limits are far below 256.
         self.u8(values.len() as u8);
         for v in values {
             self.bytes(&v.to_le_bytes());
@@ -171,8 +176,21 @@ pub fn encode_payload(msg: &Message, out: &mut [u8]) -> Result<usize, EncodeErro
             w.u8(r.n_signals);
             w.u8(r.n_actions);
         }
+        Message::Name(n) => {
+            if n.name.len() > MAX_NAME_LEN || n.index >= n.count {
+                return Err(EncodeError::BadName);
+            }
+            w.u8(match n.kind {
+                NameKind::Signal => 0,
+                NameKind::Command => 1,
+            });
+            w.u8(n.index);
+            w.u8(n.count);
+            w.u8(n.name.len() as u8);
+            w.bytes(n.name.as_bytes());
+        }
         Message::Sensor(s) => {
-            if s.values.len() > MAX_VALUES {
+            if s.values.len() > MAX_SIGNALS {
                 return Err(EncodeError::TooManyValues);
             }
             w.u32(s.seq);
@@ -181,7 +199,7 @@ pub fn encode_payload(msg: &Message, out: &mut [u8]) -> Result<usize, EncodeErro
             w.values(&s.values);
         }
         Message::Command(c) => {
-            if c.values.len() > MAX_VALUES {
+            if c.values.len() > MAX_COMMANDS {
                 return Err(EncodeError::TooManyValues);
             }
             w.u32(c.seq);
@@ -231,9 +249,9 @@ pub fn encode_to_vec(msg: &Message) -> Result<FrameBuf, EncodeError> {
     FrameBuf::from_slice(&buf[..n]).map_err(|_| EncodeError::BufferTooSmall)
 }
 
-fn read_values(r: &mut Reader<'_>) -> Result<Values, DecodeError> {
+fn read_values(r: &mut Reader<'_>, max: usize) -> Result<Values, DecodeError> {
     let n = r.u8().ok_or(DecodeError::Length)? as usize;
-    if n > MAX_VALUES {
+    if n > max {
         return Err(DecodeError::BadField);
     }
     if r.remaining() != 4 * n {
@@ -255,7 +273,10 @@ fn read_values(r: &mut Reader<'_>) -> Result<Values, DecodeError> {
 /// Checks, in order: length ≥ 5 ([`DecodeError::Length`]), CRC ([`DecodeError::Crc`]), type
 /// ([`DecodeError::UnknownType`]), then the body: exact length for the type
 /// ([`DecodeError::Length`]) and field domains ([`DecodeError::BadField`]). For `Sensor` and
-/// `Command`, `n > MAX_VALUES` is `BadField`, a body not of `header + 4·n` bytes is `Length`.
+/// `Command`, a body too short to hold `n` is `Length`, `n` above [`MAX_SIGNALS`] (resp.
+/// [`MAX_COMMANDS`]) is `BadField`, a body not of `header + 4·n` bytes is `Length`. For `Name`, a
+/// body not of `4 + len` bytes is `Length`; a kind other than 0/1, `len > 32`, `index ≥ count`,
+/// a 0x00 or invalid UTF-8 in the name is `BadField`.
 pub fn decode_payload(payload: &[u8]) -> Result<Message, DecodeError> {
     if payload.len() < MIN_PAYLOAD {
         return Err(DecodeError::Length);
@@ -328,7 +349,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, DecodeError> {
             let seq = r.u32().ok_or(l)?;
             let t_us = r.u64().ok_or(l)?;
             let flags = SensorFlags(r.u8().ok_or(l)?);
-            let values = read_values(&mut r)?;
+            let values = read_values(&mut r, MAX_SIGNALS)?;
             Message::Sensor(Sensor { seq, t_us, flags, values })
         }
         msg_type::COMMAND => {
@@ -338,8 +359,33 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, DecodeError> {
             let mut r = Reader { buf: body };
             let seq = r.u32().ok_or(l)?;
             let valid_for_us = r.u32().ok_or(l)?;
-            let values = read_values(&mut r)?;
+            let values = read_values(&mut r, MAX_COMMANDS)?;
             Message::Command(Command { seq, valid_for_us, values })
+        }
+        msg_type::NAME => {
+            if body.len() < NAME_HEADER_LEN {
+                return Err(l);
+            }
+            let mut r = Reader { buf: body };
+            let kind = match r.u8().ok_or(l)? {
+                0 => NameKind::Signal,
+                1 => NameKind::Command,
+                _ => return Err(DecodeError::BadField),
+            };
+            let (index, count, len) = (r.u8().ok_or(l)?, r.u8().ok_or(l)?, r.u8().ok_or(l)? as usize);
+            if len > MAX_NAME_LEN {
+                return Err(DecodeError::BadField);
+            }
+            if r.remaining() != len {
+                return Err(l);
+            }
+            if index >= count || r.buf.contains(&0) {
+                return Err(DecodeError::BadField);
+            }
+            let text = core::str::from_utf8(r.buf).map_err(|_| DecodeError::BadField)?;
+            let mut name = heapless::String::new();
+            name.push_str(text).map_err(|_| DecodeError::BadField)?;
+            Message::Name(Name { kind, index, count, name })
         }
         msg_type::RESET => Message::Reset(Reset { seed: fixed(RESET_BODY_LEN)?.u64().ok_or(l)? }),
         msg_type::HEARTBEAT => {
@@ -381,9 +427,9 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(MAX_BODY, 78);
-        assert_eq!(MAX_PAYLOAD, 83);
-        assert_eq!(MAX_FRAME, 85);
+        assert_eq!(MAX_BODY, 270);
+        assert_eq!(MAX_PAYLOAD, 275);
+        assert_eq!(MAX_FRAME, 278);
     }
 
     #[test]
@@ -398,7 +444,7 @@ mod tests {
     #[test]
     fn buffer_too_small_never_panics() {
         let mut values = Values::new();
-        for i in 0..MAX_VALUES {
+        for i in 0..MAX_SIGNALS {
             values.push(i as f32).unwrap();
         }
         let msg = Message::Sensor(Sensor { seq: 1, t_us: 2, flags: SensorFlags::NONE, values });

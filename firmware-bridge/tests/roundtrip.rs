@@ -31,7 +31,7 @@ fn assert_roundtrip(msg: &Message) {
 fn one_of_each_type_round_trips() {
     let msgs = one_of_each();
     let types: std::collections::BTreeSet<u8> = msgs.iter().map(|m| m.msg_type()).collect();
-    assert_eq!(types.len(), 8, "all eight message types covered");
+    assert_eq!(types.len(), 9, "all nine message types covered");
     for m in &msgs {
         assert_roundtrip(m);
     }
@@ -39,12 +39,13 @@ fn one_of_each_type_round_trips() {
 
 #[test]
 fn largest_message_fills_max_payload() {
-    // A Sensor with MAX_VALUES values whose bytes are all non-zero is the longest frame.
+    // A Sensor with MAX_SIGNALS values whose bytes are all non-zero is the longest frame (its
+    // COBS encoding has a 254-byte block).
     let msg = Message::Sensor(Sensor {
         seq: 0x0101_0101,
         t_us: 0x0101_0101_0101_0101,
         flags: SensorFlags(1),
-        values: Values::from_slice(&[f32::from_bits(0x3F81_0101); MAX_VALUES]).unwrap(),
+        values: Values::from_slice(&[f32::from_bits(0x3F81_0101); MAX_SIGNALS]).unwrap(),
     });
     let mut p = [0u8; MAX_PAYLOAD];
     assert_eq!(encode_payload(&msg, &mut p), Ok(MAX_PAYLOAD));
@@ -85,7 +86,9 @@ fn sensor_flags_helpers() {
             | SensorFlags::TRUNCATED
             | SensorFlags::RESET
             | SensorFlags::ESTOP
-            | SensorFlags::COMMAND_TIMEOUT)
+            | SensorFlags::COMMAND_TIMEOUT
+            | SensorFlags::WAITING
+            | SensorFlags::SUCCESS)
             .0
     );
 }
@@ -163,12 +166,33 @@ fn malformed_payloads_get_the_documented_error() {
         expect(&r, DecodeError::BadField);
     }
 
-    // Sensor: n above MAX_VALUES is BadField; n not matching the length is Length.
+    // Sensor: n above MAX_SIGNALS is BadField; n not matching the length is Length.
     let mut s = vec![0x10];
     s.extend_from_slice(&[0u8; 13]);
-    s.push(17);
-    s.extend_from_slice(&[0u8; 68]);
+    s.push(65);
+    s.extend_from_slice(&[0u8; 260]);
     expect(&s, DecodeError::BadField);
+    // Command: n above MAX_COMMANDS (32) is BadField, even with a body of the right length.
+    let mut c = vec![0x11];
+    c.extend_from_slice(&[0u8; 8]);
+    c.push(33);
+    c.extend_from_slice(&[0u8; 132]);
+    expect(&c, DecodeError::BadField);
+    // Name: length, kind, index and content rules.
+    let name = |kind: u8, index: u8, count: u8, text: &[u8]| {
+        let mut b = vec![0x03, kind, index, count, text.len() as u8];
+        b.extend_from_slice(text);
+        b
+    };
+    expect(&name(2, 0, 1, b"x"), DecodeError::BadField);
+    expect(&name(0, 1, 1, b"x"), DecodeError::BadField);
+    expect(&name(0, 0, 1, &[b'a'; 33]), DecodeError::BadField);
+    expect(&name(0, 0, 1, b"a\0b"), DecodeError::BadField);
+    expect(&name(0, 0, 1, &[0xFF, 0xFE]), DecodeError::BadField);
+    let mut short = name(0, 0, 1, b"abc");
+    short.pop();
+    expect(&short, DecodeError::Length);
+    expect(&[0x03, 0, 0], DecodeError::Length);
     let mut s = vec![0x10];
     s.extend_from_slice(&[0u8; 13]);
     s.push(2);

@@ -25,12 +25,14 @@ fn vector_messages() -> Vec<(&'static str, Message)> {
             "reject_counts",
             Message::Reject(Reject {
                 reason: RejectReason::Counts,
-                version: 1,
+                version: 2,
                 layout_hash: 0x1234_5678,
                 n_signals: 6,
                 n_actions: 2,
             }),
         ),
+        ("name_signal", Message::Name(Name::new(NameKind::Signal, 2, 4, "theta").unwrap())),
+        ("name_command", Message::Name(Name::new(NameKind::Command, 0, 1, "force").unwrap())),
         (
             "sensor_reset",
             Message::Sensor(Sensor {
@@ -184,7 +186,7 @@ fn spec_vectors_match_code() {
         assert_eq!(got, vec![Ok(msg.clone())], "{}: Decoder", v.name);
         assert_eq!(decode_payload(&v.payload).as_ref(), Ok(msg));
     }
-    assert_eq!(types.len(), 8, "one vector per message type at least");
+    assert_eq!(types.len(), 9, "one vector per message type at least");
     // The rendered block is exactly what the spec holds (formatting included).
     let begin = SPEC.find("<!-- vectors:begin -->").unwrap();
     let end = SPEC.find("<!-- vectors:end -->").unwrap();

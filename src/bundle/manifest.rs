@@ -9,9 +9,15 @@ use serde::{Deserialize, Serialize};
 pub struct Manifest {
     pub bundle: BundleInfo,
     pub prior: PriorSection,
-    pub plant: PlantSection,
+    pub robot: RobotSection,
+    /// A built-in simulated robot for `resq customize` and `resq rig` (optional: a bundle without
+    /// one runs over the link with `resq run`).
+    pub sim: Option<SimSection>,
+    #[serde(default)]
+    pub episode: EpisodeSection,
     #[serde(rename = "observation")]
     pub observations: Vec<ObservationSignal>,
+    #[serde(default)]
     pub action: ActionSection,
     #[serde(default)]
     pub task: TaskSection,
@@ -60,13 +66,92 @@ fn default_prior_file() -> String {
     "prior.onnx".into()
 }
 
-/// `[plant]`: which simulated robot the bundle drives in `resq customize`.
+/// `[robot]`: the robot's interface, what its firmware sends and takes, in wire order. The
+/// handshake checks the firmware against it (names, order, counts).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct PlantSection {
+pub struct RobotSection {
+    /// The control period in real-time mode, ms (the firmware's when absent).
+    pub period_ms: Option<f32>,
+    #[serde(rename = "signal", default)]
+    pub signals: Vec<SignalSpec>,
+    #[serde(rename = "command", default)]
+    pub commands: Vec<CommandSpec>,
+}
+
+/// `[[robot.signal]]`: one value of every Sensor frame.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSpec {
     pub name: String,
-    /// Time limit; reaching it truncates the episode (it is not a termination).
-    pub max_episode_steps: u32,
+    #[serde(default)]
+    pub unit: String,
+    /// The expected range; a reading outside it is counted and the prior acts alone that tick.
+    pub min: Option<f32>,
+    pub max: Option<f32>,
+}
+
+/// `[[robot.command]]`: one value of every Command frame, with the supervisor's limits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    pub name: String,
+    #[serde(default)]
+    pub unit: String,
+    /// Every command sent is clamped to `[min, max]`.
+    pub min: f32,
+    pub max: f32,
+    /// Sent on e-stop and on a non-finite command (default 0, which must lie in `[min, max]`).
+    pub safe: Option<f32>,
+    /// Largest change per tick (0 = no limit).
+    #[serde(default)]
+    pub max_rate: f32,
+}
+
+/// `[sim]`: the simulated robot `resq customize` drives: a built-in plant (in process), or a
+/// firmware command that serves a simulator on a pseudo-terminal (e.g. the reference firmware
+/// over a gymnasium environment). Exactly one of the two.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSection {
+    pub plant: Option<String>,
+    /// A shell command that serves the robot's firmware; resq appends `--port pty --link PATH`
+    /// and waits for PATH to appear, e.g. `resq-firmware --env MountainCar-v0`.
+    pub firmware: Option<String>,
+}
+
+/// `[episode]`: how episodes end and start, for a robot resq knows nothing about.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EpisodeSection {
+    /// Time limit in steps; reaching it *truncates* (the learner bootstraps through it). 0 = none.
+    pub max_steps: u32,
+    /// An expression over the signals (and commands): non-zero ends the episode as a true
+    /// termination. The firmware's TERMINATED flag ends it too.
+    pub terminate: Option<String>,
+    /// What a successful episode is: `time_limit` (lasted to the limit), `terminated` (reached a
+    /// terminal state), `flag` (the firmware set SUCCESS), or an expression over the last step.
+    pub success: String,
+    /// How a new episode starts: `firmware` (it resets itself on Reset) or `operator` (someone
+    /// resets the robot; the firmware reports WAITING until it is ready, and resq waits).
+    pub reset: String,
+    /// A continuing task that never resets: learning, evaluation and the report work on windows
+    /// of `window` steps.
+    pub continuing: bool,
+    pub window: u32,
+}
+
+impl Default for EpisodeSection {
+    fn default() -> Self {
+        EpisodeSection {
+            max_steps: 0,
+            terminate: None,
+            success: "time_limit".into(),
+            reset: "firmware".into(),
+            continuing: false,
+            window: 1000,
+        }
+    }
 }
 
 /// `[[observation]]`: one input of the prior, in order. The prior sees `(signal − offset) / scale`;
@@ -88,19 +173,36 @@ fn one() -> f32 {
     1.0
 }
 
-/// `[action]`: a discrete action set (action `i` sends command `values[i]`), or a continuous
-/// command in `[low, high]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// `[action]`: how the prior's action becomes the robot's command vector. Discrete: action `i`
+/// sends `table[i]` (or, for one command, `values[i]`). Continuous: action dimension `j` drives
+/// command `j`; the prior's `a ∈ [−1, 1]` maps linearly onto `[low[j], high[j]]` (default: the
+/// command's limits).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ActionSection {
-    /// The command's name, usable in reward expressions (with `<name>_prev`).
-    pub name: String,
-    #[serde(default)]
     pub values: Vec<f32>,
-    pub low: Option<f32>,
-    pub high: Option<f32>,
-    #[serde(default)]
+    pub table: Vec<Vec<f32>>,
+    pub low: Option<OneOrMany>,
+    pub high: Option<OneOrMany>,
     pub labels: Vec<String>,
+}
+
+/// A number, or one number per command.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(f32),
+    Many(Vec<f32>),
+}
+
+impl OneOrMany {
+    /// One value per command (a single number applies to all).
+    pub fn per_command(&self, n: usize) -> Vec<f32> {
+        match self {
+            OneOrMany::One(v) => vec![*v; n],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// `[task]`: the prior's own task, used only to report how well it is kept. resq never learns
@@ -256,9 +358,6 @@ pub struct EvaluationSection {
     pub episodes: usize,
     /// `greedy` or `sample`, for both policies.
     pub policy: String,
-    /// What counts as a successful episode: `time_limit` (reached it without terminating, e.g.
-    /// CartPole) or `terminated` (reached a terminal goal, e.g. MountainCar).
-    pub success: String,
     #[serde(rename = "metric")]
     pub metrics: Vec<MetricSpec>,
 }
@@ -268,7 +367,6 @@ impl Default for EvaluationSection {
         EvaluationSection {
             episodes: 20,
             policy: "greedy".into(),
-            success: "time_limit".into(),
             metrics: Vec::new(),
         }
     }
@@ -304,18 +402,10 @@ impl Default for RunSection {
     }
 }
 
-/// `[safety]`: the supervisor's limits (one value per command). Empty lists take the defaults.
+/// `[safety]`: the supervisor's timing (its per-command limits are in `[[robot.command]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SafetySection {
-    /// Lowest command sent (default: the lowest action value).
-    pub command_min: Vec<f32>,
-    /// Highest command sent (default: the highest action value).
-    pub command_max: Vec<f32>,
-    /// Largest change per tick (0 = no limit; default 0).
-    pub max_rate: Vec<f32>,
-    /// Sent on e-stop, on a non-finite command, and applied by firmware on timeout (default 0).
-    pub safe_command: Vec<f32>,
     /// A tick whose decision takes longer than this (from signals received to command ready)
     /// sends the prior's action instead and counts a deadline miss.
     pub tick_deadline_ms: f32,
@@ -323,12 +413,6 @@ pub struct SafetySection {
 
 impl Default for SafetySection {
     fn default() -> Self {
-        SafetySection {
-            command_min: vec![],
-            command_max: vec![],
-            max_rate: vec![],
-            safe_command: vec![],
-            tick_deadline_ms: 50.0,
-        }
+        SafetySection { tick_deadline_ms: 50.0 }
     }
 }

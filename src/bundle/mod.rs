@@ -8,6 +8,7 @@ pub mod manifest;
 use std::path::{Path, PathBuf};
 
 pub use manifest::Manifest;
+use manifest::OneOrMany;
 
 use crate::error::BundleError;
 use crate::nn::Activation;
@@ -70,11 +71,20 @@ pub struct Bundle {
     /// The manifest's text, hashed into checkpoints so a residual is never resumed on another task.
     pub manifest_text: String,
     pub prior: Prior,
-    /// The plant's signal names (what reward expressions may read).
+    /// The robot's signal names, in wire order (what expressions may read).
     pub signals: Vec<String>,
+    /// Each signal's declared range (±∞ where none is declared).
+    pub signal_range: Vec<(f32, f32)>,
+    /// The robot's command names, in wire order.
+    pub commands: Vec<String>,
+    /// The built-in simulated robot that serves this bundle in process, if it names one.
+    pub sim_plant: Option<String>,
+    /// A command serving a simulated robot's firmware on a pseudo-terminal, if it names one.
+    pub sim_firmware: Option<String>,
+    pub episode: EpisodeRules,
     pub obs: ObsLayout,
-    /// Discrete command values (empty for a continuous action).
-    pub action_values: Vec<f32>,
+    /// Discrete: the command vector of each action (empty for continuous actions).
+    pub action_table: Vec<Vec<f32>>,
     pub action_space: ActionSpace,
     pub vars: Variables,
     pub addon: AddonReward,
@@ -98,22 +108,136 @@ pub enum Method {
 }
 
 /// The kind of action the robot takes.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ActionSpace {
-    /// One of `action_values`.
+    /// One of the rows of `action_table`.
     Discrete,
-    /// A command in `[low, high]`; the prior's `a ∈ [−1, 1]` maps linearly onto it.
-    Continuous { low: f32, high: f32 },
+    /// One command per action dimension; the prior's `a_j ∈ [−1, 1]` maps linearly onto
+    /// `[low[j], high[j]]`.
+    Continuous { low: Vec<f32>, high: Vec<f32> },
 }
 
-/// The validated `[safety]` section (one command dimension).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Per-command limits the supervisor enforces (from `[[robot.command]]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandLimits {
+    pub min: Vec<f32>,
+    pub max: Vec<f32>,
+    pub max_rate: Vec<f32>,
+    pub safe: Vec<f32>,
+}
+
+/// The supervisor's limits and timing.
+#[derive(Clone, Debug, PartialEq)]
 pub struct SafetyLimits {
-    pub min: f32,
-    pub max: f32,
-    pub max_rate: f32,
-    pub safe: f32,
+    pub limits: CommandLimits,
     pub tick_deadline_ms: f32,
+}
+
+/// What makes an episode successful (`[episode] success`).
+#[derive(Clone, Debug)]
+pub enum Success {
+    /// It lasted to its time limit.
+    TimeLimit,
+    /// It ended in a terminal state.
+    Terminated,
+    /// The firmware flagged it SUCCESS.
+    Flag,
+    /// The expression is non-zero on its last step.
+    Expr(Expr),
+}
+
+/// The validated `[episode]` section.
+#[derive(Clone, Debug)]
+pub struct EpisodeRules {
+    /// Time limit in steps (truncation); 0 = none.
+    pub max_steps: u32,
+    /// Non-zero ends the episode as a termination.
+    pub terminate: Option<Expr>,
+    pub success: Success,
+    /// An operator resets the robot (the firmware reports WAITING meanwhile).
+    pub operator_reset: bool,
+    /// A continuing task: no resets; statistics over windows of `window` steps.
+    pub continuing: bool,
+    pub window: u32,
+}
+
+impl EpisodeRules {
+    /// The time limit as the environments take it (`u32::MAX` for none).
+    pub fn time_limit(&self) -> u32 {
+        if self.max_steps == 0 {
+            u32::MAX
+        } else {
+            self.max_steps
+        }
+    }
+
+    /// Whether the expression rule ends the episode after this step (`values` as
+    /// [`Variables::fill`] writes them).
+    pub fn terminates(&self, values: &[f32]) -> bool {
+        self.terminate.as_ref().is_some_and(|e| e.eval(values) != 0.0)
+    }
+}
+
+fn episode_rules(f: &Path, e: &manifest::EpisodeSection, vars: &Variables) -> Result<EpisodeRules, BundleError> {
+    let terminate = match &e.terminate {
+        Some(src) => Some(parse_expr(f, "episode.terminate", src, vars)?),
+        None => None,
+    };
+    let success = match e.success.as_str() {
+        "time_limit" => Success::TimeLimit,
+        "terminated" => Success::Terminated,
+        "flag" => Success::Flag,
+        src => Success::Expr(parse_expr(f, "episode.success", src, vars).map_err(|mut err| {
+            err.fix = format!("use `time_limit`, `terminated`, `flag`, or an expression over the signals; {}", err.fix);
+            err
+        })?),
+    };
+    let operator_reset = match e.reset.as_str() {
+        "firmware" => false,
+        "operator" => true,
+        other => {
+            return Err(BundleError::field(
+                f,
+                "episode.reset",
+                format!("unknown reset `{other}`"),
+                "use `firmware` (the firmware resets the robot on Reset) or `operator` (a person does; the firmware reports WAITING meanwhile)",
+            ))
+        }
+    };
+    if e.continuing {
+        nonzero(f, "episode.window", e.window as usize, "steps per statistics window")?;
+        if e.max_steps != 0 {
+            return Err(BundleError::field(
+                f,
+                "episode.max_steps",
+                "a continuing task has no time limit",
+                "remove `max_steps`; windows of `window` steps take the place of episodes",
+            ));
+        }
+    } else if e.max_steps == 0 && e.terminate.is_none() {
+        return Err(BundleError::field(
+            f,
+            "episode.max_steps",
+            "episodes have no end: no time limit and no `terminate` expression",
+            "set `max_steps` (a time limit), a `terminate` expression, or `continuing = true` for a task that never resets",
+        ));
+    }
+    if matches!(success, Success::TimeLimit) && e.max_steps == 0 && !e.continuing {
+        return Err(BundleError::field(
+            f,
+            "episode.success",
+            "`time_limit` success needs a time limit",
+            "set `episode.max_steps`, or choose `terminated`, `flag` or an expression",
+        ));
+    }
+    Ok(EpisodeRules {
+        max_steps: e.max_steps,
+        terminate,
+        success,
+        operator_reset,
+        continuing: e.continuing,
+        window: e.window,
+    })
 }
 
 /// Sets `section.field` (dotted path) in a parsed manifest to `value`.
@@ -229,17 +353,153 @@ impl Bundle {
         };
         let m = &manifest;
 
-        // Plant and signals.
-        let plant = plant::make(&m.plant.name).ok_or_else(|| {
-            BundleError::field(
+        // The robot's interface: signals and commands, in wire order.
+        let robot = &m.robot;
+        if robot.signals.is_empty() || robot.commands.is_empty() {
+            return Err(BundleError::field(
                 f,
-                "plant.name",
-                format!("unknown plant `{}`", m.plant.name),
-                format!("use one of: {}", plant::PLANTS.join(", ")),
-            )
-        })?;
-        let signals: Vec<String> = plant.signal_names().iter().map(|s| s.to_string()).collect();
-        nonzero(f, "plant.max_episode_steps", m.plant.max_episode_steps as usize, "the episode time limit")?;
+                if robot.signals.is_empty() { "robot.signal" } else { "robot.command" },
+                "the robot needs at least one [[robot.signal]] and one [[robot.command]]",
+                "list every value the firmware sends ([[robot.signal]] name = ...) and takes ([[robot.command]] name, min, max), in wire order",
+            ));
+        }
+        if robot.signals.len() > firmware_bridge::MAX_SIGNALS || robot.commands.len() > firmware_bridge::MAX_COMMANDS {
+            return Err(BundleError::field(
+                f,
+                "robot",
+                format!("{} signals and {} commands", robot.signals.len(), robot.commands.len()),
+                format!(
+                    "the protocol carries at most {} signals and {} commands per frame",
+                    firmware_bridge::MAX_SIGNALS,
+                    firmware_bridge::MAX_COMMANDS
+                ),
+            ));
+        }
+        let signals: Vec<String> = robot.signals.iter().map(|s| s.name.clone()).collect();
+        let commands: Vec<String> = robot.commands.iter().map(|c| c.name.clone()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for (i, name) in signals.iter().chain(&commands).enumerate() {
+            let field = if i < signals.len() {
+                format!("robot.signal[{i}].name")
+            } else {
+                format!("robot.command[{}].name", i - signals.len())
+            };
+            let valid = !name.is_empty()
+                && name.len() <= firmware_bridge::MAX_NAME_LEN
+                && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(BundleError::field(
+                    f,
+                    &field,
+                    format!("`{name}` is not a usable name"),
+                    format!("use letters, digits and `_`, starting with a letter, at most {} bytes (it is used in expressions and sent in the handshake)", firmware_bridge::MAX_NAME_LEN),
+                ));
+            }
+            if !seen.insert(name.as_str()) || name == "a" || name == "a_prev" || name == "pi" {
+                return Err(BundleError::field(
+                    f,
+                    &field,
+                    format!("`{name}` is used twice or is reserved"),
+                    "give every signal and command its own name (`a`, `a_prev` and `pi` are reserved)",
+                ));
+            }
+        }
+        let mut signal_range = Vec::with_capacity(signals.len());
+        for (i, s) in robot.signals.iter().enumerate() {
+            let (lo, hi) = (s.min.unwrap_or(f32::NEG_INFINITY), s.max.unwrap_or(f32::INFINITY));
+            if lo.is_nan() || hi.is_nan() || lo >= hi {
+                return Err(BundleError::field(
+                    f,
+                    &format!("robot.signal[{i}].min"),
+                    format!("signal `{}` has the empty range [{lo}, {hi}]", s.name),
+                    "give min < max, or leave either out",
+                ));
+            }
+            signal_range.push((lo, hi));
+        }
+        let mut limits = CommandLimits { min: vec![], max: vec![], max_rate: vec![], safe: vec![] };
+        for (i, c) in robot.commands.iter().enumerate() {
+            let safe = c.safe.unwrap_or(0.0);
+            if !(c.min.is_finite() && c.max.is_finite() && c.min < c.max) {
+                return Err(BundleError::field(
+                    f,
+                    &format!("robot.command[{i}].min"),
+                    format!("command `{}` has the range [{}, {}]", c.name, c.min, c.max),
+                    "give finite limits with min < max",
+                ));
+            }
+            if !(c.min..=c.max).contains(&safe) {
+                return Err(BundleError::field(
+                    f,
+                    &format!("robot.command[{i}].safe"),
+                    format!("the safe command {safe} of `{}` is outside [{}, {}]", c.name, c.min, c.max),
+                    "set `safe` to a value within the limits (what the robot gets on e-stop or a bad command)",
+                ));
+            }
+            if !(c.max_rate >= 0.0 && c.max_rate.is_finite()) {
+                return Err(BundleError::field(
+                    f,
+                    &format!("robot.command[{i}].max_rate"),
+                    format!("found {}", c.max_rate),
+                    "use a rate ≥ 0 (0 = no limit)",
+                ));
+            }
+            limits.min.push(c.min);
+            limits.max.push(c.max);
+            limits.max_rate.push(c.max_rate);
+            limits.safe.push(safe);
+        }
+        if let Some(p) = robot.period_ms {
+            positive(f, "robot.period_ms", p, "the control period")?;
+        }
+
+        // A built-in simulated robot, when the bundle names one, must have this interface.
+        let (sim_plant, sim_firmware) = match &m.sim {
+            Some(manifest::SimSection { plant: Some(name), firmware: None }) => {
+                let plant = plant::make(name).ok_or_else(|| {
+                    BundleError::field(
+                        f,
+                        "sim.plant",
+                        format!("unknown plant `{name}`"),
+                        format!(
+                            "use one of: {} (or serve your simulator with `[sim] firmware`, or leave out [sim] and run over the link: `resq run --port`)",
+                            plant::PLANTS.join(", ")
+                        ),
+                    )
+                })?;
+                let (ps, pc) = (plant.signal_names(), plant.command_names());
+                if ps != signals.iter().map(String::as_str).collect::<Vec<_>>().as_slice()
+                    || pc != commands.iter().map(String::as_str).collect::<Vec<_>>().as_slice()
+                {
+                    return Err(BundleError::field(
+                        f,
+                        "sim.plant",
+                        format!(
+                            "the plant `{name}` has signals [{}] and commands [{}]; [robot] declares [{}] and [{}]",
+                            ps.join(", "),
+                            pc.join(", "),
+                            signals.join(", "),
+                            commands.join(", ")
+                        ),
+                        "declare the plant's signals and commands in [robot], in its order",
+                    ));
+                }
+                (Some(name.clone()), None)
+            }
+            Some(manifest::SimSection { plant: None, firmware: Some(cmd) }) if !cmd.trim().is_empty() => {
+                (None, Some(cmd.clone()))
+            }
+            Some(_) => {
+                return Err(BundleError::field(
+                    f,
+                    "sim",
+                    "give exactly one of `plant` (a built-in simulated robot) and `firmware` (a command serving a simulator)",
+                    "e.g. plant = \"cartpole\", or firmware = \"resq-firmware --env MountainCar-v0\"",
+                ))
+            }
+            None => (None, None),
+        };
 
         // Observation layout.
         if m.observations.is_empty() {
@@ -259,7 +519,7 @@ impl Bundle {
                     f,
                     &field,
                     format!("unknown signal `{}`", o.signal),
-                    format!("the plant `{}` has signals: {}", m.plant.name, signals.join(", ")),
+                    format!("the robot has signals: {}", signals.join(", ")),
                 )
             })?;
             if o.scale == 0.0 || !o.scale.is_finite() || !o.offset.is_finite() {
@@ -285,58 +545,171 @@ impl Bundle {
             obs.residual_scale.push(o.residual_scale);
         }
 
-        // Actions: discrete `values`, or a continuous range `low`..`high`.
-        let bounds = plant.command_bounds()[0];
-        let (action_space, n_actions) = match (m.action.values.is_empty(), m.action.low, m.action.high) {
-            (true, Some(low), Some(high)) => {
-                if !(low < high) || low < bounds.0 || high > bounds.1 {
+        // The prior's kind (its file is loaded last, against the layouts).
+        let kind = match (m.prior.kind.as_str(), m.prior.temperature) {
+            ("discrete_q", Some(t)) => {
+                positive(f, "prior.temperature", t, "the prior's own temperature")?;
+                PriorKind::DiscreteQ { temperature: t }
+            }
+            ("discrete_q", None) => {
+                return Err(BundleError::field(
+                    f,
+                    "prior.temperature",
+                    "missing for kind `discrete_q`",
+                    "set the temperature the prior was trained at (π0 = softmax(q / temperature))",
+                ))
+            }
+            ("discrete_logits", None) => PriorKind::DiscreteLogits,
+            ("squashed_gaussian", None) => PriorKind::SquashedGaussian,
+            ("gaussian", None) => PriorKind::Gaussian,
+            ("deterministic", None) => match m.prior.exploration_std {
+                Some(std) => {
+                    positive(f, "prior.exploration_std", std, "the exploration std around the prior's action")?;
+                    PriorKind::Deterministic { std }
+                }
+                None => {
+                    return Err(BundleError::field(
+                        f,
+                        "prior.exploration_std",
+                        "missing for kind `deterministic`",
+                        "state the std (command units) resq explores with around the prior's action, e.g. exploration_std = 0.3",
+                    ))
+                }
+            },
+            (kind @ ("discrete_logits" | "squashed_gaussian" | "gaussian" | "deterministic"), Some(_)) => {
+                return Err(BundleError::field(
+                    f,
+                    "prior.temperature",
+                    format!("set for kind `{kind}`, which has none"),
+                    "remove `temperature`, or use kind = \"discrete_q\"",
+                ))
+            }
+            (other, _) => {
+                return Err(BundleError::field(
+                    f,
+                    "prior.kind",
+                    format!("unknown prior kind `{other}`"),
+                    "use `discrete_q` (soft Q-values), `discrete_logits`, `squashed_gaussian` (a SAC actor's mean and log-std), `gaussian` (mean and log-std, clipped) or `deterministic` (an action, plus exploration_std)",
+                ))
+            }
+        };
+        if m.prior.exploration_std.is_some() && !matches!(kind, PriorKind::Deterministic { .. }) {
+            return Err(BundleError::field(
+                f,
+                "prior.exploration_std",
+                format!("set for kind `{}`, which draws its own spread", kind.name()),
+                "remove `exploration_std`, or use kind = \"deterministic\"",
+            ));
+        }
+
+        // Actions: a discrete table of command vectors, or continuous commands.
+        let n_cmd = commands.len();
+        let a = &m.action;
+        let continuous = !matches!(m.prior.kind.as_str(), "discrete_q" | "discrete_logits");
+        let (action_space, action_table, n_actions) = if continuous {
+            if !a.values.is_empty() || !a.table.is_empty() {
+                return Err(BundleError::field(
+                    f,
+                    if a.values.is_empty() { "action.table" } else { "action.values" },
+                    format!("a `{}` prior acts continuously; discrete action values do not apply", m.prior.kind),
+                    "remove `values`/`table` (each action dimension drives one [[robot.command]]), or use a discrete prior kind",
+                ));
+            }
+            let bound = |field: &str, v: &Option<OneOrMany>, default: &[f32]| -> Result<Vec<f32>, BundleError> {
+                let v = v.as_ref().map_or_else(|| default.to_vec(), |v| v.per_command(n_cmd));
+                if v.len() != n_cmd {
+                    return Err(BundleError::field(
+                        f,
+                        field,
+                        format!("found {} values for {n_cmd} commands", v.len()),
+                        format!("give one value per [[robot.command]] ({}), or one number for all", commands.join(", ")),
+                    ));
+                }
+                Ok(v)
+            };
+            let low = bound("action.low", &a.low, &limits.min)?;
+            let high = bound("action.high", &a.high, &limits.max)?;
+            for j in 0..n_cmd {
+                if !(low[j] < high[j]) || low[j] < limits.min[j] || high[j] > limits.max[j] {
                     return Err(BundleError::field(
                         f,
                         "action.low",
-                        format!("range [{low}, {high}] is empty or outside the plant's command range [{}, {}]", bounds.0, bounds.1),
-                        "use low < high within the plant's range",
+                        format!(
+                            "command `{}`: range [{}, {}] is empty or outside its limits [{}, {}]",
+                            commands[j], low[j], high[j], limits.min[j], limits.max[j]
+                        ),
+                        "use low < high within the command's [[robot.command]] min/max",
                     ));
                 }
-                (ActionSpace::Continuous { low, high }, 1)
             }
-            (false, None, None) => {
-                let n = m.action.values.len();
-                if n < 2 {
+            (ActionSpace::Continuous { low, high }, Vec::new(), n_cmd)
+        } else {
+            if a.low.is_some() || a.high.is_some() {
+                return Err(BundleError::field(
+                    f,
+                    "action.low",
+                    format!("a `{}` prior picks among discrete actions; `low`/`high` do not apply", m.prior.kind),
+                    "give `values` (one command) or `table` (one command vector per prior output)",
+                ));
+            }
+            let (table, field): (Vec<Vec<f32>>, &str) = match (a.values.is_empty(), a.table.is_empty()) {
+                (false, true) if n_cmd == 1 => (a.values.iter().map(|v| vec![*v]).collect(), "action.values"),
+                (false, true) => {
                     return Err(BundleError::field(
                         f,
                         "action.values",
-                        format!("found {n} action(s), expected at least 2"),
-                        "list the command value of every discrete action, in the prior's output order",
-                    ));
+                        format!("`values` gives one number per action, but the robot has {n_cmd} commands"),
+                        format!("use `table`, one row of {n_cmd} numbers ({}) per prior output", commands.join(", ")),
+                    ))
                 }
-                if !m.action.labels.is_empty() && m.action.labels.len() != n {
+                (true, false) => (a.table.clone(), "action.table"),
+                _ => {
                     return Err(BundleError::field(
                         f,
-                        "action.labels",
-                        format!("found {} labels for {n} actions", m.action.labels.len()),
-                        "give one label per action value, or none",
+                        "action",
+                        "a discrete prior needs either `values` (one command) or `table` (command vectors), not both",
+                        "e.g. values = [-10.0, 10.0], or table = [[0.0, 1.0], [1.0, 0.0]]",
+                    ))
+                }
+            };
+            if table.len() < 2 {
+                return Err(BundleError::field(
+                    f,
+                    field,
+                    format!("found {} action(s), expected at least 2", table.len()),
+                    "list the command of every discrete action, in the prior's output order",
+                ));
+            }
+            for (i, row) in table.iter().enumerate() {
+                if row.len() != n_cmd {
+                    return Err(BundleError::field(
+                        f,
+                        &format!("{field}[{i}]"),
+                        format!("a command vector of length {} for a robot with {n_cmd} commands ({})", row.len(), commands.join(", ")),
+                        format!("give every row {n_cmd} values, in [[robot.command]] order"),
                     ));
                 }
-                for v in &m.action.values {
-                    if !(bounds.0..=bounds.1).contains(v) {
+                for (j, v) in row.iter().enumerate() {
+                    if !(limits.min[j]..=limits.max[j]).contains(v) {
                         return Err(BundleError::field(
                             f,
-                            "action.values",
-                            format!("value {v} is outside the plant's command range [{}, {}]", bounds.0, bounds.1),
-                            "use command values within the plant's range",
+                            &format!("{field}[{i}]"),
+                            format!("value {v} of command `{}` is outside its limits [{}, {}]", commands[j], limits.min[j], limits.max[j]),
+                            "use command values within the [[robot.command]] limits",
                         ));
                     }
                 }
-                (ActionSpace::Discrete, n)
             }
-            _ => {
+            if !a.labels.is_empty() && a.labels.len() != table.len() {
                 return Err(BundleError::field(
                     f,
-                    "action",
-                    "give either `values` (discrete actions) or both `low` and `high` (a continuous command), not both",
-                    "discrete: values = [-10.0, 10.0]; continuous: low = -1.0, high = 1.0",
-                ))
+                    "action.labels",
+                    format!("found {} labels for {} actions", a.labels.len(), table.len()),
+                    "give one label per action, or none",
+                ));
             }
+            let n = table.len();
+            (ActionSpace::Discrete, table, n)
         };
         if m.residual.candidates == 0 {
             return Err(BundleError::field(
@@ -348,7 +721,7 @@ impl Bundle {
         }
 
         // Expressions.
-        let vars = Variables::new(&signals, std::slice::from_ref(&m.action.name));
+        let vars = Variables::new(&signals, &commands);
         if m.addon.terms.is_empty() {
             return Err(BundleError::field(
                 f,
@@ -474,14 +847,7 @@ impl Bundle {
                 "0 disables the budget",
             ));
         }
-        if m.evaluation.success != "time_limit" && m.evaluation.success != "terminated" {
-            return Err(BundleError::field(
-                f,
-                "evaluation.success",
-                format!("unknown success criterion `{}`", m.evaluation.success),
-                "use `time_limit` (the episode lasts to its limit) or `terminated` (it reaches its goal)",
-            ));
-        }
+        let episode = episode_rules(f, &m.episode, &vars)?;
         if m.evaluation.policy != "greedy" && m.evaluation.policy != "sample" {
             return Err(BundleError::field(
                 f,
@@ -492,124 +858,12 @@ impl Bundle {
         }
         nonzero(f, "evaluation.episodes", m.evaluation.episodes, "evaluation episodes")?;
 
-        // Safety limits (one command dimension for discrete action sets).
-        let sf = &m.safety;
-        let (lo, hi) = match action_space {
-            ActionSpace::Continuous { low, high } => (low, high),
-            ActionSpace::Discrete => (
-                m.action.values.iter().copied().fold(f32::INFINITY, f32::min),
-                m.action.values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-            ),
-        };
-        let one = |field: &str, v: &[f32], default: f32| -> Result<f32, BundleError> {
-            match v {
-                [] => Ok(default),
-                [x] if x.is_finite() => Ok(*x),
-                _ => Err(BundleError::field(
-                    f,
-                    field,
-                    format!("found {v:?}, expected one finite value per command (1)"),
-                    format!("e.g. {field} = [{default}]"),
-                )),
-            }
-        };
-        let safety = SafetyLimits {
-            min: one("safety.command_min", &sf.command_min, lo)?,
-            max: one("safety.command_max", &sf.command_max, hi)?,
-            max_rate: one("safety.max_rate", &sf.max_rate, 0.0)?,
-            safe: one("safety.safe_command", &sf.safe_command, 0.0)?,
-            tick_deadline_ms: sf.tick_deadline_ms,
-        };
-        if safety.min > safety.max || safety.max_rate < 0.0 {
-            return Err(BundleError::field(
-                f,
-                "safety.command_min",
-                format!(
-                    "command_min {} > command_max {} or max_rate {} < 0",
-                    safety.min, safety.max, safety.max_rate
-                ),
-                "use command_min ≤ command_max and max_rate ≥ 0",
-            ));
-        }
-        if !(safety.min..=safety.max).contains(&safety.safe) {
-            return Err(BundleError::field(
-                f,
-                "safety.safe_command",
-                format!("safe command {} is outside [{}, {}]", safety.safe, safety.min, safety.max),
-                "choose a safe command within the limits",
-            ));
-        }
+        let safety = SafetyLimits { limits, tick_deadline_ms: m.safety.tick_deadline_ms };
         positive(f, "safety.tick_deadline_ms", safety.tick_deadline_ms, "the per-tick deadline")?;
 
         // The prior, validated against the layout above.
-        let kind = match (m.prior.kind.as_str(), m.prior.temperature) {
-            ("discrete_q", Some(t)) => {
-                positive(f, "prior.temperature", t, "the prior's own temperature")?;
-                PriorKind::DiscreteQ { temperature: t }
-            }
-            ("discrete_q", None) => {
-                return Err(BundleError::field(
-                    f,
-                    "prior.temperature",
-                    "missing for kind `discrete_q`",
-                    "set the temperature the prior was trained at (π0 = softmax(q / temperature))",
-                ))
-            }
-            ("discrete_logits", None) => PriorKind::DiscreteLogits,
-            ("squashed_gaussian", None) => PriorKind::SquashedGaussian,
-            ("gaussian", None) => PriorKind::Gaussian,
-            ("deterministic", None) => match m.prior.exploration_std {
-                Some(std) => {
-                    positive(f, "prior.exploration_std", std, "the exploration std around the prior's action")?;
-                    PriorKind::Deterministic { std }
-                }
-                None => {
-                    return Err(BundleError::field(
-                        f,
-                        "prior.exploration_std",
-                        "missing for kind `deterministic`",
-                        "state the std (command units) resq explores with around the prior's action, e.g. exploration_std = 0.3",
-                    ))
-                }
-            },
-            (kind @ ("discrete_logits" | "squashed_gaussian" | "gaussian" | "deterministic"), Some(_)) => {
-                return Err(BundleError::field(
-                    f,
-                    "prior.temperature",
-                    format!("set for kind `{kind}`, which has none"),
-                    "remove `temperature`, or use kind = \"discrete_q\"",
-                ))
-            }
-            (other, _) => {
-                return Err(BundleError::field(
-                    f,
-                    "prior.kind",
-                    format!("unknown prior kind `{other}`"),
-                    "use `discrete_q` (soft Q-values), `discrete_logits`, `squashed_gaussian` (a SAC actor's mean and log-std), `gaussian` (mean and log-std, clipped) or `deterministic` (an action, plus exploration_std)",
-                ))
-            }
-        };
-        if m.prior.exploration_std.is_some() && !matches!(kind, PriorKind::Deterministic { .. }) {
-            return Err(BundleError::field(
-                f,
-                "prior.exploration_std",
-                format!("set for kind `{}`, which draws its own spread", kind.name()),
-                "remove `exploration_std`, or use kind = \"deterministic\"",
-            ));
-        }
         let continuous_prior = kind.family().is_some();
-        if continuous_prior != matches!(action_space, ActionSpace::Continuous { .. }) {
-            return Err(BundleError::field(
-                f,
-                "prior.kind",
-                format!(
-                    "a `{}` prior does not fit a {} action",
-                    kind.name(),
-                    if continuous_prior { "discrete" } else { "continuous" }
-                ),
-                "discrete priors take [action] values = [...]; continuous kinds take [action] low/high",
-            ));
-        }
+        debug_assert_eq!(continuous_prior, matches!(action_space, ActionSpace::Continuous { .. }));
         let method = match (m.residual.method.as_str(), continuous_prior) {
             (_, false) if m.residual.method == "sampled" => Method::DiscreteQ,
             ("sampled", true) => Method::Sampled,
@@ -638,8 +892,13 @@ impl Bundle {
         Ok(Bundle {
             dir: dir.to_path_buf(),
             manifest_path: manifest_path.clone(),
-            action_values: m.action.values.clone(),
+            action_table,
             action_space,
+            commands,
+            signal_range,
+            sim_plant,
+            sim_firmware,
+            episode,
             manifest,
             manifest_text,
             prior,
@@ -655,18 +914,27 @@ impl Bundle {
         })
     }
 
-    /// A supervisor enforcing this bundle's `[safety]` limits.
+    /// A supervisor enforcing this bundle's command limits.
     pub fn supervisor(&self) -> Supervisor {
-        let s = &self.safety;
-        Supervisor::new(vec![s.min], vec![s.max], vec![s.max_rate], vec![s.safe])
+        let l = &self.safety.limits;
+        Supervisor::new(l.min.clone(), l.max.clone(), l.max_rate.clone(), l.safe.clone())
     }
 
     /// Discrete: the number of actions. Continuous: the command dimension.
     pub fn n_actions(&self) -> usize {
         match self.action_space {
-            ActionSpace::Discrete => self.action_values.len(),
-            ActionSpace::Continuous { .. } => 1,
+            ActionSpace::Discrete => self.action_table.len(),
+            ActionSpace::Continuous { .. } => self.commands.len(),
         }
+    }
+
+    /// The first signal outside its declared range (or non-finite), if any: `(index, value)`.
+    pub fn signal_fault(&self, signals: &[f32]) -> Option<(usize, f32)> {
+        signals
+            .iter()
+            .zip(&self.signal_range)
+            .position(|(v, (lo, hi))| !(v.is_finite() && *v >= *lo && *v <= *hi))
+            .map(|i| (i, signals[i]))
     }
 
     /// Display name of action `i`.
@@ -678,7 +946,7 @@ impl Bundle {
                 .labels
                 .get(i)
                 .cloned()
-                .unwrap_or_else(|| format!("{}", self.action_values[i])),
+                .unwrap_or_else(|| format!("{:?}", self.action_table[i])),
             ActionSpace::Continuous { .. } => format!("candidate {i}"),
         }
     }

@@ -85,7 +85,7 @@ struct TickIn {
     addon_reward: Option<f64>,
     decisions: DecisionsIn,
     latency_ns: u32,
-    period_ns: u32,
+    period_ns: u64,
     link: LinkCounters,
 }
 
@@ -121,8 +121,8 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
     let mut have_meta = false;
     let mut first: Option<(u64, u64)> = None; // (t_ns, tick)
     let mut last_t_ns = 0u64;
-    let mut periods: Vec<u32> = Vec::new();
-    let mut latencies: Vec<u32> = Vec::new();
+    let mut periods: Vec<u64> = Vec::new();
+    let mut latencies: Vec<u64> = Vec::new();
     let mut rewards: Vec<(u64, f32)> = Vec::new();
     let mut estop_prev = false;
     let mut tick_set_min_max = (u64::MAX, 0u64);
@@ -155,7 +155,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                 if t.period_ns > 0 {
                     periods.push(t.period_ns);
                 }
-                latencies.push(t.latency_ns);
+                latencies.push(t.latency_ns as u64);
                 rewards.push((t.t_ns, t.addon_reward.map_or(f32::NAN, |r| r as f32)));
                 let d = &t.decisions;
                 s.fallbacks += d.fallback as u64;
@@ -214,7 +214,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
     periods.sort_unstable();
     let median = percentile(&periods, 50.0).unwrap_or(0);
     s.period_median_us = median as f64 * 1e-3;
-    let mut jitter: Vec<u32> = periods.iter().map(|&p| p.abs_diff(median)).collect();
+    let mut jitter: Vec<u64> = periods.iter().map(|&p| p.abs_diff(median)).collect();
     drop(periods);
     jitter.sort_unstable();
     s.period_jitter = percentiles(&jitter);
@@ -247,7 +247,7 @@ fn tenth(t: u64, t0: u64, span: u64) -> usize {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
+fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }
@@ -256,7 +256,7 @@ fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
     Some(sorted[rank - 1])
 }
 
-fn percentiles(sorted_ns: &[u32]) -> Percentiles {
+fn percentiles(sorted_ns: &[u64]) -> Percentiles {
     let us = |p| percentile(sorted_ns, p).unwrap_or(0) as f64 * 1e-3;
     Percentiles {
         p50_us: us(50.0),
@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(percentile(&[], 50.0), None);
         assert_eq!(percentile(&[7], 0.0), Some(7));
         assert_eq!(percentile(&[7], 99.0), Some(7));
-        let v: Vec<u32> = (1..=10).collect();
+        let v: Vec<u64> = (1..=10).collect();
         assert_eq!(percentile(&v, 50.0), Some(5));
         assert_eq!(percentile(&v, 90.0), Some(9));
         assert_eq!(percentile(&v, 91.0), Some(10));

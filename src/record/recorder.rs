@@ -381,7 +381,7 @@ impl Serialize for Named<'_> {
 }
 
 /// Decision flags in the order of [`Decisions`]' bits.
-pub(crate) const DECISION_NAMES: [(&str, u16); 7] = [
+pub(crate) const DECISION_NAMES: [(&str, u16); 8] = [
     ("fallback", Decisions::FALLBACK),
     ("deadline_miss", Decisions::DEADLINE_MISS),
     ("estop", Decisions::ESTOP),
@@ -389,6 +389,7 @@ pub(crate) const DECISION_NAMES: [(&str, u16); 7] = [
     ("rate_limited", Decisions::RATE_LIMITED),
     ("kl_limited", Decisions::KL_LIMITED),
     ("episode_end", Decisions::EPISODE_END),
+    ("signal_fault", Decisions::SIGNAL_FAULT),
 ];
 
 struct Flags(Decisions);

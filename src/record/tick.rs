@@ -1,9 +1,9 @@
 //! One control tick's record: what the robot saw, did, and why. A plain `Copy` value of fixed
 //! size, so the control loop hands it to the recorder thread without allocating.
 
-/// Largest number of signals, actions or add-on terms a record holds (the wire protocol's
-/// `MAX_VALUES`, checked by a test).
-pub const MAX: usize = 16;
+/// Largest number of signals, commands, actions or add-on terms a record holds (the wire
+/// protocol's `MAX_SIGNALS`).
+pub const MAX: usize = firmware_bridge::MAX_SIGNALS;
 
 /// Supervisor decisions at this tick (bit flags).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +24,8 @@ impl Decisions {
     pub const KL_LIMITED: u16 = 1 << 5;
     /// An episode ended at this tick (terminated or truncated).
     pub const EPISODE_END: u16 = 1 << 6;
+    /// A signal was non-finite or outside its declared range: the prior acted alone.
+    pub const SIGNAL_FAULT: u16 = 1 << 7;
 
     pub fn contains(self, bit: u16) -> bool {
         self.0 & bit != 0
@@ -44,7 +46,7 @@ pub struct LinkCounters {
 }
 
 /// One tick. Arrays hold `n_*` valid entries; the rest are zero.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TickRecord {
     /// Host monotonic time at the start of the tick, ns since the run started.
     pub t_ns: u64,
@@ -77,6 +79,35 @@ pub struct TickRecord {
     /// Time from frame received to command written, ns.
     pub latency_ns: u32,
     /// Time since the previous tick started, ns (0 for the first).
-    pub period_ns: u32,
+    pub period_ns: u64,
     pub link: LinkCounters,
+}
+
+impl Default for TickRecord {
+    fn default() -> Self {
+        TickRecord {
+            t_ns: 0,
+            tick: 0,
+            seq: 0,
+            firmware_t_us: 0,
+            n_signals: 0,
+            signals: [0.0; MAX],
+            n_obs: 0,
+            obs: [0.0; MAX],
+            n_actions: 0,
+            logp0: [0.0; MAX],
+            q_r: [0.0; MAX],
+            action: 0,
+            n_commands: 0,
+            command: [0.0; MAX],
+            n_terms: 0,
+            addon_terms: [0.0; MAX],
+            addon_reward: 0.0,
+            kl: 0.0,
+            decisions: Decisions::default(),
+            latency_ns: 0,
+            period_ns: 0,
+            link: LinkCounters::default(),
+        }
+    }
 }

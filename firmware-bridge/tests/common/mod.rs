@@ -17,9 +17,8 @@ pub fn finite_f32() -> impl Strategy<Value = f32> {
     ]
 }
 
-pub fn values() -> impl Strategy<Value = Values> {
-    prop::collection::vec(finite_f32(), 0..=MAX_VALUES)
-        .prop_map(|v| Values::from_slice(&v).expect("at most MAX_VALUES"))
+pub fn values(max: usize) -> impl Strategy<Value = Values> {
+    prop::collection::vec(finite_f32(), 0..=max).prop_map(|v| Values::from_slice(&v).expect("at most MAX_VALUES"))
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -61,11 +60,15 @@ pub fn message() -> impl Strategy<Value = Message> {
                 Message::Reject(Reject { reason, version, layout_hash, n_signals, n_actions })
             }
         ),
-        (any::<u32>(), any::<u64>(), any::<u8>(), values()).prop_map(|(seq, t_us, f, values)| {
+        (any::<u32>(), any::<u64>(), any::<u8>(), values(MAX_SIGNALS)).prop_map(|(seq, t_us, f, values)| {
             Message::Sensor(Sensor { seq, t_us, flags: SensorFlags(f), values })
         }),
-        (any::<u32>(), any::<u32>(), values()).prop_map(|(seq, valid_for_us, values)| {
+        (any::<u32>(), any::<u32>(), values(MAX_COMMANDS)).prop_map(|(seq, valid_for_us, values)| {
             Message::Command(Command { seq, valid_for_us, values })
+        }),
+        (any::<bool>(), 1usize..=255, any::<u8>(), "[a-zA-Z0-9_ .é]{0,16}").prop_map(|(cmd, count, i, text)| {
+            let kind = if cmd { NameKind::Command } else { NameKind::Signal };
+            Message::Name(Name::new(kind, i as usize % count, count, &text).expect("a valid name"))
         }),
         any::<u64>().prop_map(|seed| Message::Reset(Reset { seed })),
         (any::<u32>(), any::<u64>()).prop_map(|(seq, t_us)| Message::Heartbeat(Heartbeat { seq, t_us })),
@@ -185,7 +188,7 @@ pub fn one_of_each() -> Vec<Message> {
             seq: 7,
             t_us: 7,
             flags: SensorFlags::NONE,
-            values: Values::from_slice(&[1.0e-3; MAX_VALUES]).unwrap(),
+            values: Values::from_slice(&[1.0e-3; MAX_SIGNALS]).unwrap(),
         }),
         Message::Command(Command {
             seq: 12,
@@ -195,8 +198,10 @@ pub fn one_of_each() -> Vec<Message> {
         Message::Command(Command {
             seq: 0x0100_0000,
             valid_for_us: 0,
-            values: Values::from_slice(&[f32::MIN_POSITIVE; MAX_VALUES]).unwrap(),
+            values: Values::from_slice(&[f32::MIN_POSITIVE; MAX_COMMANDS]).unwrap(),
         }),
+        Message::Name(Name::new(NameKind::Signal, 0, 1, "x").unwrap()),
+        Message::Name(Name::new(NameKind::Command, 31, 32, "joint_31_torque_with_a_long_name").unwrap()),
         Message::Reset(Reset { seed: 0 }),
         Message::Reset(Reset { seed: 0x0123_4567_89AB_CDEF }),
         Message::Heartbeat(Heartbeat { seq: 1, t_us: 1 << 40 }),

@@ -1,0 +1,80 @@
+//! A simulator's firmware as a child process (`[sim] firmware` in the manifest): resq starts the
+//! command with `--port pty --link PATH` appended, in the bundle's folder, waits until the
+//! pseudo-terminal appears at PATH, talks to it over the link like to any robot, and stops the
+//! process when the run ends. The process's output goes to a log file; if it exits before
+//! serving, the error quotes the log's end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A running firmware process and the stable path of its pseudo-terminal.
+pub struct FirmwareProcess {
+    child: Child,
+    /// The serial device to open (a symlink to the pseudo-terminal).
+    pub port: PathBuf,
+    /// Where the process's stdout and stderr go.
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FirmwareProcess {
+    /// Starts `command` (a shell command line) in `cwd`, logging to `log`, and waits up to
+    /// `within` for its pseudo-terminal.
+    pub fn start(command: &str, cwd: &Path, log: &Path, within: Duration) -> Result<FirmwareProcess> {
+        let dir = tempfile::Builder::new().prefix("resq-fw-").tempdir()?;
+        let port = dir.path().join("tty");
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let out = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let line = format!("exec {command} --port pty --link '{}'", port.display());
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("cannot start the firmware command `{command}`"))?;
+        let mut fw = FirmwareProcess { child, port, log: log.to_path_buf(), _dir: dir };
+        let until = Instant::now() + within;
+        while !fw.port.exists() {
+            if let Some(status) = fw.child.try_wait()? {
+                bail!(
+                    "the firmware command `{command}` exited ({status}) before serving a port; its log ({}) ends:\n{}\n  fix: run the command by hand to see why; `resq-firmware` comes from `pip install ./reference-firmware` (README, \"Bring your own robot\")",
+                    fw.log.display(),
+                    tail(&fw.log, 12)
+                );
+            }
+            if Instant::now() >= until {
+                bail!(
+                    "the firmware command `{command}` served no port within {:.0} s; its log ({}) ends:\n{}",
+                    within.as_secs_f32(),
+                    fw.log.display(),
+                    tail(&fw.log, 12)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(fw)
+    }
+}
+
+impl Drop for FirmwareProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last `n` lines of a text file (for error messages).
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(n);
+    lines[from..].iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,97 @@
+//! Robots resq knows nothing about ("bring your own robot"): simulators served by the Python
+//! reference firmware (`reference-firmware/`, written from PROTOCOL.md) over a pseudo-terminal.
+//! Each robot is a bundle in `models/` only — its `[robot]` interface, `[episode]` rules, prior,
+//! add-on, and the firmware's command line in `[sim] firmware` — with no Rust of its own: the test
+//! calls the same `customize::run` as `resq customize <bundle>`.
+//!
+//! The reference firmware and gymnasium/MuJoCo come from the Python venv that `scripts/test.sh`
+//! makes (it sets RESQ_PYTHON). Without it these tests fail, saying so; they never skip.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use resq::customize::{self, Options};
+use resq::evaluate::PolicyEval;
+use resq::firmware_process::FirmwareProcess;
+use resq::link::{Link, LinkConfig};
+use resq::Bundle;
+
+fn models(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name)
+}
+
+/// Puts the venv's `resq-firmware` on PATH (once per test process).
+fn reference_firmware_on_path() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let python = std::env::var("RESQ_PYTHON").unwrap_or_else(|_| {
+            panic!(
+                "RESQ_PYTHON is not set: run the tests with scripts/test.sh, which makes the Python venv \
+                 (reference firmware, gymnasium, MuJoCo) these tests drive"
+            )
+        });
+        let bin = Path::new(&python).parent().expect("RESQ_PYTHON is a path to python").to_path_buf();
+        assert!(
+            bin.join("resq-firmware").exists(),
+            "{} has no resq-firmware: `pip install ./reference-firmware` into that venv (scripts/test.sh does)",
+            bin.display()
+        );
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        // Set once, before any firmware process starts; every test reads the same value.
+        std::env::set_var("PATH", path);
+    });
+}
+
+fn metric(e: &PolicyEval, name: &str) -> f64 {
+    e.metrics.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no metric {name}")).1
+}
+
+fn run(bundle: &str, steps: u64, seed: u64) -> (customize::Outcome, tempfile::TempDir) {
+    reference_firmware_on_path();
+    let dir = tempfile::tempdir().unwrap();
+    let b = Bundle::load(&models(bundle)).unwrap();
+    let o = customize::run(b, &Options::new(steps, seed, dir.path())).unwrap_or_else(|e| panic!("{bundle}: {e:#}"));
+    (o, dir)
+}
+
+/// The reference firmware names its signals and commands after a layout mismatch, and resq
+/// lists every one that differs.
+#[test]
+fn a_mismatched_bundle_is_told_which_names_differ() {
+    reference_firmware_on_path();
+    let dir = tempfile::tempdir().unwrap();
+    let fw = FirmwareProcess::start(
+        "resq-firmware --env MountainCar-v0",
+        dir.path(),
+        &dir.path().join("firmware.log"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let mut cfg = LinkConfig::lock_step(&fw.port.to_string_lossy());
+    cfg.reconnect_within = Duration::from_secs(3);
+    let err = match Link::open(cfg, &["position", "velocity"], &["push"]) {
+        Ok(_) => panic!("a mismatched layout must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("signal 0: firmware has `obs0`, the bundle has `position`"), "{err}");
+    assert!(err.contains("signal 1: firmware has `obs1`, the bundle has `velocity`"), "{err}");
+    assert!(err.contains("command 0: firmware has `action`, the bundle has `push`"), "{err}");
+}
+
+/// gymnasium MountainCar-v0, 3 discrete pushes mapped to the action index by the bundle's table:
+/// left pushes ≤ 0.5× the prior's, the goal in ≥ 90 % of episodes.
+#[test]
+fn mountaincar_discrete_pushes_left_half_as_often() {
+    let (o, _dir) = run("mountaincar-discrete", 6_000, 0);
+    let (p, c) = (metric(&o.prior, "left_fraction"), metric(&o.customized, "left_fraction"));
+    eprintln!(
+        "MountainCar-v0 over the link, {} steps: left {p:.3} -> {c:.3} ({:.2}x), goal {:.2} -> {:.2}",
+        o.env_steps,
+        c / p,
+        o.prior.success_rate,
+        o.customized.success_rate
+    );
+    assert!(c <= 0.5 * p, "left fraction {c:.3} vs the prior's {p:.3}");
+    assert!(o.customized.success_rate >= 0.9, "goal in {:.2} of episodes", o.customized.success_rate);
+}
