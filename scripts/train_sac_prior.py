@@ -4,6 +4,8 @@ the actor to ONNX and write golden values for resq's tests.
 
     python3 scripts/train_sac_prior.py --env pendulum      # Pendulum-v1, stock reward
     python3 scripts/train_sac_prior.py --env mountaincar   # MountainCarContinuous-v0, stock reward
+    python3 scripts/train_sac_prior.py --env reacher       # MuJoCo Reacher-v5, stock reward
+    python3 scripts/train_sac_prior.py --env halfcheetah   # MuJoCo HalfCheetah-v5, stock reward
 
 Plain-PyTorch SAC (Haarnoja et al. 2018, v2: twin critics, Polyak targets, automatic entropy
 temperature).  Observations are fed raw (no normalisation).  The actor is
@@ -98,6 +100,45 @@ CONFIGS = {
         check_every=5_000,
         check_episodes=10,
     ),
+    # MuJoCo (gymnasium[mujoco]).  Reacher-v5: 50-step episodes (truncation), obs 10, 2 torques.
+    "reacher": dict(
+        env_id="Reacher-v5",
+        total_steps=50_000,
+        warmup="uniform",
+        warmup_steps=2_000,
+        learning_starts=2_000,
+        gamma=0.99,
+        tau=0.005,
+        lr=3e-4,
+        batch_size=256,
+        buffer_size=100_000,
+        actor_hidden=64,
+        critic_hidden=256,
+        init_alpha=0.1,
+        target_entropy=-2.0,
+        check_every=5_000,
+        check_episodes=20,
+    ),
+    # HalfCheetah-v5: 1000-step episodes (truncation, never terminates), obs 17, 6 torques.
+    "halfcheetah": dict(
+        env_id="HalfCheetah-v5",
+        total_steps=100_000,
+        warmup="uniform",
+        warmup_steps=5_000,
+        learning_starts=5_000,
+        gamma=0.99,
+        tau=0.005,
+        lr=3e-4,
+        batch_size=256,
+        buffer_size=100_000,
+        actor_hidden=256,
+        critic_hidden=256,
+        init_alpha=1.0,
+        target_entropy=-6.0,
+        check_every=10_000,
+        check_episodes=5,
+        eval_episodes=10,
+    ),
 }
 
 SEED = 0
@@ -160,14 +201,20 @@ def log_prob_squashed(mean, log_std, a):
 # ----------------------------------------------------------------------------------------------
 # evaluation
 
-def evaluate(actor: Actor, env_id: str, n_episodes: int, seed0: int, sample_seed: int | None = None):
+def evaluate(actor: Actor, env_id: str, n_episodes: int, seed0: int, sample_seed: int | None = None,
+             max_steps: int | None = None):
     """Deterministic policy a = tanh(mean) (or, with sample_seed, a sampled from pi0), env action =
-    a * action_high; lockstep batched episodes.
+    a * action_high; lockstep batched episodes (time limit max_steps, default the registered one).
 
     Returns a dict of episode returns, lengths, goal flags (terminated), and per-step statistics:
     fraction of steps with a < 0, fraction with cos(theta) > 0.9 (Pendulum), mean |a|, mean a^2
-    (a in [-1,1] units; the env action is a * action_high)."""
-    envs = [gym.make(env_id) for _ in range(n_episodes)]
+    (a in [-1,1] units; the env action is a * action_high), mean a[1]^2, mean ||a_t - a_{t-1}||^2
+    (a_{-1} = 0), mean info['x_velocity'] (HalfCheetah) and the mean final ||obs[8:10]|| (Reacher:
+    fingertip - target at the last step)."""
+    if max_steps is None:
+        envs = [gym.make(env_id) for _ in range(n_episodes)]
+    else:
+        envs = [gym.make(env_id, max_episode_steps=max_steps) for _ in range(n_episodes)]
     high = envs[0].action_space.high.astype(np.float32)
     obs = np.stack([env.reset(seed=seed0 + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
     alive = np.ones(n_episodes, dtype=bool)
@@ -176,6 +223,9 @@ def evaluate(actor: Actor, env_id: str, n_episodes: int, seed0: int, sample_seed
     goal = np.zeros(n_episodes, dtype=bool)
     n_steps = n_left = n_upright = 0
     sum_abs_a = sum_a2 = 0.0
+    sum_a1_2 = sum_da2 = sum_xvel = sum_std = 0.0
+    prev_a = np.zeros((n_episodes,) + envs[0].action_space.shape, np.float64)
+    final_dist = np.zeros(n_episodes)
     gen = torch.Generator().manual_seed(sample_seed) if sample_seed is not None else None
     actor.eval()
     while alive.any():
@@ -186,8 +236,11 @@ def evaluate(actor: Actor, env_id: str, n_episodes: int, seed0: int, sample_seed
                 a = torch.tanh(mean).numpy().astype(np.float32)
             else:
                 a = actor.sample(torch.from_numpy(obs[idx]), gen)[0].numpy().astype(np.float32)
+            # mean std of u = atanh(a) over the visited states and the action's components
+            sum_std += float(actor(torch.from_numpy(obs[idx]))[1].clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+                             .double().mean(1).sum())
         for j, i in enumerate(idx):
-            o, r, term, trunc, _ = envs[i].step((a[j] * high).astype(np.float32))
+            o, r, term, trunc, info = envs[i].step((a[j] * high).astype(np.float32))
             obs[i] = o
             rets[i] += r
             lens[i] += 1
@@ -195,6 +248,14 @@ def evaluate(actor: Actor, env_id: str, n_episodes: int, seed0: int, sample_seed
             n_left += int(a[j][0] < 0)
             sum_abs_a += float(np.abs(a[j]).sum())
             sum_a2 += float((a[j].astype(np.float64) ** 2).sum())
+            if a.shape[1] > 1:
+                sum_a1_2 += float(a[j][1]) ** 2
+            sum_da2 += float(((a[j].astype(np.float64) - prev_a[i]) ** 2).sum())
+            prev_a[i] = a[j]
+            if "x_velocity" in info:
+                sum_xvel += float(info["x_velocity"])
+            if env_id.startswith("Reacher"):
+                final_dist[i] = float(np.linalg.norm(o[8:10].astype(np.float64)))
             if env_id.startswith("Pendulum"):
                 n_upright += int(math.cos(float(envs[i].unwrapped.state[0])) > 0.9)
             if term:
@@ -208,6 +269,8 @@ def evaluate(actor: Actor, env_id: str, n_episodes: int, seed0: int, sample_seed
         "returns": rets, "lengths": lens, "goal": goal,
         "left_fraction": n_left / n_steps, "upright_fraction": n_upright / n_steps,
         "mean_abs_a": sum_abs_a / n_steps, "mean_a2": sum_a2 / n_steps, "steps": n_steps,
+        "mean_a1_sq": sum_a1_2 / n_steps, "mean_da2": sum_da2 / n_steps, "mean_x_velocity": sum_xvel / n_steps,
+        "final_dist": final_dist, "mean_std": sum_std / n_steps,
     }
 
 
@@ -393,7 +456,11 @@ def golden_inputs(env_name: str, actor: Actor, rng: np.random.Generator) -> np.n
     """48 observations from the task's own observation manifold and 16 unusual ones: from 4000 seeded
     random candidates of magnitude 1..1e4, the smallest-norm ones whose log_std is below -20 (up to 5)
     and above 2 (up to 5), then others spread over the magnitudes."""
-    if env_name == "mountaincar":
+    if env_name in ("reacher", "halfcheetah"):
+        normal = rollout_observations(CONFIGS[env_name]["env_id"], actor, 48, rng)
+        n_obs = normal.shape[1]
+        cand = rng.standard_normal((4000, n_obs)) * 10.0 ** rng.uniform(0, 4, (4000, 1))
+    elif env_name == "mountaincar":
         pos = rng.uniform(-1.2, 0.6, 48)
         vel = rng.uniform(-0.07, 0.07, 48)
         normal = np.stack([pos, vel], 1)
@@ -415,6 +482,27 @@ def golden_inputs(env_name: str, actor: Actor, rng: np.random.Generator) -> np.n
     rest = [i for i in range(len(cand)) if i not in set(chosen)]
     chosen += rest[:: max(1, len(rest) // (16 - len(chosen)))][: 16 - len(chosen)]  # spread over magnitudes
     return np.concatenate([normal.astype(np.float32), cand[chosen]], 0).astype(np.float32)
+
+
+def rollout_observations(env_id: str, actor: Actor, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n observations visited by the sampled prior (MuJoCo tasks): 4 episodes from reset seeds
+    300 000.., actions sampled from pi0 with a generator seeded from rng; n steps drawn at random."""
+    gen = torch.Generator().manual_seed(int(rng.integers(0, 2**31)))
+    seen = []
+    for ep in range(4):
+        env = gym.make(env_id)
+        high = env.action_space.high.astype(np.float32)
+        o, _ = env.reset(seed=300_000 + ep)
+        done = False
+        while not done:
+            seen.append(np.asarray(o, np.float32))
+            with torch.no_grad():
+                a = actor.sample(torch.from_numpy(np.asarray(o, np.float32)[None]), gen)[0].numpy()[0]
+            o, _, term, trunc, _ = env.step((a * high).astype(np.float32))
+            done = term or trunc
+        env.close()
+    seen = np.stack(seen)
+    return seen[np.sort(rng.choice(len(seen), n, replace=False))]
 
 
 EDGE_ACTIONS = [1.0, -1.0, 0.999999, -0.999999, 0.9999999, -0.9999999, 0.99999, -0.99999]
@@ -501,6 +589,49 @@ def dump_json_rows(obj: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# MuJoCo acceptance (Reacher-v5, HalfCheetah-v5)
+
+MUJOCO_ENVS = ("reacher", "halfcheetah")
+REACHER_MIN_RETURN = -6.0          # mean greedy return over 50 episodes (a good policy: about -4 to -5)
+HALFCHEETAH_MIN_VELOCITY = 1.0     # m/s, mean info['x_velocity'] over 10 greedy 1000-step episodes
+
+
+def evaluate_mujoco(env_name: str, actor: Actor) -> bool:
+    """Greedy (a = tanh(mean)) and sampled (a ~ pi0, generator seed 7) evaluations on reset seeds
+    EVAL_SEED.., with the per-step statistics the customization bundles use.  Returns acceptance."""
+    cfg = CONFIGS[env_name]
+    n_ep = cfg.get("eval_episodes", EVAL_EPISODES)
+    limits = [None, 200] if env_name == "halfcheetah" else [None]
+    ok = True
+    for max_steps in limits:
+        for label, sample_seed in (("greedy  a = tanh(mean)", None), ("sampled a ~ pi0 (seed 7)", 7)):
+            t1 = time.time()
+            ev = evaluate(actor, cfg["env_id"], n_ep, EVAL_SEED, sample_seed=sample_seed, max_steps=max_steps)
+            rets = ev["returns"]
+            head = (f"{label}: {n_ep} episodes of {int(ev['lengths'].max())} steps (reset seeds {EVAL_SEED}.."
+                    f"{EVAL_SEED + n_ep - 1}), {time.time() - t1:.1f} s")
+            print(head)
+            print(f"  return mean {rets.mean():.2f}  std {rets.std():.2f}  min {rets.min():.2f}  max {rets.max():.2f}")
+            print(f"  per step: mean a^2 (sum over joints) {ev['mean_a2']:.4f}  mean |a| {ev['mean_abs_a']:.4f}  "
+                  f"mean ||a_t - a_(t-1)||^2 {ev['mean_da2']:.4f}  (pi0's mean std of u on these states "
+                  f"{ev['mean_std']:.4f})")
+            if env_name == "reacher":
+                fd = ev["final_dist"]
+                print(f"  final fingertip distance ||obs[8:10]|| mean {fd.mean():.4f} (std {fd.std():.4f}, "
+                      f"max {fd.max():.4f}) m;  mean tau2^2 = a[1]^2 per step {ev['mean_a1_sq']:.4f}")
+                if sample_seed is None:
+                    ok &= rets.mean() >= REACHER_MIN_RETURN
+                    print(f"  acceptance: mean return {rets.mean():.2f} (need >= {REACHER_MIN_RETURN})")
+            else:
+                print(f"  mean forward velocity info['x_velocity'] {ev['mean_x_velocity']:.3f} m/s")
+                if sample_seed is None and max_steps is None:
+                    ok &= ev["mean_x_velocity"] >= HALFCHEETAH_MIN_VELOCITY
+                    print(f"  acceptance: mean forward velocity {ev['mean_x_velocity']:.3f} m/s "
+                          f"(need >= {HALFCHEETAH_MIN_VELOCITY})")
+    return bool(ok)
+
+
+# ----------------------------------------------------------------------------------------------
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -537,6 +668,13 @@ def main() -> int:
                     "selected_step": info["selected_step"]}, ckpt_path)
         print(f"saved {ckpt_path}")
 
+    if args.env in MUJOCO_ENVS:
+        ok = evaluate_mujoco(args.env, actor)
+        if not ok:
+            print("ACCEPTANCE FAILED; not exporting")
+            return 1
+        return export_all(args.env, actor, model_dir, n_obs, n_act, action_high, t0)
+
     t1 = time.time()
     ev = evaluate(actor, cfg["env_id"], EVAL_EPISODES, EVAL_SEED)
     rets = ev["returns"]
@@ -563,12 +701,15 @@ def main() -> int:
     if not ok:
         print("ACCEPTANCE FAILED; not exporting")
         return 1
+    return export_all(args.env, actor, model_dir, n_obs, n_act, action_high, t0)
 
+
+def export_all(env_name, actor, model_dir, n_obs, n_act, action_high, t0) -> int:
     onnx_path = os.path.join(model_dir, "prior.onnx")
     ops = export_onnx(actor, onnx_path, n_obs, n_act)
     print(f"exported {onnx_path} ({os.path.getsize(onnx_path)} bytes); op types: {ops}")
     golden_path = os.path.join(model_dir, "prior_golden.json")
-    diffs, extreme, lp32, lp64 = write_golden(args.env, actor, onnx_path, golden_path, action_high)
+    diffs, extreme, lp32, lp64 = write_golden(env_name, actor, onnx_path, golden_path, action_high)
     print(f"wrote {golden_path}; torch vs onnxruntime max abs (max rel) diff: mean {diffs[0][0]:.2e} "
           f"({diffs[0][1]:.2e}), log_std {diffs[1][0]:.2e} ({diffs[1][1]:.2e}); inputs with log_std outside "
           f"[-20, 2]: {extreme}; max |log_prob f32 - f64| / max(1,|f64|) = "

@@ -86,8 +86,11 @@ pub struct Controller {
     scratch: Scratch,
     /// The prior's input at the last observed state.
     pub obs: Vec<f32>,
-    /// The residual's input (what the replay stores).
+    /// The residual's input (what the replay stores): the observation times `residual_scale`,
+    /// then, if the add-on reads it, the previous command scaled to [−1, 1] by its limits.
     pub res_obs: Vec<f32>,
+    /// The command sent at the previous tick (0 at an episode's start): see [`Controller::sent`].
+    prev_command: Vec<f32>,
     /// `log π0(·|s)` at the last observed state.
     pub logp0: Vec<f32>,
     pub q_r: Vec<f32>,
@@ -108,12 +111,12 @@ pub struct Controller {
 
 impl Controller {
     pub fn new(bundle: Bundle, residual: Mlp) -> Self {
-        let n_obs = bundle.obs.len();
+        let (n_obs, n_res) = (bundle.obs.len(), bundle.residual_inputs());
         let continuous = match &bundle.action_space {
             ActionSpace::Continuous { low, high } => {
                 // Residual SAC acts without candidates; one is drawn for a sample of the prior.
                 let k = if bundle.method == Method::Sac { 1 } else { bundle.manifest.residual.candidates };
-                Some(ContinuousActor::new(bundle.prior.kind, k, n_obs, low, high))
+                Some(ContinuousActor::new(bundle.prior.kind, k, n_res, low, high))
             }
             ActionSpace::Discrete => None,
         };
@@ -124,6 +127,7 @@ impl Controller {
         let draw_rng = rand_pcg::Pcg64Mcg::seed_from_u64(bundle.manifest.run.seed ^ 0xd2a3);
         Controller {
             command: vec![0.0; bundle.commands.len()],
+            prev_command: vec![0.0; bundle.commands.len()],
             continuous,
             actor: None,
             draw_rng,
@@ -131,13 +135,24 @@ impl Controller {
             residual,
             scratch,
             obs: vec![0.0; n_obs],
-            res_obs: vec![0.0; n_obs],
+            res_obs: vec![0.0; n_res],
             logp0: vec![0.0; n_act],
             q_r: vec![0.0; n_act],
             log_pi: vec![0.0; n_act],
             log_pi_hat: vec![0.0; n_act],
             kl_budget: 0.0,
         }
+    }
+
+    /// The command the supervisor actually sent this tick: the next observation's previous
+    /// command (the residual's input when the add-on reads `<command>_prev`).
+    pub fn sent(&mut self, command: &[f32]) {
+        self.prev_command.copy_from_slice(command);
+    }
+
+    /// A new episode starts from rest: the previous command is 0, as in the add-on reward.
+    pub fn new_episode(&mut self) {
+        self.prev_command.iter_mut().for_each(|v| *v = 0.0);
     }
 
     /// Residual SAC: acts with `actor` (a copy of the learner's π_θ).
@@ -153,6 +168,14 @@ impl Controller {
         self.bundle.obs.observe(signals, &mut self.obs);
         for ((r, o), k) in self.res_obs.iter_mut().zip(&self.obs).zip(&self.bundle.obs.residual_scale) {
             *r = o * k;
+        }
+        if self.bundle.prev_command_input {
+            let lim = &self.bundle.safety.limits;
+            let n = self.obs.len();
+            for (j, r) in self.res_obs[n..].iter_mut().enumerate() {
+                let (lo, hi) = (lim.min[j], lim.max[j]);
+                *r = (2.0 * self.prev_command[j] - lo - hi) / (hi - lo);
+            }
         }
         if let Some(sa) = &mut self.continuous {
             let ok =

@@ -90,6 +90,9 @@ pub struct Outcome {
     pub record_stats: Option<RecorderStats>,
     /// Transitions the learner thread could not take (0 when learning inline).
     pub transitions_dropped: u64,
+    /// Training ticks on which a signal was non-finite or outside its declared range (the prior
+    /// acted alone on each).
+    pub signal_faults: u64,
     pub controller: Controller,
     pub learner: Box<dyn ResidualLearner + Send>,
 }
@@ -117,7 +120,7 @@ pub fn settings(bundle: &Bundle) -> Settings {
 
 /// The learner of the bundle's method (its heads zero-initialised: the robot starts on the prior).
 pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner + Send> {
-    let (n_obs, n_act, s) = (bundle.obs.len(), bundle.n_actions(), settings(bundle));
+    let (n_obs, n_act, s) = (bundle.residual_inputs(), bundle.n_actions(), settings(bundle));
     match bundle.method {
         Method::DiscreteQ => Box::new(ResidualSoftQ::new(s, n_obs, n_act, seed)),
         Method::Sampled => {
@@ -267,6 +270,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         link: env.counters(),
         record_stats,
         transitions_dropped: dropped,
+        signal_faults: end.signal_faults,
         controller: ctl,
         learner,
     })
@@ -276,6 +280,8 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
 struct LoopEnd {
     env_steps: u64,
     estop: bool,
+    /// Training ticks with a signal non-finite or outside its declared range.
+    signal_faults: u64,
 }
 
 /// The control loop's parts.
@@ -297,7 +303,7 @@ impl Drive<'_> {
         let deadline = Duration::from_secs_f32(ctl.bundle.safety.tick_deadline_ms / 1000.0);
         let layout = learning.layout();
         let (act_dim, cand_width, pw) = (layout.act_dim, layout.cand_width, layout.param_width);
-        let n_obs = ctl.bundle.obs.len();
+        let n_obs = ctl.bundle.residual_inputs();
         let mut env_steps = from;
         let mut episodes = 0usize;
 
@@ -336,9 +342,11 @@ impl Drive<'_> {
         let mut tick = TickRecord::default();
         let mut last_tick_start: Option<Instant> = None;
         let mut estop = false;
+        let mut signal_faults = 0u64;
 
         env.reset()?;
         supervisor.new_episode();
+        ctl.new_episode();
         ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, env_steps);
         let mut frame_at = Instant::now();
         let mut d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
@@ -357,11 +365,23 @@ impl Drive<'_> {
             }
             if d.signal_fault {
                 decisions.0 |= Decisions::SIGNAL_FAULT;
+                if signal_faults == 0 {
+                    // Formatting allocates: once per run, on the first fault.
+                    if let Some((i, v)) = ctl.bundle.signal_fault(env.signals()) {
+                        let (lo, hi) = ctl.bundle.signal_range[i];
+                        warn!(
+                            "signal `{}` read {v}, outside its declared range [{lo}, {hi}] ([[robot.signal]] min/max): the prior acts alone on such ticks (counted as signal_faults)",
+                            ctl.bundle.signals[i]
+                        );
+                    }
+                }
+                signal_faults += 1;
             }
             if d.lambda < 1.0 {
                 decisions.0 |= Decisions::KL_LIMITED;
             }
             decisions.0 |= supervisor.filter(&ctl.command, &mut cmd).0;
+            ctl.sent(&cmd);
             if supervisor.estop_latched() {
                 // Honoured until an explicit reset: restarting resq is that reset. The tick that
                 // sent the safe command is recorded like any other.
@@ -468,6 +488,7 @@ impl Drive<'_> {
                     prev_cmd.iter_mut().for_each(|v| *v = 0.0);
                     env.reset()?;
                     supervisor.new_episode();
+                    ctl.new_episode();
                     frame_at = Instant::now();
                     d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
                 }
@@ -475,7 +496,7 @@ impl Drive<'_> {
             bar.set_position(env_steps);
         }
         bar.finish_and_clear();
-        Ok(LoopEnd { env_steps, estop })
+        Ok(LoopEnd { env_steps, estop, signal_faults })
     }
 }
 

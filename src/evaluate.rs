@@ -96,6 +96,7 @@ pub fn evaluate(
         if fresh || !continuing {
             env.reset()?;
             supervisor.new_episode();
+            ctl.new_episode();
             prev.iter_mut().for_each(|v| *v = 0.0);
         }
         ep.clear();
@@ -103,8 +104,9 @@ pub fn evaluate(
         loop {
             let d = ctl.step(env.signals(), policy, mode, &mut rng);
             fallbacks += d.fallback as u64;
-            let b = &ctl.bundle;
             supervisor.filter(&ctl.command, &mut cmd);
+            ctl.sent(&cmd);
+            let b = &ctl.bundle;
             let mut end = env.step(&cmd)?;
             b.vars.fill(env.signals(), &cmd, &prev, &mut vals);
             prev.copy_from_slice(&cmd);
@@ -122,6 +124,7 @@ pub fn evaluate(
             for (i, m) in b.metrics.iter().enumerate() {
                 let v = m.expr.eval(&vals);
                 ep.metric[i] += v as f64;
+                ep.last[i] = v as f64;
                 if i == 0 {
                     ep_samples.push(v);
                 }
@@ -166,6 +169,7 @@ pub fn evaluate(
                 let v = match m.reduce {
                     Reduce::Mean => total.metric[i] / total.steps.max(1) as f64,
                     Reduce::EpisodeSum => total.metric[i] / n,
+                    Reduce::Final => total.last[i] / n,
                 };
                 (m.name.clone(), v)
             })
@@ -183,6 +187,8 @@ struct Tally {
     addon: f64,
     terms: Vec<f64>,
     metric: Vec<f64>,
+    /// Each metric's value at the last step (summed over episodes in a total).
+    last: Vec<f64>,
 }
 
 impl Tally {
@@ -194,6 +200,7 @@ impl Tally {
             addon: 0.0,
             terms: vec![0.0; n_terms],
             metric: vec![0.0; n_metrics],
+            last: vec![0.0; n_metrics],
         }
     }
 
@@ -204,6 +211,7 @@ impl Tally {
         self.addon = 0.0;
         self.terms.iter_mut().for_each(|v| *v = 0.0);
         self.metric.iter_mut().for_each(|v| *v = 0.0);
+        self.last.iter_mut().for_each(|v| *v = 0.0);
     }
 
     fn add(&mut self, o: &Tally) {
@@ -213,5 +221,6 @@ impl Tally {
         self.addon += o.addon;
         self.terms.iter_mut().zip(&o.terms).for_each(|(a, b)| *a += b);
         self.metric.iter_mut().zip(&o.metric).for_each(|(a, b)| *a += b);
+        self.last.iter_mut().zip(&o.last).for_each(|(a, b)| *a += b);
     }
 }

@@ -29,6 +29,7 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             "worst_episode_addon_per_step": o.history.episode_addon_per_step.iter().copied().fold(f32::INFINITY, f32::min),
             "wall_seconds": o.wall_seconds,
             "diverged": o.diverged,
+            "signal_faults": o.signal_faults,
             "prior_engine": if o.controller.bundle.prior.is_realtime_safe() { "resq kernels" } else { "tract (allocates)" },
         }
     })

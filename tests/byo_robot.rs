@@ -95,3 +95,21 @@ fn mountaincar_discrete_pushes_left_half_as_often() {
     assert!(c <= 0.5 * p, "left fraction {c:.3} vs the prior's {p:.3}");
     assert!(o.customized.success_rate >= 0.9, "goal in {:.2} of episodes", o.customized.success_rate);
 }
+
+/// MuJoCo Reacher-v5, 10 signals and 2 torques (a continuous SAC prior in two dimensions,
+/// customized by residual SAC): the second joint's τ₂² ≤ 0.6× the prior's, while the final
+/// fingertip distance stays ≤ 1.2× the prior's.
+#[test]
+fn reacher_spares_its_second_joint() {
+    let (o, _dir) = run("reacher", 10_000, 0);
+    let (p, c) = (metric(&o.prior, "tau2_sq"), metric(&o.customized, "tau2_sq"));
+    let (pd, cd) = (metric(&o.prior, "final_distance"), metric(&o.customized, "final_distance"));
+    eprintln!(
+        "Reacher-v5 over the link, {} steps: tau2^2 {p:.4} -> {c:.4} ({:.2}x), final distance {pd:.4} -> {cd:.4} ({:.2}x)",
+        o.env_steps,
+        c / p,
+        cd / pd
+    );
+    assert!(c <= 0.6 * p, "tau2^2 {c:.4} vs the prior's {p:.4}");
+    assert!(cd <= 1.2 * pd, "final distance {cd:.4} vs the prior's {pd:.4}");
+}

@@ -84,3 +84,31 @@ fn behaviour_cloned_prior_moves_to_the_centre() {
     let o = customize("models/cartpole-bc", out.path(), STEPS);
     assert_customized("models/cartpole-bc", &o);
 }
+
+/// A reading outside its declared range (`[[robot.signal]] min/max`) is counted, recorded, and
+/// on that tick the prior acts alone; the run goes on. Here the cart's position is declared to
+/// stay within ±0.05 m, which it often leaves.
+#[test]
+fn signals_outside_their_declared_range_are_counted_and_the_prior_acts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(root.join("manifest.toml")).unwrap();
+    let anchor = "name = \"x\"\nunit = \"m\"\n";
+    assert!(manifest.contains(anchor));
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        manifest.replace(anchor, &format!("{anchor}min = -0.05\nmax = 0.05\n")),
+    )
+    .unwrap();
+    std::fs::copy(root.join("prior.onnx"), dir.path().join("prior.onnx")).unwrap();
+    let b = Bundle::load(dir.path()).unwrap();
+    let out = dir.path().join("run");
+    let opts = Options { eval_episodes: Some(2), record: Some(out.join("record.mcap")), ..Options::new(1_500, 0, &out) };
+    let o = customize::run(b, &opts).unwrap();
+    assert!(o.signal_faults > 100, "{} ticks out of range", o.signal_faults);
+    let s = resq::record::inspect(&out.join("record.mcap")).unwrap();
+    assert_eq!(s.signal_faults, o.signal_faults, "the record counts them too");
+    // Out of range, the prior acted: those ticks are fallbacks.
+    assert!(s.fallbacks >= o.signal_faults);
+    assert_eq!(o.env_steps, 1_500);
+}

@@ -26,6 +26,8 @@ pub enum Reduce {
     Mean,
     /// Sum per episode, mean over episodes.
     EpisodeSum,
+    /// The value at each episode's last step, mean over episodes (e.g. the final distance).
+    Final,
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +96,9 @@ pub struct Bundle {
     pub safety: SafetyLimits,
     /// How the residual is learned and acts.
     pub method: Method,
+    /// The residual also sees the previous command (each scaled to [−1, 1] by its limits),
+    /// because an add-on term reads `<command>_prev`: `r_R` then depends on it, so `Q_R` must.
+    pub prev_command_input: bool,
 }
 
 /// The residual method (DESIGN.md §1), from the action space and `residual.method`.
@@ -747,12 +752,13 @@ impl Bundle {
             let reduce = match s.reduce.as_str() {
                 "mean" => Reduce::Mean,
                 "episode_sum" => Reduce::EpisodeSum,
+                "final" => Reduce::Final,
                 other => {
                     return Err(BundleError::field(
                         f,
                         &format!("evaluation.metric[{i}].reduce"),
                         format!("unknown reduction `{other}`"),
-                        "use `mean` or `episode_sum`",
+                        "use `mean`, `episode_sum` or `final`",
                     ))
                 }
             };
@@ -889,7 +895,9 @@ impl Bundle {
         };
         let prior = Prior::load(&dir.join(&m.prior.file), kind, obs.len(), n_actions)?;
 
+        let prev_command_input = addon.terms.iter().any(|t| t.expr.variables().any(|i| vars.is_prev(i)));
         Ok(Bundle {
+            prev_command_input,
             dir: dir.to_path_buf(),
             manifest_path: manifest_path.clone(),
             action_table,
@@ -918,6 +926,12 @@ impl Bundle {
     pub fn supervisor(&self) -> Supervisor {
         let l = &self.safety.limits;
         Supervisor::new(l.min.clone(), l.max.clone(), l.max_rate.clone(), l.safe.clone())
+    }
+
+    /// The residual's input width: the observation, plus the previous command when an add-on
+    /// term reads it ([`Bundle::prev_command_input`]).
+    pub fn residual_inputs(&self) -> usize {
+        self.obs.len() + if self.prev_command_input { self.commands.len() } else { 0 }
     }
 
     /// Discrete: the number of actions. Continuous: the command dimension.

@@ -66,6 +66,8 @@ pub struct Summary {
     pub rate_limited: u64,
     pub kl_limited: u64,
     pub episodes_ended: u64,
+    /// Ticks with a signal outside its declared range (the prior acted alone).
+    pub signal_faults: u64,
     /// Link counters of the last record.
     pub link: LinkCounters,
     /// The recorder's final counts (`None` if the file has no `/resq/stats` message).
@@ -98,6 +100,9 @@ struct DecisionsIn {
     rate_limited: bool,
     kl_limited: bool,
     episode_end: bool,
+    /// Absent in records written before the flag existed.
+    #[serde(default)]
+    signal_fault: bool,
 }
 
 /// Reads the record at `path` and summarises it. A file that is not a readable MCAP, or an
@@ -167,6 +172,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                 s.rate_limited += d.rate_limited as u64;
                 s.kl_limited += d.kl_limited as u64;
                 s.episodes_ended += d.episode_end as u64;
+                s.signal_faults += d.signal_fault as u64;
                 s.link = t.link;
             }
             TOPIC_META => {
@@ -337,7 +343,7 @@ impl fmt::Display for Summary {
             self.rate_limited,
             self.kl_limited
         )?;
-        writeln!(f, "episodes ended  {}", self.episodes_ended)?;
+        writeln!(f, "episodes ended  {}   signals out of range {}", self.episodes_ended, self.signal_faults)?;
         let l = &self.link;
         writeln!(
             f,

@@ -32,6 +32,12 @@ impl Variables {
         Variables { names, n_signals: signals.len(), n_actions: actions.len() }
     }
 
+    /// Whether variable `i` is a previous command (`<command>_prev` or `a_prev`).
+    pub fn is_prev(&self, i: usize) -> bool {
+        let (s, n) = (self.n_signals, self.n_actions);
+        (s + n..s + 2 * n).contains(&i) || (n == 1 && i == s + 3)
+    }
+
     pub fn names(&self) -> Vec<&str> {
         self.names.iter().map(String::as_str).collect()
     }
