@@ -14,6 +14,9 @@ while learning): the hazards on a real robot.
     python3 scripts/steps_to_customize.py models/mountaincar --metric left_push_fraction --min-success 0.9
     python3 scripts/steps_to_customize.py models/pendulum --metric mean_torque_sq --max-ratio 0.9 \
         --keep upright_fraction
+    python3 scripts/steps_to_customize.py models/reacher --metric tau2_sq --max-ratio 0.6 \
+        --at-most final_distance=1.2 --min-success 0    # robots served by the reference firmware:
+                                                         # put resq-firmware on PATH first
 
 Standard library only.
 """
@@ -33,6 +36,8 @@ p.add_argument("--metric", default="mean_abs_x")
 p.add_argument("--max-ratio", type=float, default=0.5, help="pass: customized metric <= this x the prior's")
 p.add_argument("--min-success", type=float, default=0.95)
 p.add_argument("--keep", action="append", default=[], help="a metric that must stay >= 0.9 x the prior's")
+p.add_argument("--at-most", action="append", default=[], metavar="METRIC=RATIO",
+               help="a metric that must stay <= RATIO x the prior's (e.g. final_distance=1.2)")
 p.add_argument("--set", action="append", default=[], help="manifest override, passed to resq")
 p.add_argument("--resq", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "resq"))
 a = p.parse_args()
@@ -52,6 +57,9 @@ for steps in a.steps:
         ratio = r["customized"][a.metric] / r["prior"][a.metric]
         ok = ratio <= a.max_ratio and r["customized"]["success_rate"] >= a.min_success
         ok = ok and all(r["customized"][k] >= 0.9 * r["prior"][k] for k in a.keep)
+        for spec in a.at_most:
+            k, bound = spec.split("=")
+            ok = ok and r["customized"][k] <= float(bound) * r["prior"][k]
         ratios.append(ratio)
         passed += ok
         early += r["training"]["episodes_ended_early"]

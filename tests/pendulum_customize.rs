@@ -100,3 +100,25 @@ fn residual_sac_checkpoint_restores_every_network_and_the_replay() {
     );
     assert_eq!((&r.obs, &r.reward, &r.logpi_taken), (&rr.obs, &rr.reward, &rr.logpi_taken));
 }
+
+/// A continuing task (`[episode] continuing = true`): the robot is reset once and never again;
+/// learning statistics and the evaluation work on windows of `window` steps, and the residual
+/// still learns to save energy.
+#[test]
+fn a_continuing_task_learns_on_windows_without_resets() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum");
+    let overrides =
+        ["episode.continuing=true", "episode.max_steps=0", "episode.window=250"].map(String::from);
+    let b = Bundle::load_with(&dir, &overrides).unwrap();
+    let opts = Options { fresh: true, eval_episodes: Some(4), ..Options::new(5_000, 0, out.path()) };
+    let o = customize::run(b, &opts).unwrap();
+    // 5 000 steps = 20 windows of 250, none cut short (nothing ends a window but its length).
+    assert_eq!(o.history.episode_length, vec![250.0; 20]);
+    assert_eq!((o.prior.episodes, o.customized.episodes), (4, 4));
+    assert_eq!((o.prior.mean_episode_length, o.customized.mean_episode_length), (250.0, 250.0));
+    let m = |e: &resq::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
+    let (tp, tc) = (m(&o.prior, "mean_torque_sq"), m(&o.customized, "mean_torque_sq"));
+    eprintln!("continuing pendulum: torque² {tp:.4} -> {tc:.4}");
+    assert!(tc < tp, "torque² {tc} vs the prior's {tp}");
+}
