@@ -27,11 +27,11 @@ use crate::checkpoint::{self, History, Progress};
 use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::evaluate::{evaluate, PolicyEval};
 use crate::firmware_process::FirmwareProcess;
-use crate::link::{Link, LinkConfig, LinkEnv};
 use crate::learning::{
     hand_over, learner_thread, record_width, Learning, LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN,
     RECORD_FLOATS,
 };
+use crate::link::{Link, LinkConfig, LinkEnv};
 use crate::record::recorder::{RecordMeta, Recorder, RecorderStats};
 use crate::record::{Decisions, LinkCounters, TickRecord};
 use crate::sim::{Env, SimEnv};

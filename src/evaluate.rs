@@ -136,7 +136,8 @@ pub fn evaluate(
                     ep.successes = match &b.episode.success {
                         Success::Terminated => end.terminated as u64,
                         Success::TimeLimit => {
-                            (window_done || (end.truncated && env.episode_steps() >= b.episode.time_limit())) as u64
+                            (window_done || (end.truncated && env.episode_steps() >= b.episode.time_limit()))
+                                as u64
                         }
                         Success::Flag => end.success as u64,
                         Success::Expr(e) => (e.eval(&vals) != 0.0) as u64,

@@ -157,7 +157,10 @@ impl Link {
         let until = Instant::now() + within;
         let mut last_error;
         loop {
-            match self.open_port().and_then(|_| self.handshake(until.max(Instant::now() + Duration::from_millis(1000)))) {
+            match self
+                .open_port()
+                .and_then(|_| self.handshake(until.max(Instant::now() + Duration::from_millis(1000))))
+            {
                 Ok(()) => return Ok(()),
                 Err(e) if e.0.contains("refused the handshake") => return Err(e),
                 Err(e) => last_error = e.0,
@@ -188,7 +191,10 @@ impl Link {
                 Some(Message::Hello(fw)) => {
                     if let Some(old) = &self.firmware {
                         if old.boot_id != fw.boot_id {
-                            warn!("firmware on {} rebooted (boot id {:08x} -> {:08x})", self.cfg.port, old.boot_id, fw.boot_id);
+                            warn!(
+                                "firmware on {} rebooted (boot id {:08x} -> {:08x})",
+                                self.cfg.port, old.boot_id, fw.boot_id
+                            );
                         }
                     }
                     info!("handshake with firmware on {} (boot id {:08x})", self.cfg.port, fw.boot_id);
@@ -207,7 +213,9 @@ impl Link {
             }
             if Instant::now() >= until {
                 return Err(err(match busy_since {
-                    Some(t) => format!("the firmware kept answering busy for {:.1} s", t.elapsed().as_secs_f32()),
+                    Some(t) => {
+                        format!("the firmware kept answering busy for {:.1} s", t.elapsed().as_secs_f32())
+                    }
                     None => "no handshake reply".into(),
                 }));
             }
@@ -448,7 +456,9 @@ impl LinkEnv {
             let mut deadline = Instant::now() + Duration::from_micros(RETRY_US);
             loop {
                 match self.link.recv_until(deadline) {
-                    Ok(Some(Message::Sensor(s))) if want.is_none() && s.flags.contains(SensorFlags::WAITING) => {
+                    Ok(Some(Message::Sensor(s)))
+                        if want.is_none() && s.flags.contains(SensorFlags::WAITING) =>
+                    {
                         // The firmware waits for an operator to reset the robot: so do we.
                         let since = *waiting_since.get_or_insert_with(|| {
                             info!("waiting for an operator to reset the robot on {} (the firmware reports WAITING)", self.link.cfg.port);
@@ -571,7 +581,12 @@ impl Env for LinkEnv {
         // Both flags: a terminal state at the firmware's own time limit counts as terminal.
         let terminated = flags.contains(SensorFlags::TERMINATED);
         let truncated = !terminated && (flags.contains(SensorFlags::TRUNCATED) || self.t >= self.max_steps);
-        Ok(StepEnd { terminated, truncated, interrupted: false, success: flags.contains(SensorFlags::SUCCESS) })
+        Ok(StepEnd {
+            terminated,
+            truncated,
+            interrupted: false,
+            success: flags.contains(SensorFlags::SUCCESS),
+        })
     }
 
     fn signals(&self) -> &[f32] {

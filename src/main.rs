@@ -204,8 +204,13 @@ fn run(cli: Cli) -> Result<()> {
                     b.manifest_path.display()
                 );
             };
-            let fw = firmware_bridge::firmware::SimFirmware::new(&plant, mode, period_us, std::process::id() as u64)
-                .ok_or_else(|| anyhow::anyhow!("no simulated firmware for plant `{plant}`"))?;
+            let fw = firmware_bridge::firmware::SimFirmware::new(
+                &plant,
+                mode,
+                period_us,
+                std::process::id() as u64,
+            )
+            .ok_or_else(|| anyhow::anyhow!("no simulated firmware for plant `{plant}`"))?;
             let link =
                 link.unwrap_or_else(|| PathBuf::from(format!("/tmp/resq-rig-{}", b.manifest.bundle.name)));
             let mut rig = resq::rig::Rig::new(fw, resq::rig::Faults::default(), link.clone(), 1);
@@ -269,13 +274,19 @@ fn run(cli: Cli) -> Result<()> {
             println!("  robot: {} signal(s) [{}]", b.signals.len(), describe(&b.signals));
             println!("         {} command(s) [{}]", b.commands.len(), describe(&b.commands));
             let e = &b.episode;
-            let limit = if e.max_steps > 0 { format!("time limit {} steps", e.max_steps) } else { "no time limit".into() };
+            let limit = if e.max_steps > 0 {
+                format!("time limit {} steps", e.max_steps)
+            } else {
+                "no time limit".into()
+            };
             if e.continuing {
                 println!("  episodes: continuing task, statistics over windows of {} steps", e.window);
             } else {
                 println!(
                     "  episodes: {limit}{}; reset by the {}",
-                    e.terminate.as_ref().map_or(String::new(), |t| format!(", terminate when `{}`", t.source())),
+                    e.terminate
+                        .as_ref()
+                        .map_or(String::new(), |t| format!(", terminate when `{}`", t.source())),
                     if e.operator_reset { "operator (firmware reports WAITING)" } else { "firmware" }
                 );
             }

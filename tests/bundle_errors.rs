@@ -259,7 +259,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "a termination over a signal the robot does not have",
-            manifest: m(replace("success = \"time_limit\"", "success = \"time_limit\"\nterminate = \"abs(phi) > 1\"")),
+            manifest: m(replace(
+                "success = \"time_limit\"",
+                "success = \"time_limit\"\nterminate = \"abs(phi) > 1\"",
+            )),
             prior: p.clone(),
             field: Some("episode.terminate"),
             says: "phi",

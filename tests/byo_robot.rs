@@ -51,7 +51,8 @@ fn run(bundle: &str, steps: u64, seed: u64) -> (customize::Outcome, tempfile::Te
     reference_firmware_on_path();
     let dir = tempfile::tempdir().unwrap();
     let b = Bundle::load(&models(bundle)).unwrap();
-    let o = customize::run(b, &Options::new(steps, seed, dir.path())).unwrap_or_else(|e| panic!("{bundle}: {e:#}"));
+    let o = customize::run(b, &Options::new(steps, seed, dir.path()))
+        .unwrap_or_else(|e| panic!("{bundle}: {e:#}"));
     (o, dir)
 }
 
@@ -133,4 +134,77 @@ fn halfcheetah_commands_get_smoother() {
     );
     assert!(c <= 0.85 * p, "|da|^2 {c:.3} vs the prior's {p:.3}");
     assert!(cv >= 0.8 * pv, "velocity {cv:.3} vs the prior's {pv:.3}");
+}
+
+/// Records every command vector sent, around any robot.
+struct Spy<'a> {
+    inner: &'a mut dyn resq::sim::Env,
+    sent: Vec<Vec<f32>>,
+}
+
+impl resq::sim::Env for Spy<'_> {
+    fn reset(&mut self) -> Result<(), resq::sim::EnvError> {
+        self.inner.reset()
+    }
+    fn act(&mut self, command: &[f32]) -> Result<(), resq::sim::EnvError> {
+        self.sent.push(command.to_vec());
+        self.inner.act(command)
+    }
+    fn observe(&mut self) -> Result<resq::sim::StepEnd, resq::sim::EnvError> {
+        self.inner.observe()
+    }
+    fn signals(&self) -> &[f32] {
+        self.inner.signals()
+    }
+    fn episode_steps(&self) -> u32 {
+        self.inner.episode_steps()
+    }
+    fn reseed(&mut self, seed: u64) {
+        self.inner.reseed(seed)
+    }
+}
+
+/// A discrete prior on a robot with two commands: each action is a row of `[action] table`, and
+/// the command vectors on the wire are exactly those rows (Reacher-v5's two torques, driven by a
+/// 2-action test prior over four of its signals).
+#[test]
+fn a_discrete_table_drives_a_robot_with_two_commands() {
+    reference_firmware_on_path();
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reacher = std::fs::read_to_string(models("reacher").join("manifest.toml")).unwrap();
+    // The Reacher bundle's robot, with a 4-input, 2-logit test prior and a command table.
+    let start = reacher.find("[robot]").unwrap();
+    let end = reacher.find("[[observation]]").unwrap();
+    let manifest = format!(
+        "[bundle]\nname = \"reacher-table\"\n\n[prior]\nkind = \"discrete_logits\"\n\n{}\
+         [[observation]]\nsignal = \"cos1\"\n[[observation]]\nsignal = \"cos2\"\n\
+         [[observation]]\nsignal = \"sin1\"\n[[observation]]\nsignal = \"sin2\"\n\n\
+         [action]\ntable = [[0.5, -0.25], [-0.5, 0.25]]\n\n\
+         [addon]\n[[addon.term]]\nname = \"tau1\"\nexpr = \"-tau1^2\"\n\n\
+         [residual]\nomega = 1.0\nalpha = 1.0\n\n[learning]\nwarmup = 100\n\n[evaluation]\nepisodes = 2\n",
+        &reacher[start..end]
+    );
+    std::fs::write(dir.path().join("manifest.toml"), manifest).unwrap();
+    std::fs::copy(root.join("tests/data/onnx/dense_matmul_tanh.onnx"), dir.path().join("prior.onnx"))
+        .unwrap();
+    let b = Bundle::load(dir.path()).unwrap();
+    let fw = FirmwareProcess::start(
+        b.sim_firmware.as_deref().unwrap(),
+        dir.path(),
+        &dir.path().join("firmware.log"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
+    let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
+    let link = Link::open(LinkConfig::lock_step(&fw.port.to_string_lossy()), &signals, &commands).unwrap();
+    let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.episode.time_limit());
+    let mut spy = Spy { inner: &mut env, sent: vec![] };
+    let o = customize::run_in(b, &mut spy, &Options::new(300, 0, dir.path().join("run"))).unwrap();
+    assert_eq!(o.env_steps, 300);
+    let rows = [vec![0.5, -0.25], vec![-0.5, 0.25]];
+    assert!(spy.sent.len() >= 300 + 2 * 50);
+    assert!(spy.sent.iter().all(|c| rows.contains(c)), "a command that is not a table row");
+    assert!(rows.iter().all(|r| spy.sent.contains(r)), "both actions were taken");
 }

@@ -103,7 +103,11 @@ fn signals_outside_their_declared_range_are_counted_and_the_prior_acts() {
     std::fs::copy(root.join("prior.onnx"), dir.path().join("prior.onnx")).unwrap();
     let b = Bundle::load(dir.path()).unwrap();
     let out = dir.path().join("run");
-    let opts = Options { eval_episodes: Some(2), record: Some(out.join("record.mcap")), ..Options::new(1_500, 0, &out) };
+    let opts = Options {
+        eval_episodes: Some(2),
+        record: Some(out.join("record.mcap")),
+        ..Options::new(1_500, 0, &out)
+    };
     let o = customize::run(b, &opts).unwrap();
     assert!(o.signal_faults > 100, "{} ticks out of range", o.signal_faults);
     let s = resq::record::inspect(&out.join("record.mcap")).unwrap();

@@ -40,7 +40,12 @@ fn matches_gymnasium_trajectories() {
             let mut plant = CartPole { state: if t == 0 { ep.initial_state } else { ep.states[t - 1] } };
             // gymnasium's action 1 pushes right with 10 N, action 0 left.
             let terminated = plant.step(&[if a == 1 { 10.0 } else { -10.0 }]);
-            let end = StepEnd { interrupted: false, terminated, truncated: !terminated && t + 1 >= 500, success: false };
+            let end = StepEnd {
+                interrupted: false,
+                terminated,
+                truncated: !terminated && t + 1 >= 500,
+                success: false,
+            };
             for (ours, theirs) in plant.state.iter().zip(&ep.states[t]) {
                 worst = worst.max((ours - theirs).abs());
                 assert!(

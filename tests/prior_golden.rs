@@ -41,7 +41,8 @@ fn discrete_priors_match_onnxruntime() {
     {
         let dir = root().join(bundle);
         let g = golden(&dir.join("prior_golden.json"));
-        let mut prior = Prior::load(&dir.join("prior.onnx"), PriorKind::DiscreteLogits, n_obs, n_act).unwrap();
+        let mut prior =
+            Prior::load(&dir.join("prior.onnx"), PriorKind::DiscreteLogits, n_obs, n_act).unwrap();
         assert!(prior.is_realtime_safe(), "{bundle}: the exported MLP should compile to resq's kernels");
         let w = worst(&mut prior, &g);
         assert!(w < 1e-5, "{bundle}: resq differs from onnxruntime by {w:e}");

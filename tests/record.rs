@@ -76,7 +76,7 @@ fn synthetic() -> Vec<TickRecord> {
     let mut t = T0_NS;
     (0..N)
         .map(|i| {
-            t += period_ns(i) as u64;
+            t += period_ns(i);
             let mut r = TickRecord {
                 t_ns: t,
                 tick: tick_number(i),
@@ -184,13 +184,13 @@ fn summary_matches_what_was_written() {
     let t_first = ticks[0].t_ns;
     let t_last = ticks[N as usize - 1].t_ns;
     assert_eq!(t_first, T0_NS); // the first period is 0
-    let sum_periods: u64 = (0..N).map(|i| period_ns(i) as u64).sum();
+    let sum_periods: u64 = (0..N).map(|i| period_ns(i)).sum();
     assert_eq!(t_last - t_first, sum_periods);
     assert!(close(s.duration_s, sum_periods as f64 / 1e9));
     assert!(close(s.tick_rate_hz, (N - 1 + 3) as f64 / (sum_periods as f64 / 1e9)));
 
     // Period jitter: |period − median| over the ticks with a period.
-    let periods: Vec<u64> = (1..N).map(|i| period_ns(i) as u64).collect();
+    let periods: Vec<u64> = (1..N).map(|i| period_ns(i)).collect();
     let median_ns = (nearest_rank_us(&periods, 50.0) * 1000.0).round() as u64;
     assert!(close(s.period_median_us, median_ns as f64 / 1000.0));
     let jitter: Vec<u64> = periods.iter().map(|&p| p.abs_diff(median_ns)).collect();
@@ -495,7 +495,12 @@ fn a_long_gap_between_ticks_is_not_capped() {
     let rec = Recorder::start(&path, meta(), 16).unwrap();
     let gap_ns = 7_000_000_000u64;
     for (i, period) in [0, gap_ns, gap_ns].into_iter().enumerate() {
-        let t = TickRecord { tick: i as u64 + 1, t_ns: i as u64 * gap_ns, period_ns: period, ..Default::default() };
+        let t = TickRecord {
+            tick: i as u64 + 1,
+            t_ns: i as u64 * gap_ns,
+            period_ns: period,
+            ..Default::default()
+        };
         rec.record(&t);
     }
     rec.finish().unwrap();

@@ -38,12 +38,9 @@ pub enum DecodeError {
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EncodeError::TooManyValues => write!(
-                f,
-                "more than {} signals or {} commands",
-                crate::MAX_SIGNALS,
-                crate::MAX_COMMANDS
-            ),
+            EncodeError::TooManyValues => {
+                write!(f, "more than {} signals or {} commands", crate::MAX_SIGNALS, crate::MAX_COMMANDS)
+            }
             EncodeError::BadName => write!(f, "a Name's index must be below its count"),
             EncodeError::BufferTooSmall => write!(f, "output buffer too small for the frame"),
         }

@@ -268,7 +268,8 @@ impl SimFirmware {
                         self.send(&Message::Reject(me.reject(reason)), now_us, emit);
                         if matches!(reason, crate::RejectReason::LayoutHash | crate::RejectReason::Counts) {
                             // Name every signal and command, so the host can say which differ.
-                            let names = crate::Name::layout(self.plant.signal_names(), self.plant.command_names());
+                            let names =
+                                crate::Name::layout(self.plant.signal_names(), self.plant.command_names());
                             for n in names {
                                 self.send(&Message::Name(n), now_us, emit);
                             }

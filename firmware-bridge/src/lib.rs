@@ -27,9 +27,9 @@ pub use crc::{crc32c, layout_hash};
 pub use decoder::{Decoder, DecoderStats};
 pub use error::{DecodeError, EncodeError};
 pub use message::{
-    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Name, NameKind, Reject, RejectReason,
-    Reset, Role, Sensor, SensorFlags, Values, MAX_COMMANDS, MAX_NAME_LEN, MAX_SIGNALS, MAX_VALUES,
-    PROTOCOL_VERSION,
+    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Name, NameKind, Reject,
+    RejectReason, Reset, Role, Sensor, SensorFlags, Values, MAX_COMMANDS, MAX_NAME_LEN, MAX_SIGNALS,
+    MAX_VALUES, PROTOCOL_VERSION,
 };
 pub use timing::{
     seq_after, HEARTBEAT_IDLE_US, HELLO_RETRY_US, LINK_TIMEOUT_US, MAX_RETRIES, PROTOCOL_FAULT_INTERVAL_US,

@@ -7,8 +7,8 @@ use crate::cobs;
 use crate::crc::crc32c;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::{
-    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Name, NameKind, Reject, RejectReason,
-    Reset, Role, Sensor, SensorFlags, Values, MAX_COMMANDS, MAX_NAME_LEN, MAX_SIGNALS,
+    msg_type, Command, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Name, NameKind, Reject,
+    RejectReason, Reset, Role, Sensor, SensorFlags, Values, MAX_COMMANDS, MAX_NAME_LEN, MAX_SIGNALS,
 };
 
 /// Body length of `Hello`.

@@ -364,11 +364,7 @@ pub struct EvaluationSection {
 
 impl Default for EvaluationSection {
     fn default() -> Self {
-        EvaluationSection {
-            episodes: 20,
-            policy: "greedy".into(),
-            metrics: Vec::new(),
-        }
+        EvaluationSection { episodes: 20, policy: "greedy".into(), metrics: Vec::new() }
     }
 }
 

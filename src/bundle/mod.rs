@@ -183,7 +183,11 @@ impl EpisodeRules {
     }
 }
 
-fn episode_rules(f: &Path, e: &manifest::EpisodeSection, vars: &Variables) -> Result<EpisodeRules, BundleError> {
+fn episode_rules(
+    f: &Path,
+    e: &manifest::EpisodeSection,
+    vars: &Variables,
+) -> Result<EpisodeRules, BundleError> {
     let terminate = match &e.terminate {
         Some(src) => Some(parse_expr(f, "episode.terminate", src, vars)?),
         None => None,
@@ -193,7 +197,10 @@ fn episode_rules(f: &Path, e: &manifest::EpisodeSection, vars: &Variables) -> Re
         "terminated" => Success::Terminated,
         "flag" => Success::Flag,
         src => Success::Expr(parse_expr(f, "episode.success", src, vars).map_err(|mut err| {
-            err.fix = format!("use `time_limit`, `terminated`, `flag`, or an expression over the signals; {}", err.fix);
+            err.fix = format!(
+                "use `time_limit`, `terminated`, `flag`, or an expression over the signals; {}",
+                err.fix
+            );
             err
         })?),
     };
@@ -368,7 +375,9 @@ impl Bundle {
                 "list every value the firmware sends ([[robot.signal]] name = ...) and takes ([[robot.command]] name, min, max), in wire order",
             ));
         }
-        if robot.signals.len() > firmware_bridge::MAX_SIGNALS || robot.commands.len() > firmware_bridge::MAX_COMMANDS {
+        if robot.signals.len() > firmware_bridge::MAX_SIGNALS
+            || robot.commands.len() > firmware_bridge::MAX_COMMANDS
+        {
             return Err(BundleError::field(
                 f,
                 "robot",
@@ -620,18 +629,22 @@ impl Bundle {
                     "remove `values`/`table` (each action dimension drives one [[robot.command]]), or use a discrete prior kind",
                 ));
             }
-            let bound = |field: &str, v: &Option<OneOrMany>, default: &[f32]| -> Result<Vec<f32>, BundleError> {
-                let v = v.as_ref().map_or_else(|| default.to_vec(), |v| v.per_command(n_cmd));
-                if v.len() != n_cmd {
-                    return Err(BundleError::field(
-                        f,
-                        field,
-                        format!("found {} values for {n_cmd} commands", v.len()),
-                        format!("give one value per [[robot.command]] ({}), or one number for all", commands.join(", ")),
-                    ));
-                }
-                Ok(v)
-            };
+            let bound =
+                |field: &str, v: &Option<OneOrMany>, default: &[f32]| -> Result<Vec<f32>, BundleError> {
+                    let v = v.as_ref().map_or_else(|| default.to_vec(), |v| v.per_command(n_cmd));
+                    if v.len() != n_cmd {
+                        return Err(BundleError::field(
+                            f,
+                            field,
+                            format!("found {} values for {n_cmd} commands", v.len()),
+                            format!(
+                                "give one value per [[robot.command]] ({}), or one number for all",
+                                commands.join(", ")
+                            ),
+                        ));
+                    }
+                    Ok(v)
+                };
             let low = bound("action.low", &a.low, &limits.min)?;
             let high = bound("action.high", &a.high, &limits.max)?;
             for j in 0..n_cmd {
@@ -653,7 +666,10 @@ impl Bundle {
                 return Err(BundleError::field(
                     f,
                     "action.low",
-                    format!("a `{}` prior picks among discrete actions; `low`/`high` do not apply", m.prior.kind),
+                    format!(
+                        "a `{}` prior picks among discrete actions; `low`/`high` do not apply",
+                        m.prior.kind
+                    ),
                     "give `values` (one command) or `table` (one command vector per prior output)",
                 ));
             }
@@ -690,7 +706,11 @@ impl Bundle {
                     return Err(BundleError::field(
                         f,
                         &format!("{field}[{i}]"),
-                        format!("a command vector of length {} for a robot with {n_cmd} commands ({})", row.len(), commands.join(", ")),
+                        format!(
+                            "a command vector of length {} for a robot with {n_cmd} commands ({})",
+                            row.len(),
+                            commands.join(", ")
+                        ),
                         format!("give every row {n_cmd} values, in [[robot.command]] order"),
                     ));
                 }
@@ -699,7 +719,10 @@ impl Bundle {
                         return Err(BundleError::field(
                             f,
                             &format!("{field}[{i}]"),
-                            format!("value {v} of command `{}` is outside its limits [{}, {}]", commands[j], limits.min[j], limits.max[j]),
+                            format!(
+                                "value {v} of command `{}` is outside its limits [{}, {}]",
+                                commands[j], limits.min[j], limits.max[j]
+                            ),
                             "use command values within the [[robot.command]] limits",
                         ));
                     }

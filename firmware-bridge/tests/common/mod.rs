@@ -18,7 +18,8 @@ pub fn finite_f32() -> impl Strategy<Value = f32> {
 }
 
 pub fn values(max: usize) -> impl Strategy<Value = Values> {
-    prop::collection::vec(finite_f32(), 0..=max).prop_map(|v| Values::from_slice(&v).expect("at most MAX_VALUES"))
+    prop::collection::vec(finite_f32(), 0..=max)
+        .prop_map(|v| Values::from_slice(&v).expect("at most MAX_VALUES"))
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -66,10 +67,12 @@ pub fn message() -> impl Strategy<Value = Message> {
         (any::<u32>(), any::<u32>(), values(MAX_COMMANDS)).prop_map(|(seq, valid_for_us, values)| {
             Message::Command(Command { seq, valid_for_us, values })
         }),
-        (any::<bool>(), 1usize..=255, any::<u8>(), "[a-zA-Z0-9_ .é]{0,16}").prop_map(|(cmd, count, i, text)| {
-            let kind = if cmd { NameKind::Command } else { NameKind::Signal };
-            Message::Name(Name::new(kind, i as usize % count, count, &text).expect("a valid name"))
-        }),
+        (any::<bool>(), 1usize..=255, any::<u8>(), "[a-zA-Z0-9_ .é]{0,16}").prop_map(
+            |(cmd, count, i, text)| {
+                let kind = if cmd { NameKind::Command } else { NameKind::Signal };
+                Message::Name(Name::new(kind, i as usize % count, count, &text).expect("a valid name"))
+            }
+        ),
         any::<u64>().prop_map(|seed| Message::Reset(Reset { seed })),
         (any::<u32>(), any::<u64>()).prop_map(|(seq, t_us)| Message::Heartbeat(Heartbeat { seq, t_us })),
         (any::<u16>(), any::<u64>())
