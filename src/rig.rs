@@ -76,10 +76,15 @@ struct Pty {
 /// Pseudo-terminal creation is not thread-safe: one at a time, process-wide.
 static PTY_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A pseudo-terminal pair `(master, slave)`, created under the process-wide lock (for tests
+/// that play firmware by hand).
+pub fn pty_pair() -> Result<(TTYPort, TTYPort)> {
+    let _guard = PTY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    TTYPort::pair().context("creating a pseudo-terminal pair")
+}
+
 fn open_pty() -> Result<Pty> {
-    let guard = PTY_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut master, slave) = TTYPort::pair().context("creating a pseudo-terminal pair")?;
-    drop(guard);
+    let (mut master, slave) = pty_pair()?;
     master.set_timeout(Duration::from_millis(1))?;
     let path = slave.name().context("pseudo-terminal without a name")?;
     Ok(Pty { master, _slave: slave, path })

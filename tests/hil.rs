@@ -367,3 +367,50 @@ fn real_time_mode_runs_at_its_rate() {
     assert_eq!(report.firmware.commands_out_of_range, 0);
     assert!(s.tick_rate_hz > 0.0);
 }
+
+/// A firmware written for protocol v1 answers a v2 host's Hello with `Reject{version}` (Hello and
+/// Reject keep their layout in every version); resq stops at once and says which versions.
+#[test]
+fn an_old_firmware_is_refused_with_a_clear_message() {
+    use serialport::SerialPort;
+    use std::io::{Read, Write};
+    let (mut master, slave) = rig::pty_pair().unwrap();
+    master.set_timeout(Duration::from_millis(10)).unwrap();
+    let path = slave.name().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let old = std::thread::spawn(move || {
+        let mut decoder = firmware_bridge::Decoder::new();
+        let mut buf = [0u8; 256];
+        let mut frame = [0u8; firmware_bridge::MAX_FRAME];
+        while !s.load(Ordering::Relaxed) {
+            let n = master.read(&mut buf).unwrap_or(0);
+            for &b in &buf[..n] {
+                if let Some(Ok(firmware_bridge::Message::Hello(_))) = decoder.push(b) {
+                    let reject = firmware_bridge::Reject {
+                        reason: firmware_bridge::RejectReason::Version,
+                        version: 1,
+                        layout_hash: 0x1234_5678,
+                        n_signals: 4,
+                        n_actions: 1,
+                    };
+                    let n = firmware_bridge::encode(&firmware_bridge::Message::Reject(reject), &mut frame)
+                        .unwrap();
+                    master.write_all(&frame[..n]).unwrap();
+                }
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let err =
+        match Link::open(LinkConfig::lock_step(&path), &["x", "x_dot", "theta", "theta_dot"], &["force"]) {
+            Ok(_) => panic!("a v1 firmware must be refused"),
+            Err(e) => e.to_string(),
+        };
+    stop.store(true, Ordering::Relaxed);
+    old.join().unwrap();
+    drop(slave);
+    assert!(err.contains("the firmware speaks protocol v1, resq speaks v2"), "{err}");
+    assert!(err.contains("update the firmware"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "refused at once, not after retries");
+}
