@@ -62,7 +62,7 @@ for steps in a.steps:
             ok = ok and r["customized"][k] <= float(bound) * r["prior"][k]
         ratios.append(ratio)
         passed += ok
-        early += r["training"]["episodes_ended_early"]
+        early += r["training"]["episodes_ended_early"] or 0
         wall.append(r["training"]["wall_seconds"])
         # The worst training episode's add-on reward per step, in units of the prior's.
         prior_per_step = r["prior"]["addon_return"] / r["prior"]["episode_length"]

@@ -288,7 +288,7 @@ impl ContinuousActor {
         if greedy {
             // The π_λ-weighted mean of the candidates: a low-noise point estimate of its action
             // (the best single candidate would carry the candidates' sampling noise).
-            let mut point = [0.0f32; 8];
+            let mut point = [0.0f32; firmware_bridge::MAX_COMMANDS];
             for c in 0..self.k {
                 let w = (self.logits[c] - m).exp() / total;
                 for j in 0..ad {
@@ -380,6 +380,26 @@ mod tests {
         let mc = acc / n as f64;
         let exact = gaussian_kl(&p, &p0) as f64;
         assert!((mc - exact).abs() < 0.01 * (1.0 + exact), "Monte Carlo {mc} vs closed form {exact}");
+    }
+
+    /// Up to MAX_COMMANDS action dimensions act, greedy and sampled (no fixed-size buffer).
+    #[test]
+    fn many_action_dimensions_act() {
+        use rand::SeedableRng;
+        let ad = firmware_bridge::MAX_COMMANDS;
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let (low, high) = (vec![-1.0; ad], vec![1.0; ad]);
+        let mut sa = ContinuousActor::new(PriorKind::SquashedGaussian, 8, 5, &low, &high);
+        let residual = Mlp::new(&[5 + ad, 16, 1], crate::nn::Activation::Relu, false, &mut rng);
+        let mut scratch = residual.scratch_rows(8);
+        sa.raw.iter_mut().enumerate().for_each(|(i, v)| *v = if i < ad { 0.1 } else { -1.0 });
+        sa.set_params(true);
+        sa.draw(&mut rng);
+        for greedy in [true, false] {
+            let ch = sa.choose_sampled(&residual, &mut scratch, &[0.0; 5], 1.0, 1.0, 0.0, greedy, &mut rng);
+            assert!(ch.logp0.is_finite());
+            assert!(sa.action.iter().all(|a| a.is_finite() && a.abs() <= 1.0));
+        }
     }
 
     #[test]

@@ -165,6 +165,7 @@ fn run_on_firmware_process(bundle: Bundle, command: &str, opts: &Options) -> Res
     let commands: Vec<&str> = bundle.commands.iter().map(String::as_str).collect();
     let link = Link::open(cfg, &signals, &commands)?;
     let mut env = LinkEnv::new(link, bundle.signals.len(), bundle.episode.time_limit());
+    env.operator_reset = bundle.episode.operator_reset;
     let opts = Options { source: format!("{command} (pty)"), ..opts.clone() };
     let outcome = run_in(bundle, &mut env, &opts);
     drop(fw);
@@ -377,7 +378,7 @@ impl Drive<'_> {
                 }
                 signal_faults += 1;
             }
-            if d.lambda < 1.0 {
+            if d.lambda < 1.0 && !d.signal_fault {
                 decisions.0 |= Decisions::KL_LIMITED;
             }
             decisions.0 |= supervisor.filter(&ctl.command, &mut cmd).0;
@@ -431,24 +432,29 @@ impl Drive<'_> {
             next_logp0.copy_from_slice(&ctl.logp0);
             let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
             let next_params = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.gauss[..pw]);
-            learning.transition(
-                &Transition {
-                    obs: &obs,
-                    action: d.action,
-                    action_values: &action_unit[..act_dim],
-                    next_candidates,
-                    prior_params: &params[..pw],
-                    next_prior_params: next_params,
-                    reward: r,
-                    logp0_taken: d.logp0_taken,
-                    logpi_taken: d.logpi_taken,
-                    next_obs: &ctl.res_obs,
-                    next_logp0: &next_logp0,
-                    terminal: end.terminated,
-                    truncated: end.truncated,
-                },
-                env_steps,
-            )?;
+            // A non-finite reading (possible in a simulation; the protocol refuses them) would
+            // poison the learner: such a transition is not learned from.
+            let finite = r.is_finite() && obs.iter().chain(ctl.res_obs.iter()).all(|v| v.is_finite());
+            if finite {
+                learning.transition(
+                    &Transition {
+                        obs: &obs,
+                        action: d.action,
+                        action_values: &action_unit[..act_dim],
+                        next_candidates,
+                        prior_params: &params[..pw],
+                        next_prior_params: next_params,
+                        reward: r,
+                        logp0_taken: d.logp0_taken,
+                        logpi_taken: d.logpi_taken,
+                        next_obs: &ctl.res_obs,
+                        next_logp0: &next_logp0,
+                        terminal: end.terminated,
+                        truncated: end.truncated,
+                    },
+                    env_steps,
+                )?;
+            }
             if let Some(rec) = self.recorder {
                 tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
                 tick.addon_reward = r;

@@ -134,7 +134,9 @@ impl Link {
             heartbeat_seq: 0,
             started: Instant::now(),
         };
-        link.connect(Duration::from_secs(5))?;
+        // A firmware still booting (or a simulator starting) gets the reconnect bound too.
+        let within = link.cfg.reconnect_within.max(Duration::from_secs(5));
+        link.connect(within)?;
         Ok(link)
     }
 
@@ -167,8 +169,13 @@ impl Link {
             }
             self.port = None;
             if Instant::now() >= until {
+                let fix = if last_error.contains("busy") {
+                    "the firmware is up but not ready (still calibrating?): wait for it, or raise `--reconnect-within`"
+                } else {
+                    "check the cable and that the firmware (or `resq rig`) is running"
+                };
                 return Err(err(format!(
-                    "no firmware answered on {} within {:.1} s: {last_error}\n  fix: check the cable and that the firmware (or `resq rig`) is running",
+                    "no firmware session on {} within {:.1} s: {last_error}\n  fix: {fix}",
                     self.cfg.port,
                     within.as_secs_f32()
                 )));
@@ -389,6 +396,9 @@ pub struct LinkEnv {
     in_flight: Option<(Message, u32)>,
     /// How long the last operator reset took, s (0 if the firmware resets itself).
     pub waiting_s: f64,
+    /// The bundle says an operator resets the robot (`[episode] reset = "operator"`): a
+    /// firmware that reports WAITING is expected (otherwise resq still waits, and warns).
+    pub operator_reset: bool,
     sent_intact: bool,
 }
 
@@ -406,6 +416,7 @@ impl LinkEnv {
             worst_reconnect: Duration::ZERO,
             in_flight: None,
             waiting_s: 0.0,
+            operator_reset: false,
             sent_intact: false,
         }
     }
@@ -446,6 +457,8 @@ impl LinkEnv {
     fn await_answer(&mut self, msg: &Message, want: Option<u32>) -> Result<bool, EnvError> {
         let mut retries = 0;
         let mut waiting_since: Option<Instant> = None;
+        // When the last WAITING Sensor arrived: the wait lasts while they keep coming.
+        let mut last_waiting: Option<Instant> = None;
         loop {
             if retries > 0 {
                 if let Err(e) = self.link.send(msg) {
@@ -461,18 +474,21 @@ impl LinkEnv {
                     {
                         // The firmware waits for an operator to reset the robot: so do we.
                         let since = *waiting_since.get_or_insert_with(|| {
-                            info!("waiting for an operator to reset the robot on {} (the firmware reports WAITING)", self.link.cfg.port);
+                            if self.operator_reset {
+                                info!("waiting for an operator to reset the robot on {} (the firmware reports WAITING)", self.link.cfg.port);
+                            } else {
+                                warn!("the firmware on {} waits for an operator to reset the robot, but the bundle says `[episode] reset = \"firmware\"`; waiting", self.link.cfg.port);
+                            }
                             Instant::now()
                         });
                         self.waiting_s = since.elapsed().as_secs_f64();
                         retries = 0;
+                        last_waiting = Some(Instant::now());
                         if let Err(e) = self.link.heartbeat_if_idle() {
                             self.reconnect(&e.0)?;
                             return Ok(false);
                         }
-                        // The next WAITING Sensor is due within 100 ms; silence for the link
-                        // timeout ends the wait (the Reset is then resent).
-                        deadline = Instant::now() + Duration::from_micros(firmware_bridge::LINK_TIMEOUT_US);
+                        deadline = Instant::now() + Duration::from_micros(RETRY_US);
                         continue;
                     }
                     Ok(Some(Message::Sensor(s))) => {
@@ -519,6 +535,19 @@ impl LinkEnv {
                         }
                     }
                     Ok(Some(_)) => {}
+                    // Between WAITING Sensors (due every 100 ms) the host keeps the session with
+                    // heartbeats; silence for the link timeout ends the wait (Reset is resent).
+                    Ok(None)
+                        if last_waiting.is_some_and(|t| {
+                            t.elapsed() < Duration::from_micros(firmware_bridge::LINK_TIMEOUT_US)
+                        }) =>
+                    {
+                        if let Err(e) = self.link.heartbeat_if_idle() {
+                            self.reconnect(&e.0)?;
+                            return Ok(false);
+                        }
+                        deadline = Instant::now() + Duration::from_micros(RETRY_US);
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         self.reconnect(&e.0)?;
@@ -538,6 +567,7 @@ impl LinkEnv {
 
 impl Env for LinkEnv {
     fn reset(&mut self) -> Result<(), EnvError> {
+        self.waiting_s = 0.0;
         for _ in 0..3 {
             self.episode += 1;
             let seed = self.seed_stream.wrapping_add(self.episode.wrapping_mul(0x9e37_79b9_7f4a_7c15));

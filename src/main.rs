@@ -242,6 +242,7 @@ fn run(cli: Cli) -> Result<()> {
             let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
             let link = resq::link::Link::open(cfg, &signals, &commands)?;
             let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.episode.time_limit());
+            env.operator_reset = b.episode.operator_reset;
             eprintln!(
                 "customizing `{name}` over {port} for {} steps; checkpoint in {}",
                 opts.steps,

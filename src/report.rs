@@ -25,7 +25,9 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         "training": {
             "updates": o.updates,
             "episodes": o.history.episode_length.len(),
-            "episodes_ended_early": o.history.episode_length.iter().filter(|l| **l < max_steps).count(),
+            // Without a time limit every episode ends "early": the count says nothing then.
+            "episodes_ended_early": (e.continuing || e.max_steps > 0)
+                .then(|| o.history.episode_length.iter().filter(|l| **l < max_steps).count()),
             "worst_episode_addon_per_step": o.history.episode_addon_per_step.iter().copied().fold(f32::INFINITY, f32::min),
             "wall_seconds": o.wall_seconds,
             "diverged": o.diverged,

@@ -49,7 +49,9 @@ fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEn
     let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
     let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
     let link = Link::open(cfg, &signals, &commands)?;
-    Ok(LinkEnv::new(link, b.signals.len(), b.episode.time_limit()))
+    let mut env = LinkEnv::new(link, b.signals.len(), b.episode.time_limit());
+    env.operator_reset = b.episode.operator_reset;
+    Ok(env)
 }
 
 fn options(out: &Path, steps: u64, episodes: usize) -> Options {

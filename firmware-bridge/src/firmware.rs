@@ -311,8 +311,15 @@ impl SimFirmware {
                     self.send(&Message::Sensor(s), now_us, emit);
                 }
             }
-            // An operator is already resetting the robot: the RESET Sensor will follow.
-            Message::Reset(_) if self.waiting.is_some() => {}
+            // An operator is already resetting the robot: keep waiting (the same deadline), take
+            // the newest seed, and say so (PROTOCOL.md §8, operator resets).
+            Message::Reset(r) if self.waiting.is_some() => {
+                if let Some((ready, next, _)) = self.waiting {
+                    self.waiting = Some((ready, next, r.seed));
+                }
+                self.seq = self.seq.wrapping_add(1);
+                self.emit_sensor(SensorFlags::WAITING, now_us, emit);
+            }
             Message::Reset(r) if self.operator_reset_us > 0 => {
                 self.episode_live = false;
                 self.command = None;

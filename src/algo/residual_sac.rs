@@ -259,7 +259,7 @@ impl ResidualLearner for ResidualSac {
             let mut xb = self.x_boot.row_mut(row);
             let xb = xb.as_slice_mut().expect("row-major");
             xb[..no].copy_from_slice(self.next_obs.row(row).as_slice().expect("row-major"));
-            let mut a = [0.0f32; 8];
+            let mut a = [0.0f32; firmware_bridge::MAX_COMMANDS];
             let mut lp_theta = 0.0f32;
             for j in 0..ad {
                 let e = normal(&mut self.core.rng);

@@ -410,12 +410,13 @@ impl Bundle {
                     format!("use letters, digits and `_`, starting with a letter, at most {} bytes (it is used in expressions and sent in the handshake)", firmware_bridge::MAX_NAME_LEN),
                 ));
             }
-            if !seen.insert(name.as_str()) || name == "a" || name == "a_prev" || name == "pi" {
+            let prev_clash = i < signals.len() && commands.iter().any(|c| *name == format!("{c}_prev"));
+            if !seen.insert(name.as_str()) || prev_clash || name == "a" || name == "a_prev" || name == "pi" {
                 return Err(BundleError::field(
                     f,
                     &field,
                     format!("`{name}` is used twice or is reserved"),
-                    "give every signal and command its own name (`a`, `a_prev` and `pi` are reserved)",
+                    "give every signal and command its own name (`a`, `a_prev`, `pi` and `<command>_prev` are reserved)",
                 ));
             }
         }
