@@ -48,6 +48,8 @@ pub struct Learning {
     path: PathBuf,
     manifest_text: String,
     checkpoint_every: u64,
+    /// The step of the last periodic checkpoint.
+    checkpointed_at: Option<u64>,
 }
 
 impl Learning {
@@ -59,13 +61,23 @@ impl Learning {
         checkpoint_every: u64,
     ) -> Result<Learning> {
         let writer = checkpoint::Writer::start(&path)?;
-        Ok(Learning { learner, progress, writer, path, manifest_text, checkpoint_every })
+        Ok(Learning {
+            learner,
+            progress,
+            writer,
+            path,
+            manifest_text,
+            checkpoint_every,
+            checkpointed_at: None,
+        })
     }
 
     /// Every `checkpoint_every` steps: encoded here, written by the writer thread.
     fn maybe_checkpoint(&mut self) -> Result<()> {
-        let every = self.checkpoint_every;
-        if every > 0 && self.progress.env_steps.is_multiple_of(every) {
+        let (every, step) = (self.checkpoint_every, self.progress.env_steps);
+        // Once per step: a continuing task's window can end on the step a transition checkpointed.
+        if every > 0 && step.is_multiple_of(every) && self.checkpointed_at != Some(step) {
+            self.checkpointed_at = Some(step);
             self.writer.submit(checkpoint::encode(
                 self.learner.as_ref(),
                 &self.progress,

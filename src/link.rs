@@ -528,6 +528,13 @@ impl LinkEnv {
                             self.estop = true;
                             continue;
                         }
+                        if f.code == firmware_bridge::FaultCode::Plant && want.is_none() {
+                            // PROTOCOL.md §9: a plant fault answers Reset; retrying cannot help.
+                            return Err(err(format!(
+                                "the robot on {} reports a plant fault (driver, sensor or limits) and cannot start an episode\n  fix: clear the fault on the robot, then run again (what was learned is saved)",
+                                self.link.cfg.port
+                            )));
+                        }
                         if f.code == firmware_bridge::FaultCode::Protocol {
                             // The firmware lost our handshake (e.g. it rebooted).
                             self.reconnect("the firmware no longer knows this host")?;

@@ -416,3 +416,44 @@ fn an_old_firmware_is_refused_with_a_clear_message() {
     assert!(err.contains("update the firmware"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3), "refused at once, not after retries");
 }
+
+/// PROTOCOL.md §9: while a plant fault persists, the firmware answers Reset with `Fault{plant}`;
+/// resq stops with that reason (retrying cannot help) instead of reconnecting in a loop.
+#[test]
+fn a_plant_fault_at_reset_stops_with_its_reason() {
+    use firmware_bridge::{encode, Decoder, Fault, FaultCode, Hello, Message, MAX_FRAME};
+    use serialport::SerialPort;
+    use std::io::{Read, Write};
+    let (mut master, slave) = rig::pty_pair().unwrap();
+    master.set_timeout(Duration::from_millis(10)).unwrap();
+    let path = slave.name().unwrap();
+    let b = bundle();
+    let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
+    let hash = firmware_bridge::layout_hash(&signals, &["force"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let faulty = std::thread::spawn(move || {
+        let (mut decoder, mut buf, mut frame) = (Decoder::new(), [0u8; 256], [0u8; MAX_FRAME]);
+        while !s.load(Ordering::Relaxed) {
+            let n = master.read(&mut buf).unwrap_or(0);
+            for &byte in &buf[..n] {
+                let reply = match decoder.push(byte) {
+                    Some(Ok(Message::Hello(_))) => {
+                        Message::Hello(Hello::firmware(Mode::LockStep, 0, hash, 4, 1, 0xFA17))
+                    }
+                    Some(Ok(Message::Reset(_))) => Message::Fault(Fault { code: FaultCode::Plant, t_us: 1 }),
+                    _ => continue,
+                };
+                let n = encode(&reply, &mut frame).unwrap();
+                master.write_all(&frame[..n]).unwrap();
+            }
+        }
+    });
+    let mut env = connect(&b, Path::new(&path), Mode::LockStep, 0).unwrap();
+    let err = resq::sim::Env::reset(&mut env).err().expect("a plant fault stops the start of an episode");
+    stop.store(true, Ordering::Relaxed);
+    faulty.join().unwrap();
+    drop(slave);
+    assert!(err.to_string().contains("plant fault"), "{err}");
+    assert_eq!(env.link.counters.reconnects, 0);
+}
