@@ -277,6 +277,14 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "a wire name that expressions cannot use, without an alias",
+            manifest: m(replace("name = \"x_dot\"", "name = \"x-dot\"")),
+            prior: p.clone(),
+            field: Some("robot.signal[1].name"),
+            says: "`x-dot` is not a name expressions can use",
+            file: "manifest.toml",
+        },
+        Case {
             what: "a signal named twice",
             manifest: m(replace("name = \"x_dot\"", "name = \"x\"")),
             prior: p.clone(),

@@ -208,3 +208,24 @@ fn a_discrete_table_drives_a_robot_with_two_commands() {
     assert!(spy.sent.iter().all(|c| rows.contains(c)), "a command that is not a table row");
     assert!(rows.iter().all(|r| spy.sent.contains(r)), "both actions were taken");
 }
+
+/// A firmware whose names are not identifiers (`car-position`): the bundle keeps the wire name for
+/// the handshake and gives it an `alias` for expressions and observations.
+#[test]
+fn wire_names_that_are_not_identifiers_take_an_alias() {
+    reference_firmware_on_path();
+    let dir = tempfile::tempdir().unwrap();
+    let m = std::fs::read_to_string(models("mountaincar-discrete").join("manifest.toml")).unwrap();
+    let m = m
+        .replace("name = \"position\"\n", "name = \"car-position\"\nalias = \"position\"\n")
+        .replace("--signals position,velocity", "--signals car-position,velocity");
+    assert!(m.contains("alias = \"position\"") && m.contains("--signals car-position"));
+    std::fs::write(dir.path().join("manifest.toml"), m).unwrap();
+    std::fs::copy(models("mountaincar-discrete").join("prior.onnx"), dir.path().join("prior.onnx")).unwrap();
+    let b = Bundle::load(dir.path()).unwrap();
+    assert_eq!(b.signals[0], "car-position");
+    let opts = Options { eval_episodes: Some(2), ..Options::new(600, 0, dir.path().join("run")) };
+    let o = customize::run(b, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(o.env_steps, 600);
+    assert_eq!(o.link.reconnects, 0);
+}

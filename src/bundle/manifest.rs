@@ -83,7 +83,11 @@ pub struct RobotSection {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalSpec {
+    /// The name on the wire (in the handshake's layout hash): UTF-8, at most 32 bytes.
     pub name: String,
+    /// The name expressions and `[[observation]]` use, when the wire name is not an identifier
+    /// (e.g. `joint-1.pos`).
+    pub alias: Option<String>,
     #[serde(default)]
     pub unit: String,
     /// The expected range; a reading outside it is counted and the prior acts alone that tick.
@@ -95,7 +99,10 @@ pub struct SignalSpec {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
+    /// The name on the wire (in the handshake's layout hash): UTF-8, at most 32 bytes.
     pub name: String,
+    /// The name expressions use, when the wire name is not an identifier.
+    pub alias: Option<String>,
     #[serde(default)]
     pub unit: String,
     /// Every command sent is clamped to `[min, max]`.

@@ -389,33 +389,67 @@ impl Bundle {
                 ),
             ));
         }
+        // Wire names (the handshake's) and the names expressions use (an alias, or the same).
         let signals: Vec<String> = robot.signals.iter().map(|s| s.name.clone()).collect();
         let commands: Vec<String> = robot.commands.iter().map(|c| c.name.clone()).collect();
+        let signal_vars: Vec<String> =
+            robot.signals.iter().map(|s| s.alias.clone().unwrap_or_else(|| s.name.clone())).collect();
+        let command_vars: Vec<String> =
+            robot.commands.iter().map(|c| c.alias.clone().unwrap_or_else(|| c.name.clone())).collect();
+        let is_identifier = |n: &str| {
+            n.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let mut seen_wire = std::collections::HashSet::new();
         let mut seen = std::collections::HashSet::new();
-        for (i, name) in signals.iter().chain(&commands).enumerate() {
-            let field = if i < signals.len() {
-                format!("robot.signal[{i}].name")
+        let n_sig = signals.len();
+        for (i, (wire, var)) in
+            signals.iter().zip(&signal_vars).chain(commands.iter().zip(&command_vars)).enumerate()
+        {
+            let entry = if i < n_sig {
+                format!("robot.signal[{i}]")
             } else {
-                format!("robot.command[{}].name", i - signals.len())
+                format!("robot.command[{}]", i - n_sig)
             };
-            let valid = !name.is_empty()
-                && name.len() <= firmware_bridge::MAX_NAME_LEN
-                && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
+            if wire.is_empty() || wire.len() > firmware_bridge::MAX_NAME_LEN || wire.contains('\0') {
                 return Err(BundleError::field(
                     f,
-                    &field,
-                    format!("`{name}` is not a usable name"),
-                    format!("use letters, digits and `_`, starting with a letter, at most {} bytes (it is used in expressions and sent in the handshake)", firmware_bridge::MAX_NAME_LEN),
+                    &format!("{entry}.name"),
+                    format!("`{wire}` cannot be sent in the handshake"),
+                    format!(
+                        "use the firmware's name: 1 to {} bytes of UTF-8, no NUL (PROTOCOL.md §6)",
+                        firmware_bridge::MAX_NAME_LEN
+                    ),
                 ));
             }
-            let prev_clash = i < signals.len() && commands.iter().any(|c| *name == format!("{c}_prev"));
-            if !seen.insert(name.as_str()) || prev_clash || name == "a" || name == "a_prev" || name == "pi" {
+            if !is_identifier(var) {
+                let (field, fix) = if var == wire {
+                    (format!("{entry}.name"), format!("keep the firmware's name and add `alias = \"{}\"`: expressions and [[observation]] use the alias", wire.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>()))
+                } else {
+                    (
+                        format!("{entry}.alias"),
+                        "use letters, digits and `_`, starting with a letter".to_string(),
+                    )
+                };
                 return Err(BundleError::field(
                     f,
                     &field,
-                    format!("`{name}` is used twice or is reserved"),
+                    format!("`{var}` is not a name expressions can use"),
+                    fix,
+                ));
+            }
+            let prev_clash = i < n_sig && command_vars.iter().any(|c| *var == format!("{c}_prev"));
+            if !seen_wire.insert((i < n_sig, wire.as_str()))
+                || !seen.insert(var.as_str())
+                || prev_clash
+                || var == "a"
+                || var == "a_prev"
+                || var == "pi"
+            {
+                return Err(BundleError::field(
+                    f,
+                    &format!("{entry}.name"),
+                    format!("`{var}` is used twice or is reserved"),
                     "give every signal and command its own name (`a`, `a_prev`, `pi` and `<command>_prev` are reserved)",
                 ));
             }
@@ -529,14 +563,18 @@ impl Bundle {
             ObsLayout { names: vec![], index: vec![], offset: vec![], scale: vec![], residual_scale: vec![] };
         for (i, o) in m.observations.iter().enumerate() {
             let field = format!("observation[{i}].signal");
-            let idx = signals.iter().position(|s| *s == o.signal).ok_or_else(|| {
-                BundleError::field(
-                    f,
-                    &field,
-                    format!("unknown signal `{}`", o.signal),
-                    format!("the robot has signals: {}", signals.join(", ")),
-                )
-            })?;
+            let idx = signal_vars
+                .iter()
+                .position(|s| *s == o.signal)
+                .or_else(|| signals.iter().position(|s| *s == o.signal))
+                .ok_or_else(|| {
+                    BundleError::field(
+                        f,
+                        &field,
+                        format!("unknown signal `{}`", o.signal),
+                        format!("the robot has signals: {}", signal_vars.join(", ")),
+                    )
+                })?;
             if o.scale == 0.0 || !o.scale.is_finite() || !o.offset.is_finite() {
                 return Err(BundleError::field(
                     f,
@@ -750,7 +788,7 @@ impl Bundle {
         }
 
         // Expressions.
-        let vars = Variables::new(&signals, &commands);
+        let vars = Variables::new(&signal_vars, &command_vars);
         if m.addon.terms.is_empty() {
             return Err(BundleError::field(
                 f,
