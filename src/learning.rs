@@ -126,7 +126,7 @@ impl LoopLearning for Learning {
     }
 
     fn transition(&mut self, t: &Transition, env_steps: u64) -> Result<()> {
-        self.learner.core_mut().replay.push(t);
+        self.learner.core_mut().replay.push_step(t, env_steps);
         self.progress.env_steps = env_steps;
         if !(t.terminal || t.truncated) {
             self.maybe_checkpoint()?;

@@ -202,3 +202,73 @@ pub trait ResidualLearner {
         Vec::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algo::replay::{Layout, Transition};
+
+    fn core(n_step: usize) -> LearnerCore {
+        let settings = Settings {
+            omega: 0.0,
+            alpha: 1.0,
+            gamma: 0.5,
+            hidden: vec![4],
+            activation: Activation::Relu,
+            lr: 1e-3,
+            batch: 1,
+            replay_capacity: 16,
+            n_step,
+            target_tau: 0.01,
+            huber_delta: 1.0,
+            grad_clip: 0.0,
+            warmup: 1,
+            updates_per_tick: 1,
+        };
+        let replay = Replay::new(16, Layout { n_obs: 1, n_actions: 2, ..Layout::default() });
+        LearnerCore::new(settings, 1, 2, replay, 0)
+    }
+
+    fn push(c: &mut LearnerCore, reward: f32, step: u64) {
+        let t = Transition {
+            obs: &[0.0],
+            action: 0,
+            action_values: &[],
+            next_candidates: &[],
+            prior_params: &[],
+            next_prior_params: &[],
+            reward,
+            logp0_taken: 0.0,
+            logpi_taken: 0.0,
+            next_obs: &[0.0],
+            next_logp0: &[0.0, 0.0],
+            terminal: false,
+            truncated: false,
+        };
+        c.replay.push_step(&t, step);
+    }
+
+    /// The robot's steps 10, 11, 12, then 14 (13 was dropped by a full learner queue): the
+    /// 10-step return from step 10 stops at 12 and bootstraps from there, never adding 14's reward.
+    #[test]
+    fn a_dropped_transition_cuts_the_n_step_return() {
+        let mut c = core(10);
+        for (r, step) in [(1.0, 10), (2.0, 11), (4.0, 12), (8.0, 14), (16.0, 15)] {
+            push(&mut c, r, step);
+        }
+        let from10 = c.n_step(0);
+        assert_eq!(from10.g, 1.0 + 0.5 * 2.0 + 0.25 * 4.0);
+        assert_eq!(from10.last, c.replay.slot(2));
+        assert_eq!(from10.discount, 0.125, "bootstrapped (not terminal) after three steps");
+        // From step 14 on, the chain runs on (to the newest entry).
+        let from14 = c.n_step(3);
+        assert_eq!(from14.g, 8.0 + 0.5 * 16.0);
+        // Consecutive steps are not cut.
+        let mut d = core(10);
+        for (i, r) in [1.0, 2.0, 4.0].into_iter().enumerate() {
+            push(&mut d, r, 100 + i as u64);
+        }
+        assert_eq!(d.n_step(0).g, 1.0 + 0.5 * 2.0 + 0.25 * 4.0);
+        assert_eq!(d.n_step(0).last, d.replay.slot(2));
+    }
+}

@@ -79,8 +79,12 @@ pub struct Replay {
     pub logp0_taken: Vec<f32>,
     pub logpi_taken: Vec<f32>,
     pub terminal: Vec<bool>,
-    /// Terminal or truncated: the following entry starts a new episode.
+    /// Terminal or truncated: the following entry starts a new episode. Also set when the entry
+    /// after it does not follow on the robot (a transition was dropped or skipped, or a resumed run
+    /// started afresh): n-step returns are cut there and bootstrap from this entry's `next_obs`.
     pub episode_end: Vec<bool>,
+    /// The robot's step count of the newest entry (None: unknown, e.g. after a restore).
+    pub last_step: Option<u64>,
 }
 
 impl Replay {
@@ -98,6 +102,7 @@ impl Replay {
             next_candidates: vec![0.0; capacity * cand_width],
             action_values: vec![0.0; capacity * act_dim],
             written: 0,
+            last_step: None,
             obs: vec![0.0; capacity * n_obs],
             next_obs: vec![0.0; capacity * n_obs],
             next_logp0: vec![0.0; capacity * n_actions],
@@ -119,8 +124,22 @@ impl Replay {
         self.written == 0
     }
 
-    /// Appends a transition, overwriting the oldest when full. No allocation.
+    /// Appends a transition that follows the newest one on the robot (see [`Replay::push_step`]).
     pub fn push(&mut self, t: &Transition) {
+        let step = self.last_step.map_or(self.written, |s| s + 1);
+        self.push_step(t, step);
+    }
+
+    /// Appends the robot's `step`-th transition, overwriting the oldest when full. If it does not
+    /// follow the newest entry (`step ≠ last + 1`: transitions in between were dropped, or the
+    /// predecessor is unknown), the newest entry is marked as a chain's end, so no n-step return
+    /// runs across the gap. No allocation.
+    pub fn push_step(&mut self, t: &Transition, step: u64) {
+        if self.written > 0 && self.last_step.is_none_or(|last| step != last + 1) {
+            let prev = ((self.written - 1) % self.capacity as u64) as usize;
+            self.episode_end[prev] = true;
+        }
+        self.last_step = Some(step);
         let i = (self.written % self.capacity as u64) as usize;
         let (no, na) = (self.n_obs, self.n_actions);
         self.obs[i * no..(i + 1) * no].copy_from_slice(t.obs);
