@@ -52,6 +52,17 @@ fn vector_messages() -> Vec<(&'static str, Message)> {
             }),
         ),
         (
+            // 64 signals whose bytes are all non-zero: the payload has a run of more than 254
+            // non-zero bytes, so its COBS encoding has a 0xFF block (section 2).
+            "sensor_64_signals",
+            Message::Sensor(Sensor {
+                seq: 0x0101_0101,
+                t_us: 0x0101_0101_0101_0101,
+                flags: SensorFlags::TERMINATED,
+                values: (0..MAX_SIGNALS as u32).map(|i| f32::from_bits(0x3F81_0101 + 0x0101 * i)).collect(),
+            }),
+        ),
+        (
             "command",
             Message::Command(Command {
                 seq: 258,
