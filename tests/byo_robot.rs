@@ -229,3 +229,26 @@ fn wire_names_that_are_not_identifiers_take_an_alias() {
     assert_eq!(o.env_steps, 600);
     assert_eq!(o.link.reconnects, 0);
 }
+
+/// A robot that an operator resets (`[episode] reset = "operator"`), served by the reference
+/// firmware with a simulated operator: resq waits through each WAITING period (heartbeating) and
+/// the run completes without losing the session.
+#[test]
+fn resq_waits_for_the_reference_firmware_operator() {
+    reference_firmware_on_path();
+    let dir = tempfile::tempdir().unwrap();
+    let m = std::fs::read_to_string(models("mountaincar-discrete").join("manifest.toml")).unwrap();
+    let m = m
+        .replace("--safe-command 1\"", "--safe-command 1 --operator-reset-after 0.7\"")
+        .replace("success = \"terminated\"", "success = \"terminated\"\nreset = \"operator\"");
+    assert!(m.contains("--operator-reset-after 0.7") && m.contains("reset = \"operator\""));
+    std::fs::write(dir.path().join("manifest.toml"), m).unwrap();
+    std::fs::copy(models("mountaincar-discrete").join("prior.onnx"), dir.path().join("prior.onnx")).unwrap();
+    let b = Bundle::load(dir.path()).unwrap();
+    assert!(b.episode.operator_reset);
+    let opts = Options { eval_episodes: Some(1), ..Options::new(400, 0, dir.path().join("run")) };
+    let o = customize::run(b, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(o.env_steps, 400);
+    // Each reset took 0.7 s, longer than the link timeout (0.5 s): the session survived them.
+    assert_eq!(o.link.reconnects, 0, "{:?}", o.link);
+}
