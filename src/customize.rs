@@ -31,7 +31,7 @@ use crate::learning::{
     hand_over, learner_thread, record_width, Learning, LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN,
     RECORD_FLOATS,
 };
-use crate::link::{Link, LinkConfig, LinkEnv};
+use crate::link::{LinkConfig, LinkEnv};
 use crate::record::recorder::{RecordMeta, Recorder, RecorderStats};
 use crate::record::{Decisions, LinkCounters, TickRecord};
 use crate::sim::{Env, SimEnv};
@@ -161,11 +161,7 @@ fn run_on_firmware_process(bundle: Bundle, command: &str, opts: &Options) -> Res
     let fw = FirmwareProcess::start(command, &bundle.dir, &log, Duration::from_secs(120))?;
     info!("simulated robot: `{command}` on {} (log {})", fw.port.display(), log.display());
     let cfg = LinkConfig::lock_step(&fw.port.to_string_lossy());
-    let signals: Vec<&str> = bundle.signals.iter().map(String::as_str).collect();
-    let commands: Vec<&str> = bundle.commands.iter().map(String::as_str).collect();
-    let link = Link::open(cfg, &signals, &commands)?;
-    let mut env = LinkEnv::new(link, bundle.signals.len(), bundle.episode.time_limit());
-    env.operator_reset = bundle.episode.operator_reset;
+    let mut env = LinkEnv::for_bundle(cfg, &bundle)?;
     let opts = Options { source: format!("{command} (pty)"), ..opts.clone() };
     let outcome = run_in(bundle, &mut env, &opts);
     drop(fw);
@@ -413,10 +409,7 @@ impl Drive<'_> {
             frame_at = Instant::now();
             ctl.bundle.vars.fill(env.signals(), &cmd, &prev_cmd, &mut vals);
             prev_cmd.copy_from_slice(&cmd);
-            if ctl.bundle.episode.terminates(&vals) {
-                end.terminated = true;
-                end.truncated = false;
-            }
+            ctl.bundle.episode.apply(&vals, &mut end);
             let r = ctl.bundle.addon.eval(&vals, &mut terms);
             ep_addon += r;
             env_steps += 1;

@@ -110,10 +110,7 @@ pub fn evaluate(
             let mut end = env.step(&cmd)?;
             b.vars.fill(env.signals(), &cmd, &prev, &mut vals);
             prev.copy_from_slice(&cmd);
-            if b.episode.terminates(&vals) {
-                end.terminated = true;
-                end.truncated = false;
-            }
+            b.episode.apply(&vals, &mut end);
             ep.addon += b.addon.eval(&vals, &mut terms) as f64;
             for (s, t) in ep.terms.iter_mut().zip(&terms) {
                 *s += *t as f64;

@@ -403,6 +403,17 @@ pub struct LinkEnv {
 }
 
 impl LinkEnv {
+    /// Opens the link to `bundle`'s robot (handshake on its `[robot]` names) and runs its episodes
+    /// by its `[episode]` rules.
+    pub fn for_bundle(cfg: LinkConfig, bundle: &crate::Bundle) -> Result<LinkEnv, EnvError> {
+        let signals: Vec<&str> = bundle.signals.iter().map(String::as_str).collect();
+        let commands: Vec<&str> = bundle.commands.iter().map(String::as_str).collect();
+        let link = Link::open(cfg, &signals, &commands)?;
+        let mut env = LinkEnv::new(link, bundle.signals.len(), bundle.episode.time_limit());
+        env.operator_reset = bundle.episode.operator_reset;
+        Ok(env)
+    }
+
     pub fn new(link: Link, n_signals: usize, max_steps: u32) -> Self {
         LinkEnv {
             link,

@@ -238,11 +238,7 @@ fn run(cli: Cli) -> Result<()> {
             if cfg.mode == firmware_bridge::Mode::RealTime {
                 cfg.period_us = b.manifest.robot.period_ms.map_or(0, |ms| (ms * 1000.0).round() as u32);
             }
-            let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
-            let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
-            let link = resq::link::Link::open(cfg, &signals, &commands)?;
-            let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.episode.time_limit());
-            env.operator_reset = b.episode.operator_reset;
+            let mut env = resq::link::LinkEnv::for_bundle(cfg, &b)?;
             eprintln!(
                 "customizing `{name}` over {port} for {} steps; checkpoint in {}",
                 opts.steps,

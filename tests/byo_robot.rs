@@ -196,10 +196,8 @@ fn a_discrete_table_drives_a_robot_with_two_commands() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
-    let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
-    let link = Link::open(LinkConfig::lock_step(&fw.port.to_string_lossy()), &signals, &commands).unwrap();
-    let mut env = resq::link::LinkEnv::new(link, b.signals.len(), b.episode.time_limit());
+    let mut env =
+        resq::link::LinkEnv::for_bundle(LinkConfig::lock_step(&fw.port.to_string_lossy()), &b).unwrap();
     let mut spy = Spy { inner: &mut env, sent: vec![] };
     let o = customize::run_in(b, &mut spy, &Options::new(300, 0, dir.path().join("run"))).unwrap();
     assert_eq!(o.env_steps, 300);

@@ -46,12 +46,7 @@ fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEn
     cfg.mode = mode;
     cfg.period_us = period_us;
     cfg.reconnect_within = Duration::from_secs(5);
-    let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
-    let commands: Vec<&str> = b.commands.iter().map(String::as_str).collect();
-    let link = Link::open(cfg, &signals, &commands)?;
-    let mut env = LinkEnv::new(link, b.signals.len(), b.episode.time_limit());
-    env.operator_reset = b.episode.operator_reset;
-    Ok(env)
+    LinkEnv::for_bundle(cfg, b)
 }
 
 fn options(out: &Path, steps: u64, episodes: usize) -> Options {

@@ -176,10 +176,13 @@ impl EpisodeRules {
         }
     }
 
-    /// Whether the expression rule ends the episode after this step (`values` as
-    /// [`Variables::fill`] writes them).
-    pub fn terminates(&self, values: &[f32]) -> bool {
-        self.terminate.as_ref().is_some_and(|e| e.eval(values) != 0.0)
+    /// Applies the `terminate` expression to a step the robot reported: non-zero on `values`
+    /// (as [`Variables::fill`] writes them) makes it a termination.
+    pub fn apply(&self, values: &[f32], end: &mut crate::sim::StepEnd) {
+        if self.terminate.as_ref().is_some_and(|e| e.eval(values) != 0.0) {
+            end.terminated = true;
+            end.truncated = false;
+        }
     }
 }
 
