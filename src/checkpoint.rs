@@ -30,6 +30,9 @@ pub struct History {
     /// Mean add-on reward per step of each training episode.
     pub episode_addon_per_step: Vec<f32>,
     pub episode_length: Vec<f32>,
+    /// 1 if the training episode succeeded by `[episode] success`, else 0 (empty in checkpoints
+    /// written before it was kept).
+    pub episode_success: Vec<f32>,
 }
 
 /// Counters restored with the weights.
@@ -140,6 +143,12 @@ pub fn encode(
         Dtype::F32,
         vec![h.episode_length.len()],
         f32_bytes(&h.episode_length),
+    ));
+    owned.push((
+        "history.episode_success".into(),
+        Dtype::F32,
+        vec![h.episode_success.len()],
+        f32_bytes(&h.episode_success),
     ));
     // The replay ring, so a resumed run learns on at once (no second warm-up).
     let r = &learner.replay;
@@ -372,6 +381,14 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
         episode_length: read_history(&st, "history.episode_length", Dtype::F32, path, |c| {
             f32::from_le_bytes(c.try_into().expect("4 bytes"))
         })?,
+        // Absent from checkpoints written before it was kept.
+        episode_success: if st.names().iter().any(|n| *n == "history.episode_success") {
+            read_history(&st, "history.episode_success", Dtype::F32, path, |c| {
+                f32::from_le_bytes(c.try_into().expect("4 bytes"))
+            })?
+        } else {
+            Vec::new()
+        },
     };
     restore_replay(&st, learner, num("replay_written").unwrap_or(0));
     Ok(Progress { env_steps: num("env_steps")?, history })

@@ -24,6 +24,7 @@ use crate::algo::rql_discrete::ResidualSoftQ;
 use crate::algo::rql_sampled::ResidualSampledQ;
 use crate::bundle::{Bundle, Method};
 use crate::checkpoint::{self, History, Progress};
+use crate::curve::{next_due, Curve};
 use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::evaluate::{evaluate, PolicyEval};
 use crate::firmware_process::FirmwareProcess;
@@ -56,6 +57,9 @@ pub struct Options {
     pub record: Option<PathBuf>,
     /// Where the robot is (for the record): "sim" or the serial port.
     pub source: String,
+    /// Evaluate the customized policy every this many environment steps (0: never), at the
+    /// first episode end from there, for the learning curve (`<out>/curve.jsonl`).
+    pub eval_every: u64,
 }
 
 impl Options {
@@ -71,6 +75,7 @@ impl Options {
             progress: false,
             record: None,
             source: "sim".into(),
+            eval_every: 0,
         }
     }
 }
@@ -93,6 +98,9 @@ pub struct Outcome {
     /// Training ticks on which a signal was non-finite or outside its declared range (the prior
     /// acted alone on each).
     pub signal_faults: u64,
+    /// The learning curve (`--eval-every`): one object per evaluation, `env_steps` and the
+    /// numbers of [`PolicyEval::to_map`], oldest first (a resumed run's earlier points included).
+    pub curve: Vec<serde_json::Map<String, serde_json::Value>>,
     pub controller: Controller,
     pub learner: Box<dyn ResidualLearner + Send>,
 }
@@ -197,8 +205,15 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         ctl.bundle.manifest_text.clone(),
         ctl.bundle.manifest.run.checkpoint_every,
     )?;
-    let mut drive =
-        Drive { env, ctl: &mut ctl, supervisor: &mut supervisor, recorder: recorder.as_ref(), opts };
+    let mut curve = if opts.eval_every > 0 { Curve::open(&opts.out_dir, resumed_from)? } else { Curve::none() };
+    let mut drive = Drive {
+        env,
+        ctl: &mut ctl,
+        supervisor: &mut supervisor,
+        recorder: recorder.as_ref(),
+        opts,
+        curve: &mut curve,
+    };
     let started = Instant::now();
     let (end, dropped, mut learning) = if on_thread {
         if record_width(&layout) > RECORD_FLOATS {
@@ -268,6 +283,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         record_stats,
         transitions_dropped: dropped,
         signal_faults: end.signal_faults,
+        curve: curve.points,
         controller: ctl,
         learner,
     })
@@ -288,12 +304,16 @@ struct Drive<'a> {
     supervisor: &'a mut Supervisor,
     recorder: Option<&'a Recorder>,
     opts: &'a Options,
+    curve: &'a mut Curve,
 }
 
 impl Drive<'_> {
     /// Drives the robot from step `from` to `opts.steps`, feeding `learning`.
     fn run(&mut self, learning: &mut dyn LoopLearning, from: u64) -> Result<LoopEnd> {
         let (env, ctl, supervisor, opts) = (&mut *self.env, &mut *self.ctl, &mut *self.supervisor, self.opts);
+        let curve = &mut *self.curve;
+        let mut eval_due = if opts.eval_every > 0 { next_due(from, opts.eval_every) } else { u64::MAX };
+        let eval_episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
         let explore =
             if ctl.bundle.manifest.exploration.mode == "greedy" { ActMode::Greedy } else { ActMode::Sample };
         let ex = ctl.bundle.manifest.exploration.clone();
@@ -461,20 +481,14 @@ impl Drive<'_> {
                 break;
             }
             window_steps += 1;
-            match next {
-                Some(n) => {
-                    d = n;
-                    if continuing && window_steps >= window {
-                        // A continuing task: a window of steps stands in for an episode.
-                        learning.episode_end(window_steps, ep_addon / window_steps as f32)?;
-                        ep_addon = 0.0;
-                        window_steps = 0;
-                    }
-                }
-                None => {
-                    let len = window_steps.max(1);
-                    learning.episode_end(len, ep_addon / len as f32)?;
-                    window_steps = 0;
+            let window_done = continuing && window_steps >= window;
+            if next.is_none() || window_done {
+                // An episode (or a continuing task's window) ended.
+                let success = end.interrupted
+                    || ctl.bundle.episode.succeeded(end, &vals, window_steps, window_done);
+                let len = window_steps.max(1);
+                learning.episode_end(len, ep_addon / len as f32, success)?;
+                if next.is_none() {
                     episodes += 1;
                     if opts.progress {
                         // Formatting allocates: only when someone watches the bar.
@@ -483,7 +497,27 @@ impl Drive<'_> {
                             ep_addon / len as f32
                         ));
                     }
+                }
+                ep_addon = 0.0;
+                window_steps = 0;
+            }
+            let mut restart = next.is_none();
+            if (next.is_none() || window_done) && env_steps >= eval_due {
+                // A point of the learning curve, on the evaluation starts; then training goes on
+                // from a new episode (a continuing task is reset).
+                bar.set_message(format!("evaluating at step {env_steps}"));
+                let eval = evaluate(ctl, env, supervisor, PolicyChoice::Customized, eval_episodes, opts.seed)?;
+                curve.push(env_steps, &eval)?;
+                info!("learning curve at step {env_steps}: {}", curve_line(&eval));
+                eval_due = next_due(env_steps, opts.eval_every);
+                env.reseed(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ env_steps);
+                restart = true;
+            }
+            match next {
+                Some(n) if !restart => d = n,
+                _ => {
                     ep_addon = 0.0;
+                    window_steps = 0;
                     prev_cmd.iter_mut().for_each(|v| *v = 0.0);
                     env.reset()?;
                     supervisor.new_episode();
@@ -497,6 +531,15 @@ impl Drive<'_> {
         bar.finish_and_clear();
         Ok(LoopEnd { env_steps, estop, signal_faults })
     }
+}
+
+/// One point of the curve for the log: success rate and the bundle's metrics.
+fn curve_line(e: &PolicyEval) -> String {
+    let mut s = format!("success {:.2}", e.success_rate);
+    for (k, v) in &e.metrics {
+        s += &format!(", {k} {v:.4}");
+    }
+    s
 }
 
 /// Fills the parts of a tick record known before the command is sent.

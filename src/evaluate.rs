@@ -4,7 +4,7 @@
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::bundle::{Reduce, Success};
+use crate::bundle::Reduce;
 use crate::control::{ActMode, Controller, PolicyChoice};
 use crate::sim::{Env, EnvError};
 use crate::supervisor::Supervisor;
@@ -130,15 +130,8 @@ pub fn evaluate(
             let window_done = continuing && ep.steps >= b.episode.window as u64;
             if end.done() || window_done {
                 if !end.interrupted {
-                    ep.successes = match &b.episode.success {
-                        Success::Terminated => end.terminated as u64,
-                        Success::TimeLimit => {
-                            (window_done || (end.truncated && env.episode_steps() >= b.episode.time_limit()))
-                                as u64
-                        }
-                        Success::Flag => end.success as u64,
-                        Success::Expr(e) => (e.eval(&vals) != 0.0) as u64,
-                    };
+                    ep.successes =
+                        b.episode.succeeded(end, &vals, env.episode_steps(), window_done) as u64;
                     total.add(&ep);
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;

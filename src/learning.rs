@@ -32,8 +32,9 @@ pub trait LoopLearning {
     fn between_ticks(&mut self, ctl: &mut Controller) -> Result<()>;
     /// A transition the robot just made, its `env_steps`-th (counting from the first run).
     fn transition(&mut self, t: &Transition, env_steps: u64) -> Result<()>;
-    /// The episode that the last transition ended.
-    fn episode_end(&mut self, length: u32, addon_per_step: f32) -> Result<()>;
+    /// The episode that the last transition ended (or a continuing task's window), and whether
+    /// it succeeded by `[episode] success`.
+    fn episode_end(&mut self, length: u32, addon_per_step: f32, success: bool) -> Result<()>;
     /// The learner diverged: the controller must act on the prior alone.
     fn diverged(&self) -> bool;
     /// The widths of a transition.
@@ -134,11 +135,12 @@ impl LoopLearning for Learning {
         Ok(())
     }
 
-    fn episode_end(&mut self, length: u32, addon_per_step: f32) -> Result<()> {
+    fn episode_end(&mut self, length: u32, addon_per_step: f32, success: bool) -> Result<()> {
         let h = &mut self.progress.history;
         h.episode_end_step.push(self.progress.env_steps as f64);
         h.episode_addon_per_step.push(addon_per_step);
         h.episode_length.push(length as f32);
+        h.episode_success.push(success as u8 as f32);
         self.maybe_checkpoint()
     }
 
@@ -178,7 +180,7 @@ pub struct Record {
 #[allow(clippy::large_enum_variant)]
 pub enum Message {
     Transition(Record),
-    EpisodeEnd { length: u32, addon_per_step: f32 },
+    EpisodeEnd { length: u32, addon_per_step: f32, success: bool },
 }
 
 /// The floats a transition of `layout` needs.
@@ -296,8 +298,8 @@ impl LoopLearning for ThreadSide<'_> {
         Ok(())
     }
 
-    fn episode_end(&mut self, length: u32, addon_per_step: f32) -> Result<()> {
-        self.send(Message::EpisodeEnd { length, addon_per_step });
+    fn episode_end(&mut self, length: u32, addon_per_step: f32, success: bool) -> Result<()> {
+        self.send(Message::EpisodeEnd { length, addon_per_step, success });
         Ok(())
     }
 
@@ -331,8 +333,8 @@ pub fn learner_thread(
                     learning.transition(&r.unpack(&layout), r.step)?;
                     received += 1;
                 }
-                Message::EpisodeEnd { length, addon_per_step } => {
-                    learning.episode_end(length, addon_per_step)?
+                Message::EpisodeEnd { length, addon_per_step, success } => {
+                    learning.episode_end(length, addon_per_step, success)?
                 }
             }
         }

@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod control;
 pub mod control_continuous;
+pub mod curve;
 pub mod customize;
 pub mod error;
 pub mod evaluate;

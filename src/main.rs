@@ -97,6 +97,11 @@ struct Learn {
     /// Evaluation episodes per policy (default: the manifest's).
     #[arg(long)]
     episodes: Option<usize>,
+    /// Evaluate the customized policy every N environment steps (on evaluation starts, not
+    /// counted as training) for the learning curve: `<out>/curve.jsonl`, the report's `curve`
+    /// and the plot.
+    #[arg(long, value_name = "N")]
+    eval_every: Option<u64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -116,6 +121,7 @@ impl Learn {
         let opts = Options {
             fresh: self.fresh,
             eval_episodes: self.episodes,
+            eval_every: self.eval_every.unwrap_or(0),
             progress: !self.quiet,
             ..Options::new(
                 self.steps.unwrap_or(b.manifest.run.steps),
@@ -143,6 +149,25 @@ impl Learn {
                 String::new()
             }
         );
+        let h = &outcome.history;
+        if !h.episode_success.is_empty() {
+            let failed = h.episode_success.iter().filter(|s| **s == 0.0).count();
+            println!(
+                "training episodes failed: {failed} of {} ({:.1} %); the prior as deployed fails {:.1} %",
+                h.episode_success.len(),
+                100.0 * failed as f64 / h.episode_success.len() as f64,
+                100.0 * (1.0 - outcome.prior.success_rate)
+            );
+        }
+        let curve = report::curve(outcome);
+        if !curve.is_empty() {
+            println!("learning curve (the customized policy, evaluated as at the end):");
+            println!("{:>10} {:>8} {:>14} {:>14}", "steps", "success", "add-on return", metric);
+            for p in &curve {
+                let g = |k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+                println!("{:>10} {:>8.2} {:>14.4} {:>14.4}", g("env_steps"), g("success_rate"), g("addon_return"), g(metric));
+            }
+        }
         let report_path = self.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
         report::write_json(&report_path, &report::to_json(name, opts.seed, outcome))?;
         let plot_path = self.plot.clone().unwrap_or_else(|| opts.out_dir.join("plot.png"));

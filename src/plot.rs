@@ -1,5 +1,6 @@
 //! The end-of-run PNG: add-on reward per step over training (left) and the distribution of the
-//! bundle's first metric, prior vs customized (right). The font ships with resq
+//! bundle's first metric, prior vs customized (right); with a learning curve (`--eval-every`), a
+//! second row: the first metric and the success rate at each evaluation, against the prior's. The font ships with resq
 //! (`assets/fonts`), so plots render the same on a machine without system fonts.
 
 use std::path::Path;
@@ -33,16 +34,77 @@ fn histogram(samples: &[f32], lo: f32, hi: f32, bins: usize) -> Vec<f32> {
     h
 }
 
+fn num(p: &serde_json::Value, k: &str) -> f64 {
+    p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+}
+
+/// One learning-curve panel: `ys` at `steps`, and the prior's value as a dashed line.
+fn curve_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    steps: &[f64],
+    ys: &[f64],
+    prior: f64,
+    name: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let x_max = steps.iter().copied().fold(1.0, f64::max);
+    let finite = ys.iter().copied().chain([prior]).filter(|v| v.is_finite());
+    let (mut lo, mut hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if name == "success rate" {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let mut chart = ChartBuilder::on(area)
+        .margin(15)
+        .caption(format!("learning curve: `{name}` at each evaluation"), ("sans-serif", 16))
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
+    chart.configure_mesh().x_desc("environment steps").y_desc(name).draw()?;
+    let dashes = (0..40).map(|i| {
+        let (a, b) = (x_max * i as f64 / 40.0, x_max * (i as f64 + 0.5) / 40.0);
+        PathElement::new(vec![(a, prior), (b, prior)], BLUE.stroke_width(2))
+    });
+    chart
+        .draw_series(dashes)?
+        .label("prior")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    let pts: Vec<(f64, f64)> = steps.iter().copied().zip(ys.iter().copied()).filter(|p| p.1.is_finite()).collect();
+    chart.draw_series(LineSeries::new(pts.clone(), RED.stroke_width(2)))?;
+    chart
+        .draw_series(pts.iter().map(|p| Circle::new(*p, 4, RED.filled())))?
+        .label("customized")
+        .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    Ok(())
+}
+
 pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result<()> {
     register_font();
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let e = |err: &dyn std::fmt::Display| anyhow!("plotting {}: {err}", path.display());
-    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    let curve = crate::report::curve(o);
+    let height = if curve.is_empty() { 560 } else { 1060 };
+    let root = BitMapBackend::new(path, (1400, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let root = root.titled(title, ("sans-serif", 22)).map_err(|x| e(&x))?;
-    let (left, right) = root.split_horizontally(700);
+    let (top, bottom) = root.split_vertically(530);
+    let (left, right) = top.split_horizontally(700);
+    if !curve.is_empty() {
+        let (cl, cr) = bottom.split_horizontally(700);
+        let steps: Vec<f64> = curve.iter().map(|p| num(p, "env_steps")).collect();
+        let prior_metric = o.prior.metrics.first().map_or(o.prior.addon_return, |m| m.1);
+        let key = o.prior.metrics.first().map_or("addon_return", |m| m.0.as_str());
+        let label = if o.prior.metrics.is_empty() { "add-on return" } else { metric_name };
+        let metric: Vec<f64> = curve.iter().map(|p| num(p, key)).collect();
+        curve_panel(&cl, &steps, &metric, prior_metric, label).map_err(|x| e(&x))?;
+        let success: Vec<f64> = curve.iter().map(|p| num(p, "success_rate")).collect();
+        curve_panel(&cr, &steps, &success, o.prior.success_rate, "success rate").map_err(|x| e(&x))?;
+    }
 
     // Left: add-on reward per step of each training episode, and its running mean.
     let h = &o.history;

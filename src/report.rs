@@ -14,6 +14,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
     let e = &o.controller.bundle.episode;
     // A continuing task's windows always run to their length.
     let max_steps = if e.continuing { e.window as f32 } else { e.time_limit() as f32 };
+    let judged = o.history.episode_success.len();
+    let failed = o.history.episode_success.iter().filter(|s| **s == 0.0).count();
     json!({
         "bundle": bundle_name,
         "seed": seed,
@@ -22,7 +24,14 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         "prior": o.prior.to_map(),
         "customized": o.customized.to_map(),
         "warnings": warnings(o),
+        "curve": curve(o),
+        "curve_worst": curve_worst(o),
         "training": {
+            // Training episodes (or windows) that did not succeed by `[episode] success`, beside
+            // the prior's failure rate as deployed (its evaluation policy).
+            "episodes_failed": failed,
+            "failure_rate": failed as f64 / judged.max(1) as f64,
+            "prior_failure_rate": 1.0 - o.prior.success_rate,
             "updates": o.updates,
             "episodes": o.history.episode_length.len(),
             // Without a time limit every episode ends "early": the count says nothing then.
@@ -35,6 +44,51 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             "prior_engine": if o.controller.bundle.prior.is_realtime_safe() { "resq kernels" } else { "tract (allocates)" },
         }
     })
+}
+
+/// The learning curve: the prior at step 0 (the customized policy starts on it), then each
+/// `--eval-every` point.
+pub fn curve(o: &Outcome) -> Vec<serde_json::Value> {
+    if o.curve.is_empty() {
+        return Vec::new();
+    }
+    let mut start = serde_json::Map::new();
+    start.insert("env_steps".into(), 0.into());
+    start.extend(o.prior.to_map());
+    std::iter::once(start).chain(o.curve.iter().cloned()).map(serde_json::Value::Object).collect()
+}
+
+/// The curve's worst points against the prior: the lowest success rate, and the largest
+/// shortfall of the add-on return relative to the prior's (`(prior − customized) / |prior|`;
+/// positive is worse than the prior). `null` without a curve.
+pub fn curve_worst(o: &Outcome) -> serde_json::Value {
+    let num = |p: &serde_json::Map<String, serde_json::Value>, k: &str| p.get(k).and_then(|v| v.as_f64());
+    let worst = o.curve.iter().fold(None::<(f64, f64, u64, u64)>, |acc, p| {
+        let (Some(s), Some(a), Some(step)) =
+            (num(p, "success_rate"), num(p, "addon_return"), p.get("env_steps").and_then(|v| v.as_u64()))
+        else {
+            return acc;
+        };
+        let short = (o.prior.addon_return - a) / o.prior.addon_return.abs().max(1e-9);
+        Some(match acc {
+            None => (s, short, step, step),
+            Some((ws, wa, ss, sa)) => {
+                let (ws, ss) = if s < ws { (s, step) } else { (ws, ss) };
+                let (wa, sa) = if short > wa { (short, step) } else { (wa, sa) };
+                (ws, wa, ss, sa)
+            }
+        })
+    });
+    match worst {
+        None => serde_json::Value::Null,
+        Some((s, a, ss, sa)) => json!({
+            "success_rate": s,
+            "success_rate_at": ss,
+            "success_rate_drop": o.prior.success_rate - s,
+            "addon_shortfall": a,
+            "addon_shortfall_at": sa,
+        }),
+    }
 }
 
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {

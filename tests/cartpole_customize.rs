@@ -116,3 +116,36 @@ fn signals_outside_their_declared_range_are_counted_and_the_prior_acts() {
     assert!(s.fallbacks >= o.signal_faults);
     assert_eq!(o.env_steps, 1_500);
 }
+
+/// `--eval-every`: the learning curve evaluates the policy of that moment on the evaluation
+/// starts (its point at the last step is the final evaluation, number for number), starts from
+/// the prior, is written to `curve.jsonl` as it goes, and the report carries it with the
+/// training failures.
+#[test]
+fn the_learning_curve_evaluates_the_policy_of_its_moment() {
+    let out = tempfile::tempdir().unwrap();
+    let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole")).unwrap();
+    let opts = Options { eval_episodes: Some(5), eval_every: 1000, ..Options::new(3000, 0, out.path()) };
+    let o = customize::run(b, &opts).unwrap();
+    // The CartPole prior keeps every episode to its 500-step limit here, so episodes end on
+    // multiples of 1 000.
+    let steps: Vec<u64> = o.curve.iter().map(|p| p["env_steps"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1000, 2000, 3000]);
+    let last = o.curve.last().unwrap();
+    for (k, v) in o.customized.to_map() {
+        assert_eq!(last[&k], v, "{k}: the curve's last point is the final evaluation");
+    }
+    assert_ne!(o.curve[0]["mean_abs_x"], last["mean_abs_x"], "the curve moves as the policy learns");
+    let text = std::fs::read_to_string(out.path().join(resq::curve::CURVE_FILE)).unwrap();
+    assert_eq!(text.lines().count(), 3);
+
+    let json = report::to_json("cartpole", 0, &o);
+    let curve = json["curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 4);
+    assert_eq!(curve[0]["env_steps"], 0);
+    assert_eq!(curve[0]["mean_abs_x"], json["prior"]["mean_abs_x"]);
+    let t = &json["training"];
+    assert_eq!(t["episodes_failed"], 0, "the prior's task held in training: {t}");
+    assert_eq!(t["prior_failure_rate"], 0.0);
+    assert!(json["curve_worst"]["success_rate"].as_f64().unwrap() >= 0.95, "{}", json["curve_worst"]);
+}

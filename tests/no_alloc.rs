@@ -168,7 +168,7 @@ fn handing_over_to_a_learner_thread_allocates_nothing() {
         for i in 0..1000u64 {
             side.transition(&t, i).unwrap();
             if i % 100 == 99 {
-                side.episode_end(100, -0.1).unwrap();
+                side.episode_end(100, -0.1, true).unwrap();
             }
             // The learner's end (here on the same thread): take the messages, publish weights.
             while rx.dequeue().is_some() {}

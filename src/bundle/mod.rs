@@ -176,6 +176,18 @@ impl EpisodeRules {
         }
     }
 
+    /// Whether an episode that just ended was a success by `[episode] success`. `values` are its
+    /// last step's (as [`Variables::fill`] writes them), `steps` its length; `window_done`: a
+    /// continuing task's window ran to its length (a success by the time limit).
+    pub fn succeeded(&self, end: crate::sim::StepEnd, values: &[f32], steps: u32, window_done: bool) -> bool {
+        match &self.success {
+            Success::Terminated => end.terminated,
+            Success::TimeLimit => window_done || (end.truncated && steps >= self.time_limit()),
+            Success::Flag => end.success,
+            Success::Expr(e) => e.eval(values) != 0.0,
+        }
+    }
+
     /// Applies the `terminate` expression to a step the robot reported: non-zero on `values`
     /// (as [`Variables::fill`] writes them) makes it a termination.
     pub fn apply(&self, values: &[f32], end: &mut crate::sim::StepEnd) {
