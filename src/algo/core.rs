@@ -28,19 +28,45 @@ pub struct Settings {
     pub updates_per_tick: usize,
 }
 
-/// The n-step residual return from one replay entry:
-/// `g = Σ_{k<m} γ^k·r̃_{t+k}` with `r̃_t = r_R,t` and, for `k ≥ 1`,
-/// `r̃_{t+k} = r_R,t+k + ω'·log π0(a_{t+k}|s_{t+k}) − α̂·log π̂(a_{t+k}|s_{t+k})`, cut at the end of
-/// an episode; the target is `g + discount·V⁻(next state of entry `last`)`.
+/// The n-step residual return from one replay entry at step `t`, over `m ≤ n` consecutive
+/// entries cut at the end of an episode (or at a step the replay never got):
+///
+/// ```text
+/// y = Σ_{k<m} γ^k·r_R,t+k + Σ_{1≤k<m} γ^k·(ω'·log π0(a_{t+k}|s_{t+k}) − α̂·log π̂(a_{t+k}|s_{t+k}))
+///     + discount·V⁻(s_{t+m})
+/// ```
+///
+/// `g` holds the first sum (add-on rewards only). The second is each learner's, under the
+/// *current* π̂ (the one whose value the head learns), never the π̂ stored at acting time, which
+/// was the KL-blended or an older policy: with it the target would be too low by about
+/// `α̂·γ^k·KL(π_b‖π̂)` per intermediate step. With the current π̂ the target is exact at the
+/// fixed point on any data, since `ω'·log π0 − α̂·log π̂ = V(s) − Q_R(s,a)` and the sum
+/// telescopes (tested against a tabular solution). The intermediate steps are the entries
+/// `first_step + k`, `1 ≤ k < m` ([`LearnerCore::mid_steps`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NStep {
     /// Slot of the first transition (its `s`, `a`).
     pub first: usize,
+    /// Replay step of the first transition.
+    pub first_step: u64,
+    /// Transitions in the return.
+    pub m: usize,
     /// Slot whose next state is bootstrapped from.
     pub last: usize,
+    /// `Σ_{k<m} γ^k·r_R,t+k`.
     pub g: f32,
     /// `γ^m`, or 0 when the last transition reached a true terminal state.
     pub discount: f32,
+}
+
+/// An intermediate step of an n-step return: the entry at `slot` (its `s`, `a`), the entry
+/// before it at `prev` (whose next state is `s`, with `log π0(·|s)` or the candidates there),
+/// and its weight `γ^k`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MidStep {
+    pub slot: usize,
+    pub prev: usize,
+    pub weight: f32,
 }
 
 /// Online head, target, optimiser, replay.
@@ -95,25 +121,32 @@ impl LearnerCore {
     pub fn n_step(&self, k: u64) -> NStep {
         let (s, r) = (&self.settings, &self.replay);
         let first = r.slot(k);
-        let (mut g, mut disc, mut last) = (0.0f32, 1.0f32, first);
+        let (mut g, mut disc, mut last, mut m) = (0.0f32, 1.0f32, first, 0);
         for j in 0..s.n_step {
             let step = k + j as u64;
             if step >= r.written {
                 break;
             }
             let slot = r.slot(step);
-            let mut rt = r.reward[slot];
-            if j > 0 {
-                rt += s.omega * r.logp0_taken[slot] - s.alpha * r.logpi_taken[slot];
-            }
-            g += disc * rt;
+            g += disc * r.reward[slot];
             disc *= s.gamma;
             last = slot;
+            m += 1;
             if r.episode_end[slot] {
                 break;
             }
         }
-        NStep { first, last, g, discount: if r.terminal[last] { 0.0 } else { disc } }
+        NStep { first, first_step: k, m, last, g, discount: if r.terminal[last] { 0.0 } else { disc } }
+    }
+
+    /// The intermediate steps `1 ≤ k < m` of `n`, whose soft terms the learner adds.
+    pub fn mid_steps(&self, n: &NStep) -> impl Iterator<Item = MidStep> + '_ {
+        let (gamma, first) = (self.settings.gamma, n.first_step);
+        (1..n.m).map(move |k| MidStep {
+            slot: self.replay.slot(first + k as u64),
+            prev: self.replay.slot(first + k as u64 - 1),
+            weight: gamma.powi(k as i32),
+        })
     }
 
     /// Huber loss of `err` and its derivative.
@@ -227,6 +260,52 @@ mod tests {
         };
         let replay = Replay::new(16, Layout { n_obs: 1, n_actions: 2, ..Layout::default() });
         LearnerCore::new(settings, 1, 2, replay, 0)
+    }
+
+    fn push_end(c: &mut LearnerCore, reward: f32, step: u64, terminal: bool, truncated: bool) {
+        let t = Transition {
+            obs: &[0.0],
+            action: 0,
+            action_values: &[],
+            next_candidates: &[],
+            prior_params: &[],
+            next_prior_params: &[],
+            reward,
+            logp0_taken: 0.0,
+            logpi_taken: 0.0,
+            next_obs: &[0.0],
+            next_logp0: &[0.0, 0.0],
+            terminal,
+            truncated,
+        };
+        c.replay.push_step(&t, step);
+    }
+
+    /// `n_step` sums `γ^k·r_R` over at most n entries, stops at an episode's last entry, gives
+    /// `γ^m` after m entries, 0 after a termination and `γ^m` after a truncation (which
+    /// bootstraps), and names the intermediate entries with their weights `γ^k`.
+    #[test]
+    fn n_step_cuts_at_episode_ends_and_discounts_by_gamma_to_the_m() {
+        let mut c = core(3);
+        // Episode 1: steps 0..=3, terminated at 3. Episode 2: steps 4, 5, truncated at 5.
+        // Episode 3: steps 6.., running.
+        for (k, r) in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0].into_iter().enumerate() {
+            push_end(&mut c, r, k as u64, k == 3, k == 5);
+        }
+        let n = c.n_step(0);
+        assert_eq!((n.g, n.m, n.discount, n.last), (1.0 + 0.5 * 2.0 + 0.25 * 4.0, 3, 0.125, c.replay.slot(2)));
+        let mids: Vec<(usize, usize, f32)> = c.mid_steps(&n).map(|m| (m.slot, m.prev, m.weight)).collect();
+        assert_eq!(mids, [(1, 0, 0.5), (2, 1, 0.25)]);
+        let n = c.n_step(2);
+        assert_eq!((n.g, n.m, n.discount), (4.0 + 0.5 * 8.0, 2, 0.0), "cut at the termination, no bootstrap");
+        let n = c.n_step(3);
+        assert_eq!((n.g, n.m, n.discount), (8.0, 1, 0.0));
+        let n = c.n_step(4);
+        assert_eq!((n.g, n.m, n.discount), (16.0 + 0.5 * 32.0, 2, 0.25), "a truncation bootstraps");
+        assert_eq!(c.n_step(5).m, 1);
+        let n = c.n_step(8);
+        assert_eq!((n.g, n.m, n.discount), (256.0 + 0.5 * 512.0, 2, 0.25), "the newest entry ends the chain");
+        assert_eq!(c.mid_steps(&n).count(), 1);
     }
 
     fn push(c: &mut LearnerCore, reward: f32, step: u64) {

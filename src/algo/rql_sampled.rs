@@ -14,7 +14,9 @@
 //! `Q_R` is fitted to the same n-step residual target as the discrete head
 //! ([`super::core::NStep`]), bootstrapping with `V⁻` (the target network) over the candidates
 //! stored with the transition — the ones the robot drew when it acted at `s'` — so learning
-//! never re-runs the prior. With a zero-initialised head and ω' = α̂ all weights are equal and
+//! never re-runs the prior. Each intermediate step `k` of the return adds
+//! `γ^k·(V⁻(s_{t+k}) − Q_R⁻(s_{t+k}, a_{t+k}))`, which is `ω'·log π0 − α̂·log π̂⁻` of the taken
+//! action under the current policy, with `V⁻` over the candidates drawn at `s_{t+k}`. With a zero-initialised head and ω' = α̂ all weights are equal and
 //! the robot acts exactly as the prior.
 
 use ndarray::Array2;
@@ -53,6 +55,12 @@ pub struct ResidualSampledQ {
     logp0_boot: Vec<f32>,
     returns: Vec<f32>,
     boot_discount: Vec<f32>,
+    /// Intermediate steps of the minibatch's returns (at most `batch·(n−1)`): per step, K
+    /// candidate rows then the taken action's row; their `log π0`, weights and minibatch rows.
+    mid_x: Array2<f32>,
+    mid_logp0: Vec<f32>,
+    mid_weight: Vec<f32>,
+    mid_row: Vec<usize>,
 }
 
 impl ResidualSampledQ {
@@ -62,7 +70,12 @@ impl ResidualSampledQ {
             settings.replay_capacity,
             Layout { n_obs, n_actions: k, act_dim, cand_width: k * act_dim, param_width: 0 },
         );
+        let mids = b * settings.n_step.saturating_sub(1);
         ResidualSampledQ {
+            mid_x: Array2::zeros((mids * (k + 1), n_obs + act_dim)),
+            mid_logp0: vec![0.0; mids * k],
+            mid_weight: vec![0.0; mids],
+            mid_row: vec![0; mids],
             core: LearnerCore::new(settings, n_obs + act_dim, 1, replay, seed),
             k,
             act_dim,
@@ -90,6 +103,7 @@ impl ResidualLearner for ResidualSampledQ {
         }
         let (b, k, ad) = (self.core.settings.batch, self.k, self.act_dim);
         let n_obs = self.core.replay.n_obs;
+        let mut mids = 0;
         for row in 0..b {
             let step = self.core.draw();
             let n = self.core.n_step(step);
@@ -105,10 +119,35 @@ impl ResidualLearner for ResidualSampledQ {
                 xb[n_obs..].copy_from_slice(&cands[c * ad..(c + 1) * ad]);
             }
             self.logp0_boot[row * k..(row + 1) * k].copy_from_slice(r.next_logp0_at(n.last));
+            for mid in self.core.mid_steps(&n) {
+                let base = mids * (k + 1);
+                let cands = r.next_candidates_at(mid.prev);
+                for c in 0..k {
+                    let mut xm = self.mid_x.row_mut(base + c);
+                    let xm = xm.as_slice_mut().expect("row-major");
+                    xm[..n_obs].copy_from_slice(r.obs_at(mid.slot));
+                    xm[n_obs..].copy_from_slice(&cands[c * ad..(c + 1) * ad]);
+                }
+                r.state_action_into(mid.slot, self.mid_x.row_mut(base + k).as_slice_mut().expect("row-major"));
+                self.mid_logp0[mids * k..(mids + 1) * k].copy_from_slice(r.next_logp0_at(mid.prev));
+                self.mid_weight[mids] = mid.weight;
+                self.mid_row[mids] = row;
+                mids += 1;
+            }
         }
         let (omega, alpha) = (self.core.settings.omega, self.core.settings.alpha);
         let q_boot = self.core.target.predict(self.x_boot.view());
         let q_boot = q_boot.as_slice().expect("row-major");
+        if mids > 0 {
+            // ω'·log π0(a|s) − α̂·log π̂⁻(a|s) = V⁻(s) − Q_R⁻(s,a) at each intermediate step.
+            let q_mid = self.core.target.predict(self.mid_x.slice(ndarray::s![..mids * (k + 1), ..]));
+            let q_mid = q_mid.as_slice().expect("row-major");
+            for i in 0..mids {
+                let q = &q_mid[i * (k + 1)..(i + 1) * (k + 1)];
+                let v = sampled_soft_value(&q[..k], &self.mid_logp0[i * k..(i + 1) * k], omega, alpha);
+                self.returns[self.mid_row[i]] += self.mid_weight[i] * (v - q[k]);
+            }
+        }
         let trace = self.core.online.forward_batch(self.x.view());
         let q = trace.acts.last().expect("output");
         let mut d_out = Array2::<f32>::zeros(q.raw_dim());
