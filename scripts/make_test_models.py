@@ -5,6 +5,9 @@
 - dense_matmul_tanh.onnx: MatMul+Add / Tanh / MatMul+Add (resq compiles it to its own kernels)
 - logsoftmax_head.onnx:   Gemm / Relu / Gemm / LogSoftmax (not a plain dense chain: runs through tract)
 - unsupported_op.onnx:    an operator no runtime knows (loading must fail with a clear message)
+- masked_logits.onnx:     4 -> 16 tanh -> 3 logits, the third always -inf (a masked action)
+- nan_when_x_negative.onnx: 4 -> 2 logits + sqrt(obs[0]): NaN whenever obs[0] < 0 (a prior
+                          that fails on part of the state space)
 """
 import json
 import os
@@ -22,13 +25,17 @@ def io(name, width):
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width])
 
 
-def save(model, name, n_in):
+def save(model, name, n_in, golden=True):
+    """Writes the model and (golden) onnxruntime's outputs for 32 inputs; without golden, the
+    random draws are still made, so the other files stay the same."""
     onnx.checker.check_model(model)
     path = os.path.join(OUT, name + ".onnx")
     onnx.save(model, path)
     x = rng.standard_normal((32, n_in)).astype(np.float32)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    if not golden:  # non-finite outputs are not JSON
+        return
     with open(os.path.join(OUT, name + "_golden.json"), "w") as f:
         json.dump({"generator": "scripts/make_test_models.py", "onnxruntime_version": ort.__version__,
                    "inputs": x.tolist(), "outputs": y.tolist()}, f)
@@ -63,4 +70,26 @@ nodes = [helper.make_node("FrobnicateQ", ["obs"], ["q"])]
 g = helper.make_graph(nodes, "bad", [io("obs", 4)], [io("q", 2)])
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 onnx.save(m, os.path.join(OUT, "unsupported_op.onnx"))
+# 4. A masked action: the third logit's bias is -inf.
+b2 = w(3)
+b2[2] = -np.inf
+inits = [numpy_helper.from_array(w(4, 16), "w1"), numpy_helper.from_array(w(16), "b1"),
+         numpy_helper.from_array(w(16, 3), "w2"), numpy_helper.from_array(b2, "b2")]
+nodes = [helper.make_node("MatMul", ["obs", "w1"], ["h1"]), helper.make_node("Add", ["h1", "b1"], ["z1"]),
+         helper.make_node("Tanh", ["z1"], ["a1"]), helper.make_node("MatMul", ["a1", "w2"], ["h2"]),
+         helper.make_node("Add", ["h2", "b2"], ["logits"])]
+g = helper.make_graph(nodes, "masked", [io("obs", 4)], [io("logits", 3)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "masked_logits", 4, golden=False)
+
+# 5. NaN on half the state space: logits + sqrt(obs[:, 0:1]) (the same for both actions where
+# finite; tract folds a product with 0 away, so no `0 * sqrt`).
+inits = [numpy_helper.from_array(w(4, 2), "w1"), numpy_helper.from_array(w(2), "b1"),
+         numpy_helper.from_array(np.array([0], np.int64), "start"),
+         numpy_helper.from_array(np.array([1], np.int64), "end"),
+         numpy_helper.from_array(np.array([1], np.int64), "axis")]
+nodes = [helper.make_node("MatMul", ["obs", "w1"], ["h1"]), helper.make_node("Add", ["h1", "b1"], ["z1"]),
+         helper.make_node("Slice", ["obs", "start", "end", "axis"], ["x0"]),
+         helper.make_node("Sqrt", ["x0"], ["r"]), helper.make_node("Add", ["z1", "r"], ["logits"])]
+g = helper.make_graph(nodes, "nan_when_x_negative", [io("obs", 4)], [io("logits", 2)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "nan_when_x_negative", 4, golden=False)
 print("wrote", sorted(os.listdir(OUT)))

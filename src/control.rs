@@ -66,6 +66,9 @@ pub struct Decision {
     /// A signal was non-finite or outside its declared range (`[[robot.signal]] min/max`): the
     /// prior acted alone on this tick.
     pub signal_fault: bool,
+    /// The prior failed at this state (it errored, or gave NaN, +∞, or −∞ for every action):
+    /// the safe command was sent, and no transition from or to this state is learned from.
+    pub prior_fault: bool,
 }
 
 /// The linear KL-budget schedule: `start` at step 0 to `end` at step `ramp`.
@@ -162,7 +165,8 @@ impl Controller {
     }
 
     /// Observes `signals` and computes `log π0(·|s)` into `self.logp0` (no action).
-    /// Returns false if the prior failed or produced non-finite values.
+    /// Returns false if the prior failed: an error, a NaN or +∞, or (discrete) no action left.
+    /// A discrete action whose logit is −∞ is masked (probability 0), not a failure.
     /// Continuous actions: also draws the K candidates from π0(·|s) with their log-probabilities.
     pub fn observe(&mut self, signals: &[f32]) -> bool {
         self.bundle.obs.observe(signals, &mut self.obs);
@@ -186,7 +190,23 @@ impl Controller {
             return ok;
         }
         self.bundle.prior.log_probs(&self.obs, &mut self.logp0).is_ok()
-            && self.logp0.iter().all(|v| v.is_finite())
+            && self.logp0.iter().all(|v| !v.is_nan() && *v != f32::INFINITY)
+            && self.logp0.iter().any(|v| v.is_finite())
+    }
+
+    /// The decision when the prior failed: the safe command (`[[robot.command]] safe`).
+    fn prior_fault(&mut self, signal_fault: bool) -> Decision {
+        self.command.copy_from_slice(&self.bundle.safety.limits.safe);
+        Decision {
+            action: 0,
+            logp0_taken: f32::NAN,
+            logpi_taken: f32::NAN,
+            kl: 0.0,
+            lambda: 0.0,
+            fallback: true,
+            signal_fault,
+            prior_fault: true,
+        }
     }
 
     /// Maps an action in [−1, 1] units to the command range.
@@ -206,8 +226,11 @@ impl Controller {
     }
 
     /// Replaces the decision with the prior's own choice (its most likely action): the deadline
-    /// fallback.
+    /// fallback. A prior that failed keeps the safe command.
     pub fn prior_fallback(&mut self, d: &mut Decision) {
+        if d.prior_fault {
+            return;
+        }
         if let Some(sa) = &mut self.continuous {
             let ch = sa.choose_prior(true);
             (d.action, d.logp0_taken, d.logpi_taken) = (ch.index, ch.logp0, ch.logpi);
@@ -232,6 +255,9 @@ impl Controller {
         // Readings outside their declared range: the prior acts alone (the residual never
         // learned there, and the reading may be a sensor fault).
         let signal_fault = self.bundle.signal_fault(signals).is_some();
+        if !prior_ok {
+            return self.prior_fault(signal_fault);
+        }
         let policy = if signal_fault { PolicyChoice::Prior } else { policy };
         let settings = &self.bundle.manifest.residual;
         let (omega, alpha) = (settings.omega, settings.alpha);
@@ -265,13 +291,8 @@ impl Controller {
                 lambda: ch.lambda,
                 fallback: ch.fallback || signal_fault,
                 signal_fault,
+                prior_fault: false,
             };
-        }
-        if !prior_ok {
-            // The prior itself is unusable: a uniform fallback keeps the loop alive; the
-            // supervisor (link layer) decides whether to hold or stop.
-            let n = self.logp0.len() as f32;
-            self.logp0.iter_mut().for_each(|v| *v = -n.ln());
         }
         let mut fallback = false;
         let mut lambda = 0.0;
@@ -303,6 +324,7 @@ impl Controller {
             lambda,
             fallback: fallback || signal_fault,
             signal_fault,
+            prior_fault: false,
         }
     }
 }
@@ -340,14 +362,25 @@ pub fn largest_within_budget(budget: f32, mut kl_at: impl FnMut(f32) -> f32) -> 
 /// `out = log_softmax((1−λ)·a + λ·b)` for log-probability vectors `a`, `b`.
 fn geometric_blend(a: &[f32], b: &[f32], lambda: f32, out: &mut [f32]) {
     for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        *o = (1.0 - lambda) * x + lambda * y;
+        // A masked action (−∞ in both) stays masked at λ = 0 and 1 too.
+        *o = if *x == f32::NEG_INFINITY || *y == f32::NEG_INFINITY {
+            f32::NEG_INFINITY
+        } else {
+            (1.0 - lambda) * x + lambda * y
+        };
     }
     crate::prior::log_softmax_in_place(out);
 }
 
-/// `KL(p ‖ q)` from log-probabilities.
+/// `KL(p ‖ q)` from log-probabilities; actions with `p = 0` (masked) add nothing.
 pub fn kl(log_p: &[f32], log_q: &[f32]) -> f32 {
-    log_p.iter().zip(log_q).map(|(p, q)| p.exp() * (p - q)).sum::<f32>().max(0.0)
+    log_p
+        .iter()
+        .zip(log_q)
+        .filter(|(p, _)| **p > f32::NEG_INFINITY)
+        .map(|(p, q)| p.exp() * (p - q))
+        .sum::<f32>()
+        .max(0.0)
 }
 
 pub fn argmax(v: &[f32]) -> usize {
@@ -360,16 +393,22 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
-/// Inverse-CDF draw from log-probabilities with a uniform `u ∈ [0, 1)`.
+/// Inverse-CDF draw from log-probabilities with a uniform `u ∈ [0, 1)`. Never an action of
+/// probability 0 (a masked one), even when rounding leaves the sum below `u`.
 pub fn sample(log_p: &[f32], u: f32) -> usize {
     let mut acc = 0.0;
+    let mut last = 0;
     for (i, l) in log_p.iter().enumerate() {
+        if *l == f32::NEG_INFINITY {
+            continue;
+        }
         acc += l.exp();
+        last = i;
         if u < acc {
             return i;
         }
     }
-    log_p.len() - 1
+    last
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use crate::algo::rql_discrete::ResidualSoftQ;
 use crate::algo::rql_sampled::ResidualSampledQ;
 use crate::bundle::{Bundle, Method};
 use crate::checkpoint::{self, History, Progress};
-use crate::curve::{next_due, Curve};
 use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
+use crate::curve::{next_due, Curve};
 use crate::evaluate::{evaluate, PolicyEval};
 use crate::firmware_process::FirmwareProcess;
 use crate::learning::{
@@ -98,6 +98,8 @@ pub struct Outcome {
     /// Training ticks on which a signal was non-finite or outside its declared range (the prior
     /// acted alone on each).
     pub signal_faults: u64,
+    /// Training ticks on which the prior failed (the safe command was sent; not learned from).
+    pub prior_faults: u64,
     /// The learning curve (`--eval-every`): one object per evaluation, `env_steps` and the
     /// numbers of [`PolicyEval::to_map`], oldest first (a resumed run's earlier points included).
     pub curve: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -205,7 +207,8 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         ctl.bundle.manifest_text.clone(),
         ctl.bundle.manifest.run.checkpoint_every,
     )?;
-    let mut curve = if opts.eval_every > 0 { Curve::open(&opts.out_dir, resumed_from)? } else { Curve::none() };
+    let mut curve =
+        if opts.eval_every > 0 { Curve::open(&opts.out_dir, resumed_from)? } else { Curve::none() };
     let mut drive = Drive {
         env,
         ctl: &mut ctl,
@@ -271,7 +274,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     let customized = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Customized, episodes, opts.seed)?;
     let Learning { learner, progress, .. } = learning;
     Ok(Outcome {
-        env_steps: progress.env_steps,
+        env_steps: end.env_steps,
         resumed_from,
         updates: learner.core().updates,
         diverged: learner.core().diverged,
@@ -283,6 +286,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         record_stats,
         transitions_dropped: dropped,
         signal_faults: end.signal_faults,
+        prior_faults: end.prior_faults,
         curve: curve.points,
         controller: ctl,
         learner,
@@ -295,6 +299,8 @@ struct LoopEnd {
     estop: bool,
     /// Training ticks with a signal non-finite or outside its declared range.
     signal_faults: u64,
+    /// Training ticks on which the prior failed.
+    prior_faults: u64,
 }
 
 /// The control loop's parts.
@@ -360,6 +366,7 @@ impl Drive<'_> {
         let mut last_tick_start: Option<Instant> = None;
         let mut estop = false;
         let mut signal_faults = 0u64;
+        let mut prior_faults = 0u64;
 
         env.reset()?;
         supervisor.new_episode();
@@ -394,7 +401,16 @@ impl Drive<'_> {
                 }
                 signal_faults += 1;
             }
-            if d.lambda < 1.0 && !d.signal_fault {
+            if d.prior_fault {
+                decisions.0 |= Decisions::PRIOR_FAULT;
+                if prior_faults == 0 {
+                    warn!(
+                        "the prior failed at step {env_steps} (an error, or NaN/+inf outputs, or every action at -inf): the safe command was sent; such ticks are counted as prior_faults and not learned from"
+                    );
+                }
+                prior_faults += 1;
+            }
+            if d.lambda < 1.0 && !d.signal_fault && !d.prior_fault {
                 decisions.0 |= Decisions::KL_LIMITED;
             }
             decisions.0 |= supervisor.filter(&ctl.command, &mut cmd).0;
@@ -436,18 +452,22 @@ impl Drive<'_> {
             ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, env_steps);
             // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
             // only observe s'.
-            let next = if end.done() {
-                ctl.observe(env.signals());
-                None
+            let (next, next_ok) = if end.done() {
+                (None, ctl.observe(env.signals()))
             } else {
-                Some(ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng))
+                let n = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+                (Some(n), !n.prior_fault)
             };
             next_logp0.copy_from_slice(&ctl.logp0);
             let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
             let next_params = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.gauss[..pw]);
-            // A non-finite reading (possible in a simulation; the protocol refuses them) would
-            // poison the learner: such a transition is not learned from.
-            let finite = r.is_finite() && obs.iter().chain(ctl.res_obs.iter()).all(|v| v.is_finite());
+            // A non-finite reading (possible in a simulation; the protocol refuses them) or a
+            // failed prior at either end would poison the learner: such a transition is not
+            // learned from.
+            let finite = r.is_finite()
+                && !d.prior_fault
+                && next_ok
+                && obs.iter().chain(ctl.res_obs.iter()).all(|v| v.is_finite());
             if finite {
                 learning.transition(
                     &Transition {
@@ -484,8 +504,8 @@ impl Drive<'_> {
             let window_done = continuing && window_steps >= window;
             if next.is_none() || window_done {
                 // An episode (or a continuing task's window) ended.
-                let success = end.interrupted
-                    || ctl.bundle.episode.succeeded(end, &vals, window_steps, window_done);
+                let success =
+                    end.interrupted || ctl.bundle.episode.succeeded(end, &vals, window_steps, window_done);
                 let len = window_steps.max(1);
                 learning.episode_end(len, ep_addon / len as f32, success)?;
                 if next.is_none() {
@@ -506,7 +526,8 @@ impl Drive<'_> {
                 // A point of the learning curve, on the evaluation starts; then training goes on
                 // from a new episode (a continuing task is reset).
                 bar.set_message(format!("evaluating at step {env_steps}"));
-                let eval = evaluate(ctl, env, supervisor, PolicyChoice::Customized, eval_episodes, opts.seed)?;
+                let eval =
+                    evaluate(ctl, env, supervisor, PolicyChoice::Customized, eval_episodes, opts.seed)?;
                 curve.push(env_steps, &eval)?;
                 info!("learning curve at step {env_steps}: {}", curve_line(&eval));
                 eval_due = next_due(env_steps, opts.eval_every);
@@ -529,7 +550,7 @@ impl Drive<'_> {
             bar.set_position(env_steps);
         }
         bar.finish_and_clear();
-        Ok(LoopEnd { env_steps, estop, signal_faults })
+        Ok(LoopEnd { env_steps, estop, signal_faults, prior_faults })
     }
 }
 

@@ -130,8 +130,7 @@ pub fn evaluate(
             let window_done = continuing && ep.steps >= b.episode.window as u64;
             if end.done() || window_done {
                 if !end.interrupted {
-                    ep.successes =
-                        b.episode.succeeded(end, &vals, env.episode_steps(), window_done) as u64;
+                    ep.successes = b.episode.succeeded(end, &vals, env.episode_steps(), window_done) as u64;
                     total.add(&ep);
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;

@@ -165,7 +165,13 @@ impl Learn {
             println!("{:>10} {:>8} {:>14} {:>14}", "steps", "success", "add-on return", metric);
             for p in &curve {
                 let g = |k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-                println!("{:>10} {:>8.2} {:>14.4} {:>14.4}", g("env_steps"), g("success_rate"), g("addon_return"), g(metric));
+                println!(
+                    "{:>10} {:>8.2} {:>14.4} {:>14.4}",
+                    g("env_steps"),
+                    g("success_rate"),
+                    g("addon_return"),
+                    g(metric)
+                );
             }
         }
         let report_path = self.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));

@@ -71,7 +71,8 @@ fn curve_panel(
         .draw_series(dashes)?
         .label("prior")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    let pts: Vec<(f64, f64)> = steps.iter().copied().zip(ys.iter().copied()).filter(|p| p.1.is_finite()).collect();
+    let pts: Vec<(f64, f64)> =
+        steps.iter().copied().zip(ys.iter().copied()).filter(|p| p.1.is_finite()).collect();
     chart.draw_series(LineSeries::new(pts.clone(), RED.stroke_width(2)))?;
     chart
         .draw_series(pts.iter().map(|p| Circle::new(*p, 4, RED.filled())))?

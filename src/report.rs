@@ -41,6 +41,7 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             "wall_seconds": o.wall_seconds,
             "diverged": o.diverged,
             "signal_faults": o.signal_faults,
+            "prior_faults": o.prior_faults,
             "prior_engine": if o.controller.bundle.prior.is_realtime_safe() { "resq kernels" } else { "tract (allocates)" },
         }
     })

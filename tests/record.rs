@@ -358,7 +358,8 @@ fn mcap_layout_is_what_foxglove_reads() {
                 assert_eq!(v["addon"]["smooth"].as_f64().unwrap() as f32, r.addon_terms[1]);
                 assert_eq!(v["addon_reward"].as_f64().unwrap() as f32, r.addon_reward);
                 let d = &v["decisions"];
-                assert_eq!(d.as_object().unwrap().len(), 8);
+                assert_eq!(d.as_object().unwrap().len(), 9);
+                assert_eq!(d["prior_fault"], r.decisions.contains(Decisions::PRIOR_FAULT));
                 assert_eq!(d["deadline_miss"], r.decisions.contains(Decisions::DEADLINE_MISS));
                 assert_eq!(d["clamped"], r.decisions.contains(Decisions::CLAMPED));
                 assert_eq!(d["episode_end"], r.decisions.contains(Decisions::EPISODE_END));

@@ -293,7 +293,10 @@ mod tests {
             push_end(&mut c, r, k as u64, k == 3, k == 5);
         }
         let n = c.n_step(0);
-        assert_eq!((n.g, n.m, n.discount, n.last), (1.0 + 0.5 * 2.0 + 0.25 * 4.0, 3, 0.125, c.replay.slot(2)));
+        assert_eq!(
+            (n.g, n.m, n.discount, n.last),
+            (1.0 + 0.5 * 2.0 + 0.25 * 4.0, 3, 0.125, c.replay.slot(2))
+        );
         let mids: Vec<(usize, usize, f32)> = c.mid_steps(&n).map(|m| (m.slot, m.prev, m.weight)).collect();
         assert_eq!(mids, [(1, 0, 0.5), (2, 1, 0.25)]);
         let n = c.n_step(2);

@@ -29,27 +29,38 @@ pub use super::core::Settings;
 use super::core::{LearnerCore, ResidualLearner};
 use super::replay::{Layout, Replay};
 
-/// `α̂·logsumexp((Q_R + ω'·log π0)/α̂)`: the residual soft value of a state.
+/// `Q_R + ω'·log π0` of one action; −∞ for a masked action (`log π0 = −∞`) whatever ω'.
+#[inline]
+fn tilted<F: Float>(q: F, logp0: F, omega: F) -> F {
+    if logp0 == F::neg_infinity() {
+        logp0
+    } else {
+        q + omega * logp0
+    }
+}
+
+/// `α̂·logsumexp((Q_R + ω'·log π0)/α̂)`: the residual soft value of a state (masked actions
+/// excluded).
 pub fn soft_value<F: Float>(q_r: &[F], logp0: &[F], omega: F, alpha: F) -> F {
     let mut m = F::neg_infinity();
     for (q, l) in q_r.iter().zip(logp0) {
-        m = m.max((*q + omega * *l) / alpha);
+        m = m.max(tilted(*q, *l, omega) / alpha);
     }
     if !m.is_finite() {
         return m * alpha;
     }
     let mut s = F::zero();
     for (q, l) in q_r.iter().zip(logp0) {
-        s = s + ((*q + omega * *l) / alpha - m).exp();
+        s = s + (tilted(*q, *l, omega) / alpha - m).exp();
     }
     alpha * (m + s.ln())
 }
 
-/// `log π̂(·|s) = log_softmax((Q_R + ω'·log π0)/α̂)`, into `out`.
+/// `log π̂(·|s) = log_softmax((Q_R + ω'·log π0)/α̂)`, into `out` (−∞ for masked actions).
 pub fn policy_log_probs<F: Float>(q_r: &[F], logp0: &[F], omega: F, alpha: F, out: &mut [F]) {
     let v = soft_value(q_r, logp0, omega, alpha);
     for ((o, q), l) in out.iter_mut().zip(q_r).zip(logp0) {
-        *o = (*q + omega * *l - v) / alpha;
+        *o = (tilted(*q, *l, omega) - v) / alpha;
     }
 }
 
@@ -156,7 +167,11 @@ impl ResidualSoftQ {
                 .expect("row-major")
                 .copy_from_slice(r.next_logp0_at(n.last));
             for mid in self.core.mid_steps(&n) {
-                self.mid_x.row_mut(mids).as_slice_mut().expect("row-major").copy_from_slice(r.obs_at(mid.slot));
+                self.mid_x
+                    .row_mut(mids)
+                    .as_slice_mut()
+                    .expect("row-major")
+                    .copy_from_slice(r.obs_at(mid.slot));
                 self.mid_logp0
                     .row_mut(mids)
                     .as_slice_mut()
@@ -320,9 +335,13 @@ mod tests {
                 .sum();
             let (mid, _) = l.core.mid_steps(&n).fold((0.0f64, 0), |acc, m| {
                 let r = &l.core.replay;
-                let (ms, ma) = (r.obs_at(m.slot).iter().position(|v| *v == 1.0).unwrap(), r.action[m.slot] as usize);
+                let (ms, ma) =
+                    (r.obs_at(m.slot).iter().position(|v| *v == 1.0).unwrap(), r.action[m.slot] as usize);
                 let v = alpha as f64
-                    * (0..A).map(|b| ((q[ms][b] + omega as f64 * LOGP0[ms][b]) / alpha as f64).exp()).sum::<f64>().ln();
+                    * (0..A)
+                        .map(|b| ((q[ms][b] + omega as f64 * LOGP0[ms][b]) / alpha as f64).exp())
+                        .sum::<f64>()
+                        .ln();
                 (acc.0 + m.weight as f64 * (v - q[ms][ma]), acc.1)
             });
             worst_stored = worst_stored.max((stored - mid).abs());

@@ -128,7 +128,10 @@ impl ResidualLearner for ResidualSampledQ {
                     xm[..n_obs].copy_from_slice(r.obs_at(mid.slot));
                     xm[n_obs..].copy_from_slice(&cands[c * ad..(c + 1) * ad]);
                 }
-                r.state_action_into(mid.slot, self.mid_x.row_mut(base + k).as_slice_mut().expect("row-major"));
+                r.state_action_into(
+                    mid.slot,
+                    self.mid_x.row_mut(base + k).as_slice_mut().expect("row-major"),
+                );
                 self.mid_logp0[mids * k..(mids + 1) * k].copy_from_slice(r.next_logp0_at(mid.prev));
                 self.mid_weight[mids] = mid.weight;
                 self.mid_row[mids] = row;

@@ -317,7 +317,7 @@ impl Prior {
             })?;
             let ours = net.forward1(&obs, &mut scratch);
             for (a, b) in ours.iter().zip(&reference) {
-                worst = worst.max((a - b).abs() / (1.0 + b.abs()));
+                worst = worst.max(disagreement(*a, *b));
             }
         }
         if !(worst <= COMPILE_TOLERANCE) {
@@ -363,6 +363,20 @@ impl Prior {
         out.iter_mut().for_each(|v| *v *= inv_t);
         log_softmax_in_place(out);
         Ok(())
+    }
+}
+
+/// How far `ours` is from the reference `b`: `|a − b| / (1 + |b|)`; 0 when both are the same
+/// infinity or both NaN, ∞ when only one is non-finite (`f32::max` would skip a NaN).
+pub fn disagreement(a: f32, b: f32) -> f32 {
+    if a == b || (a.is_nan() && b.is_nan()) {
+        return 0.0;
+    }
+    let d = (a - b).abs() / (1.0 + b.abs());
+    if d.is_nan() {
+        f32::INFINITY
+    } else {
+        d
     }
 }
 

@@ -68,6 +68,8 @@ pub struct Summary {
     pub episodes_ended: u64,
     /// Ticks with a signal outside its declared range (the prior acted alone).
     pub signal_faults: u64,
+    /// Ticks on which the prior failed (the safe command was sent).
+    pub prior_faults: u64,
     /// Link counters of the last record.
     pub link: LinkCounters,
     /// The recorder's final counts (`None` if the file has no `/resq/stats` message).
@@ -103,6 +105,8 @@ struct DecisionsIn {
     /// Absent in records written before the flag existed.
     #[serde(default)]
     signal_fault: bool,
+    #[serde(default)]
+    prior_fault: bool,
 }
 
 /// Reads the record at `path` and summarises it. A file that is not a readable MCAP, or an
@@ -173,6 +177,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                 s.kl_limited += d.kl_limited as u64;
                 s.episodes_ended += d.episode_end as u64;
                 s.signal_faults += d.signal_fault as u64;
+                s.prior_faults += d.prior_fault as u64;
                 s.link = t.link;
             }
             TOPIC_META => {
@@ -343,7 +348,11 @@ impl fmt::Display for Summary {
             self.rate_limited,
             self.kl_limited
         )?;
-        writeln!(f, "episodes ended  {}   signals out of range {}", self.episodes_ended, self.signal_faults)?;
+        writeln!(
+            f,
+            "episodes ended  {}   signals out of range {}   prior faults {}",
+            self.episodes_ended, self.signal_faults, self.prior_faults
+        )?;
         let l = &self.link;
         writeln!(
             f,

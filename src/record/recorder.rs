@@ -18,7 +18,8 @@
 //!  "action":1,"action_label":"right","command":{"force":10.0},
 //!  "addon":{"centre":-0.004},"addon_reward":-0.004,"kl":0.0001,
 //!  "decisions":{"fallback":false,"deadline_miss":false,"estop":false,"clamped":false,
-//!               "rate_limited":false,"kl_limited":false,"episode_end":false},
+//!               "rate_limited":false,"kl_limited":false,"episode_end":false,
+//!               "signal_fault":false,"prior_fault":false},
 //!  "latency_ns":41000,"period_ns":1000000,
 //!  "link":{"frames":21,"crc_errors":0,"other_errors":0,"seq_gaps":0,"duplicates":0,
 //!          "late_frames":0,"reconnects":0}}
@@ -381,7 +382,7 @@ impl Serialize for Named<'_> {
 }
 
 /// Decision flags in the order of [`Decisions`]' bits.
-pub(crate) const DECISION_NAMES: [(&str, u16); 8] = [
+pub(crate) const DECISION_NAMES: [(&str, u16); 9] = [
     ("fallback", Decisions::FALLBACK),
     ("deadline_miss", Decisions::DEADLINE_MISS),
     ("estop", Decisions::ESTOP),
@@ -390,6 +391,7 @@ pub(crate) const DECISION_NAMES: [(&str, u16); 8] = [
     ("kl_limited", Decisions::KL_LIMITED),
     ("episode_end", Decisions::EPISODE_END),
     ("signal_fault", Decisions::SIGNAL_FAULT),
+    ("prior_fault", Decisions::PRIOR_FAULT),
 ];
 
 struct Flags(Decisions);

@@ -26,6 +26,8 @@ impl Decisions {
     pub const EPISODE_END: u16 = 1 << 6;
     /// A signal was non-finite or outside its declared range: the prior acted alone.
     pub const SIGNAL_FAULT: u16 = 1 << 7;
+    /// The prior failed (error, NaN, +∞, or every action −∞): the safe command was sent.
+    pub const PRIOR_FAULT: u16 = 1 << 8;
 
     pub fn contains(self, bit: u16) -> bool {
         self.0 & bit != 0
