@@ -40,6 +40,9 @@ pub struct History {
 pub struct Progress {
     pub env_steps: u64,
     pub history: History,
+    /// The prior's temperature as calibrated (`[prior] temperature = "auto"`), so that a resumed
+    /// run acts and learns at the same one.
+    pub prior_temperature: Option<f32>,
 }
 
 /// FNV-1a 64 of the manifest text: a checkpoint is only resumed by the bundle that wrote it.
@@ -197,6 +200,9 @@ pub fn encode(
         ("sizes".to_string(), sizes.join(",")),
     ]);
     meta.extend(extra_meta);
+    if let Some(t) = progress.prior_temperature {
+        meta.insert("prior_temperature".into(), t.to_string());
+    }
     Ok(safetensors::serialize(views, Some(meta))?)
 }
 
@@ -391,7 +397,14 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
         },
     };
     restore_replay(&st, learner, num("replay_written").unwrap_or(0));
-    Ok(Progress { env_steps: num("env_steps")?, history })
+    let prior_temperature =
+        match meta.get("prior_temperature") {
+            Some(t) => Some(t.parse().with_context(|| {
+                format!("{}: metadata `prior_temperature` is not a number", path.display())
+            })?),
+            None => None,
+        };
+    Ok(Progress { env_steps: num("env_steps")?, history, prior_temperature })
 }
 
 /// Restores the replay ring if the checkpoint has one of the same shape; otherwise the resumed

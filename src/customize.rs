@@ -100,6 +100,9 @@ pub struct Outcome {
     pub signal_faults: u64,
     /// Training ticks on which the prior failed (the safe command was sent; not learned from).
     pub prior_faults: u64,
+    /// Robot steps the prior acted greedily to calibrate its temperature (`"auto"`; 0 otherwise,
+    /// and on a resumed run). Not training steps.
+    pub calibration_steps: u64,
     /// The learning curve (`--eval-every`): one object per evaluation, `env_steps` and the
     /// numbers of [`PolicyEval::to_map`], oldest first (a resumed run's earlier points included).
     pub curve: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -199,6 +202,26 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     if let Some(actor) = learner.actor() {
         ctl.set_actor(actor.clone());
     }
+    // `[prior] temperature = "auto"`: calibrated once, on the prior acting as deployed; a
+    // resumed run takes the checkpoint's.
+    let mut calibration_steps = 0;
+    if let Some(steps) = ctl.bundle.auto_temperature {
+        let t = match progress.prior_temperature {
+            Some(t) => t,
+            None => {
+                info!("calibrating the prior's temperature: {steps} steps of the prior acting greedily, as deployed");
+                let c = crate::calibrate::run(&mut ctl, env, &mut supervisor, steps, opts.seed)?;
+                calibration_steps = c.steps;
+                c.temperature
+            }
+        };
+        info!(
+            "prior temperature {t:.4} (\"auto\": sampling gives up {:.0} % of the Q-value acting at random would, on the states the prior visits)",
+            100.0 * crate::calibrate::REGRET_FRACTION
+        );
+        ctl.bundle.prior.kind = crate::prior::PriorKind::DiscreteQ { temperature: t };
+        progress.prior_temperature = Some(t);
+    }
     let layout = learner.core().replay.layout();
     let mut learning = Learning::new(
         learner,
@@ -287,6 +310,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         transitions_dropped: dropped,
         signal_faults: end.signal_faults,
         prior_faults: end.prior_faults,
+        calibration_steps,
         curve: curve.points,
         controller: ctl,
         learner,

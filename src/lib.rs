@@ -11,6 +11,7 @@
 
 pub mod algo;
 pub mod bundle;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod control;
 pub mod control_continuous;

@@ -42,6 +42,11 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             "diverged": o.diverged,
             "signal_faults": o.signal_faults,
             "prior_faults": o.prior_faults,
+            "calibration_steps": o.calibration_steps,
+            "prior_temperature": match o.controller.bundle.prior.kind {
+                crate::prior::PriorKind::DiscreteQ { temperature } => Some(temperature),
+                _ => None,
+            },
             "prior_engine": if o.controller.bundle.prior.is_realtime_safe() { "resq kernels" } else { "tract (allocates)" },
         }
     })

@@ -145,6 +145,14 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "a temperature that is neither a number nor auto",
+            manifest: m(replace("temperature = 1.0", "temperature = \"warm\"")),
+            prior: p.clone(),
+            field: Some("prior.temperature"),
+            says: "`warm` is neither a number nor \"auto\"",
+            file: "manifest.toml",
+        },
+        Case {
             what: "zero replay capacity",
             manifest: m(replace("replay_capacity = 50000", "replay_capacity = 0")),
             prior: p.clone(),

@@ -226,3 +226,16 @@ fn deterministic_prior_matches_onnxruntime_and_torch() {
         }
     }
 }
+
+/// Stable-Baselines3's DQN export (`scripts/train_sb3_dqn_cartpole.py`, 4-256-256-2 on raw
+/// observations) compiles to resq's kernels and matches onnxruntime.
+#[test]
+fn sb3_dqn_export_compiles_and_matches_onnxruntime() {
+    let d = root().join("tests/data/onnx");
+    let mut prior =
+        Prior::load(&d.join("sb3_dqn_cartpole.onnx"), PriorKind::DiscreteQ { temperature: 1.0 }, 4, 2)
+            .unwrap();
+    assert!(prior.is_realtime_safe(), "{:?}", prior.fallback_reason);
+    let w = worst(&mut prior, &golden(&d.join("sb3_dqn_cartpole_golden.json")));
+    assert!(w < 1e-5, "{w:e}");
+}

@@ -55,11 +55,22 @@ pub struct PriorSection {
     /// log-std), `gaussian` (mean and log-std in command units, clipped) or `deterministic` (the
     /// command, explored with `exploration_std`).
     pub kind: String,
-    /// The prior's own temperature, for `discrete_q`.
-    pub temperature: Option<f32>,
+    /// The prior's own temperature, for `discrete_q`: a number, or `"auto"` (calibrated on the
+    /// prior's own behaviour before learning; for a plain DQN, whose Q-values have none).
+    pub temperature: Option<Temperature>,
+    /// `temperature = "auto"`: steps of the prior acting greedily (as deployed) to calibrate on.
+    pub calibration_steps: Option<u64>,
     /// For `deterministic`: the std of the Gaussian resq explores with around the prior's
     /// action, in command units.
     pub exploration_std: Option<f32>,
+}
+
+/// `[prior] temperature`: a number or a word (`"auto"`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Temperature {
+    Value(f32),
+    Word(String),
 }
 
 fn default_prior_file() -> String {

@@ -99,6 +99,9 @@ pub struct Bundle {
     /// The residual also sees the previous command (each scaled to [−1, 1] by its limits),
     /// because an add-on term reads `<command>_prev`: `r_R` then depends on it, so `Q_R` must.
     pub prev_command_input: bool,
+    /// `[prior] temperature = "auto"`: the calibration steps (the prior's temperature is 1 until
+    /// [`crate::calibrate`] sets it).
+    pub auto_temperature: Option<u64>,
 }
 
 /// The residual method (DESIGN.md §1), from the action space and `residual.method`.
@@ -632,10 +635,26 @@ impl Bundle {
         }
 
         // The prior's kind (its file is loaded last, against the layouts).
-        let kind = match (m.prior.kind.as_str(), m.prior.temperature) {
-            ("discrete_q", Some(t)) => {
+        let mut auto_temperature = None;
+        let kind = match (m.prior.kind.as_str(), m.prior.temperature.clone()) {
+            ("discrete_q", Some(manifest::Temperature::Value(t))) => {
                 positive(f, "prior.temperature", t, "the prior's own temperature")?;
                 PriorKind::DiscreteQ { temperature: t }
+            }
+            ("discrete_q", Some(manifest::Temperature::Word(w))) if w == "auto" => {
+                let steps = m.prior.calibration_steps.unwrap_or(crate::calibrate::DEFAULT_STEPS);
+                nonzero(f, "prior.calibration_steps", steps as usize, "the steps to calibrate the temperature on")?;
+                auto_temperature = Some(steps);
+                // Calibration reads Q differences off log π0 at temperature 1.
+                PriorKind::DiscreteQ { temperature: 1.0 }
+            }
+            ("discrete_q", Some(manifest::Temperature::Word(w))) => {
+                return Err(BundleError::field(
+                    f,
+                    "prior.temperature",
+                    format!("`{w}` is neither a number nor \"auto\""),
+                    "give the temperature the prior was trained at, or \"auto\" for a prior with none (a plain DQN)",
+                ))
             }
             ("discrete_q", None) => {
                 return Err(BundleError::field(
@@ -997,6 +1016,7 @@ impl Bundle {
 
         let prev_command_input = addon.terms.iter().any(|t| t.expr.variables().any(|i| vars.is_prev(i)));
         Ok(Bundle {
+            auto_temperature,
             prev_command_input,
             dir: dir.to_path_buf(),
             manifest_path: manifest_path.clone(),
