@@ -6,8 +6,12 @@
 //! | topic | message encoding | schema | what |
 //! |---|---|---|---|
 //! | `/resq/meta` | `json` | `jsonschema` `resq.RecordMeta` | one message at the start: [`RecordMeta`] plus `format`, `version`, `started_unix_ns` |
-//! | `/resq/tick` | `json` | `jsonschema` `resq.Tick` | one message per recorded tick, `log_time = publish_time = t_ns` |
+//! | `/resq/tick` | `json` | `jsonschema` `resq.Tick` | one message per recorded tick, `log_time = publish_time = started_unix_ns + t_ns` |
 //! | `/resq/stats` | `json` | `jsonschema` `resq.RecorderStats` | one message at the end: `{written, dropped}` |
+//!
+//! Log times are wall-clock (ns since the Unix epoch), so Foxglove shows the real date; `t_ns`
+//! in a message counts from the run's start. Chunks are zstd-compressed (by the writer thread,
+//! never on the loop), which Foxglove and every MCAP reader decompress.
 //!
 //! A tick message reads, e.g.
 //!
@@ -106,7 +110,7 @@ type Mcap = mcap::Writer<BufWriter<File>>;
 struct Done {
     out: Mcap,
     stats_channel: u16,
-    last_t_ns: u64,
+    last_log_time: u64,
 }
 
 /// Writes [`TickRecord`]s to an MCAP file from its own thread. Dropping a `Recorder` finishes
@@ -134,7 +138,7 @@ impl Recorder {
             File::create(path).with_context(|| format!("cannot create record file {}", path.display()))?;
         let ctx = || format!("writing record file {}", path.display());
         let opts = mcap::WriteOptions::new()
-            .compression(None)
+            .compression(Some(mcap::Compression::Zstd))
             .chunk_size(Some(CHUNK_SIZE))
             .library(format!("resq/{}", env!("CARGO_PKG_VERSION")));
         let mut out = opts.create(BufWriter::with_capacity(1 << 16, file)).with_context(ctx)?;
@@ -165,8 +169,8 @@ impl Recorder {
             &mcap::records::MessageHeader {
                 channel_id: meta_channel,
                 sequence: 0,
-                log_time: 0,
-                publish_time: 0,
+                log_time: started_unix_ns,
+                publish_time: started_unix_ns,
             },
             &meta_msg,
         )
@@ -180,9 +184,9 @@ impl Recorder {
             std::thread::Builder::new()
                 .name("resq-recorder".into())
                 .spawn(move || {
-                    let r = write_ticks(&mut out, rx, tick_channel, names, &counters);
+                    let r = write_ticks(&mut out, rx, tick_channel, names, &counters, started_unix_ns);
                     match r {
-                        Ok(last_t_ns) => Ok(Done { out, stats_channel, last_t_ns }),
+                        Ok(last_log_time) => Ok(Done { out, stats_channel, last_log_time }),
                         Err(e) => {
                             let e = e.context(format!("writing record file {}", file_path.display()));
                             log::error!("recorder stopped: {e:#}");
@@ -242,13 +246,13 @@ impl Recorder {
             dropped: self.counters.dropped.load(Ordering::Relaxed),
         };
         let ctx = || format!("finishing record file {}", self.path.display());
-        let Done { mut out, stats_channel, last_t_ns } = done;
+        let Done { mut out, stats_channel, last_log_time } = done;
         out.write_to_known_channel(
             &mcap::records::MessageHeader {
                 channel_id: stats_channel,
                 sequence: 0,
-                log_time: last_t_ns,
-                publish_time: last_t_ns,
+                log_time: last_log_time,
+                publish_time: last_log_time,
             },
             &serde_json::to_vec(&stats)?,
         )
@@ -278,22 +282,24 @@ fn write_ticks(
     channel_id: u16,
     names: Names,
     counters: &Counters,
+    started_unix_ns: u64,
 ) -> anyhow::Result<u64> {
     let mut buf = Vec::with_capacity(4096);
     let mut sequence = 0u32;
-    let mut last_t_ns = 0;
+    let mut last_log_time = started_unix_ns;
     while let Ok(r) = rx.recv() {
+        let t = started_unix_ns + r.t_ns;
         buf.clear();
         serde_json::to_writer(&mut buf, &TickJson { r: &r, n: &names })?;
         out.write_to_known_channel(
-            &mcap::records::MessageHeader { channel_id, sequence, log_time: r.t_ns, publish_time: r.t_ns },
+            &mcap::records::MessageHeader { channel_id, sequence, log_time: t, publish_time: t },
             &buf,
         )?;
         sequence = sequence.wrapping_add(1);
-        last_t_ns = last_t_ns.max(r.t_ns);
+        last_log_time = last_log_time.max(t);
         counters.written.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(last_t_ns)
+    Ok(last_log_time)
 }
 
 /// Keys of a tick's objects: the meta's names, completed to [`MAX`] with `<prefix><i>` and made
