@@ -31,7 +31,20 @@ pub fn candidate_logits(q_r: &[f32], logp0: &[f32], omega: f32, alpha: f32, out:
     }
 }
 
-/// `V(s) = α̂·(logsumexp_k ℓ_k − log K)`.
+/// `V(s) = α̂·(logsumexp_k ℓ_k − log K) + α̂·(K/ESS − 1)/(2K)`, with `ESS = (Σw)²/Σw²` of the
+/// weights `w_k = exp(ℓ_k)`.
+///
+/// The first term, the log of a sample mean, is biased low (Jensen): by about
+/// `α̂·Var(w)/(2K·E[w]²)` to second order. The second term is that bias, estimated from the
+/// candidates themselves (`Var(w)/E[w]² ≈ K/ESS − 1`). Measured over 200 000 draws of K = 16
+/// (test below; Gaussian prior, quadratic `Q_R`): the bias goes from −0.0030 to within ±0.001,
+/// against a standard deviation of 0.06 for one estimate. Where `Q_R` rewards rare candidates
+/// (heavy-tailed weights), the second-order term removes little of it: measured −0.038 → −0.033
+/// for `V = 0.12`.
+///
+/// The candidates at a state are drawn once, when the robot acts there, and reused by every
+/// update that bootstraps from it (the prior's Gaussian is not stored for this method, so they
+/// cannot be redrawn): each transition's estimate error is fixed, not averaged over updates.
 pub fn sampled_soft_value(q_r: &[f32], logp0: &[f32], omega: f32, alpha: f32) -> f32 {
     let mut m = f32::NEG_INFINITY;
     for (q, l) in q_r.iter().zip(logp0) {
@@ -40,8 +53,14 @@ pub fn sampled_soft_value(q_r: &[f32], logp0: &[f32], omega: f32, alpha: f32) ->
     if !m.is_finite() {
         return m;
     }
-    let s: f32 = q_r.iter().zip(logp0).map(|(q, l)| ((q + omega * l) / alpha - l - m).exp()).sum();
-    alpha * (m + s.ln() - (q_r.len() as f32).ln())
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for (q, l) in q_r.iter().zip(logp0) {
+        let w = ((q + omega * l) / alpha - l - m).exp();
+        s1 += w;
+        s2 += w * w;
+    }
+    let k = q_r.len() as f32;
+    alpha * (m + s1.ln() - k.ln()) + alpha * (k * s2 / (s1 * s1) - 1.0) / (2.0 * k)
 }
 
 /// The sampled residual Q head, its target, optimiser and replay.
@@ -174,6 +193,7 @@ impl ResidualLearner for ResidualSampledQ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prior::gaussian::normal;
 
     /// With Q_R = 0 and ω' = α̂ every weight is equal (the robot acts as the prior) and V = 0.
     #[test]
@@ -183,6 +203,39 @@ mod tests {
         candidate_logits(&[0.0; 4], &logp0, 0.5, 0.5, &mut l);
         assert!(l.iter().all(|v| v.abs() < 1e-6));
         assert!(sampled_soft_value(&[0.0; 4], &logp0, 0.5, 0.5).abs() < 1e-6);
+    }
+
+    /// With K = 16 candidates, averaged over 200 000 states, the estimate is unbiased to within
+    /// 0.001 of the closed form, where the plain log-mean-exp is 0.003 low.
+    #[test]
+    fn sixteen_candidates_are_unbiased_to_second_order() {
+        use rand::SeedableRng;
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(2);
+        let (mu, sigma, alpha, c) = (0.3f64, 0.5f64, 0.7f64, -0.8f64);
+        let s = c / alpha;
+        let exact = alpha
+            * ((-(s * mu * mu) / (2.0 * s * sigma * sigma - 1.0)).exp()
+                / (1.0 - 2.0 * s * sigma * sigma).sqrt())
+            .ln();
+        let (reps, k) = (200_000, 16);
+        let (mut corrected, mut plain) = (0.0f64, 0.0f64);
+        let (mut q, mut lp) = (vec![0.0f32; k], vec![0.0f32; k]);
+        for _ in 0..reps {
+            for j in 0..k {
+                let a = mu + sigma * normal(&mut rng) as f64;
+                q[j] = (c * a * a) as f32;
+                lp[j] = (-(a - mu).powi(2) / (2.0 * sigma * sigma)
+                    - sigma.ln()
+                    - 0.5 * (2.0 * std::f64::consts::PI).ln()) as f32;
+            }
+            let v = sampled_soft_value(&q, &lp, alpha as f32, alpha as f32) as f64;
+            corrected += v;
+            let m = q.iter().map(|v| *v as f64 / alpha).fold(f64::NEG_INFINITY, f64::max);
+            plain += alpha * (m + (q.iter().map(|v| (*v as f64 / alpha - m).exp()).sum::<f64>() / k as f64).ln());
+        }
+        let (bias, plain_bias) = (corrected / reps as f64 - exact, plain / reps as f64 - exact);
+        assert!(plain_bias < -0.002, "the plain estimate's Jensen bias: {plain_bias}");
+        assert!(bias.abs() < 0.001, "corrected bias {bias} (plain {plain_bias})");
     }
 
     /// On a 1-D bandit with a Gaussian prior and a quadratic residual, the SNIS soft value over
