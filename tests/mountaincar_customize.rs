@@ -7,7 +7,7 @@
 //!   while reaching the goal in ≥ 90 % of evaluation episodes; and the learned actor, held to a
 //!   tight KL budget, keeps every decision within it.
 //! - The actor-free sampled residual Q (`residual.method = "sampled"`, same KL budget): at least
-//!   35 % fewer left pushes (measured 0.530× median, 0.578× worst: it does not reach half on
+//!   35 % fewer left pushes (measured 0.520× median, 0.631× worst: it does not reach half on
 //!   every seed), same goal bar.
 
 use std::path::Path;
