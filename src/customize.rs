@@ -28,6 +28,7 @@ use crate::control::{kl_budget, ActMode, Controller, Decision, PolicyChoice};
 use crate::curve::{next_due, Curve};
 use crate::evaluate::{evaluate, PolicyEval};
 use crate::firmware_process::FirmwareProcess;
+use crate::guard::{FailureGuard, Trip, WINDOW};
 use crate::learning::{
     hand_over, learner_thread, record_width, Learning, LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN,
     RECORD_FLOATS,
@@ -344,6 +345,12 @@ impl Drive<'_> {
         let curve = &mut *self.curve;
         let mut eval_due = if opts.eval_every > 0 { next_due(from, opts.eval_every) } else { u64::MAX };
         let eval_episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
+        let mut guard = FailureGuard::new(
+            ctl.bundle.manifest.safety.failed_episodes_stop,
+            ctl.bundle.manifest.learning.warmup as u64,
+        );
+        // The highest add-on reward of any training step (for the guard's message).
+        let mut addon_hi = f32::NEG_INFINITY;
         let explore =
             if ctl.bundle.manifest.exploration.mode == "greedy" { ActMode::Greedy } else { ActMode::Sample };
         let ex = ctl.bundle.manifest.exploration.clone();
@@ -472,6 +479,7 @@ impl Drive<'_> {
             ctl.bundle.episode.apply(&vals, &mut end);
             let r = ctl.bundle.addon.eval(&vals, &mut terms);
             ep_addon += r;
+            addon_hi = addon_hi.max(r);
             env_steps += 1;
             ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, env_steps);
             // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
@@ -532,6 +540,10 @@ impl Drive<'_> {
                     end.interrupted || ctl.bundle.episode.succeeded(end, &vals, window_steps, window_done);
                 let len = window_steps.max(1);
                 learning.episode_end(len, ep_addon / len as f32, success)?;
+                if let Some(trip) = guard.episode_end(env_steps, success) {
+                    bar.finish_and_clear();
+                    return Err(guard_stop(ctl, trip, addon_hi));
+                }
                 if next.is_none() {
                     episodes += 1;
                     if opts.progress {
@@ -576,6 +588,25 @@ impl Drive<'_> {
         bar.finish_and_clear();
         Ok(LoopEnd { env_steps, estop, signal_faults, prior_faults })
     }
+}
+
+/// Why the failure guard stopped the run, and what to change.
+fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32) -> anyhow::Error {
+    let m = &ctl.bundle.manifest;
+    let mut msg = format!(
+        "{} of the last {WINDOW} training episodes failed by `[episode] success`, against {} of {} for the prior alone in the warm-up: the customization is costing the robot its task, so the run stopped (`[safety] failed_episodes_stop = {}`)",
+        trip.failed, trip.prior_failed, trip.prior_episodes, m.safety.failed_episodes_stop
+    );
+    if addon_hi <= 0.0 {
+        msg += &format!(
+            "\n  the add-on was <= 0 on every step (highest {addon_hi}): ending an episode early escapes it, so the residual learns to end episodes"
+        );
+    }
+    msg += &format!(
+        "\n  fix: hold the prior's task more strongly: raise `residual.omega` and `residual.alpha` together (now {} and {}), or set a KL budget (`exploration.kl_budget_end`); write the add-on so that doing well scores >= 0 (e.g. add a constant); then start over with --fresh",
+        m.residual.omega, m.residual.alpha
+    );
+    anyhow::anyhow!(msg)
 }
 
 /// One point of the curve for the log: success rate and the bundle's metrics.

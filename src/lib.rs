@@ -20,6 +20,7 @@ pub mod customize;
 pub mod error;
 pub mod evaluate;
 pub mod firmware_process;
+pub mod guard;
 pub mod learning;
 pub mod link;
 pub mod nn;

@@ -231,7 +231,8 @@ mod tests {
             let v = sampled_soft_value(&q, &lp, alpha as f32, alpha as f32) as f64;
             corrected += v;
             let m = q.iter().map(|v| *v as f64 / alpha).fold(f64::NEG_INFINITY, f64::max);
-            plain += alpha * (m + (q.iter().map(|v| (*v as f64 / alpha - m).exp()).sum::<f64>() / k as f64).ln());
+            plain +=
+                alpha * (m + (q.iter().map(|v| (*v as f64 / alpha - m).exp()).sum::<f64>() / k as f64).ln());
         }
         let (bias, plain_bias) = (corrected / reps as f64 - exact, plain / reps as f64 - exact);
         assert!(plain_bias < -0.002, "the plain estimate's Jensen bias: {plain_bias}");

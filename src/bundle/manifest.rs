@@ -423,10 +423,13 @@ pub struct SafetySection {
     /// A tick whose decision takes longer than this (from signals received to command ready)
     /// sends the prior's action instead and counts a deadline miss.
     pub tick_deadline_ms: f32,
+    /// Stop a run when this many of the last 10 training episodes failed beyond the prior's own
+    /// failure rate (measured in the warm-up); 0 = never (see `guard.rs`).
+    pub failed_episodes_stop: u32,
 }
 
 impl Default for SafetySection {
     fn default() -> Self {
-        SafetySection { tick_deadline_ms: 50.0 }
+        SafetySection { tick_deadline_ms: 50.0, failed_episodes_stop: 3 }
     }
 }
