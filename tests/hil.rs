@@ -19,6 +19,18 @@ use resq::link::{Link, LinkConfig, LinkEnv};
 use resq::rig::{self, Faults, Rig, RigReport};
 use resq::Bundle;
 
+/// The real-time tests measure timing and learn on a thread against a 500 Hz robot: they run
+/// alone, the others (lock-step, each as heavy as a CPU core) share the machine among themselves.
+static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bundle() -> Bundle {
     Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole")).unwrap()
 }
@@ -65,6 +77,7 @@ fn metric(e: &resq::evaluate::PolicyEval) -> f64 {
 
 #[test]
 fn customizes_over_the_link_in_lock_step() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 1);
     let b = bundle();
@@ -92,6 +105,7 @@ fn customizes_over_the_link_in_lock_step() {
 /// time upright within 10 %.
 #[test]
 fn customizes_a_continuous_plant_over_the_link() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let (port, finish) = start_rig(dir.path(), "pendulum", Mode::LockStep, 0, Faults::default(), 1);
     let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum")).unwrap();
@@ -113,6 +127,7 @@ fn customizes_a_continuous_plant_over_the_link() {
 
 #[test]
 fn survives_a_fault_campaign_and_still_customizes() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults {
         corrupt: 0.003,
@@ -178,6 +193,7 @@ fn survives_a_fault_campaign_and_still_customizes() {
 
 #[test]
 fn a_layout_mismatch_is_refused_on_both_sides() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 3);
     let mut cfg = LinkConfig::lock_step(port.to_str().unwrap());
@@ -198,6 +214,7 @@ fn a_layout_mismatch_is_refused_on_both_sides() {
 
 #[test]
 fn a_count_mismatch_names_the_missing_commands() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 4);
     let mut cfg = LinkConfig::lock_step(port.to_str().unwrap());
@@ -214,6 +231,7 @@ fn a_count_mismatch_names_the_missing_commands() {
 /// ready; the run then goes on as usual.
 #[test]
 fn a_busy_firmware_is_asked_again_until_it_is_ready() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let mut fw = SimFirmware::new("cartpole", Mode::LockStep, 0, 11).unwrap();
     fw.set_busy_until(1_500_000);
@@ -235,6 +253,7 @@ fn a_busy_firmware_is_asked_again_until_it_is_ready() {
 /// resending Reset or giving up, and the run completes.
 #[test]
 fn resq_waits_for_an_operator_reset() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let mut fw = SimFirmware::new("cartpole", Mode::LockStep, 0, 12).unwrap();
     // Longer than the link timeout (0.5 s) and than MAX_RETRIES resends of Reset (0.5 s).
@@ -261,6 +280,7 @@ fn resq_waits_for_an_operator_reset() {
 
 #[test]
 fn an_estop_latches_and_stops_the_run() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults { estop_after: Some(Duration::from_millis(700)), ..Faults::default() };
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, faults, 5);
@@ -289,6 +309,7 @@ fn an_estop_latches_and_stops_the_run() {
 /// the worst ratio measured over seeds in process at this budget (0.66; typical is 0.3).
 #[test]
 fn a_learner_thread_customizes_a_real_time_robot() {
+    let _cpu = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let period_us = 2_000;
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 11);
@@ -318,6 +339,7 @@ fn a_learner_thread_customizes_a_real_time_robot() {
 /// the checkpoint there resumes.
 #[test]
 fn a_link_lost_for_good_fails_the_run_and_keeps_what_was_learned() {
+    let _cpu = shared();
     let dir = tempfile::tempdir().unwrap();
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 13);
     let b = bundle();
@@ -350,6 +372,7 @@ fn a_link_lost_for_good_fails_the_run_and_keeps_what_was_learned() {
 
 #[test]
 fn real_time_mode_runs_at_its_rate() {
+    let _cpu = exclusive();
     // 200 Hz for 600 ticks (3 s). Timing is reported, not asserted (shared, noisy machines).
     let dir = tempfile::tempdir().unwrap();
     let period_us = 5_000;
@@ -369,6 +392,7 @@ fn real_time_mode_runs_at_its_rate() {
 /// Reject keep their layout in every version); resq stops at once and says which versions.
 #[test]
 fn an_old_firmware_is_refused_with_a_clear_message() {
+    let _cpu = shared();
     use serialport::SerialPort;
     use std::io::{Read, Write};
     let (mut master, slave) = rig::pty_pair().unwrap();
@@ -416,6 +440,7 @@ fn an_old_firmware_is_refused_with_a_clear_message() {
 /// resq stops with that reason (retrying cannot help) instead of reconnecting in a loop.
 #[test]
 fn a_plant_fault_at_reset_stops_with_its_reason() {
+    let _cpu = shared();
     use firmware_bridge::{encode, Decoder, Fault, FaultCode, Hello, Message, MAX_FRAME};
     use serialport::SerialPort;
     use std::io::{Read, Write};

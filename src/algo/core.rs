@@ -312,22 +312,7 @@ mod tests {
     }
 
     fn push(c: &mut LearnerCore, reward: f32, step: u64) {
-        let t = Transition {
-            obs: &[0.0],
-            action: 0,
-            action_values: &[],
-            next_candidates: &[],
-            prior_params: &[],
-            next_prior_params: &[],
-            reward,
-            logp0_taken: 0.0,
-            logpi_taken: 0.0,
-            next_obs: &[0.0],
-            next_logp0: &[0.0, 0.0],
-            terminal: false,
-            truncated: false,
-        };
-        c.replay.push_step(&t, step);
+        push_end(c, reward, step, false, false);
     }
 
     /// The robot's steps 10, 11, 12, then 14 (13 was dropped by a full learner queue): the
