@@ -8,6 +8,8 @@
 - masked_logits.onnx:     4 -> 16 tanh -> 3 logits, the third always -inf (a masked action)
 - nan_when_x_negative.onnx: 4 -> 2 logits + sqrt(obs[0]): NaN whenever obs[0] < 0 (a prior
                           that fails on part of the state space)
+- nan_gaussian_actor.onnx: 3 -> [mean, log_std] + sqrt(obs[0]): a 1-D Gaussian actor that is NaN
+                          whenever obs[0] < 0 (the pendulum hangs below horizontal)
 """
 import json
 import os
@@ -92,4 +94,16 @@ nodes = [helper.make_node("MatMul", ["obs", "w1"], ["h1"]), helper.make_node("Ad
          helper.make_node("Sqrt", ["x0"], ["r"]), helper.make_node("Add", ["z1", "r"], ["logits"])]
 g = helper.make_graph(nodes, "nan_when_x_negative", [io("obs", 4)], [io("logits", 2)], inits)
 save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "nan_when_x_negative", 4, golden=False)
+# 6. A continuous actor with the same fault: [mean, log_std] + sqrt(obs[:, 0:1]).
+b = w(2)
+b[1] = -1.0  # log_std around -1
+inits = [numpy_helper.from_array(w(3, 2) * 0.1, "w1"), numpy_helper.from_array(b, "b1"),
+         numpy_helper.from_array(np.array([0], np.int64), "start"),
+         numpy_helper.from_array(np.array([1], np.int64), "end"),
+         numpy_helper.from_array(np.array([1], np.int64), "axis")]
+nodes = [helper.make_node("MatMul", ["obs", "w1"], ["h1"]), helper.make_node("Add", ["h1", "b1"], ["z1"]),
+         helper.make_node("Slice", ["obs", "start", "end", "axis"], ["x0"]),
+         helper.make_node("Sqrt", ["x0"], ["r"]), helper.make_node("Add", ["z1", "r"], ["params"])]
+g = helper.make_graph(nodes, "nan_gaussian_actor", [io("obs", 3)], [io("params", 2)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "nan_gaussian_actor", 3, golden=False)
 print("wrote", sorted(os.listdir(OUT)))

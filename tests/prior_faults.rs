@@ -110,3 +110,41 @@ fn a_failing_prior_gets_the_safe_command_and_is_not_learned_from() {
     let s = resq::record::inspect(&record).unwrap();
     assert_eq!(s.prior_faults, o.prior_faults, "the record counts them too");
 }
+
+/// The same for a continuous prior (a 1-D Gaussian actor that is NaN whenever cos θ < 0) under
+/// residual SAC on the simulated pendulum: safe command on the faulty ticks, counted, and no
+/// transition touching them learned from.
+#[test]
+fn a_failing_continuous_prior_gets_the_safe_command_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(root().join("models/pendulum/manifest.toml"), dir.path().join("manifest.toml")).unwrap();
+    std::fs::copy(root().join("tests/data/onnx/nan_gaussian_actor.onnx"), dir.path().join("prior.onnx"))
+        .unwrap();
+    let load =
+        || Bundle::load_with(dir.path(), &["learning.warmup=200".into()]).unwrap_or_else(|e| panic!("{e}"));
+    let b = load();
+    let head = resq::customize::make_learner(&b, 0).core().online.clone();
+    let mut ctl = Controller::new(load(), head);
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+    let d = ctl.step(&[-0.5, 0.87, 0.0], PolicyChoice::Prior, ActMode::Sample, &mut rng);
+    assert!(d.prior_fault && d.fallback, "{d:?}");
+    assert_eq!(ctl.command, b.safety.limits.safe, "the bundle's safe command");
+    let d = ctl.step(&[0.5, 0.87, 0.0], PolicyChoice::Prior, ActMode::Sample, &mut rng);
+    assert!(!d.prior_fault && d.logp0_taken.is_finite(), "{d:?}");
+
+    let o = customize::run(
+        b,
+        &Options { eval_episodes: Some(3), ..Options::new(1500, 0, dir.path().join("run")) },
+    )
+    .unwrap();
+    eprintln!("{} prior faults in {} steps", o.prior_faults, o.env_steps);
+    assert!(o.prior_faults > 100 && o.prior_faults < o.env_steps, "{} faults", o.prior_faults);
+    assert!(!o.diverged, "a NaN reached the learner");
+    let r = &o.learner.core().replay;
+    assert!(r.len() > 100);
+    for k in r.oldest()..r.written {
+        let slot = r.slot(k);
+        assert!(r.obs_at(slot)[0] >= 0.0 && r.next_obs_at(slot)[0] >= 0.0, "cos θ < 0 at step {k}");
+        assert!(r.prior_params_at(slot).iter().chain(r.next_prior_params_at(slot)).all(|v| v.is_finite()));
+    }
+}
