@@ -20,6 +20,7 @@ use anyhow::Result;
 use rand::SeedableRng;
 
 use crate::control::{ActMode, Controller, PolicyChoice};
+use crate::evaluate::Stepper;
 use crate::prior::PriorKind;
 use crate::sim::Env;
 use crate::supervisor::Supervisor;
@@ -107,29 +108,17 @@ pub fn run(
     let n = ctl.logp0.len();
     let mut q = Vec::with_capacity(steps as usize * n);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xca11);
-    let n_cmd = ctl.bundle.commands.len();
-    let (mut cmd, mut prev) = (vec![0.0f32; n_cmd], vec![0.0f32; n_cmd]);
-    let mut vals = vec![0.0f32; ctl.bundle.vars.len()];
+    let mut stepper = Stepper::new(&ctl.bundle);
     env.reseed(seed ^ 0xca11_b4a7e);
-    env.reset()?;
-    supervisor.new_episode();
-    ctl.new_episode();
+    stepper.new_episode(ctl, env, supervisor)?;
     for _ in 0..steps {
-        let d = ctl.step(env.signals(), PolicyChoice::Prior, ActMode::Greedy, &mut rng);
+        let (d, end) = stepper.step(ctl, env, supervisor, PolicyChoice::Prior, ActMode::Greedy, &mut rng)?;
         if !d.prior_fault {
+            // log π0 of the state the decision was made at.
             q.extend_from_slice(&ctl.logp0);
         }
-        supervisor.filter(&ctl.command, &mut cmd);
-        ctl.sent(&cmd);
-        let mut end = env.step(&cmd)?;
-        ctl.bundle.vars.fill(env.signals(), &cmd, &prev, &mut vals);
-        prev.copy_from_slice(&cmd);
-        ctl.bundle.episode.apply(&vals, &mut end);
         if end.done() {
-            env.reset()?;
-            supervisor.new_episode();
-            ctl.new_episode();
-            prev.iter_mut().for_each(|v| *v = 0.0);
+            stepper.new_episode(ctl, env, supervisor)?;
         }
     }
     let t = temperature(&q, n, REGRET_FRACTION).unwrap_or(1.0);

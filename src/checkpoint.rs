@@ -35,6 +35,18 @@ pub struct History {
     pub episode_success: Vec<f32>,
 }
 
+impl History {
+    /// Training episodes judged by `[episode] success` that failed.
+    pub fn episodes_failed(&self) -> usize {
+        self.episode_success.iter().filter(|s| **s == 0.0).count()
+    }
+
+    /// The share of judged training episodes that failed (0 when none was judged).
+    pub fn failure_rate(&self) -> f64 {
+        self.episodes_failed() as f64 / self.episode_success.len().max(1) as f64
+    }
+}
+
 /// Counters restored with the weights.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Progress {
@@ -388,7 +400,7 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
             f32::from_le_bytes(c.try_into().expect("4 bytes"))
         })?,
         // Absent from checkpoints written before it was kept.
-        episode_success: if st.names().iter().any(|n| *n == "history.episode_success") {
+        episode_success: if st.names().contains(&"history.episode_success") {
             read_history(&st, "history.episode_success", Dtype::F32, path, |c| {
                 f32::from_le_bytes(c.try_into().expect("4 bytes"))
             })?

@@ -534,7 +534,8 @@ impl Drive<'_> {
             }
             window_steps += 1;
             let window_done = continuing && window_steps >= window;
-            if next.is_none() || window_done {
+            let ended = next.is_none() || window_done;
+            if ended {
                 // An episode (or a continuing task's window) ended.
                 let success =
                     end.interrupted || ctl.bundle.episode.succeeded(end, &vals, window_steps, window_done);
@@ -558,7 +559,7 @@ impl Drive<'_> {
                 window_steps = 0;
             }
             let mut restart = next.is_none();
-            if (next.is_none() || window_done) && env_steps >= eval_due {
+            if ended && env_steps >= eval_due {
                 // A point of the learning curve, on the evaluation starts; then training goes on
                 // from a new episode (a continuing task is reset).
                 bar.set_message(format!("evaluating at step {env_steps}"));
@@ -573,8 +574,7 @@ impl Drive<'_> {
             match next {
                 Some(n) if !restart => d = n,
                 _ => {
-                    ep_addon = 0.0;
-                    window_steps = 0;
+                    // (The add-on sum and the window's count were cleared when the episode ended.)
                     prev_cmd.iter_mut().for_each(|v| *v = 0.0);
                     env.reset()?;
                     supervisor.new_episode();

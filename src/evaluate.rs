@@ -5,8 +5,8 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::bundle::Reduce;
-use crate::control::{ActMode, Controller, PolicyChoice};
-use crate::sim::{Env, EnvError};
+use crate::control::{ActMode, Controller, Decision, PolicyChoice};
+use crate::sim::{Env, EnvError, StepEnd};
 use crate::supervisor::Supervisor;
 
 /// Seeds of evaluation episodes are offset from training seeds so the two never share starts.
@@ -73,13 +73,10 @@ pub fn evaluate(
     let b = &ctl.bundle;
     let mode = if b.manifest.evaluation.policy == "sample" { ActMode::Sample } else { ActMode::Greedy };
     env.reseed(seed + EVAL_SEED_OFFSET);
-    let n_cmd = b.commands.len();
-    let mut cmd = vec![0.0f32; n_cmd];
-    let mut prev = vec![0.0f32; n_cmd];
+    let mut stepper = Stepper::new(b);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xe7a1);
     let n_terms = b.addon.terms.len();
     let n_metrics = b.metrics.len();
-    let mut vals = vec![0.0; b.vars.len()];
     let mut terms = vec![0.0; n_terms];
     let continuing = b.episode.continuing;
     let mut total = Tally::new(n_terms, n_metrics);
@@ -94,32 +91,23 @@ pub fn evaluate(
     while counted < episodes && attempts < 2 * episodes {
         attempts += 1;
         if fresh || !continuing {
-            env.reset()?;
-            supervisor.new_episode();
-            ctl.new_episode();
-            prev.iter_mut().for_each(|v| *v = 0.0);
+            stepper.new_episode(ctl, env, supervisor)?;
         }
         ep.clear();
         ep_samples.clear();
         loop {
-            let d = ctl.step(env.signals(), policy, mode, &mut rng);
+            let (d, end) = stepper.step(ctl, env, supervisor, policy, mode, &mut rng)?;
             fallbacks += d.fallback as u64;
-            supervisor.filter(&ctl.command, &mut cmd);
-            ctl.sent(&cmd);
-            let b = &ctl.bundle;
-            let mut end = env.step(&cmd)?;
-            b.vars.fill(env.signals(), &cmd, &prev, &mut vals);
-            prev.copy_from_slice(&cmd);
-            b.episode.apply(&vals, &mut end);
-            ep.addon += b.addon.eval(&vals, &mut terms) as f64;
+            let (b, vals) = (&ctl.bundle, &stepper.vals);
+            ep.addon += b.addon.eval(vals, &mut terms) as f64;
             for (s, t) in ep.terms.iter_mut().zip(&terms) {
                 *s += *t as f64;
             }
             if let Some(base) = &b.base_reward {
-                ep.base += base.expr.eval(&vals) as f64;
+                ep.base += base.expr.eval(vals) as f64;
             }
             for (i, m) in b.metrics.iter().enumerate() {
-                let v = m.expr.eval(&vals);
+                let v = m.expr.eval(vals);
                 ep.metric[i] += v as f64;
                 ep.last[i] = v as f64;
                 if i == 0 {
@@ -130,7 +118,7 @@ pub fn evaluate(
             let window_done = continuing && ep.steps >= b.episode.window as u64;
             if end.done() || window_done {
                 if !end.interrupted {
-                    ep.successes = b.episode.succeeded(end, &vals, env.episode_steps(), window_done) as u64;
+                    ep.successes = b.episode.succeeded(end, vals, env.episode_steps(), window_done) as u64;
                     total.add(&ep);
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;
@@ -167,6 +155,57 @@ pub fn evaluate(
         first_metric_samples: samples,
         fallbacks,
     })
+}
+
+/// One step of a policy on the robot, as training and evaluation take it: decide at the current
+/// signals, pass the command through the supervisor, send it, read the outcome, and apply the
+/// bundle's `terminate`. Holds the command, the previous command and the step's variables
+/// (`vals`, as [`crate::bundle::Variables::fill`] writes them), allocated once.
+pub struct Stepper {
+    pub cmd: Vec<f32>,
+    pub prev: Vec<f32>,
+    pub vals: Vec<f32>,
+}
+
+impl Stepper {
+    pub fn new(b: &crate::Bundle) -> Self {
+        let n = b.commands.len();
+        Stepper { cmd: vec![0.0; n], prev: vec![0.0; n], vals: vec![0.0; b.vars.len()] }
+    }
+
+    /// Resets the robot, the supervisor and the controller for a new episode.
+    pub fn new_episode(
+        &mut self,
+        ctl: &mut Controller,
+        env: &mut dyn Env,
+        supervisor: &mut Supervisor,
+    ) -> Result<(), EnvError> {
+        env.reset()?;
+        supervisor.new_episode();
+        ctl.new_episode();
+        self.prev.iter_mut().for_each(|v| *v = 0.0);
+        Ok(())
+    }
+
+    /// One step of `policy`; the decision and how the step ended.
+    pub fn step(
+        &mut self,
+        ctl: &mut Controller,
+        env: &mut dyn Env,
+        supervisor: &mut Supervisor,
+        policy: PolicyChoice,
+        mode: ActMode,
+        rng: &mut impl rand::Rng,
+    ) -> Result<(Decision, StepEnd), EnvError> {
+        let d = ctl.step(env.signals(), policy, mode, rng);
+        supervisor.filter(&ctl.command, &mut self.cmd);
+        ctl.sent(&self.cmd);
+        let mut end = env.step(&self.cmd)?;
+        ctl.bundle.vars.fill(env.signals(), &self.cmd, &self.prev, &mut self.vals);
+        self.prev.copy_from_slice(&self.cmd);
+        ctl.bundle.episode.apply(&self.vals, &mut end);
+        Ok((d, end))
+    }
 }
 
 /// Sums over steps (of one episode, or of all counted episodes).

@@ -151,11 +151,11 @@ impl Learn {
         );
         let h = &outcome.history;
         if !h.episode_success.is_empty() {
-            let failed = h.episode_success.iter().filter(|s| **s == 0.0).count();
             println!(
-                "training episodes failed: {failed} of {} ({:.1} %); the prior as deployed fails {:.1} %",
+                "training episodes failed: {} of {} ({:.1} %); the prior as deployed fails {:.1} %",
+                h.episodes_failed(),
                 h.episode_success.len(),
-                100.0 * failed as f64 / h.episode_success.len() as f64,
+                100.0 * h.failure_rate(),
                 100.0 * (1.0 - outcome.prior.success_rate)
             );
         }

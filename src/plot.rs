@@ -38,23 +38,20 @@ fn num(p: &serde_json::Value, k: &str) -> f64 {
     p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
 }
 
-/// One learning-curve panel: `ys` at `steps`, and the prior's value as a dashed line.
+/// One learning-curve panel: `ys` at `steps`, and the prior's value as a dashed line; the y
+/// range is `range`, or fits the values.
 fn curve_panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     steps: &[f64],
     ys: &[f64],
     prior: f64,
     name: &str,
+    range: Option<(f64, f64)>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let x_max = steps.iter().copied().fold(1.0, f64::max);
     let finite = ys.iter().copied().chain([prior]).filter(|v| v.is_finite());
-    let (mut lo, mut hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if name == "success rate" {
-        (lo, hi) = (0.0, 1.0);
-    }
+    let fit = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = range.unwrap_or(if fit.0.is_finite() { fit } else { (0.0, 1.0) });
     let pad = ((hi - lo) * 0.08).max(1e-3);
     let mut chart = ChartBuilder::on(area)
         .margin(15)
@@ -102,9 +99,10 @@ pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result
         let key = o.prior.metrics.first().map_or("addon_return", |m| m.0.as_str());
         let label = if o.prior.metrics.is_empty() { "add-on return" } else { metric_name };
         let metric: Vec<f64> = curve.iter().map(|p| num(p, key)).collect();
-        curve_panel(&cl, &steps, &metric, prior_metric, label).map_err(|x| e(&x))?;
+        curve_panel(&cl, &steps, &metric, prior_metric, label, None).map_err(|x| e(&x))?;
         let success: Vec<f64> = curve.iter().map(|p| num(p, "success_rate")).collect();
-        curve_panel(&cr, &steps, &success, o.prior.success_rate, "success rate").map_err(|x| e(&x))?;
+        curve_panel(&cr, &steps, &success, o.prior.success_rate, "success rate", Some((0.0, 1.0)))
+            .map_err(|x| e(&x))?;
     }
 
     // Left: add-on reward per step of each training episode, and its running mean.

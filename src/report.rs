@@ -14,8 +14,6 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
     let e = &o.controller.bundle.episode;
     // A continuing task's windows always run to their length.
     let max_steps = if e.continuing { e.window as f32 } else { e.time_limit() as f32 };
-    let judged = o.history.episode_success.len();
-    let failed = o.history.episode_success.iter().filter(|s| **s == 0.0).count();
     json!({
         "bundle": bundle_name,
         "seed": seed,
@@ -29,8 +27,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         "training": {
             // Training episodes (or windows) that did not succeed by `[episode] success`, beside
             // the prior's failure rate as deployed (its evaluation policy).
-            "episodes_failed": failed,
-            "failure_rate": failed as f64 / judged.max(1) as f64,
+            "episodes_failed": o.history.episodes_failed(),
+            "failure_rate": o.history.failure_rate(),
             "prior_failure_rate": 1.0 - o.prior.success_rate,
             "updates": o.updates,
             "episodes": o.history.episode_length.len(),
@@ -69,31 +67,28 @@ pub fn curve(o: &Outcome) -> Vec<serde_json::Value> {
 /// positive is worse than the prior). `null` without a curve.
 pub fn curve_worst(o: &Outcome) -> serde_json::Value {
     let num = |p: &serde_json::Map<String, serde_json::Value>, k: &str| p.get(k).and_then(|v| v.as_f64());
-    let worst = o.curve.iter().fold(None::<(f64, f64, u64, u64)>, |acc, p| {
-        let (Some(s), Some(a), Some(step)) =
-            (num(p, "success_rate"), num(p, "addon_return"), p.get("env_steps").and_then(|v| v.as_u64()))
-        else {
-            return acc;
-        };
-        let short = (o.prior.addon_return - a) / o.prior.addon_return.abs().max(1e-9);
-        Some(match acc {
-            None => (s, short, step, step),
-            Some((ws, wa, ss, sa)) => {
-                let (ws, ss) = if s < ws { (s, step) } else { (ws, ss) };
-                let (wa, sa) = if short > wa { (short, step) } else { (wa, sa) };
-                (ws, wa, ss, sa)
-            }
+    let prior = o.prior.addon_return;
+    // (step, success rate, add-on shortfall) of each point.
+    let points: Vec<(u64, f64, f64)> = o
+        .curve
+        .iter()
+        .filter_map(|p| {
+            let step = p.get("env_steps")?.as_u64()?;
+            Some((step, num(p, "success_rate")?, (prior - num(p, "addon_return")?) / prior.abs().max(1e-9)))
         })
-    });
-    match worst {
-        None => serde_json::Value::Null,
-        Some((s, a, ss, sa)) => json!({
-            "success_rate": s,
-            "success_rate_at": ss,
-            "success_rate_drop": o.prior.success_rate - s,
-            "addon_shortfall": a,
-            "addon_shortfall_at": sa,
+        .collect();
+    // The first of equally bad points, for both.
+    let lowest = points.iter().min_by(|a, b| a.1.total_cmp(&b.1));
+    let short = points.iter().min_by(|a, b| b.2.total_cmp(&a.2));
+    match (lowest, short) {
+        (Some(l), Some(a)) => json!({
+            "success_rate": l.1,
+            "success_rate_at": l.0,
+            "success_rate_drop": o.prior.success_rate - l.1,
+            "addon_shortfall": a.2,
+            "addon_shortfall_at": a.0,
         }),
+        _ => serde_json::Value::Null,
     }
 }
 

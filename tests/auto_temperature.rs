@@ -2,32 +2,22 @@
 //! up to about 100 and no temperature of its own). Sampled at the customary temperature 1 it
 //! drops the pole in many training episodes, although acting greedily (as deployed) it never
 //! does; calibrated on its own behaviour, its sampled episodes fail no more often than deployed
-//! + 0.05. No learning here (the warm-up outlasts the run): the training episodes are the
+//! plus 0.05. No learning here (the warm-up outlasts the run): the training episodes are the
 //! prior's, sampled.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use resq::customize::{self, Options};
 use resq::Bundle;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-/// `models/cartpole`'s manifest with the SB3 DQN prior, which reads raw signals (no scaling).
+/// `models/cartpole` with the SB3 DQN prior, learning nothing (the warm-up outlasts the run).
 fn dqn_bundle(dir: &Path, overrides: &[&str]) -> Bundle {
-    let text = std::fs::read_to_string(root().join("models/cartpole/manifest.toml")).unwrap();
-    let text: String = text.lines().filter(|l| !l.starts_with("scale = ")).collect::<Vec<_>>().join("\n");
-    std::fs::write(dir.join("manifest.toml"), text).unwrap();
-    std::fs::copy(root().join("tests/data/onnx/sb3_dqn_cartpole.onnx"), dir.join("prior.onnx")).unwrap();
+    common::bundles::write_sb3_dqn_cartpole(dir);
     let mut o: Vec<String> = vec!["learning.warmup=1000000".into()];
     o.extend(overrides.iter().map(|s| s.to_string()));
     Bundle::load_with(dir, &o).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn failure_rate(o: &customize::Outcome) -> f64 {
-    let s = &o.history.episode_success;
-    s.iter().filter(|v| **v == 0.0).count() as f64 / s.len() as f64
 }
 
 #[test]
@@ -45,26 +35,26 @@ fn a_calibrated_dqn_prior_fails_in_training_no_more_than_as_deployed() {
         let t = json["training"]["prior_temperature"].as_f64().unwrap();
         eprintln!(
             "seed {seed}: τ = {t:.4}, training failures {:.2} (deployed {:.2})",
-            failure_rate(&o),
+            o.history.failure_rate(),
             1.0 - o.prior.success_rate
         );
         assert_eq!(json["training"]["calibration_steps"], 500);
         assert!(t > 0.0 && t < 1.0, "τ = {t}");
         assert!(
-            failure_rate(&o) <= 1.0 - o.prior.success_rate + 0.05,
+            o.history.failure_rate() <= 1.0 - o.prior.success_rate + 0.05,
             "seed {seed}: {:.2}",
-            failure_rate(&o)
+            o.history.failure_rate()
         );
 
         // The control: the same prior sampled at temperature 1 fails more often than that.
         let dir = tempfile::tempdir().unwrap();
         let b = dqn_bundle(dir.path(), &[]);
         let o1 = customize::run(b, &Options { fresh: true, ..opts.clone() }).unwrap();
-        eprintln!("seed {seed}: at τ = 1, training failures {:.2}", failure_rate(&o1));
+        eprintln!("seed {seed}: at τ = 1, training failures {:.2}", o1.history.failure_rate());
         assert!(
-            failure_rate(&o1) > 1.0 - o1.prior.success_rate + 0.05,
+            o1.history.failure_rate() > 1.0 - o1.prior.success_rate + 0.05,
             "seed {seed}: {:.2}",
-            failure_rate(&o1)
+            o1.history.failure_rate()
         );
     }
 

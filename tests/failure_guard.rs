@@ -3,19 +3,12 @@
 //! says why and what to change, before the robot has failed more than 3 of 10 training episodes
 //! beyond the prior's own failures (`[safety] failed_episodes_stop`).
 
-use std::path::{Path, PathBuf};
-
 use resq::checkpoint;
 use resq::customize::{self, make_learner, Options, CHECKPOINT_FILE};
 use resq::Bundle;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn failures(history: &checkpoint::History) -> usize {
-    history.episode_success.iter().filter(|s| **s == 0.0).count()
-}
+mod common;
+use common::bundles::{root, write_sb3_dqn_cartpole};
 
 /// The soft-Q CartPole prior carries its value of staying up in `log π0`: a flat −2 per step
 /// (which only ending the episode escapes) does not make it fail.
@@ -30,7 +23,7 @@ fn a_max_ent_prior_keeps_its_task_against_an_addon_that_rewards_ending() {
     let o =
         customize::run(b, &Options { eval_episodes: Some(20), ..Options::new(6000, 0, dir.path()) }).unwrap();
     assert!(o.customized.success_rate >= o.prior.success_rate - 0.05, "{}", o.customized.success_rate);
-    assert!(failures(&o.history) <= 3, "{} training episodes failed", failures(&o.history));
+    assert!(o.history.episodes_failed() <= 3, "{} training episodes failed", o.history.episodes_failed());
 }
 
 /// A plain DQN prior (calibrated temperature τ ≈ 0.036 on seed 0) customized at ω' = α̂ ≈ τ,
@@ -40,11 +33,7 @@ fn a_max_ent_prior_keeps_its_task_against_an_addon_that_rewards_ending() {
 #[test]
 fn a_customization_that_drops_the_pole_is_stopped_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("models/cartpole/manifest.toml")).unwrap();
-    let text: String = text.lines().filter(|l| !l.starts_with("scale = ")).collect::<Vec<_>>().join("\n");
-    std::fs::write(dir.path().join("manifest.toml"), text).unwrap();
-    std::fs::copy(root().join("tests/data/onnx/sb3_dqn_cartpole.onnx"), dir.path().join("prior.onnx"))
-        .unwrap();
+    write_sb3_dqn_cartpole(dir.path());
     let overrides: Vec<String> =
         ["prior.temperature=\"auto\"", "residual.omega=0.035", "residual.alpha=0.035"]
             .map(String::from)
@@ -56,7 +45,7 @@ fn a_customization_that_drops_the_pole_is_stopped_with_the_reason() {
         Ok(o) => panic!(
             "the run went on: success {:.2}, {} training episodes failed",
             o.customized.success_rate,
-            failures(&o.history)
+            o.history.episodes_failed()
         ),
     };
     eprintln!("{err}");
@@ -69,7 +58,6 @@ fn a_customization_that_drops_the_pole_is_stopped_with_the_reason() {
     let b = load();
     let mut learner = make_learner(&b, 0);
     let progress = checkpoint::load(&out.join(CHECKPOINT_FILE), learner.as_mut(), &b.manifest_text).unwrap();
-    let failed = failures(&progress.history);
+    let failed = progress.history.episodes_failed();
     assert!((1..=3).contains(&failed), "{failed} training episodes failed before the stop");
-    assert!(Path::new(&out.join(CHECKPOINT_FILE)).exists());
 }

@@ -7,29 +7,28 @@
 //!
 //! The priors are real ONNX files made by `scripts/make_test_models.py`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use resq::control::{ActMode, Controller, PolicyChoice};
 use resq::customize::{self, Options};
 use resq::Bundle;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::bundles::write_with_prior;
 
 /// `models/cartpole`'s manifest with the test prior `onnx` (discrete logits) and `values` as
 /// its actions, in `dir`.
 fn bundle(dir: &Path, onnx: &str, values: &str, labels: &str) -> Bundle {
-    let text = std::fs::read_to_string(root().join("models/cartpole/manifest.toml")).unwrap();
-    let text = text
-        .replace("kind = \"discrete_q\"", "kind = \"discrete_logits\"")
-        .replace("temperature = 1.0 ", "")
-        .replace("values = [-10.0, 10.0]", &format!("values = {values}"))
-        .replace("labels = [\"left\", \"right\"]", &format!("labels = {labels}"));
-    assert!(!text.contains("temperature = 1.0 "), "the manifest changed: update this test");
-    std::fs::write(dir.join("manifest.toml"), text).unwrap();
-    std::fs::copy(root().join("tests/data/onnx").join(onnx), dir.join("prior.onnx")).unwrap();
+    write_with_prior(dir, "cartpole", onnx, |text| {
+        let text = text
+            .replace("kind = \"discrete_q\"", "kind = \"discrete_logits\"")
+            .replace("temperature = 1.0 ", "")
+            .replace("values = [-10.0, 10.0]", &format!("values = {values}"))
+            .replace("labels = [\"left\", \"right\"]", &format!("labels = {labels}"));
+        assert!(!text.contains("temperature = 1.0 "), "the manifest changed: update this test");
+        text
+    });
     Bundle::load(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -117,9 +116,7 @@ fn a_failing_prior_gets_the_safe_command_and_is_not_learned_from() {
 #[test]
 fn a_failing_continuous_prior_gets_the_safe_command_too() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(root().join("models/pendulum/manifest.toml"), dir.path().join("manifest.toml")).unwrap();
-    std::fs::copy(root().join("tests/data/onnx/nan_gaussian_actor.onnx"), dir.path().join("prior.onnx"))
-        .unwrap();
+    write_with_prior(dir.path(), "pendulum", "nan_gaussian_actor.onnx", |text| text);
     let load =
         || Bundle::load_with(dir.path(), &["learning.warmup=200".into()]).unwrap_or_else(|e| panic!("{e}"));
     let b = load();

@@ -239,6 +239,7 @@ impl ResidualLearner for ResidualSac {
         }
         let (b, ad, no, fam) = (self.core.settings.batch, self.act_dim, self.n_obs, self.family);
         let pw = 2 * ad;
+        let (omega, alpha) = (self.core.settings.omega, self.core.settings.alpha);
         for row in 0..b {
             let step = self.core.draw();
             let n = self.core.n_step(step);
@@ -253,7 +254,6 @@ impl ResidualLearner for ResidualSac {
             self.params[row * pw..(row + 1) * pw].copy_from_slice(r.prior_params_at(n.first));
             self.next_params[row * pw..(row + 1) * pw].copy_from_slice(r.next_prior_params_at(n.last));
             // The stored soft terms of the policy that acted (see the module's doc).
-            let (omega, alpha) = (self.core.settings.omega, self.core.settings.alpha);
             self.returns[row] = n.g
                 + self
                     .core
@@ -262,7 +262,6 @@ impl ResidualLearner for ResidualSac {
                     .sum::<f32>();
             self.boot_discount[row] = n.discount;
         }
-        let (omega, alpha) = (self.core.settings.omega, self.core.settings.alpha);
 
         // Critic targets: a' ~ π_θ(·|s') with the current actor.
         let delta_next = self.actor.predict(self.next_obs.view());

@@ -224,13 +224,18 @@ mod tests {
         let r = [[0.3, -1.0], [0.0, 0.5], [-0.4, 1.2]][s][a];
         (next, r, s == 2 && a == 1)
     }
-    const LOGP0: [[f64; A]; S] = [[-0.2231, -1.6094], [-0.6931, -0.6931], [-2.3026, -0.1054]];
+    const PRIOR: [[f64; A]; S] = [[0.8, 0.2], [0.5, 0.5], [0.1, 0.9]];
+
+    /// `log π0(a|s)`.
+    fn logp0_of(s: usize, a: usize) -> f64 {
+        PRIOR[s][a].ln()
+    }
 
     /// The residual soft fixed point by value iteration (in f64):
     /// `Q(s,a) = r_R + γ(1−d)·α̂·log Σ_a' exp((Q(s',a') + ω'·log π0(a'|s'))/α̂)`.
     fn fixed_point(omega: f64, alpha: f64, gamma: f64) -> [[f64; A]; S] {
         let v = |q: &[[f64; A]; S], s: usize| {
-            alpha * (0..A).map(|a| ((q[s][a] + omega * LOGP0[s][a]) / alpha).exp()).sum::<f64>().ln()
+            alpha * (0..A).map(|a| ((q[s][a] + omega * logp0_of(s, a)) / alpha).exp()).sum::<f64>().ln()
         };
         let mut q = [[0.0; A]; S];
         for _ in 0..3000 {
@@ -282,7 +287,7 @@ mod tests {
             v[s] = 1.0;
             v
         };
-        let logp0 = |s: usize| [LOGP0[s][0] as f32, LOGP0[s][1] as f32];
+        let logp0 = |s: usize| [logp0_of(s, 0) as f32, logp0_of(s, 1) as f32];
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
         let (mut s, mut t) = (0usize, 0u32);
         let mut visited = Vec::new();
@@ -297,7 +302,7 @@ mod tests {
                 action: a,
                 action_values: &[],
                 reward: r as f32,
-                logp0_taken: LOGP0[s][a] as f32,
+                logp0_taken: logp0_of(s, a) as f32,
                 logpi_taken: 0.5f32.ln(),
                 next_obs: &o2,
                 next_logp0: &lp2,
@@ -339,7 +344,7 @@ mod tests {
                     (r.obs_at(m.slot).iter().position(|v| *v == 1.0).unwrap(), r.action[m.slot] as usize);
                 let v = alpha as f64
                     * (0..A)
-                        .map(|b| ((q[ms][b] + omega as f64 * LOGP0[ms][b]) / alpha as f64).exp())
+                        .map(|b| ((q[ms][b] + omega as f64 * logp0_of(ms, b)) / alpha as f64).exp())
                         .sum::<f64>()
                         .ln();
                 (acc.0 + m.weight as f64 * (v - q[ms][ma]), acc.1)
