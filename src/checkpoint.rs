@@ -5,7 +5,8 @@
 //!
 //! Tensors: `online.{l}.w|b`, `target.{l}.w|b`, `adam_m.{l}.w|b`, `adam_v.{l}.w|b` for each layer
 //! `l`; a learner's further networks by name (residual SAC: `critic2.*`, `critic2_target.*`,
-//! `actor.*`, with `<name>.adam_m.*`, `<name>.adam_v.*`); the training history (`history.*`).
+//! `actor.*`; RPG: `value.*`), with `<name>.adam_m.*`, `<name>.adam_v.*`; the training history
+//! (`history.*`); a learner's further state (`state.*`; RPG: its rollout phase).
 //! Metadata: format, manifest hash, counters. The replay ring is saved too (`replay.*`), so a
 //! resumed run learns on at once.
 
@@ -195,6 +196,9 @@ pub fn encode(
     ];
     for (name, dtype, shape, bytes) in ring {
         owned.push((name.to_string(), dtype, shape, bytes));
+    }
+    for (name, v) in learner_all.extra_state() {
+        owned.push((format!("state.{name}"), Dtype::F64, vec![v.len()], f64_bytes(&v)));
     }
 
     let views = owned
@@ -409,6 +413,16 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
         },
     };
     restore_replay(&st, learner, num("replay_written").unwrap_or(0));
+    for name in st.names() {
+        if let Some(key) = name.strip_prefix("state.") {
+            let v = read_history(&st, name, Dtype::F64, path, |c| {
+                f64::from_le_bytes(c.try_into().expect("8 bytes"))
+            })?;
+            if !learner_all.restore_extra_state(key, &v) {
+                bail!("{}: `{name}` does not fit this bundle's learner", path.display());
+            }
+        }
+    }
     let prior_temperature =
         match meta.get("prior_temperature") {
             Some(t) => Some(t.parse().with_context(|| {

@@ -19,6 +19,10 @@
 //! discrete actions, the Gaussian KL in closed form for residual SAC, and the candidates'
 //! reweighting from the prior for the sampled method.
 //!
+//! **Residual policy gradient** (method `rpg`) acts through the same paths: discrete, its head
+//! gives logit offsets `Δ`, and `log π_θ = log_softmax(Δ + log π0)` is the formula above with
+//! `ω' = α̂ = 1`; continuous, its head offsets the prior's Gaussian like the residual SAC actor.
+//!
 //! **Fallback.** If the residual outputs a non-finite value, or the learner has diverged, the
 //! prior acts alone and the decision says so.
 
@@ -118,7 +122,11 @@ impl Controller {
         let continuous = match &bundle.action_space {
             ActionSpace::Continuous { low, high } => {
                 // Residual SAC acts without candidates; one is drawn for a sample of the prior.
-                let k = if bundle.method == Method::Sac { 1 } else { bundle.manifest.residual.candidates };
+                let k = if matches!(bundle.method, Method::Sac | Method::Rpg) {
+                    1
+                } else {
+                    bundle.manifest.residual.candidates
+                };
                 Some(ContinuousActor::new(bundle.prior.kind, k, n_res, low, high))
             }
             ActionSpace::Discrete => None,
@@ -260,7 +268,9 @@ impl Controller {
         }
         let policy = if signal_fault { PolicyChoice::Prior } else { policy };
         let settings = &self.bundle.manifest.residual;
-        let (omega, alpha) = (settings.omega, settings.alpha);
+        // RPG's discrete head gives logit offsets: log π_θ = log_softmax(Δ + log π0).
+        let (omega, alpha) =
+            if self.bundle.method == Method::Rpg { (1.0, 1.0) } else { (settings.omega, settings.alpha) };
         if let Some(sa) = &mut self.continuous {
             let greedy = mode == ActMode::Greedy;
             let ch = match policy {

@@ -20,6 +20,7 @@ use rand::SeedableRng;
 use crate::algo::core::{ResidualLearner, Settings};
 use crate::algo::replay::Transition;
 use crate::algo::residual_sac::ResidualSac;
+use crate::algo::rpg::{PolicyHead, PpoSettings, ResidualPg};
 use crate::algo::rql_discrete::ResidualSoftQ;
 use crate::algo::rql_sampled::ResidualSampledQ;
 use crate::bundle::{Bundle, Method};
@@ -143,6 +144,21 @@ pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner + Sen
         Method::Sac => {
             let family = bundle.prior.kind.family().expect("validated: a continuous prior");
             Box::new(ResidualSac::new(s, n_obs, n_act, family, seed))
+        }
+        Method::Rpg => {
+            let l = &bundle.manifest.learning;
+            let ppo = PpoSettings {
+                rollout: l.rollout,
+                epochs: l.epochs,
+                clip: l.clip,
+                gae_lambda: l.gae_lambda,
+                value_steps: l.value_steps,
+            };
+            let head = match bundle.prior.kind.family() {
+                Some(family) => PolicyHead::Gaussian { family, act_dim: n_act },
+                None => PolicyHead::Logits { n_actions: n_act },
+            };
+            Box::new(ResidualPg::new(s, ppo, n_obs, head, seed))
         }
     }
 }
@@ -387,8 +403,9 @@ impl Drive<'_> {
         let mut prev_cmd = vec![0.0f32; n_cmd];
         // The continuous action taken, in [−1, 1] units (what the continuous heads take as input).
         let mut action_unit = [0.0f32; firmware_bridge::MAX_COMMANDS];
-        // The prior's Gaussian at s (residual SAC keeps it with the transition).
-        let mut params = [0.0f32; 2 * firmware_bridge::MAX_COMMANDS];
+        // The prior at s, kept with the transition by the methods that need it: its Gaussian
+        // (residual SAC, RPG) or `log π0(·|s)` (discrete RPG).
+        let mut params = vec![0.0f32; pw];
         let started = Instant::now();
         let mut ep_addon = 0.0f32;
         let (continuing, window) = (ctl.bundle.episode.continuing, ctl.bundle.episode.window);
@@ -464,7 +481,9 @@ impl Drive<'_> {
             obs.copy_from_slice(&ctl.res_obs);
             if let Some(sa) = &ctl.continuous {
                 action_unit[..sa.act_dim].copy_from_slice(&sa.action);
-                params[..sa.gauss.len()].copy_from_slice(&sa.gauss);
+                params.copy_from_slice(&sa.gauss[..pw]);
+            } else {
+                params.copy_from_slice(&ctl.logp0[..pw]);
             }
             let tick_start = Instant::now();
             fill_before(&mut tick, ctl, env, d, &cmd, frame_at, last_tick_start, started);
@@ -492,7 +511,7 @@ impl Drive<'_> {
             };
             next_logp0.copy_from_slice(&ctl.logp0);
             let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
-            let next_params = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.gauss[..pw]);
+            let next_params = ctl.continuous.as_ref().map_or(&next_logp0[..pw], |sa| &sa.gauss[..pw]);
             // A non-finite reading (possible in a simulation; the protocol refuses them) or a
             // failed prior at either end would poison the learner: such a transition is not
             // learned from.
@@ -507,7 +526,7 @@ impl Drive<'_> {
                         action: d.action,
                         action_values: &action_unit[..act_dim],
                         next_candidates,
-                        prior_params: &params[..pw],
+                        prior_params: &params,
                         next_prior_params: next_params,
                         reward: r,
                         logp0_taken: d.logp0_taken,

@@ -342,6 +342,13 @@ fn run(cli: Cli) -> Result<()> {
                     format!("sampled residual Q, K = {} candidates", r.candidates)
                 }
                 resq::bundle::Method::Sac => "residual SAC (actor + twin critics)".to_string(),
+                resq::bundle::Method::Rpg => format!(
+                    "residual policy gradient (PPO, rollout {}, {} epochs, clip {}, GAE λ {})",
+                    b.manifest.learning.rollout,
+                    b.manifest.learning.epochs,
+                    b.manifest.learning.clip,
+                    b.manifest.learning.gae_lambda
+                ),
             };
             println!("  method: {method}; ω' = {}, α̂ = {}, head {:?}", r.omega, r.alpha, r.hidden);
             Ok(())

@@ -28,7 +28,12 @@ fn counting_allocator_sees_allocations() {
 
 #[test]
 fn control_tick_allocates_nothing_after_warm_up() {
-    let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole")).unwrap();
+    discrete_ticks_allocate_nothing("models/cartpole");
+}
+
+/// Full discrete ticks of `bundle` (a CartPole one) with a random (non-zero) residual head.
+fn discrete_ticks_allocate_nothing(bundle: &str) {
+    let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle)).unwrap();
     assert!(bundle.prior.is_realtime_safe(), "the CartPole prior must run on resq's kernels");
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
     // A residual with non-zero output so the KL-budget path (bisection) runs too.
@@ -97,7 +102,7 @@ fn continuous_ticks_allocate_nothing(method: &str) {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
     let residual = Mlp::new(&[3, 64, 64, 1], Activation::Relu, false, &mut rng);
     let mut ctl = Controller::new(bundle, residual);
-    if method == "sac" {
+    if method == "sac" || method == "rpg" {
         ctl.set_actor(Mlp::new(&[2, 64, 64, 2], Activation::Relu, false, &mut rng));
     }
     let mut supervisor = ctl.bundle.supervisor();
@@ -132,6 +137,18 @@ fn sampled_control_tick_allocates_nothing_after_warm_up() {
 #[test]
 fn sac_control_tick_allocates_nothing_after_warm_up() {
     continuous_ticks_allocate_nothing("sac");
+}
+
+/// Residual policy gradient, Gaussian: prior → offsets to its mean and log-std → one draw.
+#[test]
+fn rpg_continuous_control_tick_allocates_nothing_after_warm_up() {
+    continuous_ticks_allocate_nothing("rpg");
+}
+
+/// Residual policy gradient, discrete: prior → logit offsets → KL-budgeted choice.
+#[test]
+fn rpg_discrete_control_tick_allocates_nothing_after_warm_up() {
+    discrete_ticks_allocate_nothing("models/cartpole-rpg");
 }
 
 /// The loop's side of a learner thread: handing a transition over the queue and taking new

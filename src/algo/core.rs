@@ -234,6 +234,16 @@ pub trait ResidualLearner {
     fn extra_nets_mut(&mut self) -> Vec<NamedNetMut<'_>> {
         Vec::new()
     }
+    /// State beyond networks and replay that a resumed run needs (RPG: its rollout phase), as
+    /// named vectors (checkpointed as `state.<name>`).
+    fn extra_state(&self) -> Vec<(&'static str, Vec<f64>)> {
+        Vec::new()
+    }
+    /// Restores one named vector of [`ResidualLearner::extra_state`] (after the networks and
+    /// the replay); false if the name or length is not this learner's.
+    fn restore_extra_state(&mut self, _name: &str, _v: &[f64]) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

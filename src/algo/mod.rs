@@ -3,5 +3,6 @@
 pub mod core;
 pub mod replay;
 pub mod residual_sac;
+pub mod rpg;
 pub mod rql_discrete;
 pub mod rql_sampled;

@@ -281,7 +281,8 @@ pub struct ResidualSection {
     #[serde(default = "default_candidates")]
     pub candidates: usize,
     /// Continuous actions: `sampled` (actor-free residual Q over K prior candidates) or `sac`
-    /// (residual SAC: an actor on top of the prior and twin residual critics).
+    /// (residual SAC: an actor on top of the prior and twin residual critics). Any actions:
+    /// `rpg` (residual policy gradient: PPO on `r_R + ω'·log π0 − α̂·log π_θ`).
     #[serde(default = "default_method")]
     pub method: String,
 }
@@ -325,6 +326,16 @@ pub struct LearningSection {
     /// takes the newest weights; neither waits), instead of between ticks on the loop's thread
     /// (reproducible from a seed). For a real-time robot whose tick is shorter than its updates.
     pub thread: bool,
+    /// Method `rpg`: steps per rollout (a multiple of `batch`).
+    pub rollout: usize,
+    /// Method `rpg`: passes over each rollout.
+    pub epochs: usize,
+    /// Method `rpg`: ε of PPO's clipped surrogate.
+    pub clip: f32,
+    /// Method `rpg`: λ of GAE.
+    pub gae_lambda: f32,
+    /// Method `rpg`: value-head steps per minibatch.
+    pub value_steps: usize,
 }
 
 impl Default for LearningSection {
@@ -340,6 +351,11 @@ impl Default for LearningSection {
             huber_delta: 1.0,
             grad_clip: 10.0,
             thread: false,
+            rollout: 512,
+            epochs: 10,
+            clip: 0.2,
+            gae_lambda: 0.95,
+            value_steps: 4,
         }
     }
 }

@@ -113,6 +113,8 @@ pub enum Method {
     Sampled,
     /// Continuous: residual SAC (an actor on top of π0, twin residual critics).
     Sac,
+    /// Any actions: residual policy gradient (PPO on the augmented reward, `algo::rpg`).
+    Rpg,
 }
 
 /// The kind of action the robot takes.
@@ -942,6 +944,32 @@ impl Bundle {
             ));
         }
         positive(f, "learning.huber_delta", l.huber_delta, "the Huber loss threshold")?;
+        nonzero(f, "learning.epochs", l.epochs, "the passes over each rollout (method rpg)")?;
+        nonzero(f, "learning.value_steps", l.value_steps, "the value-head steps per minibatch (method rpg)")?;
+        if l.rollout < l.batch || l.rollout % l.batch != 0 {
+            return Err(BundleError::field(
+                f,
+                "learning.rollout",
+                format!("rollout {} is not a whole number of minibatches of {}", l.rollout, l.batch),
+                format!("use a multiple of learning.batch, e.g. rollout = {}", l.batch * 8),
+            ));
+        }
+        if !(l.clip > 0.0 && l.clip < 1.0) {
+            return Err(BundleError::field(
+                f,
+                "learning.clip",
+                format!("found {}, expected 0 < ε < 1", l.clip),
+                "e.g. clip = 0.2",
+            ));
+        }
+        if !(0.0..=1.0).contains(&l.gae_lambda) {
+            return Err(BundleError::field(
+                f,
+                "learning.gae_lambda",
+                format!("found {}, expected 0 ≤ λ ≤ 1", l.gae_lambda),
+                "e.g. gae_lambda = 0.95",
+            ));
+        }
         if !(l.grad_clip >= 0.0) {
             return Err(BundleError::field(
                 f,
@@ -986,6 +1014,7 @@ impl Bundle {
         debug_assert_eq!(continuous_prior, matches!(action_space, ActionSpace::Continuous { .. }));
         let method = match (m.residual.method.as_str(), continuous_prior) {
             (_, false) if m.residual.method == "sampled" => Method::DiscreteQ,
+            ("rpg", _) => Method::Rpg,
             ("sampled", true) => Method::Sampled,
             ("sac", true) => Method::Sac,
             (other, false) => {
@@ -993,9 +1022,9 @@ impl Bundle {
                     f,
                     "residual.method",
                     format!(
-                        "`{other}` is for continuous actions; discrete actions learn Q_R over every action"
+                        "`{other}` is for continuous actions; discrete actions learn Q_R over every action, or use `rpg`"
                     ),
-                    "remove `method` for a discrete bundle",
+                    "remove `method` for residual soft Q-learning, or write `method = \"rpg\"` for residual policy gradient",
                 ))
             }
             (other, true) => {
@@ -1003,7 +1032,7 @@ impl Bundle {
                     f,
                     "residual.method",
                     format!("unknown method `{other}`"),
-                    "use `sampled` (actor-free, K candidates from the prior) or `sac` (residual SAC)",
+                    "use `sampled` (actor-free, K candidates from the prior), `sac` (residual SAC) or `rpg` (residual policy gradient)",
                 ))
             }
         };

@@ -1,0 +1,71 @@
+//! Residual policy gradient (method `rpg`) end to end: the CartPole bundle "more centre" meets
+//! the bar of the residual Q-learning test (mean |x| ≤ 0.5× the prior's, ≥ 95 % of episodes
+//! reach the 500-step limit), and a checkpoint written in the middle of an update phase resumes
+//! that phase exactly (its rollout, advantages and minibatch order).
+
+use std::path::Path;
+
+use resq::checkpoint;
+use resq::customize::{self, make_learner, Options, CHECKPOINT_FILE};
+use resq::Bundle;
+
+fn bundle() -> Bundle {
+    Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole-rpg")).unwrap()
+}
+
+fn metric(e: &resq::evaluate::PolicyEval, name: &str) -> f64 {
+    e.metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v).expect("metric present")
+}
+
+#[test]
+fn rpg_moves_the_cartpole_to_the_centre_and_keeps_the_pole_up() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = Options { eval_episodes: Some(40), eval_every: 5_000, ..Options::new(15_000, 0, out.path()) };
+    let o = customize::run(bundle(), &opts).unwrap();
+    let (p, c) = (metric(&o.prior, "mean_abs_x"), metric(&o.customized, "mean_abs_x"));
+    eprintln!(
+        "rpg: mean|x| prior {p:.4} customized {c:.4} ({:.3}x); success {:.2}; {} training episodes failed; {} updates",
+        c / p,
+        o.customized.success_rate,
+        o.history.episodes_failed(),
+        o.updates
+    );
+    assert!(c <= 0.5 * p, "customized mean|x| {c:.4} is not ≤ half the prior's {p:.4}");
+    assert!(
+        o.customized.success_rate >= 0.95,
+        "only {:.2} of episodes reach 500 steps",
+        o.customized.success_rate
+    );
+    // The safety issue's bar: training episodes fail no more often than the prior's + 0.05.
+    let rate = o.history.failure_rate();
+    assert!(rate <= 1.0 - o.prior.success_rate + 0.05, "training episodes failed at {rate:.3}");
+    assert!(!o.diverged);
+}
+
+#[test]
+fn a_checkpoint_taken_mid_phase_resumes_the_phase_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    // Rollouts of 512 steps; a phase is 20 epochs × 8 minibatches at 16 per tick: the phase of
+    // the second rollout (steps 512..1024) starts once it is complete and is 6 ticks in at
+    // step 1030.
+    let first =
+        customize::run(bundle(), &Options { eval_episodes: Some(1), ..Options::new(1030, 0, out.path()) })
+            .unwrap();
+    let state = first.learner.extra_state();
+    let rollout = &state.iter().find(|(n, _)| *n == "rpg.rollout").unwrap().1;
+    assert_eq!(rollout, &vec![1024.0, 512.0, 96.0], "[next rollout, phase start, minibatch steps taken]");
+
+    let mut restored = make_learner(&bundle(), 7);
+    checkpoint::load(&out.path().join(CHECKPOINT_FILE), restored.as_mut(), &bundle().manifest_text).unwrap();
+    assert_eq!(restored.extra_state(), state);
+    assert_eq!(restored.core().replay.written, first.learner.core().replay.written);
+    // The rest of the phase takes the same minibatches with the same optimiser state: the
+    // policies stay identical, update for update.
+    let mut original = first.learner;
+    assert_eq!(original.extra_nets()[0].net, restored.extra_nets()[0].net, "the value head as restored");
+    for k in 0..64 {
+        assert_eq!(original.update().is_some(), restored.update().is_some(), "update {k}");
+        assert_eq!(original.core().online, restored.core().online, "policy after update {k}");
+    }
+    assert_eq!(original.extra_state(), restored.extra_state());
+}
