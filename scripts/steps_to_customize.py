@@ -6,7 +6,10 @@ by default the CartPole "more centre" test's, customized mean |x| <= 0.5 x the p
 also requires metric M to stay >= 0.9 x the prior's). Also reports training episodes that ended early
 (the pole fell or the cart left the track while learning) and the worst training episode's
 add-on reward per step as a multiple of the prior's (above 1: the robot did worse than the prior
-while learning): the hazards on a real robot.
+while learning): the hazards on a real robot. Also the wall-clock time of the learning (median)
+and the largest peak RSS of a run; with `--eval-every N`, the learning curve's worst point over
+the seeds: its lowest success rate and its largest add-on shortfall against the prior (positive:
+worse than the prior).
 
     cargo build --release
     python3 scripts/steps_to_customize.py models/cartpole --steps 1000 2000 3000 5000 --seeds 5
@@ -39,20 +42,33 @@ p.add_argument("--keep", action="append", default=[], help="a metric that must s
 p.add_argument("--at-most", action="append", default=[], metavar="METRIC=RATIO",
                help="a metric that must stay <= RATIO x the prior's (e.g. final_distance=1.2)")
 p.add_argument("--set", action="append", default=[], help="manifest override, passed to resq")
+p.add_argument("--eval-every", type=int, default=0,
+               help="also evaluate every N steps (resq's learning curve) and print the curve's worst point: "
+                    "the lowest success rate and the largest add-on shortfall against the prior")
 p.add_argument("--resq", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "resq"))
 a = p.parse_args()
 
 print(f"{a.bundle} {' '.join(a.set)}")
-print(f"{'steps':>6} {'pass':>6} {'median ratio':>13} {'worst ratio':>12} {'ended early (sum)':>18} {'worst episode':>14} {'wall s (median)':>16}")
+header = f"{'steps':>6} {'pass':>6} {'median ratio':>13} {'worst ratio':>12} {'ended early (sum)':>18} {'worst episode':>14} {'wall s (median)':>16} {'max RSS MiB':>12}"
+if a.eval_every:
+    header += f" {'curve success':>14} {'curve shortfall':>15}"
+print(header)
 for steps in a.steps:
-    ratios, passed, early, wall, worst = [], 0, 0, [], 0.0
+    ratios, passed, early, wall, worst, rss, curve_success, curve_short = [], 0, 0, [], 0.0, [], [], []
     for seed in range(a.seeds):
         with tempfile.TemporaryDirectory() as out:
             cmd = [a.resq, "customize", a.bundle, "--steps", str(steps), "--seed", str(seed), "--fresh", "--quiet",
                    "--episodes", str(a.episodes), "--out", out]
             for s in a.set:
                 cmd += ["--set", s]
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if a.eval_every:
+                cmd += ["--eval-every", str(a.eval_every)]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise subprocess.CalledProcessError(proc.returncode, cmd)
+            rss.append(usage.ru_maxrss / 1024)  # KiB -> MiB (Linux)
             r = json.load(open(os.path.join(out, "report.json")))
         ratio = r["customized"][a.metric] / r["prior"][a.metric]
         ok = ratio <= a.max_ratio and r["customized"]["success_rate"] >= a.min_success
@@ -62,10 +78,16 @@ for steps in a.steps:
             ok = ok and r["customized"][k] <= float(bound) * r["prior"][k]
         ratios.append(ratio)
         passed += ok
+        if r.get("curve_worst"):
+            curve_success.append(r["curve_worst"]["success_rate"])
+            curve_short.append(r["curve_worst"]["addon_shortfall"])
         early += r["training"]["episodes_ended_early"] or 0
         wall.append(r["training"]["wall_seconds"])
         # The worst training episode's add-on reward per step, in units of the prior's.
         prior_per_step = r["prior"]["addon_return"] / r["prior"]["episode_length"]
         if r["training"]["worst_episode_addon_per_step"] is not None and prior_per_step != 0:
             worst = max(worst, r["training"]["worst_episode_addon_per_step"] / prior_per_step)
-    print(f"{steps:>6} {passed:>3}/{a.seeds:<2} {statistics.median(ratios):>13.3f} {max(ratios):>12.3f} {early:>18} {worst:>13.2f}x {statistics.median(wall):>16.2f}")
+    line = f"{steps:>6} {passed:>3}/{a.seeds:<2} {statistics.median(ratios):>13.3f} {max(ratios):>12.3f} {early:>18} {worst:>13.2f}x {statistics.median(wall):>16.2f} {max(rss):>12.0f}"
+    if curve_success:
+        line += f" {min(curve_success):>14.2f} {max(curve_short):>+15.1%}"
+    print(line)

@@ -511,7 +511,10 @@ impl Drive<'_> {
             };
             next_logp0.copy_from_slice(&ctl.logp0);
             let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
-            let next_params = ctl.continuous.as_ref().map_or(&next_logp0[..pw], |sa| &sa.gauss[..pw]);
+            let next_params = match &ctl.continuous {
+                Some(sa) => &sa.gauss[..pw],
+                None => &next_logp0[..pw],
+            };
             // A non-finite reading (possible in a simulation; the protocol refuses them) or a
             // failed prior at either end would poison the learner: such a transition is not
             // learned from.

@@ -99,6 +99,31 @@ fn customizes_over_the_link_in_lock_step() {
     assert_eq!(s.recorder.unwrap().dropped, 0);
 }
 
+/// Residual policy gradient over the link (`models/cartpole-rpg`, in lock step): the same bar as
+/// residual Q-learning above (mean |x| ≤ 0.5× the prior's, ≥ 95 % reach the limit), at the
+/// budget where it meets it in process (15 000 steps), with every tick recorded.
+#[test]
+fn rpg_customizes_over_the_link_in_lock_step() {
+    let _cpu = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 1);
+    let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole-rpg")).unwrap();
+    let mut env = connect(&b, &port, Mode::LockStep, 0).unwrap();
+    let o = customize::run_in(b, &mut env, &options(dir.path(), 15_000, 20)).unwrap();
+    let report = finish();
+    let (p, c) = (metric(&o.prior), metric(&o.customized));
+    eprintln!(
+        "rpg over the link: mean|x| prior {p:.4} customized {c:.4}, success {:.2}; {} updates; {:?}",
+        o.customized.success_rate, o.updates, o.link
+    );
+    assert!(c <= 0.5 * p, "customized {c} vs prior {p}");
+    assert!(o.customized.success_rate >= 0.95);
+    assert_eq!(o.link.crc_errors + o.link.other_errors + o.link.reconnects, 0, "a clean link has no errors");
+    assert_eq!(report.firmware.commands_out_of_range, 0);
+    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    assert_eq!(s.ticks, 15_000);
+}
+
 /// A continuous plant over the link: Pendulum "save energy" by residual SAC (the bundle's
 /// method): ≥ 5 % less torque² (measured −12 %; the evaluation episodes differ from the
 /// in-process ones, and a tick that misses its deadline under load falls back to the prior),
@@ -329,6 +354,39 @@ fn a_learner_thread_customizes_a_real_time_robot() {
     assert_eq!(o.transitions_dropped, 0);
     assert!(o.updates >= (steps - warmup) * per_tick * 9 / 10, "{} updates", o.updates);
     assert_eq!(s.ticks, steps);
+    assert!(c <= 0.7 * p, "customized {c} vs prior {p}");
+    assert!(o.customized.success_rate >= 0.8);
+    assert_eq!(report.firmware.commands_out_of_range, 0);
+}
+
+/// Residual policy gradient with the learner on its own thread, at 500 Hz: update phases run
+/// there while the loop keeps collecting the next rollout; no transition is dropped, every
+/// completed rollout gets its phase (no phase is dropped), and CartPole customizes. The bar is
+/// the learner-thread test's above (≤ 0.7× the prior's mean |x|).
+#[test]
+fn rpg_learns_on_its_own_thread_at_500_hz() {
+    let _cpu = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let period_us = 2_000;
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 11);
+    let dir_b = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole-rpg");
+    let b = Bundle::load_with(&dir_b, &["learning.thread=true".into()]).unwrap();
+    let (rollout, per_phase) = (
+        b.manifest.learning.rollout as u64,
+        (b.manifest.learning.epochs * b.manifest.learning.rollout / b.manifest.learning.batch) as u64,
+    );
+    let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
+    let steps = 15_000;
+    let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 5)).unwrap();
+    let report = finish();
+    let (p, c) = (metric(&o.prior), metric(&o.customized));
+    eprintln!(
+        "rpg, learner thread, 500 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped",
+        o.updates, o.transitions_dropped
+    );
+    assert_eq!(o.transitions_dropped, 0);
+    // Every rollout but the last (whose phase may still be running at the end) had its phase.
+    assert!(o.updates >= (steps / rollout - 1) * per_phase, "{} updates", o.updates);
     assert!(c <= 0.7 * p, "customized {c} vs prior {p}");
     assert!(o.customized.success_rate >= 0.8);
     assert_eq!(report.firmware.commands_out_of_range, 0);

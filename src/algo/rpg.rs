@@ -41,8 +41,9 @@
 //! ```
 //!
 //! with `Â` the advantages normalised over the minibatch, and `value_steps` steps of `L_V` per
-//! minibatch. The value head's output starts at the first rollout's mean return. A phase whose rollout the ring has
-//! already overwritten (a learner thread far behind) is dropped and counted.
+//! minibatch. The value head's output starts at the first rollout's mean return, and the first
+//! rollout's phase trains the value head alone (its advantages came from a constant `V`). A phase whose
+//! rollout the ring has already overwritten (a learner thread far behind) is dropped and counted.
 
 use ndarray::Array2;
 use rand::seq::SliceRandom;
@@ -209,7 +210,7 @@ pub struct Phase {
 pub struct PpoStats {
     pub policy_loss: f32,
     pub value_loss: f32,
-    /// `mean(log π_b − log π_θ)` over the minibatch, before its step.
+    /// `KL(π_b‖π_θ)` estimated over the minibatch before its step, `mean((ρ − 1) − log ρ)`.
     pub approx_kl: f32,
     /// Share of the minibatch whose ratio was clipped.
     pub clip_fraction: f32,
@@ -317,13 +318,13 @@ impl ResidualPg {
             gae(&reward, v, vn, &terminal, &end, gamma, lambda, adv, ret)
         };
         run_gae(&v, &vn, &mut self.adv, &mut self.ret);
-        if self.core.updates == 0 {
+        let out = self.value.layers.last().expect("an output layer");
+        if out.w.iter().chain(out.b.iter()).all(|v| *v == 0.0) {
             // The value head starts at 0, while the returns of r̃ may be far from it (−|x|/2.4
             // per step at γ = 0.99 is about −10), which Adam's steps of about `lr` would take
             // thousands of updates to reach: start its output at the first rollout's mean return.
             let mean = self.ret.iter().sum::<f32>() / t as f32;
-            let out = self.value.layers.last_mut().expect("an output layer");
-            out.b[0] += mean;
+            self.value.layers.last_mut().expect("an output layer").b[0] = mean;
             v += mean;
             vn += mean;
             run_gae(&v, &vn, &mut self.adv, &mut self.ret);
@@ -384,7 +385,9 @@ impl ResidualPg {
             );
             let (l, dl) = clipped_surrogate(lp, self.logp_behaviour[row], self.adv_b[row], self.ppo.clip);
             loss += l;
-            kl += self.logp_behaviour[row] - lp;
+            // KL(π_b‖π_θ) ≈ E_b[(ρ − 1) − log ρ] (unbiased and ≥ 0 per sample).
+            let log_ratio = lp - self.logp_behaviour[row];
+            kl += log_ratio.exp() - 1.0 - log_ratio;
             clipped += (dl == 0.0) as usize;
             g.iter_mut().for_each(|v| *v *= dl / b as f32);
         }
@@ -450,6 +453,9 @@ impl ResidualLearner for ResidualPg {
         for _ in 0..self.ppo.value_steps {
             value_loss = self.value_step();
         }
+        // The first rollout's phase trains the value head alone: its advantages came from a
+        // constant V.
+        let value_only = start == 0;
         let (loss, d_out, trace) = self.policy_loss_and_grad();
         self.stats.policy_loss = loss;
         self.stats.value_loss = value_loss;
@@ -469,12 +475,14 @@ impl ResidualLearner for ResidualPg {
         } else {
             Some(Phase { start, taken })
         };
-        let out = self.core.apply(&trace, &d_out, loss);
         if !self.value.is_finite() || !value_loss.is_finite() {
             self.core.diverged = true;
             return None;
         }
-        out
+        if value_only {
+            return Some(value_loss);
+        }
+        self.core.apply(&trace, &d_out, loss)
     }
 
     fn actor(&self) -> Option<&Mlp> {

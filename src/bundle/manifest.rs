@@ -352,7 +352,7 @@ impl Default for LearningSection {
             grad_clip: 10.0,
             thread: false,
             rollout: 512,
-            epochs: 10,
+            epochs: 20,
             clip: 0.2,
             gae_lambda: 0.95,
             value_steps: 4,
