@@ -1,12 +1,16 @@
 //! Residual policy gradient (method `rpg`) end to end: the CartPole bundle "more centre" meets
 //! the bar of the residual Q-learning test (mean |x| ≤ 0.5× the prior's, ≥ 95 % of episodes
-//! reach the 500-step limit), and a checkpoint written in the middle of an update phase resumes
+//! reach the 500-step limit); for every prior kind resq loads, a fresh RPG residual acts exactly
+//! as the prior; and a checkpoint written in the middle of an update phase resumes
 //! that phase exactly (its rollout, advantages and minibatch order).
 
 use std::path::Path;
 
+use rand::SeedableRng;
 use resq::checkpoint;
+use resq::control::{ActMode, Controller, PolicyChoice};
 use resq::customize::{self, make_learner, Options, CHECKPOINT_FILE};
+use resq::sim::{Env, SimEnv};
 use resq::Bundle;
 
 fn bundle() -> Bundle {
@@ -68,4 +72,37 @@ fn a_checkpoint_taken_mid_phase_resumes_the_phase_exactly() {
         assert_eq!(original.core().online, restored.core().online, "policy after update {k}");
     }
     assert_eq!(original.extra_state(), restored.extra_state());
+}
+
+/// π_θ = prior + zero-initialised residual: for each prior kind (soft-Q, logits, squashed
+/// Gaussian, plain Gaussian, deterministic + exploration noise), every decision of a fresh RPG
+/// learner's policy has the prior's own log-probability, sampling and greedy.
+#[test]
+fn a_fresh_residual_acts_exactly_as_the_prior_for_every_prior_kind() {
+    for name in ["cartpole", "cartpole-bc", "mountaincar", "pendulum-gaussian", "pendulum-bc"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name);
+        let b = Bundle::load_with(&dir, &["residual.method=\"rpg\"".into()]).unwrap();
+        let kind = b.prior.kind.name();
+        let learner = make_learner(&b, 0);
+        let plant = b.sim_plant.clone().unwrap();
+        let mut ctl = Controller::new(b, learner.core().online.clone());
+        if let Some(actor) = learner.actor() {
+            ctl.set_actor(actor.clone());
+        }
+        let mut env = SimEnv::new(&plant, 200, 3).unwrap();
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+        env.reset().unwrap();
+        let mut worst = 0.0f32;
+        for i in 0..400 {
+            let mode = if i % 2 == 0 { ActMode::Sample } else { ActMode::Greedy };
+            let d = ctl.step(env.signals(), PolicyChoice::Customized, mode, &mut rng);
+            assert!(!d.fallback && !d.prior_fault, "{name}: tick {i}");
+            worst = worst.max((d.logpi_taken - d.logp0_taken).abs());
+            if env.step(&ctl.command.clone()).unwrap().done() {
+                env.reset().unwrap();
+            }
+        }
+        eprintln!("{name} ({kind}): largest |log π_θ − log π0| of the action taken {worst:e}");
+        assert!(worst < 1e-5, "{name} ({kind}): {worst}");
+    }
 }
