@@ -101,7 +101,8 @@ fn customizes_over_the_link_in_lock_step() {
 
 /// Residual policy gradient over the link (`models/cartpole-rpg`, in lock step): the same bar as
 /// residual Q-learning above (mean |x| ≤ 0.5× the prior's, ≥ 95 % reach the limit), at the
-/// budget where it meets it in process (15 000 steps), with every tick recorded.
+/// budget where every seed meets it in process (20 000 steps: 0.185× median, 0.255× worst; at
+/// 15 000 one run over the link reached 0.51×), with every tick recorded.
 #[test]
 fn rpg_customizes_over_the_link_in_lock_step() {
     let _cpu = shared();
@@ -109,7 +110,7 @@ fn rpg_customizes_over_the_link_in_lock_step() {
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::LockStep, 0, Faults::default(), 1);
     let b = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole-rpg")).unwrap();
     let mut env = connect(&b, &port, Mode::LockStep, 0).unwrap();
-    let o = customize::run_in(b, &mut env, &options(dir.path(), 15_000, 20)).unwrap();
+    let o = customize::run_in(b, &mut env, &options(dir.path(), 20_000, 20)).unwrap();
     let report = finish();
     let (p, c) = (metric(&o.prior), metric(&o.customized));
     eprintln!(
@@ -121,7 +122,7 @@ fn rpg_customizes_over_the_link_in_lock_step() {
     assert_eq!(o.link.crc_errors + o.link.other_errors + o.link.reconnects, 0, "a clean link has no errors");
     assert_eq!(report.firmware.commands_out_of_range, 0);
     let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
-    assert_eq!(s.ticks, 15_000);
+    assert_eq!(s.ticks, 20_000);
 }
 
 /// A continuous plant over the link: Pendulum "save energy" by residual SAC (the bundle's
