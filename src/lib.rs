@@ -10,6 +10,7 @@
 //! ([`nn`]) → [`control`] → command; [`reward`] → [`algo::replay`] → [`algo::rql_discrete`].
 
 pub mod algo;
+pub mod bench;
 pub mod bundle;
 pub mod calibrate;
 pub mod checkpoint;

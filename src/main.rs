@@ -41,6 +41,18 @@ enum Command {
         #[arg(long)]
         link: Option<PathBuf>,
     },
+    /// Measure, on this computer, what decides whether the bundle fits its control period: the
+    /// prior alone (tract and resq's kernels), the whole control step (median, p99.9), a learner
+    /// update, the GEMM rate and the memory; the ratios are to tract running the same prior.
+    Bench {
+        bundle: PathBuf,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Override a manifest field, e.g. `--set 'residual.method="rpg"'` (repeatable).
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        sets: Vec<String>,
+    },
     /// Summarise a tick record (MCAP): tick rate, jitter, deadline misses, link errors,
     /// fallbacks, add-on reward over time.
     Inspect {
@@ -351,6 +363,18 @@ fn run(cli: Cli) -> Result<()> {
                 ),
             };
             println!("  method: {method}; ω' = {}, α̂ = {}, head {:?}", r.omega, r.alpha, r.hidden);
+            Ok(())
+        }
+        Command::Bench { bundle, json, sets } => {
+            let load = || -> Result<Bundle> { Ok(Bundle::load_with(&bundle, &sets)?) };
+            let scratch = tempfile::tempdir()?;
+            eprintln!("measuring {} (a short customization fills the replay first) ...", bundle.display());
+            let r = resq::bench::run(&load, scratch.path(), 0)?;
+            print!("{}", r.table());
+            if let Some(path) = json {
+                resq::report::write_json(&path, &r.to_json())?;
+                println!("json: {}", path.display());
+            }
             Ok(())
         }
         Command::Customize(learn) => {

@@ -1,0 +1,300 @@
+//! `resq bench <bundle>`: on the robot computer itself, what decides whether a bundle fits its
+//! control period, measured in one run with tract running the same prior as the baseline:
+//!
+//! - the prior alone, through tract and on resq's kernels (median per call);
+//! - the whole control step (observe, prior, residual, action choice; median and p99.9);
+//! - one learner update at the bundle's batch and sizes (median), after a short customization
+//!   on its simulated robot fills the replay (no simulated robot: not measured);
+//! - the single-thread GEMM rate of the learner's largest product (`batch × h` by `h × h`);
+//! - the process's resident memory, now and at its peak.
+//!
+//! The states come from the prior driving the simulated robot (or, with none, from readings drawn
+//! within the declared signal ranges). Timing is wall-clock on a possibly shared machine: the
+//! medians are the figures to quote; the p99.9 shows the jitter the control loop would see.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use anyhow::Result;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::bundle::Bundle;
+use crate::control::{ActMode, Controller, PolicyChoice};
+use crate::customize::{self, make_learner, Options};
+use crate::sim::{Env, SimEnv};
+
+/// A time per call, ns.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub median_ns: f64,
+    /// Per-call p99.9 (only where each call is timed on its own).
+    pub p999_ns: Option<f64>,
+}
+
+/// What `resq bench` measured.
+#[derive(Clone, Debug)]
+pub struct BenchReport {
+    pub bundle: String,
+    pub kernels: &'static str,
+    pub method: String,
+    pub prior_tract: Timing,
+    /// `None` when the prior falls back to tract (`prior_fallback` says why).
+    pub prior_resq: Option<Timing>,
+    pub prior_fallback: Option<String>,
+    pub control_step: Timing,
+    /// `None` without a simulated robot to fill the replay.
+    pub learner_update: Option<Timing>,
+    pub batch: usize,
+    /// `(rows, inner, cols)` of the GEMM measured, and its rate.
+    pub gemm_shape: (usize, usize, usize),
+    pub gemm_gflops: f64,
+    pub rss_mib: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Median and (optionally) p99.9 of `samples` (ns).
+fn timing(mut samples: Vec<f64>, tail: bool) -> Timing {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Timing { median_ns: at(0.5), p999_ns: tail.then(|| at(0.999)) }
+}
+
+/// Median time per call of `f`, timed in groups of `per` calls.
+fn grouped(groups: usize, per: usize, mut f: impl FnMut(usize)) -> Timing {
+    let mut samples = Vec::with_capacity(groups);
+    let mut i = 0;
+    for _ in 0..groups {
+        let t = Instant::now();
+        for _ in 0..per {
+            f(i);
+            i += 1;
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / per as f64);
+    }
+    timing(samples, false)
+}
+
+/// `VmRSS` and `VmHWM` of this process, MiB (0 where /proc is not there).
+pub fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Signal vectors the robot would read: the prior driving the simulated robot, or readings
+/// drawn within the declared ranges (±1 where none is declared).
+fn states(load: &dyn Fn() -> Result<Bundle>, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
+    let bundle = &load()?;
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    if let Some(plant) = &bundle.sim_plant {
+        let mut env = SimEnv::new(plant, bundle.episode.time_limit(), seed)
+            .ok_or_else(|| anyhow::anyhow!("unknown plant {plant}"))?;
+        let mut ctl = Controller::new(load()?, make_learner(bundle, seed).core().online.clone());
+        env.reset()?;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            out.push(env.signals().to_vec());
+            ctl.step(env.signals(), PolicyChoice::Prior, ActMode::Sample, &mut rng);
+            if env.step(&ctl.command.clone())?.done() {
+                env.reset()?;
+            }
+        }
+        return Ok(out);
+    }
+    Ok((0..n)
+        .map(|_| {
+            bundle
+                .signal_range
+                .iter()
+                .map(|(lo, hi)| {
+                    let (lo, hi) = if lo.is_finite() && hi.is_finite() { (*lo, *hi) } else { (-1.0, 1.0) };
+                    rng.random_range(lo..=hi)
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Runs every measurement on the bundle `load` loads (each call a fresh copy); `scratch` is a
+/// folder for the short customization.
+pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u64) -> Result<BenchReport> {
+    let states = states(load, 2000, seed)?;
+    let bundle = &load()?;
+    let mut b = load()?;
+    let n_obs = b.obs.len();
+    let obs: Vec<Vec<f32>> = states
+        .iter()
+        .map(|s| {
+            let mut o = vec![0.0; n_obs];
+            b.obs.observe(s, &mut o);
+            o
+        })
+        .collect();
+    let mut raw = vec![0.0f32; b.prior.kind.raw_width(b.n_actions())];
+    let prior_tract = grouped(200, 100, |i| {
+        black_box(b.prior.tract().run(black_box(&obs[i % obs.len()]), &mut raw)).ok();
+    });
+    let prior_fallback = b.prior.fallback_reason.clone();
+    let prior_resq = prior_fallback.is_none().then(|| {
+        grouped(200, 100, |i| {
+            black_box(b.prior.raw(black_box(&obs[i % obs.len()]), &mut raw)).ok();
+        })
+    });
+
+    // A short customization fills the replay (and trains the heads a little) so that the
+    // update and the control step run on realistic data and weights.
+    let learner = if bundle.sim_plant.is_some() || bundle.sim_firmware.is_some() {
+        let l = &bundle.manifest.learning;
+        let steps = match bundle.method {
+            crate::bundle::Method::Rpg => 2 * l.rollout as u64 + 2,
+            _ => (l.warmup.max(l.batch) + 2 * l.batch) as u64,
+        };
+        let opts = Options { fresh: true, eval_episodes: Some(1), ..Options::new(steps, seed, scratch) };
+        Some(customize::run(load()?, &opts)?.learner)
+    } else {
+        None
+    };
+    let fresh;
+    let acting = match &learner {
+        Some(l) => l.as_ref(),
+        None => {
+            fresh = make_learner(bundle, seed);
+            fresh.as_ref()
+        }
+    };
+    let mut ctl = Controller::new(load()?, acting.core().online.clone());
+    if let Some(actor) = acting.actor() {
+        ctl.set_actor(actor.clone());
+    }
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xbe);
+    for s in states.iter().take(200) {
+        ctl.step(s, PolicyChoice::Customized, ActMode::Sample, &mut rng);
+    }
+    let mut samples = Vec::with_capacity(20_000);
+    for i in 0..20_000 {
+        let s = &states[i % states.len()];
+        let t = Instant::now();
+        black_box(ctl.step(black_box(s), PolicyChoice::Customized, ActMode::Sample, &mut rng));
+        samples.push(t.elapsed().as_nanos() as f64);
+    }
+    let control_step = timing(samples, true);
+
+    let learner_update = learner.map(|mut l| {
+        let mut samples = Vec::new();
+        for _ in 0..2000 {
+            let t = Instant::now();
+            let done = l.update().is_some();
+            let ns = t.elapsed().as_nanos() as f64;
+            if done {
+                samples.push(ns);
+            }
+            if samples.len() == 200 {
+                break;
+            }
+        }
+        (!samples.is_empty()).then(|| timing(samples, false))
+    });
+
+    // The learner's largest product: batch × h by h × h, h the widest hidden layer.
+    let batch = bundle.manifest.learning.batch;
+    let h = bundle.manifest.residual.hidden.iter().copied().max().unwrap_or(64);
+    let x = ndarray::Array2::<f32>::from_shape_fn((batch, h), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.01);
+    let w = ndarray::Array2::<f32>::from_shape_fn((h, h), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01);
+    let gemm = grouped(50, 20, |_| {
+        black_box(x.dot(black_box(&w)));
+    });
+    let gemm_gflops = 2.0 * (batch * h * h) as f64 / gemm.median_ns;
+    let (rss, peak) = rss_mib();
+    Ok(BenchReport {
+        bundle: bundle.manifest.bundle.name.clone(),
+        kernels: crate::nn::kernels::isa().name(),
+        method: format!("{:?}", bundle.method),
+        prior_tract,
+        prior_resq,
+        prior_fallback,
+        control_step,
+        learner_update: learner_update.flatten(),
+        batch,
+        gemm_shape: (batch, h, h),
+        gemm_gflops,
+        rss_mib: rss,
+        peak_rss_mib: peak,
+    })
+}
+
+fn us(ns: f64) -> String {
+    format!("{:.2} µs", ns / 1000.0)
+}
+
+impl BenchReport {
+    /// The table `resq bench` prints.
+    pub fn table(&self) -> String {
+        let base = self.prior_tract.median_ns;
+        let ratio = |ns: f64| format!("{:.2}x", ns / base);
+        let mut t = format!(
+            "resq bench {} (kernels {}, method {})\n{:<40} {:>12} {:>12} {:>16}\n",
+            self.bundle, self.kernels, self.method, "", "median", "p99.9", "vs tract prior"
+        );
+        let mut row = |name: &str, tm: Option<&Timing>, note: &str| match tm {
+            Some(tm) => t.push_str(&format!(
+                "{name:<40} {:>12} {:>12} {:>16}\n",
+                us(tm.median_ns),
+                tm.p999_ns.map_or("-".into(), us),
+                ratio(tm.median_ns)
+            )),
+            None => t.push_str(&format!("{name:<40} {note}\n")),
+        };
+        row("prior alone, tract", Some(&self.prior_tract), "");
+        let why = format!("runs through tract: {}", self.prior_fallback.as_deref().unwrap_or("?"));
+        row("prior alone, resq kernels", self.prior_resq.as_ref(), &why);
+        row("control step (prior, residual, act)", Some(&self.control_step), "");
+        row(
+            &format!("learner update (batch {})", self.batch),
+            self.learner_update.as_ref(),
+            "not measured: the bundle names no simulated robot to fill the replay",
+        );
+        let (m, k, n) = self.gemm_shape;
+        t.push_str(&format!(
+            "{:<40} {:>12.1} GFLOP/s (one thread)\n",
+            format!("GEMM {m}x{k} by {k}x{n}"),
+            self.gemm_gflops
+        ));
+        t.push_str(&format!(
+            "{:<40} {:>12.1} MiB (peak {:.1} MiB)\n",
+            "resident memory", self.rss_mib, self.peak_rss_mib
+        ));
+        t
+    }
+
+    /// The JSON `--json` writes: every figure, in ns, and the ratios to tract's prior.
+    pub fn to_json(&self) -> serde_json::Value {
+        let tm = |t: &Timing| json!({"median_ns": t.median_ns, "p999_ns": t.p999_ns});
+        let base = self.prior_tract.median_ns;
+        json!({
+            "bundle": self.bundle,
+            "kernels": self.kernels,
+            "method": self.method,
+            "prior_tract": tm(&self.prior_tract),
+            "prior_resq": self.prior_resq.as_ref().map(tm),
+            "prior_fallback": self.prior_fallback,
+            "control_step": tm(&self.control_step),
+            "learner_update": self.learner_update.as_ref().map(tm),
+            "batch": self.batch,
+            "gemm": {"shape": [self.gemm_shape.0, self.gemm_shape.1, self.gemm_shape.2], "gflops": self.gemm_gflops},
+            "rss_mib": self.rss_mib,
+            "peak_rss_mib": self.peak_rss_mib,
+            "ratios": {
+                "prior_resq_vs_tract": self.prior_resq.as_ref().map(|t| t.median_ns / base),
+                "control_step_vs_tract_prior": self.control_step.median_ns / base,
+            },
+        })
+    }
+}
