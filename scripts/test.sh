@@ -2,7 +2,7 @@
 # The test command (README "Two commands"; CI's .ci/run runs exactly this).
 #
 # 1. Makes (or reuses) a Python venv with what the end-to-end tests drive: the reference firmware
-#    (reference-firmware/, installed from this repository), gymnasium and MuJoCo. Never torch:
+#    (reference-firmware/, installed from this repository), gymnasium, MuJoCo and onnxruntime. Never torch:
 #    the priors are committed ONNX files, made by the training scripts in scripts/.
 # 2. Runs the reference firmware's own tests (protocol test vectors from PROTOCOL.md, a pty
 #    session).

@@ -20,6 +20,7 @@ pub mod curve;
 pub mod customize;
 pub mod error;
 pub mod evaluate;
+pub mod export;
 pub mod firmware_process;
 pub mod guard;
 pub mod learning;

@@ -53,6 +53,23 @@ enum Command {
         #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
         sets: Vec<String>,
     },
+    /// Write the customized policy (prior + learned residual + action choice) as one ONNX file,
+    /// to deploy without resq: inputs `obs` (and `prev_command` when the add-on reads it);
+    /// outputs `log_probs`, `action`, `command` (discrete) or `command`, `mean`, `log_std`
+    /// (continuous, greedy). The KL budget and the supervisor are not in the file.
+    Export {
+        bundle: PathBuf,
+        /// Where to write the ONNX file.
+        #[arg(long, default_value = "policy.onnx")]
+        out: PathBuf,
+        /// The run folder whose checkpoint to export (default: runs/<bundle name>, where
+        /// `resq customize` writes).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Override a manifest field, as the run did (repeatable).
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        sets: Vec<String>,
+    },
     /// Summarise a tick record (MCAP): tick rate, jitter, deadline misses, link errors,
     /// fallbacks, add-on reward over time.
     Inspect {
@@ -374,6 +391,36 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = json {
                 resq::report::write_json(&path, &r.to_json())?;
                 println!("json: {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Export { bundle, out, from, sets } => {
+            let mut b = Bundle::load_with(&bundle, &sets)?;
+            let dir = from.unwrap_or_else(|| PathBuf::from("runs").join(&b.manifest.bundle.name));
+            let ckpt = dir.join(customize::CHECKPOINT_FILE);
+            if !ckpt.exists() {
+                anyhow::bail!(
+                    "no checkpoint at {}.\n  fix: customize first (`resq customize {}`), or pass --from <the run's --out folder>",
+                    ckpt.display(),
+                    bundle.display()
+                );
+            }
+            let mut learner = customize::make_learner(&b, 0);
+            let progress = resq::checkpoint::load(&ckpt, learner.as_mut(), &b.manifest_text)?;
+            if let Some(t) = progress.prior_temperature {
+                b.prior.kind = resq::prior::PriorKind::DiscreteQ { temperature: t };
+            }
+            let e = resq::export::export(&b, learner.as_ref(), &out)?;
+            println!(
+                "{}: the policy learned over {} steps ({} nodes); inputs {}; outputs {}",
+                out.display(),
+                progress.env_steps,
+                e.nodes,
+                e.inputs.join(", "),
+                e.outputs.join(", ")
+            );
+            if b.manifest.exploration.kl_budget_end > 0.0 {
+                println!("  note: the bundle's KL budget is not in the file: it is the unconstrained customized policy");
             }
             Ok(())
         }

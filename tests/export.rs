@@ -1,0 +1,193 @@
+//! `resq export`: the customized policy as one ONNX file, run by onnxruntime, matches resq's own
+//! outputs on recorded states to 1e-5 (relative to 1 + |value|): residual soft Q and RPG on
+//! CartPole (log-probabilities, greedy action, command), residual SAC on MountainCar (squashed
+//! Gaussian), RPG on the plain-Gaussian Pendulum prior and residual SAC on the deterministic one
+//! (greedy command, mean and log-std). The sampled method is refused with a reason.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use rand::SeedableRng;
+use resq::algo::core::ResidualLearner;
+use resq::control::{ActMode, Controller, PolicyChoice};
+use resq::customize::{self, Options};
+use resq::sim::{Env, SimEnv};
+use resq::Bundle;
+
+fn load(name: &str, overrides: &[&str]) -> Bundle {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name);
+    Bundle::load_with(&dir, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+}
+
+/// A short customization, so that the exported heads are not zero.
+fn learned(name: &str, overrides: &[&str], steps: u64) -> Box<dyn ResidualLearner + Send> {
+    let out = tempfile::tempdir().unwrap();
+    let opts = Options { eval_episodes: Some(1), ..Options::new(steps, 0, out.path()) };
+    let o = customize::run(load(name, overrides), &opts).unwrap();
+    assert!(o.updates > 0, "{name}: the heads learned something");
+    o.learner
+}
+
+/// onnxruntime's outputs of `model` on `obs` (via scripts/run_onnx.py in the test venv).
+fn onnxruntime(model: &Path, obs: &[Vec<f32>]) -> serde_json::Value {
+    let python = std::env::var("RESQ_PYTHON")
+        .expect("RESQ_PYTHON is not set: run the tests with scripts/test.sh (its venv has onnxruntime)");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/run_onnx.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .arg(model)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::json!({ "obs": obs }).to_string();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "onnxruntime: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn close(what: &str, ours: f32, theirs: f64) -> f64 {
+    let err = (ours as f64 - theirs).abs() / (1.0 + theirs.abs());
+    assert!(err <= 1e-5, "{what}: resq {ours} vs onnxruntime {theirs}");
+    err
+}
+
+/// Exports, drives the simulated robot greedily with resq, and compares every output.
+fn exported_policy_matches_resq(name: &str, overrides: &[&str], steps: u64) {
+    let learner = learned(name, overrides, steps);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.onnx");
+    let e = resq::export::export(&load(name, overrides), learner.as_ref(), &path).unwrap();
+    assert_eq!(e.inputs, vec!["obs".to_string()]);
+
+    let b = load(name, overrides);
+    let plant = b.sim_plant.clone().unwrap();
+    let mut ctl = Controller::new(b, learner.core().online.clone());
+    if let Some(actor) = learner.actor() {
+        ctl.set_actor(actor.clone());
+    }
+    let mut env = SimEnv::new(&plant, 200, 5).unwrap();
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(2);
+    env.reset().unwrap();
+    let (mut obs, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..300 {
+        let d = ctl.step(env.signals(), PolicyChoice::Customized, ActMode::Greedy, &mut rng);
+        assert!(!d.fallback);
+        obs.push(ctl.obs.clone());
+        let params = ctl.continuous.as_ref().map(|sa| sa.policy.clone());
+        ours.push((d.action, ctl.log_pi.clone(), ctl.command.clone(), params));
+        if env.step(&ctl.command.clone()).unwrap().done() {
+            env.reset().unwrap();
+        }
+    }
+    let theirs = onnxruntime(&path, &obs);
+    let row = |key: &str, i: usize| -> Vec<f64> {
+        theirs[key][i].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    let mut worst = 0.0f64;
+    for (i, (action, log_pi, command, params)) in ours.iter().enumerate() {
+        for (j, c) in command.iter().enumerate() {
+            worst = worst.max(close(&format!("{name} state {i} command {j}"), *c, row("command", i)[j]));
+        }
+        match params {
+            None => {
+                assert_eq!(theirs["action"][i].as_u64().unwrap() as usize, *action, "{name} state {i}");
+                for (j, l) in log_pi.iter().enumerate() {
+                    worst =
+                        worst.max(close(&format!("{name} state {i} log π̂ {j}"), *l, row("log_probs", i)[j]));
+                }
+            }
+            Some(p) => {
+                let ad = p.len() / 2;
+                for j in 0..ad {
+                    worst = worst.max(close(&format!("{name} state {i} mean {j}"), p[j], row("mean", i)[j]));
+                    worst = worst.max(close(
+                        &format!("{name} state {i} log_std {j}"),
+                        p[ad + j],
+                        row("log_std", i)[j],
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{name} {overrides:?}: {} states, {} nodes, largest relative difference {worst:e}",
+        obs.len(),
+        e.nodes
+    );
+}
+
+#[test]
+fn residual_soft_q_on_cartpole() {
+    exported_policy_matches_resq("cartpole", &[], 700);
+}
+
+#[test]
+fn rpg_on_cartpole() {
+    exported_policy_matches_resq("cartpole-rpg", &[], 1100);
+}
+
+#[test]
+fn residual_sac_on_mountaincar() {
+    exported_policy_matches_resq("mountaincar", &[], 1200);
+}
+
+#[test]
+fn rpg_on_a_plain_gaussian_prior() {
+    exported_policy_matches_resq("pendulum-gaussian", &["residual.method=\"rpg\""], 1100);
+}
+
+#[test]
+fn residual_sac_on_a_deterministic_prior() {
+    exported_policy_matches_resq("pendulum-bc", &[], 1200);
+}
+
+#[test]
+fn the_sampled_method_is_refused_with_its_reason() {
+    let b = load("mountaincar", &["residual.method=\"sampled\""]);
+    let learner = customize::make_learner(&b, 0);
+    let err =
+        resq::export::export(&b, learner.as_ref(), Path::new("/nonexistent/policy.onnx")).err().unwrap();
+    assert!(err.to_string().contains("random draws from the prior"), "{err}");
+}
+
+#[test]
+fn the_command_line_exports_a_run_and_says_how_when_there_is_none() {
+    let resq = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_resq"))
+            .args(args)
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .output()
+            .unwrap()
+    };
+    let run = tempfile::tempdir().unwrap();
+    let run_dir = run.path().to_str().unwrap();
+    let o = resq(&[
+        "customize",
+        "models/cartpole",
+        "--steps",
+        "600",
+        "--fresh",
+        "--quiet",
+        "--episodes",
+        "1",
+        "--out",
+        run_dir,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let onnx = run.path().join("policy.onnx");
+    let o = resq(&["export", "models/cartpole", "--from", run_dir, "--out", onnx.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("600 steps") && said.contains("outputs log_probs, action, command"), "{said}");
+    assert!(onnx.metadata().unwrap().len() > 1000);
+
+    let empty = tempfile::tempdir().unwrap();
+    let o = resq(&["export", "models/cartpole", "--from", empty.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no checkpoint at") && err.contains("resq customize models/cartpole"), "{err}");
+}
