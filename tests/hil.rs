@@ -363,7 +363,8 @@ fn a_learner_thread_customizes_a_real_time_robot() {
 /// Residual policy gradient with the learner on its own thread, at 500 Hz: update phases run
 /// there while the loop keeps collecting the next rollout; no transition is dropped, every
 /// completed rollout gets its phase (no phase is dropped), and CartPole customizes. The bar is
-/// the learner-thread test's above (≤ 0.7× the prior's mean |x|).
+/// the learner-thread test's above (≤ 0.7× the prior's mean |x|), at the budget where every seed
+/// meets the lock-step bar in process (20 000 steps; at 15 000 one CI run stayed at 0.92×).
 #[test]
 fn rpg_learns_on_its_own_thread_at_500_hz() {
     let _cpu = exclusive();
@@ -377,8 +378,8 @@ fn rpg_learns_on_its_own_thread_at_500_hz() {
         (b.manifest.learning.epochs * b.manifest.learning.rollout / b.manifest.learning.batch) as u64,
     );
     let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
-    let steps = 15_000;
-    let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 5)).unwrap();
+    let steps = 20_000;
+    let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 10)).unwrap();
     let report = finish();
     let (p, c) = (metric(&o.prior), metric(&o.customized));
     eprintln!(
