@@ -10,6 +10,10 @@
                           that fails on part of the state space)
 - nan_gaussian_actor.onnx: 3 -> [mean, log_std] + sqrt(obs[0]): a 1-D Gaussian actor that is NaN
                           whenever obs[0] < 0 (the pendulum hangs below horizontal)
+- normalized_elu_softplus.onnx: the shapes exporters produce around a dense net: a no-op
+                          float->float Cast, input normalisation (Sub, Div by constants), Gemm
+                          (transB) / Elu / MatMul+Add / Softplus / Gemm, an output scale (Mul),
+                          dynamic batch (resq folds the affine parts into its dense layers)
 """
 import json
 import os
@@ -106,4 +110,19 @@ nodes = [helper.make_node("MatMul", ["obs", "w1"], ["h1"]), helper.make_node("Ad
          helper.make_node("Sqrt", ["x0"], ["r"]), helper.make_node("Add", ["z1", "r"], ["params"])]
 g = helper.make_graph(nodes, "nan_gaussian_actor", [io("obs", 3)], [io("params", 2)], inits)
 save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "nan_gaussian_actor", 3, golden=False)
+# 7. Exporter-style dressing around a dense net (appended last: the files above stay the same).
+inits = [numpy_helper.from_array(np.array([0.5, -1.0, 0.1, 2.0], np.float32), "mean"),
+         numpy_helper.from_array(np.array([2.0, 0.5, 1.5, 4.0], np.float32), "std"),
+         numpy_helper.from_array(w(16, 4), "w1"), numpy_helper.from_array(w(16), "b1"),
+         numpy_helper.from_array(w(16, 16), "w2"), numpy_helper.from_array(w(16), "b2"),
+         numpy_helper.from_array(w(16, 3), "w3"), numpy_helper.from_array(w(3), "b3"),
+         numpy_helper.from_array(np.array(2.5, np.float32), "out_scale")]
+nodes = [helper.make_node("Cast", ["obs"], ["x"], to=TensorProto.FLOAT),
+         helper.make_node("Sub", ["x", "mean"], ["xc"]), helper.make_node("Div", ["xc", "std"], ["xn"]),
+         helper.make_node("Gemm", ["xn", "w1", "b1"], ["h1"], transB=1), helper.make_node("Elu", ["h1"], ["a1"], alpha=0.7),
+         helper.make_node("MatMul", ["a1", "w2"], ["h2"]), helper.make_node("Add", ["h2", "b2"], ["z2"]),
+         helper.make_node("Softplus", ["z2"], ["a2"]), helper.make_node("Gemm", ["a2", "w3", "b3"], ["h3"]),
+         helper.make_node("Mul", ["h3", "out_scale"], ["q"])]
+g = helper.make_graph(nodes, "normalized_elu_softplus", [io("obs", 4)], [io("q", 3)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "normalized_elu_softplus", 4)
 print("wrote", sorted(os.listdir(OUT)))

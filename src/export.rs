@@ -157,6 +157,8 @@ impl Graph {
                 Activation::Tanh => self.op("Tanh", &[&h], vec![]),
                 Activation::Sigmoid => self.op("Sigmoid", &[&h], vec![]),
                 Activation::LeakyRelu(a) => self.op("LeakyRelu", &[&h], vec![attr_float("alpha", a)]),
+                Activation::Elu(a) => self.op("Elu", &[&h], vec![attr_float("alpha", a)]),
+                Activation::Softplus => self.op("Softplus", &[&h], vec![]),
             };
         }
         h

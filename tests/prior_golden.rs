@@ -58,6 +58,20 @@ fn matmul_add_tanh_chain_compiles_and_matches_onnxruntime() {
     assert!(w < 1e-5, "{w:e}");
 }
 
+/// An exporter's dressing around a dense net — a no-op float Cast, input normalisation
+/// `(x − mean)/std`, Elu and Softplus, an output scale, a dynamic batch — compiles to resq's
+/// kernels (the constants folded into the dense layers) and matches onnxruntime.
+#[test]
+fn normalisation_casts_elu_softplus_and_an_output_scale_compile_and_match_onnxruntime() {
+    let d = root().join("tests/data/onnx");
+    let mut prior =
+        Prior::load(&d.join("normalized_elu_softplus.onnx"), PriorKind::DiscreteLogits, 4, 3).unwrap();
+    assert!(prior.is_realtime_safe(), "{:?}", prior.fallback_reason);
+    let w = worst(&mut prior, &golden(&d.join("normalized_elu_softplus_golden.json")));
+    eprintln!("normalized_elu_softplus: worst relative difference from onnxruntime {w:e}");
+    assert!(w < 1e-5, "{w:e}");
+}
+
 #[test]
 fn non_dense_graph_runs_through_tract_and_matches_onnxruntime() {
     let d = root().join("tests/data/onnx");

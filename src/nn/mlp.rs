@@ -22,6 +22,10 @@ pub enum Activation {
     Tanh,
     Sigmoid,
     LeakyRelu(f32),
+    /// `x` for `x > 0`, `α·(eˣ − 1)` otherwise (priors only).
+    Elu(f32),
+    /// `ln(1 + eˣ)` (priors only).
+    Softplus,
 }
 
 impl Activation {
@@ -37,6 +41,13 @@ impl Activation {
                     *x *= a
                 }
             }),
+            Activation::Elu(a) => v.iter_mut().for_each(|x| {
+                if *x < 0.0 {
+                    *x = a * x.exp_m1()
+                }
+            }),
+            // Stable: max(x, 0) + ln(1 + e^(−|x|)).
+            Activation::Softplus => v.iter_mut().for_each(|x| *x = x.max(0.0) + (-x.abs()).exp().ln_1p()),
         }
     }
 
@@ -55,6 +66,16 @@ impl Activation {
                     a
                 }
             }
+            // y = α(eˣ − 1) ⇒ dy/dx = α·eˣ = y + α.
+            Activation::Elu(a) => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    y + a
+                }
+            }
+            // y = ln(1 + eˣ) ⇒ dy/dx = σ(x) = 1 − e^(−y).
+            Activation::Softplus => -(-y).exp_m1(),
         }
     }
 }
@@ -341,7 +362,14 @@ mod tests {
     /// L = Σ c ⊙ output, with a fixed random c), for every activation.
     #[test]
     fn backward_matches_finite_differences() {
-        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu, Activation::LeakyRelu(0.1)] {
+        for act in [
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Relu,
+            Activation::LeakyRelu(0.1),
+            Activation::Elu(0.7),
+            Activation::Softplus,
+        ] {
             let mut m = net(act);
             let x = Array2::from_shape_fn((4, 5), |(i, j)| ((i * 5 + j) as f32 * 0.37).sin());
             let c = Array2::from_shape_fn((4, 3), |(i, j)| ((i * 3 + j) as f32 * 0.91).cos());

@@ -3,9 +3,14 @@
 //! Accepted: a single chain from the graph input to the graph output (or to several Gemm
 //! heads on the same trunk, one per output, e.g. a Gaussian policy's mean and log-std) made of
 //! `Gemm` (any `alpha`, `beta`, `transB`; `transA = 0`), `MatMul` followed by `Add` of a
-//! constant bias, the activations `Relu`, `Tanh`, `Sigmoid`, `LeakyRelu`, and the no-ops
-//! `Identity`, `Dropout`, `Flatten` (on a 2-D tensor). Weights come from initializers or
-//! `Constant` nodes. Anything else returns `Err(reason)`, and the prior runs through tract.
+//! constant bias, the activations `Relu`, `Tanh`, `Sigmoid`, `LeakyRelu`, `Elu`, `Softplus`,
+//! and the no-ops `Identity`, `Dropout`, `Flatten` (on a 2-D tensor) and `Cast` to float.
+//! Element-wise `Sub`, `Add`, `Mul`, `Div` by constants (per feature or scalar; the data on the
+//! left, or either side for `Add`/`Mul`), e.g. an exporter's input normalisation
+//! `(x − mean)/std` or an output scale, are folded into the neighbouring dense layer:
+//! `(x·s + t)·W + b = x·(diag(s)·W) + (t·W + b)`, and after the last layer
+//! `(x·W + b)·s + t = x·(W·diag(s)) + (b·s + t)`. Weights come from initializers or `Constant`
+//! nodes. Anything else returns `Err(reason)` naming the node, and the prior runs through tract.
 
 use std::collections::HashMap;
 
@@ -59,6 +64,80 @@ fn gemm_layer(node: &NodeProto, consts: &Consts) -> Result<Dense, String> {
     Ok(Dense { w, b, act: Activation::Identity })
 }
 
+/// A pending element-wise `x·scale + shift` on the chain's current tensor; a length-1 vector
+/// broadcasts over the features.
+#[derive(Clone, Debug)]
+struct Affine {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+impl Affine {
+    fn identity() -> Self {
+        Affine { scale: vec![1.0], shift: vec![0.0] }
+    }
+
+    fn is_identity(&self) -> bool {
+        self.scale.iter().all(|s| *s == 1.0) && self.shift.iter().all(|t| *t == 0.0)
+    }
+
+    /// Widened to `n` features, or `Err` if the widths do not broadcast.
+    fn at(v: &[f32], n: usize) -> Result<Vec<f32>, String> {
+        match v.len() {
+            1 => Ok(vec![v[0]; n]),
+            k if k == n => Ok(v.to_vec()),
+            k => Err(format!("an element-wise constant of width {k} on {n} features")),
+        }
+    }
+
+    /// `y = x ∘ c` followed after this affine: `op` is `Sub`, `Add`, `Mul` or `Div`.
+    fn then(&mut self, op: &str, c: &[f32]) -> Result<(), String> {
+        let n = self.scale.len().max(self.shift.len()).max(c.len());
+        let (mut s, mut t, c) = (Self::at(&self.scale, n)?, Self::at(&self.shift, n)?, Self::at(c, n)?);
+        for i in 0..n {
+            match op {
+                "Sub" => t[i] -= c[i],
+                "Add" => t[i] += c[i],
+                "Mul" => {
+                    s[i] *= c[i];
+                    t[i] *= c[i];
+                }
+                _ => {
+                    s[i] /= c[i];
+                    t[i] /= c[i];
+                }
+            }
+        }
+        (self.scale, self.shift) = (s, t);
+        Ok(())
+    }
+
+    /// Folds this affine into the input side of `layer`.
+    fn into_input(&self, layer: &mut Dense) -> Result<(), String> {
+        let n_in = layer.w.nrows();
+        let (s, t) = (Self::at(&self.scale, n_in)?, Self::at(&self.shift, n_in)?);
+        let t_row = Array1::from_vec(t);
+        layer.b = &layer.b + &t_row.dot(&layer.w);
+        for (mut row, si) in layer.w.rows_mut().into_iter().zip(&s) {
+            row.mapv_inplace(|v| v * si);
+        }
+        Ok(())
+    }
+
+    /// Folds this affine into the output side of `layer` (which has no activation).
+    fn into_output(&self, layer: &mut Dense) -> Result<(), String> {
+        let n_out = layer.w.ncols();
+        let (s, t) = (Self::at(&self.scale, n_out)?, Self::at(&self.shift, n_out)?);
+        for mut row in layer.w.rows_mut() {
+            row.iter_mut().zip(&s).for_each(|(v, si)| *v *= si);
+        }
+        for j in 0..n_out {
+            layer.b[j] = layer.b[j] * s[j] + t[j];
+        }
+        Ok(())
+    }
+}
+
 /// Tries to compile `model` into an [`Mlp`]. `Err` carries why it is not a plain dense chain.
 pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
     let graph = model.graph.as_ref().ok_or("the model has no graph")?;
@@ -109,6 +188,16 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
     let mut layers: Vec<Dense> = Vec::new();
     // A MatMul waiting for its bias Add.
     let mut pending_matmul = false;
+    // Element-wise constants since the last dense layer or activation.
+    let mut affine = Affine::identity();
+    // Folds the pending affine into a layer just pushed (its input side).
+    let fold_in = |affine: &mut Affine, layer: &mut Dense| -> Result<(), String> {
+        if !affine.is_identity() {
+            affine.into_input(layer)?;
+        }
+        *affine = Affine::identity();
+        Ok(())
+    };
     for node in graph.node.iter().filter(|n| {
         n.op_type != "Constant" && !heads.iter().any(|h| h.name == n.name && h.output == n.output)
     }) {
@@ -116,6 +205,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
         if data_inputs.len() != 1 || *data_inputs[0] != current {
             return Err(format!("node `{}` ({}) does not continue a single chain", node.name, node.op_type));
         }
+        let here = |why: &str| format!("node `{}` ({}): {why}", node.name, node.op_type);
         let const_input =
             |k: usize| -> Option<&(Vec<usize>, Vec<f32>)> { node.input.get(k).and_then(|n| consts.get(n)) };
         match node.op_type.as_str() {
@@ -123,7 +213,9 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
                 if attr_i(node, "transA", 0) != 0 || node.input[0] != current {
                     return Err("Gemm with a transposed or constant A".into());
                 }
-                layers.push(gemm_layer(node, &consts)?);
+                let mut layer = gemm_layer(node, &consts)?;
+                fold_in(&mut affine, &mut layer)?;
+                layers.push(layer);
                 pending_matmul = false;
             }
             "MatMul" => {
@@ -137,39 +229,75 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
                 let wt =
                     Array2::from_shape_vec((shape[0], shape[1]), w.clone()).map_err(|e| e.to_string())?;
                 let n_out = wt.ncols();
-                layers.push(Dense { w: wt, b: Array1::zeros(n_out), act: Activation::Identity });
+                let mut layer = Dense { w: wt, b: Array1::zeros(n_out), act: Activation::Identity };
+                fold_in(&mut affine, &mut layer)?;
+                layers.push(layer);
                 pending_matmul = true;
             }
             "Add" if pending_matmul => {
                 let k = if node.input[0] == current { 1 } else { 0 };
                 let (_, c) = const_input(k).ok_or("Add without a constant bias")?;
                 let last = layers.last_mut().expect("pending MatMul pushed a layer");
-                if c.len() != last.b.len() {
-                    return Err("bias width differs from the MatMul's output width".into());
-                }
-                last.b = Array1::from_vec(c.clone());
+                let c = Affine::at(c, last.b.len())
+                    .map_err(|_| here("bias width differs from the MatMul's output"))?;
+                last.b = &last.b + &Array1::from_vec(c);
                 pending_matmul = false;
             }
-            "Relu" | "Tanh" | "Sigmoid" | "LeakyRelu" => {
-                let last = layers.last_mut().ok_or("an activation before any dense layer")?;
+            "Relu" | "Tanh" | "Sigmoid" | "LeakyRelu" | "Elu" | "Softplus" => {
+                let last = layers.last_mut().ok_or_else(|| here("an activation before any dense layer"))?;
                 if last.act != Activation::Identity {
-                    return Err("two activations in a row".into());
+                    return Err(here("two activations in a row"));
+                }
+                // Constants between the layer and its activation belong to the layer's output.
+                if !affine.is_identity() {
+                    affine.into_output(last)?;
+                    affine = Affine::identity();
                 }
                 last.act = match node.op_type.as_str() {
                     "Relu" => Activation::Relu,
                     "Tanh" => Activation::Tanh,
                     "Sigmoid" => Activation::Sigmoid,
+                    "Elu" => Activation::Elu(attr_f(node, "alpha", 1.0)),
+                    "Softplus" => Activation::Softplus,
                     _ => Activation::LeakyRelu(attr_f(node, "alpha", 0.01)),
                 };
                 pending_matmul = false;
             }
+            "Sub" | "Add" | "Mul" | "Div" => {
+                // Add right after a MatMul is its bias (above); here: element-wise constants.
+                let k = if node.input[0] == current { 1 } else { 0 };
+                if k == 0 && matches!(node.op_type.as_str(), "Sub" | "Div") {
+                    return Err(here("the constant is on the left"));
+                }
+                let (shape, c) = const_input(k).ok_or_else(|| here("without a constant operand"))?;
+                if shape.iter().rev().skip(1).any(|d| *d != 1) {
+                    return Err(here("a constant that is not per feature"));
+                }
+                affine.then(&node.op_type, c).map_err(|e| here(&e))?;
+                pending_matmul = false;
+            }
+            "Cast" => {
+                if attr_i(node, "to", 0) != pb::tensor_proto::DataType::Float as i64 {
+                    return Err(here("a cast to a type other than float"));
+                }
+            }
             "Identity" | "Dropout" | "Flatten" => {}
-            other => return Err(format!("operator `{other}` is not part of a dense chain")),
+            other => {
+                return Err(format!("node `{}`: operator `{other}` is not part of a dense chain", node.name))
+            }
         }
         current = node.output[0].clone();
     }
     if current != chain_end {
         return Err("the chain does not end at the graph output".into());
+    }
+    if !affine.is_identity() {
+        // Constants after the last layer (an output scale) fold into it, unless an activation
+        // comes between.
+        match layers.last_mut() {
+            Some(last) if last.act == Activation::Identity => affine.into_output(last)?,
+            _ => return Err("element-wise constants after an activation at the end of the chain".into()),
+        }
     }
     if !heads.is_empty() {
         let parts = heads.iter().map(|h| gemm_layer(h, &consts)).collect::<Result<Vec<_>, _>>()?;
