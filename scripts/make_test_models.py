@@ -3,7 +3,7 @@
     python3 scripts/make_test_models.py      # writes tests/data/onnx/*.onnx and *_golden.json
 
 - dense_matmul_tanh.onnx: MatMul+Add / Tanh / MatMul+Add (resq compiles it to its own kernels)
-- logsoftmax_head.onnx:   Gemm / Relu / Gemm / LogSoftmax (not a plain dense chain: runs through tract)
+- logsoftmax_head.onnx:   Gemm / Relu / Gemm / LogSoftmax (resq computes the head stably)
 - unsupported_op.onnx:    an operator no runtime knows (loading must fail with a clear message)
 - masked_logits.onnx:     4 -> 16 tanh -> 3 logits, the third always -inf (a masked action)
 - nan_when_x_negative.onnx: 4 -> 2 logits + sqrt(obs[0]): NaN whenever obs[0] < 0 (a prior
@@ -14,6 +14,9 @@
                           float->float Cast, input normalisation (Sub, Div by constants), Gemm
                           (transB) / Elu / MatMul+Add / Softplus / Gemm, an output scale (Mul),
                           dynamic batch (resq folds the affine parts into its dense layers)
+- logsoftmax_extreme.onnx: Gemm / Tanh / Gemm / LogSoftmax with logits hundreds apart, as a
+                          torch.dynamo export of a sharp policy gives: onnxruntime's log-probabilities
+                          are finite (down to about -700) where tract's ln(softmax) underflows to -inf
 """
 import json
 import os
@@ -125,4 +128,12 @@ nodes = [helper.make_node("Cast", ["obs"], ["x"], to=TensorProto.FLOAT),
          helper.make_node("Mul", ["h3", "out_scale"], ["q"])]
 g = helper.make_graph(nodes, "normalized_elu_softplus", [io("obs", 4)], [io("q", 3)], inits)
 save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "normalized_elu_softplus", 4)
+# 8. A sharp log-softmax head (appended last).
+inits = [numpy_helper.from_array(w(4, 16).T.copy(), "w1"), numpy_helper.from_array(w(16), "b1"),
+         numpy_helper.from_array((w(16, 3) * 150).T.copy(), "w2"), numpy_helper.from_array(w(3), "b2")]
+nodes = [helper.make_node("Gemm", ["obs", "w1", "b1"], ["z1"], transB=1), helper.make_node("Tanh", ["z1"], ["a1"]),
+         helper.make_node("Gemm", ["a1", "w2", "b2"], ["z2"], transB=1),
+         helper.make_node("LogSoftmax", ["z2"], ["logp"], axis=-1)]
+g = helper.make_graph(nodes, "logsoftmax_extreme", [io("obs", 4)], [io("logp", 3)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), "logsoftmax_extreme", 4)
 print("wrote", sorted(os.listdir(OUT)))

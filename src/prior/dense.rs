@@ -9,8 +9,10 @@
 //! left, or either side for `Add`/`Mul`), e.g. an exporter's input normalisation
 //! `(x − mean)/std` or an output scale, are folded into the neighbouring dense layer:
 //! `(x·s + t)·W + b = x·(diag(s)·W) + (t·W + b)`, and after the last layer
-//! `(x·W + b)·s + t = x·(W·diag(s)) + (b·s + t)`. Weights come from initializers or `Constant`
-//! nodes. Anything else returns `Err(reason)` naming the node, and the prior runs through tract.
+//! `(x·W + b)·s + t = x·(W·diag(s)) + (b·s + t)`. A final `LogSoftmax` over the last axis is
+//! kept as the [`Head`], computed stably (`x − max − ln Σ e^(x − max)`). Weights come from
+//! initializers or `Constant` nodes. Anything else returns `Err(reason)` naming the node, and the
+//! prior runs through tract.
 
 use std::collections::HashMap;
 
@@ -138,8 +140,18 @@ impl Affine {
     }
 }
 
-/// Tries to compile `model` into an [`Mlp`]. `Err` carries why it is not a plain dense chain.
-pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
+/// What follows the dense chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head {
+    /// The chain's output as it is.
+    Raw,
+    /// `log_softmax` of the chain's output (a `LogSoftmax` node over the last axis).
+    LogSoftmax,
+}
+
+/// Tries to compile `model` into an [`Mlp`] and its [`Head`]. `Err` carries why it is not a
+/// plain dense chain.
+pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
     let graph = model.graph.as_ref().ok_or("the model has no graph")?;
     let mut consts: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for init in &graph.initializer {
@@ -180,9 +192,20 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
     } else {
         vec![]
     };
-    let chain_end = match heads.first() {
-        Some(h) => h.input[0].clone(),
-        None => graph.output[0].name.clone(),
+    // A single output made by a LogSoftmax over the last axis of a 2-D tensor: the head.
+    let log_softmax = if heads.is_empty() {
+        graph.node.iter().find(|n| {
+            n.output.first() == Some(&graph.output[0].name)
+                && n.op_type == "LogSoftmax"
+                && matches!(attr_i(n, "axis", -1), -1 | 1)
+        })
+    } else {
+        None
+    };
+    let chain_end = match (heads.first(), log_softmax) {
+        (Some(h), _) => h.input[0].clone(),
+        (None, Some(ls)) => ls.input[0].clone(),
+        (None, None) => graph.output[0].name.clone(),
     };
     let mut current = inputs[0].name.clone();
     let mut layers: Vec<Dense> = Vec::new();
@@ -199,7 +222,9 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
         Ok(())
     };
     for node in graph.node.iter().filter(|n| {
-        n.op_type != "Constant" && !heads.iter().any(|h| h.name == n.name && h.output == n.output)
+        n.op_type != "Constant"
+            && !heads.iter().any(|h| h.name == n.name && h.output == n.output)
+            && log_softmax.is_none_or(|ls| ls.output != n.output)
     }) {
         let data_inputs: Vec<&String> = node.input.iter().filter(|i| !consts.contains_key(*i)).collect();
         if data_inputs.len() != 1 || *data_inputs[0] != current {
@@ -315,7 +340,8 @@ pub fn compile(model: &pb::ModelProto) -> Result<Mlp, String> {
             return Err("consecutive layers do not fit together".into());
         }
     }
-    Ok(Mlp { layers })
+    let head = if log_softmax.is_some() { Head::LogSoftmax } else { Head::Raw };
+    Ok((Mlp { layers }, head))
 }
 
 /// Op types in the graph, for messages.

@@ -109,7 +109,7 @@ impl TractPrior {
 }
 
 enum Engine {
-    Compiled { net: Mlp, scratch: Scratch },
+    Compiled { net: Mlp, scratch: Scratch, head: dense::Head },
     Tract,
 }
 
@@ -279,10 +279,10 @@ impl Prior {
         let tract = TractPrior { plan, n_obs };
 
         let (engine, fallback_reason) = match dense::compile(&proto) {
-            Ok(net) if net.n_in() == n_obs && net.n_out() == kind.raw_width(n_actions) => {
-                Self::check_agreement(&net, &tract, path)?;
+            Ok((net, head)) if net.n_in() == n_obs && net.n_out() == kind.raw_width(n_actions) => {
+                Self::check_agreement(&net, head, &tract, path)?;
                 let scratch = net.scratch();
-                (Engine::Compiled { net, scratch }, None)
+                (Engine::Compiled { net, scratch, head }, None)
             }
             Ok(_) => (Engine::Tract, Some("the dense chain's widths differ from the manifest".to_string())),
             Err(reason) => {
@@ -298,7 +298,15 @@ impl Prior {
     }
 
     /// Runs resq's compiled network and tract on 64 random observations and refuses a mismatch.
-    fn check_agreement(net: &Mlp, tract: &TractPrior, path: &Path) -> Result<(), BundleError> {
+    /// A `LogSoftmax` head is computed stably by resq; tract computes `ln(softmax)`, which loses
+    /// its precision as `softmax` underflows in f32 (denormal below about e^−87, then −∞, where
+    /// onnxruntime gives finite −148…−542): where tract is below −80, resq must be too.
+    fn check_agreement(
+        net: &Mlp,
+        head: dense::Head,
+        tract: &TractPrior,
+        path: &Path,
+    ) -> Result<(), BundleError> {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0x5eed);
         let mut scratch = net.scratch();
         let mut reference = vec![0.0; net.n_out()];
@@ -315,9 +323,15 @@ impl Prior {
                     "re-export the model",
                 )
             })?;
-            let ours = net.forward1(&obs, &mut scratch);
+            let mut ours = net.forward1(&obs, &mut scratch).to_vec();
+            if head == dense::Head::LogSoftmax {
+                log_softmax_in_place(&mut ours);
+            }
             for (a, b) in ours.iter().zip(&reference) {
-                worst = worst.max(disagreement(*a, *b));
+                let underflow = head == dense::Head::LogSoftmax && *b < -80.0 && *a < -80.0;
+                if !underflow {
+                    worst = worst.max(disagreement(*a, *b));
+                }
             }
         }
         if !(worst <= COMPILE_TOLERANCE) {
@@ -344,8 +358,11 @@ impl Prior {
     /// The raw network output (Q-values or logits) for one observation.
     pub fn raw(&mut self, obs: &[f32], out: &mut [f32]) -> TractResult<()> {
         match &mut self.engine {
-            Engine::Compiled { net, scratch } => {
+            Engine::Compiled { net, scratch, head } => {
                 out.copy_from_slice(net.forward1(obs, scratch));
+                if *head == dense::Head::LogSoftmax {
+                    log_softmax_in_place(out);
+                }
                 Ok(())
             }
             Engine::Tract => self.tract.run(obs, out),
