@@ -115,7 +115,7 @@ impl Affine {
     }
 
     /// Folds this affine into the input side of `layer`.
-    fn into_input(&self, layer: &mut Dense) -> Result<(), String> {
+    fn fold_into_input(&self, layer: &mut Dense) -> Result<(), String> {
         let n_in = layer.w.nrows();
         let (s, t) = (Self::at(&self.scale, n_in)?, Self::at(&self.shift, n_in)?);
         let t_row = Array1::from_vec(t);
@@ -127,7 +127,7 @@ impl Affine {
     }
 
     /// Folds this affine into the output side of `layer` (which has no activation).
-    fn into_output(&self, layer: &mut Dense) -> Result<(), String> {
+    fn fold_into_output(&self, layer: &mut Dense) -> Result<(), String> {
         let n_out = layer.w.ncols();
         let (s, t) = (Self::at(&self.scale, n_out)?, Self::at(&self.shift, n_out)?);
         for mut row in layer.w.rows_mut() {
@@ -216,7 +216,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
     // Folds the pending affine into a layer just pushed (its input side).
     let fold_in = |affine: &mut Affine, layer: &mut Dense| -> Result<(), String> {
         if !affine.is_identity() {
-            affine.into_input(layer)?;
+            affine.fold_into_input(layer)?;
         }
         *affine = Affine::identity();
         Ok(())
@@ -275,7 +275,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
                 }
                 // Constants between the layer and its activation belong to the layer's output.
                 if !affine.is_identity() {
-                    affine.into_output(last)?;
+                    affine.fold_into_output(last)?;
                     affine = Affine::identity();
                 }
                 last.act = match node.op_type.as_str() {
@@ -320,7 +320,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
         // Constants after the last layer (an output scale) fold into it, unless an activation
         // comes between.
         match layers.last_mut() {
-            Some(last) if last.act == Activation::Identity => affine.into_output(last)?,
+            Some(last) if last.act == Activation::Identity => affine.fold_into_output(last)?,
             _ => return Err("element-wise constants after an activation at the end of the chain".into()),
         }
     }
