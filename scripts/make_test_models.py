@@ -17,6 +17,9 @@
 - logsoftmax_extreme.onnx: Gemm / Tanh / Gemm / LogSoftmax with logits hundreds apart, as a
                           torch.dynamo export of a sharp policy gives: onnxruntime's log-probabilities
                           are finite (down to about -700) where tract's ln(softmax) underflows to -inf
+- clipped_gaussian_heads.onnx: a SAC-style actor, trunk Gemm/Relu then a mean Gemm head and a
+                          log-std Gemm head behind Clip(-2, 0.5) (active on most inputs); golden is
+                          both outputs side by side
 """
 import json
 import os
@@ -34,7 +37,7 @@ def io(name, width):
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width])
 
 
-def save(model, name, n_in, golden=True):
+def save(model, name, n_in, golden=True, concat=False):
     """Writes the model and (golden) onnxruntime's outputs for 32 inputs; without golden, the
     random draws are still made, so the other files stay the same."""
     onnx.checker.check_model(model)
@@ -42,7 +45,8 @@ def save(model, name, n_in, golden=True):
     onnx.save(model, path)
     x = rng.standard_normal((32, n_in)).astype(np.float32)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    outs = sess.run(None, {sess.get_inputs()[0].name: x})
+    y = np.concatenate(outs, axis=1) if concat else outs[0]
     if not golden:  # non-finite outputs are not JSON
         return
     with open(os.path.join(OUT, name + "_golden.json"), "w") as f:
@@ -136,4 +140,16 @@ nodes = [helper.make_node("Gemm", ["obs", "w1", "b1"], ["z1"], transB=1), helper
          helper.make_node("LogSoftmax", ["z2"], ["logp"], axis=-1)]
 g = helper.make_graph(nodes, "logsoftmax_extreme", [io("obs", 4)], [io("logp", 3)], inits)
 save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), "logsoftmax_extreme", 4)
+# 9. Gemm heads on one trunk, the log-std one clipped (appended last).
+inits = [numpy_helper.from_array(w(3, 16).T.copy(), "w1"), numpy_helper.from_array(w(16), "b1"),
+         numpy_helper.from_array(w(16, 2).T.copy(), "wm"), numpy_helper.from_array(w(2), "bm"),
+         numpy_helper.from_array((w(16, 2) * 4).T.copy(), "ws"), numpy_helper.from_array(w(2), "bs"),
+         numpy_helper.from_array(np.array(-2.0, np.float32), "lo"),
+         numpy_helper.from_array(np.array(0.5, np.float32), "hi")]
+nodes = [helper.make_node("Gemm", ["obs", "w1", "b1"], ["z1"], transB=1), helper.make_node("Relu", ["z1"], ["a1"]),
+         helper.make_node("Gemm", ["a1", "wm", "bm"], ["mean"], transB=1),
+         helper.make_node("Gemm", ["a1", "ws", "bs"], ["ls"], transB=1),
+         helper.make_node("Clip", ["ls", "lo", "hi"], ["log_std"])]
+g = helper.make_graph(nodes, "clipped_gaussian_heads", [io("obs", 3)], [io("mean", 2), io("log_std", 2)], inits)
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "clipped_gaussian_heads", 3, concat=True)
 print("wrote", sorted(os.listdir(OUT)))

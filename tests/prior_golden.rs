@@ -115,6 +115,26 @@ fn a_sharp_log_softmax_head_is_finite_where_onnxruntime_is() {
     assert!(w < 1e-5, "{w:e}");
 }
 
+/// A SAC-style actor — mean and log-std Gemm heads on one trunk, the log-std behind a Clip
+/// (active on 43 of the 64 golden values) — compiles to resq's kernels with the clip as a clamp,
+/// and matches onnxruntime.
+#[test]
+fn clipped_gaussian_heads_compile_and_match_onnxruntime() {
+    let d = root().join("tests/data/onnx");
+    let mut prior = Prior::load(&d.join("clipped_gaussian_heads.onnx"), PriorKind::Gaussian, 3, 2).unwrap();
+    assert!(prior.is_realtime_safe(), "{:?}", prior.fallback_reason);
+    let g = golden(&d.join("clipped_gaussian_heads_golden.json"));
+    let mut out = vec![0.0f32; 4];
+    let mut worst = 0.0f32;
+    for (x, y) in g.inputs.iter().zip(&g.outputs) {
+        prior.raw(x, &mut out).unwrap();
+        for (a, b) in out.iter().zip(y) {
+            worst = worst.max((a - b).abs() / (1.0 + b.abs()));
+        }
+    }
+    assert!(worst < 1e-5, "{worst:e}");
+}
+
 /// A graph that is not a dense chain runs through tract, and the reason names the node.
 #[test]
 fn a_graph_that_is_not_a_dense_chain_says_which_node() {

@@ -10,7 +10,8 @@
 //! `(x − mean)/std` or an output scale, are folded into the neighbouring dense layer:
 //! `(x·s + t)·W + b = x·(diag(s)·W) + (t·W + b)`, and after the last layer
 //! `(x·W + b)·s + t = x·(W·diag(s)) + (b·s + t)`. A final `LogSoftmax` over the last axis is
-//! kept as the [`Head`], computed stably (`x − max − ln Σ e^(x − max)`). Weights come from
+//! kept as the [`Head`], computed stably (`x − max − ln Σ e^(x − max)`), and so are `Clip`s on
+//! the Gemm heads (a clamp per output column). Weights come from
 //! initializers or `Constant` nodes. Anything else returns `Err(reason)` naming the node, and the
 //! prior runs through tract.
 
@@ -141,12 +142,48 @@ impl Affine {
 }
 
 /// What follows the dense chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Head {
     /// The chain's output as it is.
     Raw,
     /// `log_softmax` of the chain's output (a `LogSoftmax` node over the last axis).
     LogSoftmax,
+    /// Each output column clamped to `[lo, hi]` (±∞ where unclipped): Gemm heads behind a `Clip`,
+    /// e.g. a Gaussian actor's log-std.
+    Clamp { lo: Vec<f32>, hi: Vec<f32> },
+}
+
+impl Head {
+    /// Applies the head to the chain's output, in place (no allocation).
+    pub fn apply(&self, out: &mut [f32]) {
+        match self {
+            Head::Raw => {}
+            Head::LogSoftmax => crate::prior::log_softmax_in_place(out),
+            Head::Clamp { lo, hi } => {
+                for ((v, l), h) in out.iter_mut().zip(lo).zip(hi) {
+                    *v = v.max(*l).min(*h);
+                }
+            }
+        }
+    }
+}
+
+/// The bounds of a `Clip` node: attributes before opset 11, constant inputs after (either may
+/// be absent: ±∞).
+fn clip_bounds(node: &NodeProto, consts: &Consts) -> Result<(f32, f32), String> {
+    let from_input = |k: usize| -> Result<Option<f32>, String> {
+        match node.input.get(k).filter(|n| !n.is_empty()) {
+            None => Ok(None),
+            Some(n) => consts
+                .get(n)
+                .map(|(_, v)| Some(v[0]))
+                .ok_or(format!("node `{}` (Clip): a bound that is not constant", node.name)),
+        }
+    };
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name).map(|a| a.f);
+    let lo = from_input(1)?.or(attr("min")).unwrap_or(f32::NEG_INFINITY);
+    let hi = from_input(2)?.or(attr("max")).unwrap_or(f32::INFINITY);
+    Ok((lo, hi))
 }
 
 /// Tries to compile `model` into an [`Mlp`] and its [`Head`]. `Err` carries why it is not a
@@ -175,18 +212,30 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
         ));
     }
     // Several outputs (e.g. a Gaussian policy's mean and log-std): each must be a Gemm head on
-    // the same trunk; the heads become one final layer with their columns side by side, in the
-    // order of the graph's outputs.
+    // the same trunk, optionally behind a Clip; the heads become one final layer with their
+    // columns side by side, in the order of the graph's outputs, and the clips a clamp.
+    let producer =
+        |name: &str| graph.node.iter().find(|n| n.output.first().map(String::as_str) == Some(name));
+    let mut clips: Vec<&NodeProto> = Vec::new();
+    let mut head_bounds: Vec<(f32, f32)> = Vec::new();
     let heads: Vec<&NodeProto> = if graph.output.len() > 1 {
-        let heads = graph
-            .output
-            .iter()
-            .map(|o| graph.node.iter().find(|n| n.output.first() == Some(&o.name)))
-            .collect::<Option<Vec<_>>>()
-            .ok_or("an output not produced by a node")?;
+        let mut heads = Vec::new();
+        for o in &graph.output {
+            let mut p = producer(&o.name).ok_or("an output not produced by a node")?;
+            let mut bounds = (f32::NEG_INFINITY, f32::INFINITY);
+            if p.op_type == "Clip" {
+                bounds = clip_bounds(p, &consts)?;
+                clips.push(p);
+                p = producer(&p.input[0]).ok_or("a Clip on a graph input")?;
+            }
+            heads.push(p);
+            head_bounds.push(bounds);
+        }
         let trunk_end = &heads[0].input[0];
         if heads.iter().any(|h| h.op_type != "Gemm" || &h.input[0] != trunk_end) {
-            return Err("several outputs that are not Gemm heads on one trunk".into());
+            return Err(
+                "several outputs that are not Gemm heads (each optionally clipped) on one trunk".into()
+            );
         }
         heads
     } else {
@@ -223,7 +272,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
     };
     for node in graph.node.iter().filter(|n| {
         n.op_type != "Constant"
-            && !heads.iter().any(|h| h.name == n.name && h.output == n.output)
+            && !heads.iter().chain(&clips).any(|h| h.name == n.name && h.output == n.output)
             && log_softmax.is_none_or(|ls| ls.output != n.output)
     }) {
         let data_inputs: Vec<&String> = node.input.iter().filter(|i| !consts.contains_key(*i)).collect();
@@ -332,6 +381,15 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
         let b = ndarray::concatenate(ndarray::Axis(0), &bs).map_err(|e| e.to_string())?;
         layers.push(Dense { w: w.as_standard_layout().into_owned(), b, act: Activation::Identity });
     }
+    let clamp = (!clips.is_empty()).then(|| {
+        let (mut lo, mut hi) = (Vec::new(), Vec::new());
+        for (h, (l, u)) in heads.iter().zip(&head_bounds) {
+            let width = gemm_layer(h, &consts).map(|d| d.b.len()).unwrap_or(0);
+            lo.extend(std::iter::repeat_n(*l, width));
+            hi.extend(std::iter::repeat_n(*u, width));
+        }
+        Head::Clamp { lo, hi }
+    });
     if layers.is_empty() {
         return Err("no dense layer".into());
     }
@@ -340,7 +398,11 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
             return Err("consecutive layers do not fit together".into());
         }
     }
-    let head = if log_softmax.is_some() { Head::LogSoftmax } else { Head::Raw };
+    let head = match (log_softmax, clamp) {
+        (Some(_), _) => Head::LogSoftmax,
+        (None, Some(c)) => c,
+        (None, None) => Head::Raw,
+    };
     Ok((Mlp { layers }, head))
 }
 

@@ -280,7 +280,7 @@ impl Prior {
 
         let (engine, fallback_reason) = match dense::compile(&proto) {
             Ok((net, head)) if net.n_in() == n_obs && net.n_out() == kind.raw_width(n_actions) => {
-                Self::check_agreement(&net, head, &tract, path)?;
+                Self::check_agreement(&net, &head, &tract, path)?;
                 let scratch = net.scratch();
                 (Engine::Compiled { net, scratch, head }, None)
             }
@@ -303,7 +303,7 @@ impl Prior {
     /// onnxruntime gives finite −148…−542): where tract is below −80, resq must be too.
     fn check_agreement(
         net: &Mlp,
-        head: dense::Head,
+        head: &dense::Head,
         tract: &TractPrior,
         path: &Path,
     ) -> Result<(), BundleError> {
@@ -324,11 +324,9 @@ impl Prior {
                 )
             })?;
             let mut ours = net.forward1(&obs, &mut scratch).to_vec();
-            if head == dense::Head::LogSoftmax {
-                log_softmax_in_place(&mut ours);
-            }
+            head.apply(&mut ours);
             for (a, b) in ours.iter().zip(&reference) {
-                let underflow = head == dense::Head::LogSoftmax && *b < -80.0 && *a < -80.0;
+                let underflow = *head == dense::Head::LogSoftmax && *b < -80.0 && *a < -80.0;
                 if !underflow {
                     worst = worst.max(disagreement(*a, *b));
                 }
@@ -360,9 +358,7 @@ impl Prior {
         match &mut self.engine {
             Engine::Compiled { net, scratch, head } => {
                 out.copy_from_slice(net.forward1(obs, scratch));
-                if *head == dense::Head::LogSoftmax {
-                    log_softmax_in_place(out);
-                }
+                head.apply(out);
                 Ok(())
             }
             Engine::Tract => self.tract.run(obs, out),
