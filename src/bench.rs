@@ -127,7 +127,6 @@ fn states(load: &dyn Fn() -> Result<Bundle>, n: usize, seed: u64) -> Result<Vec<
 /// folder for the short customization.
 pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u64) -> Result<BenchReport> {
     let states = states(load, 2000, seed)?;
-    let bundle = &load()?;
     let mut b = load()?;
     let n_obs = b.obs.len();
     let obs: Vec<Vec<f32>> = states
@@ -151,9 +150,9 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
 
     // A short customization fills the replay (and trains the heads a little) so that the
     // update and the control step run on realistic data and weights.
-    let learner = if bundle.sim_plant.is_some() || bundle.sim_firmware.is_some() {
-        let l = &bundle.manifest.learning;
-        let steps = match bundle.method {
+    let learner = if b.sim_plant.is_some() || b.sim_firmware.is_some() {
+        let l = &b.manifest.learning;
+        let steps = match b.method {
             crate::bundle::Method::Rpg => 2 * l.rollout as u64 + 2,
             _ => (l.warmup.max(l.batch) + 2 * l.batch) as u64,
         };
@@ -162,18 +161,10 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
     } else {
         None
     };
-    let fresh;
-    let acting = match &learner {
-        Some(l) => l.as_ref(),
-        None => {
-            fresh = make_learner(bundle, seed);
-            fresh.as_ref()
-        }
-    };
-    let mut ctl = Controller::new(load()?, acting.core().online.clone());
-    if let Some(actor) = acting.actor() {
-        ctl.set_actor(actor.clone());
-    }
+    // Without a simulated robot: the fresh (zero) heads, which act as the prior would.
+    let fresh = make_learner(&b, seed);
+    let acting = learner.as_ref().map_or(fresh.as_ref(), |l| l.as_ref());
+    let mut ctl = Controller::with_learner(load()?, acting);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xbe);
     for s in states.iter().take(200) {
         ctl.step(s, PolicyChoice::Customized, ActMode::Sample, &mut rng);
@@ -204,8 +195,8 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
     });
 
     // The learner's largest product: batch × h by h × h, h the widest hidden layer.
-    let batch = bundle.manifest.learning.batch;
-    let h = bundle.manifest.residual.hidden.iter().copied().max().unwrap_or(64);
+    let batch = b.manifest.learning.batch;
+    let h = b.manifest.residual.hidden.iter().copied().max().unwrap_or(64);
     let x = ndarray::Array2::<f32>::from_shape_fn((batch, h), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.01);
     let w = ndarray::Array2::<f32>::from_shape_fn((h, h), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01);
     let gemm = grouped(50, 20, |_| {
@@ -214,9 +205,9 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
     let gemm_gflops = 2.0 * (batch * h * h) as f64 / gemm.median_ns;
     let (rss, peak) = rss_mib();
     Ok(BenchReport {
-        bundle: bundle.manifest.bundle.name.clone(),
+        bundle: b.manifest.bundle.name.clone(),
         kernels: crate::nn::kernels::isa().name(),
-        method: format!("{:?}", bundle.method),
+        method: format!("{:?}", b.method),
         prior_tract,
         prior_resq,
         prior_fallback,

@@ -166,6 +166,16 @@ impl Controller {
         self.prev_command.iter_mut().for_each(|v| *v = 0.0);
     }
 
+    /// A controller acting with copies of `learner`'s acting networks (its head, and its actor
+    /// where it has one).
+    pub fn with_learner(bundle: Bundle, learner: &dyn crate::algo::core::ResidualLearner) -> Self {
+        let mut ctl = Controller::new(bundle, learner.core().online.clone());
+        if let Some(actor) = learner.actor() {
+            ctl.set_actor(actor.clone());
+        }
+        ctl
+    }
+
     /// Residual SAC: acts with `actor` (a copy of the learner's π_θ).
     pub fn set_actor(&mut self, actor: Mlp) {
         let scratch = actor.scratch();
@@ -267,10 +277,7 @@ impl Controller {
             return self.prior_fault(signal_fault);
         }
         let policy = if signal_fault { PolicyChoice::Prior } else { policy };
-        let settings = &self.bundle.manifest.residual;
-        // RPG's discrete head gives logit offsets: log π_θ = log_softmax(Δ + log π0).
-        let (omega, alpha) =
-            if self.bundle.method == Method::Rpg { (1.0, 1.0) } else { (settings.omega, settings.alpha) };
+        let (omega, alpha) = self.bundle.acting_weights();
         if let Some(sa) = &mut self.continuous {
             let greedy = mode == ActMode::Greedy;
             let ch = match policy {

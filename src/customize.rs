@@ -215,10 +215,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         Some(path) => Some(Recorder::start(path, record_meta(&bundle, &opts.source), 4096)?),
         None => None,
     };
-    let mut ctl = Controller::new(bundle, learner.core().online.clone());
-    if let Some(actor) = learner.actor() {
-        ctl.set_actor(actor.clone());
-    }
+    let mut ctl = Controller::with_learner(bundle, learner.as_ref());
     // `[prior] temperature = "auto"`: calibrated once, on the prior acting as deployed; a
     // resumed run takes the checkpoint's.
     let mut calibration_steps = 0;

@@ -5,8 +5,9 @@
 //! ```text
 //! input  obs [N, n_obs]            the prior's input (obs = (signal − offset)/scale)
 //!        prev_command [N, n_cmd]   only when the add-on reads a previous command
-//! discrete (residual soft Q):  log_probs = log_softmax((Q_R(obs') + ω'·log π0(·|obs)) / α̂)
-//! discrete (rpg):              log_probs = log_softmax(Δ(obs') + log π0(·|obs))
+//! discrete:                    log_probs = log_softmax((head(obs') + ω'·log π0(·|obs)) / α̂)
+//!                              (residual soft Q: the manifest's ω', α̂; RPG: 1, 1, its head the
+//!                              logit offsets; `Bundle::acting_weights`, as the controller)
 //!                              action = argmax log_probs (int64 [N]), command = table[action]
 //! continuous (sac, rpg):       mean = μ0 + Δμ, log_std = clamp(log σ0 + Δσ, −20, 2)  ([−1, 1] units)
 //!                              command = low + (family(mean) + 1)/2·(high − low)   (greedy)
@@ -260,13 +261,11 @@ pub fn export(bundle: &Bundle, learner: &dyn ResidualLearner, out: &Path) -> Res
             let scaled = g.affine(&raw, &vec![inv_t; n_act], &vec![0.0; n_act]);
             let logp0 = g.op("LogSoftmax", &[&scaled], vec![attr_int("axis", 1)]);
             let head = g.mlp(&res_in, &learner.core().online);
-            let logits = if bundle.method == Method::Rpg {
-                g.op("Add", &[&head, &logp0], vec![])
-            } else {
-                let weighted = g.affine(&logp0, &vec![omega; n_act], &vec![0.0; n_act]);
-                let sum = g.op("Add", &[&head, &weighted], vec![]);
-                g.affine(&sum, &vec![1.0 / alpha; n_act], &vec![0.0; n_act])
-            };
+            // As the controller acts (RPG: ω' = α̂ = 1, and the scalings drop out).
+            let (w, a) = bundle.acting_weights();
+            let weighted = g.affine(&logp0, &vec![w; n_act], &vec![0.0; n_act]);
+            let sum = g.op("Add", &[&head, &weighted], vec![]);
+            let logits = g.affine(&sum, &vec![1.0 / a; n_act], &vec![0.0; n_act]);
             let log_probs = g.op("LogSoftmax", &[&logits], vec![attr_int("axis", 1)]);
             let action = g.op("ArgMax", &[&log_probs], vec![attr_int("axis", 1), attr_int("keepdims", 0)]);
             let table: Vec<f32> = bundle.action_table.iter().flatten().copied().collect();

@@ -65,10 +65,7 @@ fn exported_policy_matches_resq(name: &str, overrides: &[&str], steps: u64) {
 
     let b = load(name, overrides);
     let plant = b.sim_plant.clone().unwrap();
-    let mut ctl = Controller::new(b, learner.core().online.clone());
-    if let Some(actor) = learner.actor() {
-        ctl.set_actor(actor.clone());
-    }
+    let mut ctl = Controller::with_learner(b, learner.as_ref());
     let mut env = SimEnv::new(&plant, 200, 5).unwrap();
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(2);
     env.reset().unwrap();

@@ -85,10 +85,7 @@ fn a_fresh_residual_acts_exactly_as_the_prior_for_every_prior_kind() {
         let kind = b.prior.kind.name();
         let learner = make_learner(&b, 0);
         let plant = b.sim_plant.clone().unwrap();
-        let mut ctl = Controller::new(b, learner.core().online.clone());
-        if let Some(actor) = learner.actor() {
-            ctl.set_actor(actor.clone());
-        }
+        let mut ctl = Controller::with_learner(b, learner.as_ref());
         let mut env = SimEnv::new(&plant, 200, 3).unwrap();
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
         env.reset().unwrap();

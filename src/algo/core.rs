@@ -156,9 +156,17 @@ impl LearnerCore {
         (loss, err.clamp(-d, d))
     }
 
-    /// Backpropagates `d_out`, clips, steps Adam, moves the target; stops learning on a
-    /// non-finite loss or parameters. Returns the loss, or `None` if learning stopped.
+    /// [`LearnerCore::step`], then moves the target towards the online head.
     pub fn apply(&mut self, trace: &Trace, d_out: &Array2<f32>, loss: f32) -> Option<f32> {
+        let loss = self.step(trace, d_out, loss)?;
+        self.target.soft_update(&self.online, self.settings.target_tau);
+        Some(loss)
+    }
+
+    /// Backpropagates `d_out` into the online head, clips, steps Adam; stops learning on a
+    /// non-finite loss or parameters. Returns the loss, or `None` if learning stopped. (RPG
+    /// steps its policy head this way: it has no target.)
+    pub fn step(&mut self, trace: &Trace, d_out: &Array2<f32>, loss: f32) -> Option<f32> {
         if !loss.is_finite() {
             self.diverged = true;
             return None;
@@ -171,7 +179,6 @@ impl LearnerCore {
             d_out,
             self.settings.grad_clip,
         );
-        self.target.soft_update(&self.online, self.settings.target_tau);
         self.updates += 1;
         if !self.online.is_finite() {
             self.diverged = true;

@@ -221,7 +221,8 @@ pub struct PpoStats {
 }
 
 pub struct ResidualPg {
-    /// `online` is the policy's residual (logit offsets or `[Δμ, Δσ]`); `target` is unused.
+    /// `online` is the policy's residual (logit offsets or `[Δμ, Δσ]`), stepped without a
+    /// target (`LearnerCore::step`).
     pub core: LearnerCore,
     pub value: Mlp,
     pub value_adam: Adam,
@@ -482,7 +483,7 @@ impl ResidualLearner for ResidualPg {
         if value_only {
             return Some(value_loss);
         }
-        self.core.apply(&trace, &d_out, loss)
+        self.core.step(&trace, &d_out, loss)
     }
 
     fn actor(&self) -> Option<&Mlp> {

@@ -1079,6 +1079,16 @@ impl Bundle {
 
     /// The residual's input width: the observation, plus the previous command when an add-on
     /// term reads it ([`Bundle::prev_command_input`]).
+    /// `(ω', α̂)` of the acting policy `log π = log_softmax((head + ω'·log π0)/α̂)` over discrete
+    /// actions: the manifest's for residual soft Q; `(1, 1)` for RPG, whose head gives logit
+    /// offsets to the prior.
+    pub fn acting_weights(&self) -> (f32, f32) {
+        match self.method {
+            Method::Rpg => (1.0, 1.0),
+            _ => (self.manifest.residual.omega, self.manifest.residual.alpha),
+        }
+    }
+
     pub fn residual_inputs(&self) -> usize {
         self.obs.len() + if self.prev_command_input { self.commands.len() } else { 0 }
     }
