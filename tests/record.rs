@@ -184,13 +184,13 @@ fn summary_matches_what_was_written() {
     let t_first = ticks[0].t_ns;
     let t_last = ticks[N as usize - 1].t_ns;
     assert_eq!(t_first, T0_NS); // the first period is 0
-    let sum_periods: u64 = (0..N).map(|i| period_ns(i)).sum();
+    let sum_periods: u64 = (0..N).map(period_ns).sum();
     assert_eq!(t_last - t_first, sum_periods);
     assert!(close(s.duration_s, sum_periods as f64 / 1e9));
     assert!(close(s.tick_rate_hz, (N - 1 + 3) as f64 / (sum_periods as f64 / 1e9)));
 
     // Period jitter: |period − median| over the ticks with a period.
-    let periods: Vec<u64> = (1..N).map(|i| period_ns(i)).collect();
+    let periods: Vec<u64> = (1..N).map(period_ns).collect();
     let median_ns = (nearest_rank_us(&periods, 50.0) * 1000.0).round() as u64;
     assert!(close(s.period_median_us, median_ns as f64 / 1000.0));
     let jitter: Vec<u64> = periods.iter().map(|&p| p.abs_diff(median_ns)).collect();
@@ -277,6 +277,30 @@ fn summary_matches_what_was_written() {
     assert_eq!(json["addon_reward_tenths"].as_array().unwrap().len(), 10);
 }
 
+/// The Python that scripts/test.sh's venv provides (mcap, mcap-protobuf-support).
+fn python() -> String {
+    std::env::var("RESQ_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "RESQ_PYTHON is not set: run the tests with scripts/test.sh, which makes the Python venv \
+             (mcap, mcap-protobuf-support) that reads records as Foxglove does"
+        )
+    })
+}
+
+fn f32_of(v: &serde_json::Value) -> f32 {
+    match v {
+        serde_json::Value::String(s) if s == "NaN" => f32::NAN,
+        v => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) as f32,
+    }
+}
+
+fn same_f32(a: f32, b: f32) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
+
+/// The file is read back by an independent reader, as Foxglove reads it: Python's `mcap` with
+/// `mcap-protobuf-support`, decoding every tick from the protobuf schema stored in the file
+/// (scripts/read_record.py). Every value the loop recorded comes back, under the bundle's names.
 #[test]
 fn mcap_layout_is_what_foxglove_reads() {
     let dir = tempfile::tempdir().unwrap();
@@ -294,90 +318,93 @@ fn mcap_layout_is_what_foxglove_reads() {
     let topics: BTreeSet<&str> = summary.channels.values().map(|c| c.topic.as_str()).collect();
     assert_eq!(topics, BTreeSet::from(["/resq/meta", "/resq/tick", "/resq/stats"]));
     for c in summary.channels.values() {
-        assert_eq!(c.message_encoding, "json");
-        assert_eq!(c.schema.as_ref().unwrap().encoding, "jsonschema");
-    }
-    let tick_channel = summary.channels.values().find(|c| c.topic == "/resq/tick").unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_slice(&tick_channel.schema.as_ref().unwrap().data).unwrap();
-    let props = schema["properties"].as_object().unwrap();
-
-    let mut n_ticks = 0;
-    let mut started_unix_ns = 0u64;
-    for msg in mcap::MessageStream::new(&bytes).unwrap() {
-        let msg = msg.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&msg.data).unwrap();
-        match msg.channel.topic.as_str() {
-            "/resq/meta" => {
-                assert_eq!(v["format"], "resq.record");
-                assert_eq!(v["version"], 1);
-                assert_eq!(v["bundle"], "models/cartpole");
-                assert_eq!(v["actions"][1], "right");
-                started_unix_ns = v["started_unix_ns"].as_u64().unwrap();
-                // Wall-clock log times: Foxglove shows the date of the run, not 1970.
-                assert!(started_unix_ns > 1_700_000_000 * 1_000_000_000, "{started_unix_ns}");
-                assert_eq!(msg.log_time, started_unix_ns);
-            }
-            "/resq/stats" => {
-                assert_eq!(v, serde_json::json!({"written": 600, "dropped": 0}));
-            }
-            "/resq/tick" => {
-                let r = &ticks[n_ticks];
-                n_ticks += 1;
-                assert_eq!(msg.log_time, started_unix_ns + r.t_ns);
-                assert_eq!(msg.publish_time, started_unix_ns + r.t_ns);
-                let o = v.as_object().unwrap();
-                // Every field is described by the schema, nested objects too.
-                for (k, val) in o {
-                    let p = props.get(k).unwrap_or_else(|| panic!("`{k}` not in the schema"));
-                    if let Some(inner) = val.as_object() {
-                        let ip = p["properties"].as_object().unwrap();
-                        for ik in inner.keys() {
-                            assert!(ip.contains_key(ik), "`{k}.{ik}` not in the schema");
-                        }
-                    }
-                }
-                assert_eq!(o.len(), props.len());
-                assert_eq!(v["t_ns"], r.t_ns);
-                assert_eq!(v["tick"], r.tick);
-                assert_eq!(v["seq"], r.seq);
-                assert_eq!(v["firmware_t_us"], r.firmware_t_us);
-                let sig = v["signals"].as_object().unwrap();
-                assert_eq!(
-                    sig.keys().collect::<BTreeSet<_>>(),
-                    BTreeSet::from([&"x".to_string(), &"x_dot".into(), &"theta".into(), &"theta_dot".into()])
-                );
-                // Keys keep the meta's order in the message.
-                let text = std::str::from_utf8(&msg.data).unwrap();
-                assert!(text.contains(r#""signals":{"x":"#) && text.contains(r#","theta_dot":"#));
-                assert_eq!(sig["theta"].as_f64().unwrap() as f32, r.signals[2]);
-                assert_eq!(v["obs"].as_array().unwrap().len(), 4);
-                assert_eq!(v["logp0"].as_array().unwrap().len(), 2);
-                if r.q_r[0].is_nan() {
-                    assert!(v["q_r"][0].is_null());
-                } else {
-                    assert_eq!(v["q_r"][0].as_f64().unwrap() as f32, r.q_r[0]);
-                }
-                assert_eq!(v["action"], r.action);
-                assert_eq!(v["action_label"], ["left", "right"][r.action as usize]);
-                assert_eq!(v["command"]["force"].as_f64().unwrap() as f32, r.command[0]);
-                assert_eq!(v["addon"]["smooth"].as_f64().unwrap() as f32, r.addon_terms[1]);
-                assert_eq!(v["addon_reward"].as_f64().unwrap() as f32, r.addon_reward);
-                let d = &v["decisions"];
-                assert_eq!(d.as_object().unwrap().len(), 9);
-                assert_eq!(d["prior_fault"], r.decisions.contains(Decisions::PRIOR_FAULT));
-                assert_eq!(d["deadline_miss"], r.decisions.contains(Decisions::DEADLINE_MISS));
-                assert_eq!(d["clamped"], r.decisions.contains(Decisions::CLAMPED));
-                assert_eq!(d["episode_end"], r.decisions.contains(Decisions::EPISODE_END));
-                assert_eq!(v["latency_ns"], r.latency_ns);
-                assert_eq!(v["period_ns"], r.period_ns);
-                assert_eq!(v["link"]["crc_errors"], r.link.crc_errors);
-                assert_eq!(v["link"]["late_frames"], r.link.late_frames);
-            }
-            other => panic!("unexpected topic {other}"),
+        let schema = c.schema.as_ref().unwrap();
+        if c.topic == "/resq/tick" {
+            assert_eq!((c.message_encoding.as_str(), schema.encoding.as_str()), ("protobuf", "protobuf"));
+            assert_eq!(schema.name, "resq.Tick");
+        } else {
+            assert_eq!((c.message_encoding.as_str(), schema.encoding.as_str()), ("json", "jsonschema"));
         }
     }
-    assert_eq!(n_ticks, 600);
+
+    let out = std::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/read_record.py"))
+        .arg(&path)
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "read_record.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1 + 600);
+
+    let m = &lines[0];
+    assert_eq!(m["format"], "resq.record");
+    assert_eq!(m["version"], 2);
+    assert_eq!(m["bundle"], "models/cartpole");
+    assert_eq!(m["actions"][1], "right");
+    let started_unix_ns = m["started_unix_ns"].as_u64().unwrap();
+    // Wall-clock log times: Foxglove shows the date of the run, not 1970.
+    assert!(started_unix_ns > 1_700_000_000 * 1_000_000_000, "{started_unix_ns}");
+
+    let zero = serde_json::json!(0);
+    let no = serde_json::json!(false);
+    // proto3 leaves zero values out: absent reads as 0 (or false).
+    let get =
+        |v: &serde_json::Value, k: &str| -> serde_json::Value { v.get(k).cloned().unwrap_or(zero.clone()) };
+    let int = |v: serde_json::Value| -> u64 {
+        match v {
+            serde_json::Value::String(s) => s.parse().unwrap(), // 64-bit integers are strings in proto JSON
+            v => v.as_u64().unwrap(),
+        }
+    };
+    for (r, v) in ticks[..600].iter().zip(&lines[1..]) {
+        assert_eq!(v["log_time"].as_u64().unwrap(), started_unix_ns + r.t_ns);
+        assert_eq!(int(get(v, "tick")), r.tick);
+        assert_eq!(int(get(v, "seq")), r.seq as u64);
+        assert_eq!(int(get(v, "firmware_t_us")), r.firmware_t_us);
+        let sig = &v["signals"];
+        for (k, name) in ["x", "x_dot", "theta", "theta_dot"].iter().enumerate() {
+            assert!(same_f32(f32_of(&get(sig, name)), r.signals[k]), "signals.{name}");
+        }
+        let arr = |k: &str| v[k].as_array().unwrap().iter().map(f32_of).collect::<Vec<_>>();
+        assert_eq!(arr("obs"), &r.obs[..4]);
+        assert_eq!(arr("logp0"), &r.logp0[..2]);
+        let q = arr("q_r");
+        assert!(same_f32(q[0], r.q_r[0]) && q[1] == r.q_r[1]);
+        // The action is an enum whose values are the bundle's labels (0 is "left", left out).
+        let label = v.get("action").map(|a| a.as_str().unwrap().to_string()).unwrap_or("left".into());
+        assert_eq!(label, ["left", "right"][r.action as usize]);
+        assert_eq!(f32_of(&get(&v["command"], "force")), r.command[0]);
+        assert_eq!(f32_of(&get(&v["addon"], "centre")), r.addon_terms[0]);
+        assert_eq!(f32_of(&get(&v["addon"], "smooth")), r.addon_terms[1]);
+        assert_eq!(f32_of(&get(v, "addon_reward")), r.addon_reward);
+        assert_eq!(f32_of(&get(v, "kl")), r.kl);
+        let d = v.get("decisions").cloned().unwrap_or_default();
+        for (k, bit) in [
+            ("fallback", Decisions::FALLBACK),
+            ("deadline_miss", Decisions::DEADLINE_MISS),
+            ("estop", Decisions::ESTOP),
+            ("clamped", Decisions::CLAMPED),
+            ("rate_limited", Decisions::RATE_LIMITED),
+            ("kl_limited", Decisions::KL_LIMITED),
+            ("episode_end", Decisions::EPISODE_END),
+            ("signal_fault", Decisions::SIGNAL_FAULT),
+            ("prior_fault", Decisions::PRIOR_FAULT),
+        ] {
+            assert_eq!(
+                d.get(k).unwrap_or(&no).as_bool().unwrap(),
+                r.decisions.contains(bit),
+                "decisions.{k}"
+            );
+        }
+        assert_eq!(int(get(v, "latency_ns")), r.latency_ns as u64);
+        assert_eq!(int(get(v, "period_ns")), r.period_ns);
+        let l = &v["link"];
+        assert_eq!(int(get(l, "frames")), r.link.frames);
+        assert_eq!(int(get(l, "crc_errors")), r.link.crc_errors);
+        assert_eq!(int(get(l, "late_frames")), r.link.late_frames);
+        assert_eq!(int(get(l, "reconnects")), r.link.reconnects);
+    }
 }
 
 #[test]
@@ -601,4 +628,34 @@ fn broken_files_give_errors_that_name_them() {
     let blocked = dir.path().join("notes.mcap/record.mcap"); // a file is in the way
     let e = format!("{:#}", Recorder::start(&blocked, meta(), 8).err().unwrap());
     assert!(e.contains("notes.mcap"), "{e}");
+}
+
+/// A record written before ticks were protobuf (format 1, JSON ticks) is refused with a message
+/// that says so and what to do, not misread.
+#[test]
+fn a_format_1_record_is_refused_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.mcap");
+    {
+        let mut w =
+            mcap::Writer::new(std::io::BufWriter::new(std::fs::File::create(&path).unwrap())).unwrap();
+        let none = std::collections::BTreeMap::new();
+        let sm = w.add_schema("resq.RecordMeta", "jsonschema", b"{}").unwrap();
+        let st = w.add_schema("resq.Tick", "jsonschema", b"{}").unwrap();
+        let meta_ch = w.add_channel(sm, "/resq/meta", "json", &none).unwrap();
+        let tick_ch = w.add_channel(st, "/resq/tick", "json", &none).unwrap();
+        let h = |channel_id| mcap::records::MessageHeader {
+            channel_id,
+            sequence: 0,
+            log_time: 1,
+            publish_time: 1,
+        };
+        let meta = r#"{"format":"resq.record","version":1,"started_unix_ns":1,"bundle":"models/cartpole",
+            "signals":[],"obs":[],"actions":[],"commands":[],"addon_terms":[],"source":"sim"}"#;
+        w.write_to_known_channel(&h(meta_ch), meta.as_bytes()).unwrap();
+        w.write_to_known_channel(&h(tick_ch), br#"{"t_ns":0,"tick":0}"#).unwrap();
+        w.finish().unwrap();
+    }
+    let e = format!("{:#}", inspect(&path).unwrap_err());
+    assert!(e.contains("old.mcap") && e.contains("format 1") && e.contains("fix:"), "{e}");
 }

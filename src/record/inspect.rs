@@ -11,8 +11,10 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
-use serde::{Deserialize, Serialize};
+use prost::Message;
+use serde::Serialize;
 
+use super::proto::TickPb;
 use super::recorder::{
     MetaMessage, RecordMeta, RecorderStats, FORMAT, FORMAT_VERSION, TOPIC_META, TOPIC_STATS, TOPIC_TICK,
 };
@@ -82,33 +84,6 @@ pub struct Summary {
     pub addon_reward_tenths: Vec<Option<f64>>,
 }
 
-#[derive(Deserialize)]
-struct TickIn {
-    t_ns: u64,
-    tick: u64,
-    addon_reward: Option<f64>,
-    decisions: DecisionsIn,
-    latency_ns: u32,
-    period_ns: u64,
-    link: LinkCounters,
-}
-
-#[derive(Deserialize)]
-struct DecisionsIn {
-    fallback: bool,
-    deadline_miss: bool,
-    estop: bool,
-    clamped: bool,
-    rate_limited: bool,
-    kl_limited: bool,
-    episode_end: bool,
-    /// Absent in records written before the flag existed.
-    #[serde(default)]
-    signal_fault: bool,
-    #[serde(default)]
-    prior_fault: bool,
-}
-
 /// Reads the record at `path` and summarises it. A file that is not a readable MCAP, or an
 /// MCAP without resq ticks, is an error naming the file; a file cut short after some ticks is
 /// summarised up to the cut (`complete == false`, `read_error` says why).
@@ -150,14 +125,25 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
         };
         match msg.channel.topic.as_str() {
             TOPIC_TICK => {
-                let t: TickIn = serde_json::from_slice(&msg.data).with_context(|| {
+                if msg.channel.message_encoding != "protobuf" {
+                    return Err(anyhow!(
+                        "{name}: its ticks are `{}` messages, written by an older resq (record format 1); \
+                         this resq reads format {FORMAT_VERSION} (protobuf ticks)\n  \
+                         fix: open the file in Foxglove, or inspect it with the resq that wrote it",
+                        msg.channel.message_encoding
+                    ));
+                }
+                let t = TickPb::decode(&msg.data[..]).with_context(|| {
                     format!("{name}: {TOPIC_TICK} message {} is not a resq tick", msg.sequence)
                 })?;
+                // Log times are wall-clock, the run's start plus the tick's monotonic t_ns;
+                // only differences are used here.
+                let t_ns = msg.log_time;
                 if first.is_none() {
-                    first = Some((t.t_ns, t.tick));
+                    first = Some((t_ns, t.tick));
                 }
                 s.ticks += 1;
-                last_t_ns = t.t_ns;
+                last_t_ns = t_ns;
                 s.last_tick = t.tick;
                 tick_set_min_max.0 = tick_set_min_max.0.min(t.tick);
                 tick_set_min_max.1 = tick_set_min_max.1.max(t.tick);
@@ -165,8 +151,8 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                     periods.push(t.period_ns);
                 }
                 latencies.push(t.latency_ns as u64);
-                rewards.push((t.t_ns, t.addon_reward.map_or(f32::NAN, |r| r as f32)));
-                let d = &t.decisions;
+                rewards.push((t_ns, t.addon_reward));
+                let d = t.decisions.unwrap_or_default();
                 s.fallbacks += d.fallback as u64;
                 s.deadline_misses += d.deadline_miss as u64;
                 s.estop_ticks += d.estop as u64;
@@ -178,7 +164,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                 s.episodes_ended += d.episode_end as u64;
                 s.signal_faults += d.signal_fault as u64;
                 s.prior_faults += d.prior_fault as u64;
-                s.link = t.link;
+                s.link = t.link.unwrap_or_default().counters();
             }
             TOPIC_META => {
                 let m: MetaMessage = serde_json::from_slice(&msg.data)

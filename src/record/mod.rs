@@ -2,6 +2,7 @@
 //! them to an MCAP file without ever blocking the loop, and `resq inspect`'s summary.
 
 pub mod inspect;
+pub mod proto;
 pub mod recorder;
 pub mod tick;
 
