@@ -144,5 +144,28 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(name = group; config = Criterion::default().sample_size(50); targets = benches);
+/// Each kernel this CPU has, on the shapes of a robot-sized network (batch 1: 256×256 and
+/// 4×256; 16 rows: the sampled method's candidates), so the dispatch choice is measured, not
+/// assumed.
+fn kernels(c: &mut Criterion) {
+    use resq::nn::kernels::available;
+    let mut g = c.benchmark_group("kernels");
+    for &(rows, n_in, n_out) in &[(1usize, 256usize, 256usize), (1, 4, 256), (1, 256, 2), (16, 256, 256)] {
+        let x: Vec<f32> = (0..rows * n_in).map(|i| (i as f32 * 0.37).sin()).collect();
+        let wt: Vec<f32> = (0..n_in * n_out).map(|i| (i as f32 * 0.11).cos() * 0.1).collect();
+        let b = vec![0.1f32; n_out];
+        let mut y = vec![0.0f32; rows * n_out];
+        for isa in available() {
+            let (one, many) = isa.kernels().unwrap();
+            let name = format!("{}x{}x{}/{}", rows, n_in, n_out, isa.name());
+            if rows == 1 {
+                g.bench_function(&name, |bch| bch.iter(|| one(black_box(&x), &wt, &b, &mut y)));
+            } else {
+                g.bench_function(&name, |bch| bch.iter(|| many(black_box(&x), rows, &wt, &b, &mut y)));
+            }
+        }
+    }
+}
+
+criterion_group!(name = group; config = Criterion::default().sample_size(50); targets = benches, kernels);
 criterion_main!(group);
