@@ -4,8 +4,9 @@
 # gcc-aarch64-linux-gnu (with apt, as root or through sudo) and the Rust target (rustup).
 #
 # Runs the library's unit tests (kernels against scalar on NEON, the prior compiler, the learners'
-# gradient and fixed-point checks, the protocol) and the integration tests that need no Python:
-# ONNX priors against their golden values, no allocation on the control path, records, bench.
+# gradient and fixed-point checks, the protocol) and the integration tests that need no simulator:
+# ONNX priors against their golden values, no allocation on the control path, records (read back
+# by the tests' Python venv, scripts/venv.sh, natively), bench.
 # The pseudo-terminal and real-time tests stay on x86_64 (emulation is too slow for deadlines).
 #
 #   scripts/test-aarch64.sh                 # everything above
@@ -23,8 +24,11 @@ fi
 rustup target add "$TARGET" >/dev/null
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+export RESQ_TEST_RUNNER="$CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER"   # for tests that start the resq binary
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+# The Python side (reading records as Foxglove does) runs natively.
+export RESQ_PYTHON="$(scripts/venv.sh)"
 if [ $# -eq 0 ]; then
     set -- --lib --test prior_golden --test no_alloc --test record --test bench
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Two commands"; CI's .ci/run runs exactly this).
 #
-# 1. Makes (or reuses) a Python venv with what the end-to-end tests drive: the reference firmware
+# 1. Makes (or reuses), by scripts/venv.sh, a Python venv with what the end-to-end tests drive: the reference firmware
 #    (reference-firmware/, installed from this repository), gymnasium, MuJoCo and onnxruntime. Never torch:
 #    the priors are committed ONNX files, made by the training scripts in scripts/.
 # 2. Runs the reference firmware's own tests (protocol test vectors from PROTOCOL.md, a pty
@@ -13,16 +13,10 @@
 # and any arguments are passed to `cargo test` (e.g. `scripts/test.sh --test byo_robot`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${RESQ_VENV:-$HOME/.cache/resq-venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "test.sh: creating the Python venv $VENV"
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r scripts/test-requirements.txt ./reference-firmware
-"$VENV/bin/python" -m unittest discover -s reference-firmware/tests
+PYTHON="$(scripts/venv.sh)"
+"$PYTHON" -m unittest discover -s reference-firmware/tests
 # firmware-bridge stays no_std and builds for a Cortex-M4F microcontroller.
 rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || true
 cargo build --release -p firmware-bridge --target thumbv7em-none-eabihf
-export RESQ_PYTHON="$VENV/bin/python"
+export RESQ_PYTHON="$PYTHON"
 cargo test --release --workspace "$@"

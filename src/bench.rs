@@ -3,6 +3,9 @@
 //!
 //! - the prior alone, through tract and on resq's kernels (median per call);
 //! - the whole control step (observe, prior, residual, action choice; median and p99.9);
+//! - its floor at batch 1: reading the prior's and the residual's weights once from cache, at
+//!   the widest vector width (`nn::kernels::sum` over as many floats; the FMAs of a forward pass
+//!   ride along with those loads, so no batch-1 implementation can beat it);
 //! - one learner update at the bundle's batch and sizes (median), after a short customization
 //!   on its simulated robot fills the replay (no simulated robot: not measured);
 //! - the single-thread GEMM rate of the learner's largest product (`batch × h` by `h × h`);
@@ -43,6 +46,10 @@ pub struct BenchReport {
     pub prior_resq: Option<Timing>,
     pub prior_fallback: Option<String>,
     pub control_step: Timing,
+    /// Bytes of weights a control step reads (prior + acting residual), and the time to read
+    /// that many from cache (`None` when the prior runs through tract).
+    pub weight_bytes: usize,
+    pub floor: Option<Timing>,
     /// `None` without a simulated robot to fill the replay.
     pub learner_update: Option<Timing>,
     pub batch: usize,
@@ -164,6 +171,17 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
     // Without a simulated robot: the fresh (zero) heads, which act as the prior would.
     let fresh = make_learner(&b, seed);
     let acting = learner.as_ref().map_or(fresh.as_ref(), |l| l.as_ref());
+    let residual_params = acting.actor().unwrap_or(&acting.core().online).n_params();
+    let weight_bytes = 4 * (b.prior.n_params().unwrap_or(0) + residual_params);
+    let floor = b.prior.n_params().map(|_| {
+        // Aligned to a cache line, so that no vector load straddles two.
+        let buf = vec![0.5f32; weight_bytes / 4 + 16];
+        let skip = buf.as_ptr().align_offset(64).min(16);
+        let weights = &buf[skip..skip + weight_bytes / 4];
+        grouped(200, 100, |_| {
+            black_box(crate::nn::kernels::sum(black_box(weights)));
+        })
+    });
     let mut ctl = Controller::with_learner(load()?, acting);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xbe);
     for s in states.iter().take(200) {
@@ -212,6 +230,8 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
         prior_resq,
         prior_fallback,
         control_step,
+        weight_bytes,
+        floor,
         learner_update: learner_update.flatten(),
         batch,
         gemm_shape: (batch, h, h),
@@ -252,6 +272,15 @@ impl BenchReport {
             self.learner_update.as_ref(),
             "not measured: the bundle names no simulated robot to fill the replay",
         );
+        if let Some(f) = &self.floor {
+            t.push_str(&format!(
+                "{:<40} {:>12} {:>12} {:>16}\n",
+                format!("floor: read {:.0} KiB of weights", self.weight_bytes as f64 / 1024.0),
+                us(f.median_ns),
+                "-",
+                format!("step {:.2}x floor", self.control_step.median_ns / f.median_ns)
+            ));
+        }
         let (m, k, n) = self.gemm_shape;
         t.push_str(&format!(
             "{:<40} {:>12.1} GFLOP/s (one thread)\n",
@@ -277,6 +306,8 @@ impl BenchReport {
             "prior_resq": self.prior_resq.as_ref().map(tm),
             "prior_fallback": self.prior_fallback,
             "control_step": tm(&self.control_step),
+            "weight_bytes": self.weight_bytes,
+            "floor": self.floor.as_ref().map(tm),
             "learner_update": self.learner_update.as_ref().map(tm),
             "batch": self.batch,
             "gemm": {"shape": [self.gemm_shape.0, self.gemm_shape.1, self.gemm_shape.2], "gflops": self.gemm_gflops},
@@ -285,6 +316,7 @@ impl BenchReport {
             "ratios": {
                 "prior_resq_vs_tract": self.prior_resq.as_ref().map(|t| t.median_ns / base),
                 "control_step_vs_tract_prior": self.control_step.median_ns / base,
+                "control_step_vs_floor": self.floor.as_ref().map(|f| self.control_step.median_ns / f.median_ns),
             },
         })
     }

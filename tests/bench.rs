@@ -23,6 +23,9 @@ fn a_simulated_bundle_gets_every_figure() {
     positive(r.prior_resq.expect("the CartPole prior compiles").median_ns, "prior, resq");
     positive(r.control_step.median_ns, "control step");
     assert!(r.control_step.p999_ns.unwrap() >= r.control_step.median_ns);
+    // The floor reads the weights of the 4-64-64-2 prior and of the 4-64-64-2 residual policy.
+    assert_eq!(r.weight_bytes, 4 * 2 * (4 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2));
+    positive(r.floor.expect("a compiled prior has a floor").median_ns, "floor");
     positive(r.learner_update.expect("an RPG phase was in progress").median_ns, "update");
     positive(r.gemm_gflops, "GEMM");
     assert!(r.peak_rss_mib >= r.rss_mib && r.rss_mib > 0.0);
@@ -53,7 +56,7 @@ fn a_bundle_without_a_simulated_robot_is_measured_without_an_update() {
 fn the_command_line_writes_the_json() {
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("bench.json");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_resq"))
+    let status = common::resq_command()
         .args(["bench", "models/cartpole", "--json"])
         .arg(&json)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
@@ -63,7 +66,7 @@ fn the_command_line_writes_the_json() {
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert!(stdout.contains("control step") && stdout.contains("vs tract prior"), "{stdout}");
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    for key in ["prior_tract", "prior_resq", "control_step", "learner_update"] {
+    for key in ["prior_tract", "prior_resq", "control_step", "floor", "learner_update"] {
         positive(j[key]["median_ns"].as_f64().unwrap(), key);
     }
     positive(j["gemm"]["gflops"].as_f64().unwrap(), "gemm");

@@ -349,6 +349,14 @@ impl Prior {
     }
 
     /// The reference tract runner (the benchmark baseline).
+    /// Weights and biases of the compiled network (`None` when the prior runs through tract).
+    pub fn n_params(&self) -> Option<usize> {
+        match &self.engine {
+            Engine::Compiled { net, .. } => Some(net.n_params()),
+            Engine::Tract => None,
+        }
+    }
+
     pub fn tract(&self) -> &TractPrior {
         &self.tract
     }

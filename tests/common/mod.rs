@@ -3,3 +3,19 @@
 
 pub mod alloc;
 pub mod bundles;
+
+/// A command that runs the `resq` binary under test: directly, or through the emulator named by
+/// `RESQ_TEST_RUNNER` (scripts/test-aarch64.sh sets it to QEMU, since the binary it builds is
+/// not the host's).
+pub fn resq_command() -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_resq");
+    match std::env::var("RESQ_TEST_RUNNER").ok().filter(|s| !s.trim().is_empty()) {
+        Some(runner) => {
+            let mut parts = runner.split_whitespace();
+            let mut c = std::process::Command::new(parts.next().expect("not empty"));
+            c.args(parts).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    }
+}

@@ -117,3 +117,22 @@ unsafe fn affine_rows_neon(x: &[f32], rows: usize, n_in: usize, wt: &[f32], b: &
         r += 1;
     }
 }
+
+pub(super) fn sum_neon_entry(v: &[f32]) -> f32 {
+    // SAFETY: selected only after runtime detection of neon; reads stay inside `v`.
+    unsafe { sum_neon(v) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn sum_neon(v: &[f32]) -> f32 {
+    let (p, n) = (v.as_ptr(), v.len());
+    let mut a = [vdupq_n_f32(0.0); 4];
+    let mut i = 0;
+    while i + 16 <= n {
+        for k in 0..4 {
+            a[k] = vaddq_f32(a[k], vld1q_f32(p.add(i + 4 * k)));
+        }
+        i += 16;
+    }
+    vaddvq_f32(vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3]))) + v[i..].iter().sum::<f32>()
+}

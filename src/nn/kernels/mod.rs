@@ -26,6 +26,8 @@ use std::sync::OnceLock;
 pub type AffineFn = fn(&[f32], &[f32], &[f32], &mut [f32]);
 /// Signature of a many-row affine kernel: `(x, rows, wt, b, y)`, `x` `[rows, n_in]`, `y` `[rows, n_out]`.
 pub type AffineRowsFn = fn(&[f32], usize, &[f32], &[f32], &mut [f32]);
+/// Signature of [`sum`]: the sum of a slice, reading it at the widest vector width.
+pub type SumFn = fn(&[f32]) -> f32;
 
 /// An instruction set the kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +62,24 @@ impl Isa {
             Isa::Scalar => true,
             #[allow(unreachable_patterns)]
             _ => false,
+        }
+    }
+
+    /// The sum kernel for `self`, if this CPU can run it.
+    pub fn sum(self) -> Option<SumFn> {
+        if !self.supported() {
+            return None;
+        }
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(x86::sum_avx512_entry),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => Some(x86::sum_avx2_entry),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Some(arm::sum_neon_entry),
+            Isa::Scalar => Some(sum_scalar),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -133,6 +153,26 @@ pub fn affine_rows(x: &[f32], rows: usize, wt: &[f32], b: &[f32], y: &mut [f32])
     debug_assert_eq!(x.len() % rows.max(1), 0);
     debug_assert_eq!(y.len(), rows * b.len());
     (SELECTED.get_or_init(select).2)(x, rows, wt, b, y)
+}
+
+/// `Σ v`, with the dispatched instruction set: what reading `v` from cache at full vector width
+/// costs, with one add per vector. `resq bench` takes it as the floor of a batch-1 forward pass,
+/// which must read every weight once (the FMAs ride along with the loads).
+pub fn sum(v: &[f32]) -> f32 {
+    (isa().sum().expect("the dispatched instruction set has a sum kernel"))(v)
+}
+
+/// Portable sum (eight partial sums, so it is not one dependent chain).
+pub fn sum_scalar(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
 }
 
 /// Portable many-row kernel: the one-row kernel per row.
@@ -240,6 +280,18 @@ mod tests {
                 for (a, b) in y1.iter().zip(&y2) {
                     assert!((a - b).abs() < 1e-5, "{rows}x{n_in}x{n_out}: {a} vs {b} on {}", i.name());
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_sum_kernel_this_cpu_has_matches_scalar() {
+        let mut rnd = rng(5);
+        for i in available() {
+            for n in [0usize, 1, 7, 16, 63, 64, 65, 1000, 4099] {
+                let v: Vec<f32> = (0..n).map(|_| rnd()).collect();
+                let (a, b) = (sum_scalar(&v), (i.sum().unwrap())(&v));
+                assert!((a - b).abs() < 1e-4, "{n}: {a} vs {b} on {}", i.name());
             }
         }
     }

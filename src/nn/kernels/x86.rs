@@ -261,3 +261,50 @@ unsafe fn affine_rows_avx512(x: &[f32], rows: usize, n_in: usize, wt: &[f32], b:
         r += 1;
     }
 }
+
+pub(super) fn sum_avx2_entry(v: &[f32]) -> f32 {
+    // SAFETY: selected only after runtime detection of avx2; reads stay inside `v`.
+    unsafe { sum_avx2(v) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn sum_avx2(v: &[f32]) -> f32 {
+    let (p, n) = (v.as_ptr(), v.len());
+    let mut a = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for k in 0..4 {
+            a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p.add(i + 8 * k)));
+        }
+        i += 32;
+    }
+    let mut lanes = [0.0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+    lanes.iter().sum::<f32>() + v[i..].iter().sum::<f32>()
+}
+
+pub(super) fn sum_avx512_entry(v: &[f32]) -> f32 {
+    // SAFETY: selected only after runtime detection of avx512f; reads stay inside `v`.
+    unsafe { sum_avx512(v) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_avx512(v: &[f32]) -> f32 {
+    let (p, n) = (v.as_ptr(), v.len());
+    let mut a = [_mm512_setzero_ps(); 8];
+    let mut i = 0;
+    while i + 128 <= n {
+        for k in 0..8 {
+            a[k] = _mm512_add_ps(a[k], _mm512_loadu_ps(p.add(i + 16 * k)));
+        }
+        i += 128;
+    }
+    for k in 4..8 {
+        a[k - 4] = _mm512_add_ps(a[k - 4], a[k]);
+    }
+    while i < n {
+        a[0] = _mm512_add_ps(a[0], _mm512_maskz_loadu_ps(lanes(n - i), p.add(i)));
+        i += 16;
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])))
+}
