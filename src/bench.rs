@@ -9,7 +9,8 @@
 //! - one learner update at the bundle's batch and sizes (median), after a short customization
 //!   on its simulated robot fills the replay (no simulated robot: not measured);
 //! - the single-thread GEMM rate of the learner's largest product (`batch × h` by `h × h`);
-//! - the process's resident memory, now and at its peak.
+//! - the process's resident memory, now and at its peak, and the bytes the replay holds when full
+//!   (allocated at start, resident as it fills, so a short run's RSS does not show them yet).
 //!
 //! The states come from the prior driving the simulated robot (or, with none, from readings drawn
 //! within the declared signal ranges). Timing is wall-clock on a possibly shared machine: the
@@ -58,6 +59,9 @@ pub struct BenchReport {
     pub gemm_gflops: f64,
     pub rss_mib: f64,
     pub peak_rss_mib: f64,
+    /// The replay's capacity (transitions) and the bytes it holds when full.
+    pub replay_capacity: usize,
+    pub replay_bytes: usize,
 }
 
 /// Median and (optionally) p99.9 of `samples` (ns).
@@ -172,6 +176,7 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
     let fresh = make_learner(&b, seed);
     let acting = learner.as_ref().map_or(fresh.as_ref(), |l| l.as_ref());
     let residual_params = acting.actor().unwrap_or(&acting.core().online).n_params();
+    let (replay_capacity, replay_bytes) = (acting.core().replay.capacity, acting.core().replay.bytes());
     let weight_bytes = 4 * (b.prior.n_params().unwrap_or(0) + residual_params);
     let floor = b.prior.n_params().map(|_| {
         // Aligned to a cache line, so that no vector load straddles two.
@@ -238,6 +243,8 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
         gemm_gflops,
         rss_mib: rss,
         peak_rss_mib: peak,
+        replay_capacity,
+        replay_bytes,
     })
 }
 
@@ -291,6 +298,12 @@ impl BenchReport {
             "{:<40} {:>12.1} MiB (peak {:.1} MiB)\n",
             "resident memory", self.rss_mib, self.peak_rss_mib
         ));
+        t.push_str(&format!(
+            "{:<40} {:>12.1} MiB when full ({:.0} bytes a transition)\n",
+            format!("replay, {} transitions", self.replay_capacity),
+            self.replay_bytes as f64 / (1024.0 * 1024.0),
+            self.replay_bytes as f64 / self.replay_capacity.max(1) as f64
+        ));
         t
     }
 
@@ -313,6 +326,7 @@ impl BenchReport {
             "gemm": {"shape": [self.gemm_shape.0, self.gemm_shape.1, self.gemm_shape.2], "gflops": self.gemm_gflops},
             "rss_mib": self.rss_mib,
             "peak_rss_mib": self.peak_rss_mib,
+            "replay": {"capacity": self.replay_capacity, "bytes_when_full": self.replay_bytes},
             "ratios": {
                 "prior_resq_vs_tract": self.prior_resq.as_ref().map(|t| t.median_ns / base),
                 "control_step_vs_tract_prior": self.control_step.median_ns / base,

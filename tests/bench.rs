@@ -49,6 +49,10 @@ fn a_bundle_without_a_simulated_robot_is_measured_without_an_update() {
     let r = resq::bench::run(&|| Ok(Bundle::load(&path)?), scratch.path(), 0).unwrap();
     assert!(r.learner_update.is_none());
     assert!(r.table().contains("not measured: the bundle names no simulated robot"));
+    // A CartPole transition: obs and next obs (4 + 4), log π0 at s' (2), reward, log π0 and
+    // log π̂ of the action taken (3 floats), the action (u32), terminal and episode-end flags.
+    assert_eq!(r.replay_capacity, 50_000);
+    assert_eq!(r.replay_bytes, 50_000 * (4 * (4 + 4 + 2 + 3) + 4 + 2));
     positive(r.control_step.median_ns, "control step");
 }
 

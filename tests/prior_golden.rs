@@ -36,9 +36,12 @@ fn worst(prior: &mut Prior, g: &Golden) -> f32 {
 
 #[test]
 fn discrete_priors_match_onnxruntime() {
-    for (bundle, n_obs, n_act) in
-        [("models/cartpole", 4, 2), ("models/cartpole-bc", 4, 2), ("models/mountaincar-discrete", 2, 3)]
-    {
+    for (bundle, n_obs, n_act) in [
+        ("models/cartpole", 4, 2),
+        ("models/cartpole-bc", 4, 2),
+        ("models/cartpole-256", 4, 2),
+        ("models/mountaincar-discrete", 2, 3),
+    ] {
         let dir = root().join(bundle);
         let g = golden(&dir.join("prior_golden.json"));
         let mut prior =

@@ -115,6 +115,21 @@ impl Replay {
         }
     }
 
+    /// Bytes the ring holds when full (allocated at start; the pages become resident as it fills).
+    pub fn bytes(&self) -> usize {
+        let f32s = self.obs.len()
+            + self.next_obs.len()
+            + self.next_logp0.len()
+            + self.next_candidates.len()
+            + self.prior_params.len()
+            + self.next_prior_params.len()
+            + self.action_values.len()
+            + self.reward.len()
+            + self.logp0_taken.len()
+            + self.logpi_taken.len();
+        4 * f32s + 4 * self.action.len() + self.terminal.len() + self.episode_end.len()
+    }
+
     /// Number of entries held.
     pub fn len(&self) -> usize {
         (self.written as usize).min(self.capacity)
