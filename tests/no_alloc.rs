@@ -31,6 +31,13 @@ fn control_tick_allocates_nothing_after_warm_up() {
     discrete_ticks_allocate_nothing("models/cartpole");
 }
 
+/// The robot-sized step of `resq bench models/cartpole-256`: prior 4-256-256-2 on resq's kernels,
+/// residual 2×256, action choice.
+#[test]
+fn a_robot_sized_control_tick_allocates_nothing() {
+    discrete_ticks_allocate_nothing("models/cartpole-256");
+}
+
 /// Full discrete ticks of `bundle` (a CartPole one) with a random (non-zero) residual head.
 fn discrete_ticks_allocate_nothing(bundle: &str) {
     let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle)).unwrap();
