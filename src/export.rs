@@ -160,6 +160,11 @@ impl Graph {
                 Activation::LeakyRelu(a) => self.op("LeakyRelu", &[&h], vec![attr_float("alpha", a)]),
                 Activation::Elu(a) => self.op("Elu", &[&h], vec![attr_float("alpha", a)]),
                 Activation::Softplus => self.op("Softplus", &[&h], vec![]),
+                // Residual heads use the manifest's activations; these come only from priors,
+                // whose own graph is embedded as it was.
+                Activation::Silu | Activation::Gelu | Activation::GeluTanh => {
+                    unreachable!("a residual head with a prior-only activation")
+                }
             };
         }
         h

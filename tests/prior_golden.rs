@@ -75,6 +75,22 @@ fn normalisation_casts_elu_softplus_and_an_output_scale_compile_and_match_onnxru
     assert!(w < 1e-5, "{w:e}");
 }
 
+/// PyTorch's exports of SiLU (Sigmoid + Mul), GELU (the erf form at opset 17: Div, Erf, Add,
+/// Mul, Mul) and the opset-20 `Gelu` operator (exact and tanh) compile to resq's kernels and
+/// match onnxruntime (scripts/make_torch_test_models.py).
+#[test]
+fn silu_and_gelu_exports_compile_and_match_onnxruntime() {
+    let d = root().join("tests/data/onnx");
+    for name in ["torch_silu_gelu", "torch_gelu_op20"] {
+        let mut prior =
+            Prior::load(&d.join(format!("{name}.onnx")), PriorKind::DiscreteLogits, 4, 3).unwrap();
+        assert!(prior.is_realtime_safe(), "{name}: {:?}", prior.fallback_reason);
+        let w = worst(&mut prior, &golden(&d.join(format!("{name}_golden.json"))));
+        eprintln!("{name}: worst relative difference from onnxruntime {w:e}");
+        assert!(w < 1e-5, "{name}: {w:e}");
+    }
+}
+
 #[test]
 fn a_log_softmax_head_compiles_and_matches_onnxruntime() {
     let d = root().join("tests/data/onnx");

@@ -26,6 +26,12 @@ pub enum Activation {
     Elu(f32),
     /// `ln(1 + eˣ)` (priors only).
     Softplus,
+    /// SiLU (swish): `x·σ(x)` (priors only).
+    Silu,
+    /// GELU: `x·Φ(x) = ½x(1 + erf(x/√2))` (priors only).
+    Gelu,
+    /// GELU's tanh approximation: `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` (priors only).
+    GeluTanh,
 }
 
 impl Activation {
@@ -48,6 +54,14 @@ impl Activation {
             }),
             // Stable: max(x, 0) + ln(1 + e^(−|x|)).
             Activation::Softplus => v.iter_mut().for_each(|x| *x = x.max(0.0) + (-x.abs()).exp().ln_1p()),
+            Activation::Silu => v.iter_mut().for_each(|x| *x /= 1.0 + (-*x).exp()),
+            Activation::Gelu => v
+                .iter_mut()
+                .for_each(|x| *x = 0.5 * *x * (1.0 + libm::erff(*x * std::f32::consts::FRAC_1_SQRT_2))),
+            Activation::GeluTanh => v.iter_mut().for_each(|x| {
+                const K: f32 = 0.797_884_6; // √(2/π)
+                *x = 0.5 * *x * (1.0 + (K * (*x + 0.044715 * *x * *x * *x)).tanh())
+            }),
         }
     }
 
@@ -76,6 +90,11 @@ impl Activation {
             }
             // y = ln(1 + eˣ) ⇒ dy/dx = σ(x) = 1 − e^(−y).
             Activation::Softplus => -(-y).exp_m1(),
+            // Not a function of the output alone; the compiler gives them to priors only, which
+            // are never trained.
+            Activation::Silu | Activation::Gelu | Activation::GeluTanh => {
+                unreachable!("{self:?} is a prior-only activation; residual heads are never built with it")
+            }
         }
     }
 }

@@ -188,6 +188,61 @@ fn clip_bounds(node: &NodeProto, consts: &Consts) -> Result<(f32, f32), String> 
 
 /// Tries to compile `model` into an [`Mlp`] and its [`Head`]. `Err` carries why it is not a
 /// plain dense chain.
+fn attr_s(node: &NodeProto, name: &str) -> Option<String> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
+/// A multi-node activation that starts at `graph[start]`, as exporters write them:
+///
+/// - SiLU: `s = Sigmoid(x); y = Mul(x, s)`;
+/// - GELU (PyTorch's erf form): `Div(x, √2) → Erf → Add(·, 1) → Mul(x, ·) → Mul(·, 0.5)`.
+///
+/// Returns the activation, the indices of the nodes after `start` it spans, and its output. Each
+/// intermediate value must have exactly the one consumer the pattern names (so nothing else in
+/// the graph reads it).
+fn activation_pattern(
+    graph: &[NodeProto],
+    start: usize,
+    consts: &Consts,
+) -> Option<(Activation, Vec<usize>, String)> {
+    let node = &graph[start];
+    let x = node.input.first()?;
+    let out = node.output.first()?;
+    // The one node that reads `value`, if it is a `op`; and that node's other input.
+    let only = |value: &str, op: &str| -> Option<(usize, String)> {
+        let mut readers = graph.iter().enumerate().filter(|(_, n)| n.input.iter().any(|i| i == value));
+        let (k, n) = readers.next()?;
+        if readers.next().is_some() || n.op_type != op || n.input.len() != 2 {
+            return None;
+        }
+        let other = if n.input[0] == value { &n.input[1] } else { &n.input[0] };
+        Some((k, other.clone()))
+    };
+    let scalar = |name: &str| consts.get(name).filter(|(_, v)| v.len() == 1).map(|(_, v)| v[0]);
+    let near = |v: Option<f32>, want: f32| v.is_some_and(|v| (v - want).abs() <= 1e-4 * want.abs().max(1.0));
+    match node.op_type.as_str() {
+        "Sigmoid" => {
+            let (mul, other) = only(out, "Mul")?;
+            (other == *x).then(|| (Activation::Silu, vec![mul], graph[mul].output[0].clone()))
+        }
+        "Div" => {
+            if !near(scalar(node.input.get(1)?), std::f32::consts::SQRT_2) {
+                return None;
+            }
+            let erf = graph.iter().position(|n| n.op_type == "Erf" && n.input.first() == Some(out))?;
+            if graph.iter().filter(|n| n.input.iter().any(|i| i == out)).count() != 1 {
+                return None;
+            }
+            let (add, one) = only(&graph[erf].output[0], "Add")?;
+            let (mul, x2) = only(&graph[add].output[0], "Mul")?;
+            let (half_mul, half) = only(&graph[mul].output[0], "Mul")?;
+            (near(scalar(&one), 1.0) && x2 == *x && near(scalar(&half), 0.5))
+                .then(|| (Activation::Gelu, vec![erf, add, mul, half_mul], graph[half_mul].output[0].clone()))
+        }
+        _ => None,
+    }
+}
+
 pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
     let graph = model.graph.as_ref().ok_or("the model has no graph")?;
     let mut consts: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
@@ -270,11 +325,16 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
         *affine = Affine::identity();
         Ok(())
     };
-    for node in graph.node.iter().filter(|n| {
+    // Nodes already folded into an activation by `activation_pattern`.
+    let mut consumed: Vec<usize> = Vec::new();
+    for (index, node) in graph.node.iter().enumerate().filter(|(_, n)| {
         n.op_type != "Constant"
             && !heads.iter().chain(&clips).any(|h| h.name == n.name && h.output == n.output)
             && log_softmax.is_none_or(|ls| ls.output != n.output)
     }) {
+        if consumed.contains(&index) {
+            continue;
+        }
         let data_inputs: Vec<&String> = node.input.iter().filter(|i| !consts.contains_key(*i)).collect();
         if data_inputs.len() != 1 || *data_inputs[0] != current {
             return Err(format!("node `{}` ({}) does not continue a single chain", node.name, node.op_type));
@@ -317,7 +377,12 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
                 last.b = &last.b + &Array1::from_vec(c);
                 pending_matmul = false;
             }
-            "Relu" | "Tanh" | "Sigmoid" | "LeakyRelu" | "Elu" | "Softplus" => {
+            op @ ("Relu" | "Tanh" | "Sigmoid" | "LeakyRelu" | "Elu" | "Softplus" | "Gelu" | "Div")
+                if op != "Div" || activation_pattern(&graph.node, index, &consts).is_some() =>
+            {
+                // A multi-node activation (SiLU = x·σ(x), GELU's erf form) replaces the nodes it
+                // spans; the chain continues from its last node.
+                let pattern = activation_pattern(&graph.node, index, &consts);
                 let last = layers.last_mut().ok_or_else(|| here("an activation before any dense layer"))?;
                 if last.act != Activation::Identity {
                     return Err(here("two activations in a row"));
@@ -327,15 +392,26 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
                     affine.fold_into_output(last)?;
                     affine = Affine::identity();
                 }
-                last.act = match node.op_type.as_str() {
-                    "Relu" => Activation::Relu,
-                    "Tanh" => Activation::Tanh,
-                    "Sigmoid" => Activation::Sigmoid,
-                    "Elu" => Activation::Elu(attr_f(node, "alpha", 1.0)),
-                    "Softplus" => Activation::Softplus,
+                last.act = match (&pattern, op) {
+                    (Some((act, ..)), _) => *act,
+                    (None, "Relu") => Activation::Relu,
+                    (None, "Tanh") => Activation::Tanh,
+                    (None, "Sigmoid") => Activation::Sigmoid,
+                    (None, "Elu") => Activation::Elu(attr_f(node, "alpha", 1.0)),
+                    (None, "Softplus") => Activation::Softplus,
+                    (None, "Gelu") => match attr_s(node, "approximate").as_deref() {
+                        None | Some("none") => Activation::Gelu,
+                        Some("tanh") => Activation::GeluTanh,
+                        Some(other) => return Err(here(&format!("approximate = `{other}`"))),
+                    },
                     _ => Activation::LeakyRelu(attr_f(node, "alpha", 0.01)),
                 };
                 pending_matmul = false;
+                if let Some((_, spanned, out)) = pattern {
+                    consumed.extend(spanned);
+                    current = out;
+                    continue;
+                }
             }
             "Sub" | "Add" | "Mul" | "Div" => {
                 // Add right after a MatMul is its bias (above); here: element-wise constants.
