@@ -5,6 +5,11 @@ newer operators, for resq's prior-compiler tests, with onnxruntime golden output
 
 - torch_silu_gelu.onnx (opset 17, legacy exporter): Linear / SiLU / Linear / GELU / Linear, 4 -> 32
   -> 32 -> 3 logits. SiLU is exported as Sigmoid + Mul, GELU as Div(sqrt 2) / Erf / Add / Mul / Mul.
+- torch_softmax_head.onnx (opset 17): Linear / Tanh / Linear / Softmax, 4 -> 16 -> 3 probabilities,
+  logits scaled up (a sharp policy: probabilities down to about 2e-18).
+- cartpole_bc_softmax.onnx: models/cartpole-bc/prior.onnx with a Softmax appended to its logits,
+  as an exporter that includes the policy's softmax writes it (kind `discrete_probs`; tests/export.rs
+  customizes CartPole with it).
 - torch_gelu_op20.onnx (opset 20): Linear / GELU(tanh) / Linear / GELU / Linear, 4 -> 32 -> 32 -> 3,
   exported as ONNX `Gelu` operators (approximate = "tanh" and "none").
 """
@@ -40,4 +45,18 @@ def export(net, name, opset):
 export(nn.Sequential(nn.Linear(4, 32), nn.SiLU(), nn.Linear(32, 32), nn.GELU(), nn.Linear(32, 3)), "torch_silu_gelu", 17)
 export(nn.Sequential(nn.Linear(4, 32), nn.GELU(approximate="tanh"), nn.Linear(32, 32), nn.GELU(), nn.Linear(32, 3)),
        "torch_gelu_op20", 20)
-print("wrote torch_silu_gelu.onnx, torch_gelu_op20.onnx")
+sharp = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3), nn.Softmax(dim=-1))
+with torch.no_grad():
+    sharp[2].weight.mul_(40.0)
+export(sharp, "torch_softmax_head", 17)
+
+import onnx  # noqa: E402
+from onnx import helper  # noqa: E402
+
+bc = onnx.load(os.path.join(OUT, "..", "..", "..", "models", "cartpole-bc", "prior.onnx"))
+logits = bc.graph.output[0].name
+bc.graph.node.append(helper.make_node("Softmax", [logits], ["probs"], axis=-1))
+bc.graph.output[0].name = "probs"
+onnx.checker.check_model(bc)
+onnx.save(bc, os.path.join(OUT, "cartpole_bc_softmax.onnx"))
+print("wrote torch_silu_gelu.onnx, torch_gelu_op20.onnx, torch_softmax_head.onnx, cartpole_bc_softmax.onnx")

@@ -259,11 +259,13 @@ pub fn export(bundle: &Bundle, learner: &dyn ResidualLearner, out: &Path) -> Res
     let outputs = match &bundle.action_space {
         ActionSpace::Discrete => {
             let n_act = bundle.n_actions();
-            let inv_t = match bundle.prior.kind {
-                PriorKind::DiscreteQ { temperature } => 1.0 / temperature,
-                _ => 1.0,
+            let scaled = match bundle.prior.kind {
+                PriorKind::DiscreteQ { temperature } => {
+                    g.affine(&raw, &vec![1.0 / temperature; n_act], &vec![0.0; n_act])
+                }
+                PriorKind::DiscreteProbs => g.op("Log", &[&raw], vec![]),
+                _ => raw.clone(),
             };
-            let scaled = g.affine(&raw, &vec![inv_t; n_act], &vec![0.0; n_act]);
             let logp0 = g.op("LogSoftmax", &[&scaled], vec![attr_int("axis", 1)]);
             let head = g.mlp(&res_in, &learner.core().online);
             // As the controller acts (RPG: ω' = α̂ = 1, and the scalings drop out).

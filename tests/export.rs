@@ -122,6 +122,17 @@ fn residual_soft_q_on_cartpole() {
     exported_policy_matches_resq("cartpole", &[], 700);
 }
 
+/// A prior that outputs probabilities (cartpole-bc's logits behind a Softmax, kind
+/// `discrete_probs`): the exported policy takes their log.
+#[test]
+fn residual_soft_q_on_a_softmax_prior() {
+    exported_policy_matches_resq(
+        "cartpole-bc",
+        &["prior.file=\"../../tests/data/onnx/cartpole_bc_softmax.onnx\"", "prior.kind=\"discrete_probs\""],
+        700,
+    );
+}
+
 #[test]
 fn rpg_on_cartpole() {
     exported_policy_matches_resq("cartpole-rpg", &[], 1100);

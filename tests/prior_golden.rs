@@ -91,6 +91,32 @@ fn silu_and_gelu_exports_compile_and_match_onnxruntime() {
     }
 }
 
+/// A PyTorch export ending in `Softmax` (a sharp policy: probabilities down to 2e-18) compiles
+/// to resq's kernels with a stable softmax head for kind `discrete_probs`, matches onnxruntime,
+/// and gives `log π0 = ln p`. Declared `discrete_logits`, it is refused with the fix.
+#[test]
+fn a_softmax_head_is_a_discrete_probs_prior() {
+    let d = root().join("tests/data/onnx");
+    let path = d.join("torch_softmax_head.onnx");
+    let mut prior = Prior::load(&path, PriorKind::DiscreteProbs, 4, 3).unwrap();
+    assert!(prior.is_realtime_safe(), "{:?}", prior.fallback_reason);
+    let g = golden(&d.join("torch_softmax_head_golden.json"));
+    let w = worst(&mut prior, &g);
+    assert!(w < 1e-5, "{w:e}");
+    let mut lp = vec![0.0; 3];
+    for (x, p) in g.inputs.iter().zip(&g.outputs) {
+        prior.log_probs(x, &mut lp).unwrap();
+        for (a, p) in lp.iter().zip(p) {
+            let want = (*p as f64).ln() as f32;
+            assert!((a - want).abs() <= 1e-4 * (1.0 + want.abs()), "log π0 {a} vs ln p {want}");
+        }
+    }
+    for kind in [PriorKind::DiscreteLogits, PriorKind::DiscreteQ { temperature: 1.0 }] {
+        let e = Prior::load(&path, kind, 4, 3).err().expect("refused").to_string();
+        assert!(e.contains("prior.kind") && e.contains("Softmax") && e.contains("discrete_probs"), "{e}");
+    }
+}
+
 #[test]
 fn a_log_softmax_head_compiles_and_matches_onnxruntime() {
     let d = root().join("tests/data/onnx");

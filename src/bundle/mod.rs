@@ -667,6 +667,7 @@ impl Bundle {
                 ))
             }
             ("discrete_logits", None) => PriorKind::DiscreteLogits,
+            ("discrete_probs", None) => PriorKind::DiscreteProbs,
             ("squashed_gaussian", None) => PriorKind::SquashedGaussian,
             ("gaussian", None) => PriorKind::Gaussian,
             ("deterministic", None) => match m.prior.exploration_std {
@@ -683,7 +684,7 @@ impl Bundle {
                     ))
                 }
             },
-            (kind @ ("discrete_logits" | "squashed_gaussian" | "gaussian" | "deterministic"), Some(_)) => {
+            (kind @ ("discrete_logits" | "discrete_probs" | "squashed_gaussian" | "gaussian" | "deterministic"), Some(_)) => {
                 return Err(BundleError::field(
                     f,
                     "prior.temperature",
@@ -696,7 +697,7 @@ impl Bundle {
                     f,
                     "prior.kind",
                     format!("unknown prior kind `{other}`"),
-                    "use `discrete_q` (soft Q-values), `discrete_logits`, `squashed_gaussian` (a SAC actor's mean and log-std), `gaussian` (mean and log-std, clipped) or `deterministic` (an action, plus exploration_std)",
+                    "use `discrete_q` (soft Q-values), `discrete_logits`, `discrete_probs` (probabilities, e.g. a final Softmax), `squashed_gaussian` (a SAC actor's mean and log-std), `gaussian` (mean and log-std, clipped) or `deterministic` (an action, plus exploration_std)",
                 ))
             }
         };
@@ -712,7 +713,8 @@ impl Bundle {
         // Actions: a discrete table of command vectors, or continuous commands.
         let n_cmd = commands.len();
         let a = &m.action;
-        let continuous = !matches!(m.prior.kind.as_str(), "discrete_q" | "discrete_logits");
+        let continuous =
+            !matches!(m.prior.kind.as_str(), "discrete_q" | "discrete_logits" | "discrete_probs");
         let (action_space, action_table, n_actions) = if continuous {
             if !a.values.is_empty() || !a.table.is_empty() {
                 return Err(BundleError::field(

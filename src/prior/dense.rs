@@ -148,6 +148,9 @@ pub enum Head {
     Raw,
     /// `log_softmax` of the chain's output (a `LogSoftmax` node over the last axis).
     LogSoftmax,
+    /// `softmax` of the chain's output (a `Softmax` node over the last axis): probabilities,
+    /// computed stably (`e^(x − max) / Σ e^(x − max)`). For kind `discrete_probs`.
+    Softmax,
     /// Each output column clamped to `[lo, hi]` (±∞ where unclipped): Gemm heads behind a `Clip`,
     /// e.g. a Gaussian actor's log-std.
     Clamp { lo: Vec<f32>, hi: Vec<f32> },
@@ -159,6 +162,10 @@ impl Head {
         match self {
             Head::Raw => {}
             Head::LogSoftmax => crate::prior::log_softmax_in_place(out),
+            Head::Softmax => {
+                crate::prior::log_softmax_in_place(out);
+                out.iter_mut().for_each(|v| *v = v.exp());
+            }
             Head::Clamp { lo, hi } => {
                 for ((v, l), h) in out.iter_mut().zip(lo).zip(hi) {
                     *v = v.max(*l).min(*h);
@@ -296,11 +303,12 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
     } else {
         vec![]
     };
-    // A single output made by a LogSoftmax over the last axis of a 2-D tensor: the head.
+    // A single output made by a LogSoftmax or Softmax over the last axis of a 2-D tensor: the
+    // head.
     let log_softmax = if heads.is_empty() {
         graph.node.iter().find(|n| {
             n.output.first() == Some(&graph.output[0].name)
-                && n.op_type == "LogSoftmax"
+                && matches!(n.op_type.as_str(), "LogSoftmax" | "Softmax")
                 && matches!(attr_i(n, "axis", -1), -1 | 1)
         })
     } else {
@@ -475,6 +483,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
         }
     }
     let head = match (log_softmax, clamp) {
+        (Some(n), _) if n.op_type == "Softmax" => Head::Softmax,
         (Some(_), _) => Head::LogSoftmax,
         (None, Some(c)) => c,
         (None, None) => Head::Raw,

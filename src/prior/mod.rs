@@ -37,6 +37,8 @@ pub enum PriorKind {
     DiscreteQ { temperature: f32 },
     /// Unnormalised log-probabilities.
     DiscreteLogits,
+    /// Probabilities (e.g. a final `Softmax`): `log π0 = ln p`, and a 0 masks its action.
+    DiscreteProbs,
     /// A tanh-squashed Gaussian (SAC actor): outputs `mean` and `log_std` of `u`, `a = tanh(u)`
     /// in [−1, 1] (scaled to the command range by the bundle).
     SquashedGaussian,
@@ -61,6 +63,7 @@ impl PriorKind {
         match self {
             PriorKind::DiscreteQ { .. } => "discrete_q",
             PriorKind::DiscreteLogits => "discrete_logits",
+            PriorKind::DiscreteProbs => "discrete_probs",
             PriorKind::SquashedGaussian => "squashed_gaussian",
             PriorKind::Gaussian => "gaussian",
             PriorKind::Deterministic { .. } => "deterministic",
@@ -194,6 +197,24 @@ impl Prior {
                     "make the [[observation]] list match the inputs the prior was trained on, in order",
                 ));
             }
+        }
+        // A final Softmax outputs probabilities: read as logits or Q-values, they would give a
+        // far flatter π0 than the prior's own.
+        let last_op = graph.output.first().and_then(|o| {
+            graph.node.iter().find(|n| n.output.first() == Some(&o.name)).map(|n| n.op_type.as_str())
+        });
+        if last_op == Some("Softmax")
+            && matches!(kind, PriorKind::DiscreteQ { .. } | PriorKind::DiscreteLogits)
+        {
+            return Err(BundleError::new(
+                path,
+                Some("prior.kind"),
+                format!(
+                    "the model's output is a Softmax (probabilities), but the manifest says `{}`",
+                    kind.name()
+                ),
+                "declare kind = \"discrete_probs\" (log π0 = ln p), or export the logits before the Softmax",
+            ));
         }
         // Outputs: one [batch, n_raw] tensor, or (Gaussian kinds) `mean` and `log_std`, each
         // [batch, n_actions]; resq reads them side by side.
@@ -376,12 +397,13 @@ impl Prior {
     /// `log π0(·|s)` for one observation, into `out` (discrete kinds).
     pub fn log_probs(&mut self, obs: &[f32], out: &mut [f32]) -> TractResult<()> {
         self.raw(obs, out)?;
-        let inv_t = match self.kind {
-            PriorKind::DiscreteQ { temperature } => 1.0 / temperature,
-            PriorKind::DiscreteLogits => 1.0,
+        match self.kind {
+            PriorKind::DiscreteQ { temperature } => out.iter_mut().for_each(|v| *v /= temperature),
+            PriorKind::DiscreteLogits => {}
+            // ln of a negative "probability" is NaN: a prior fault, as for any non-finite output.
+            PriorKind::DiscreteProbs => out.iter_mut().for_each(|v| *v = v.ln()),
             _ => anyhow::bail!("log_probs is for discrete priors"),
-        };
-        out.iter_mut().for_each(|v| *v *= inv_t);
+        }
         log_softmax_in_place(out);
         Ok(())
     }
