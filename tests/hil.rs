@@ -337,8 +337,10 @@ fn an_estop_latches_and_stops_the_run() {
 
 /// A real-time robot (500 Hz) with the learner on its own thread (`learning.thread = true`): the
 /// loop hands every transition over without waiting, none is dropped, the learner keeps its
-/// update-to-data ratio, and CartPole still customizes. Threads make the run vary, so the bar is
-/// the worst ratio measured over seeds in process at this budget (0.66; typical is 0.3).
+/// update-to-data ratio, and CartPole still customizes. Threads make the run vary (which updates
+/// land before which ticks), so the budget is the one where every seed in process has a margin
+/// (10 000 steps: inline, 5/5 at ≤ 0.36×; this test 0.215× once); at 6 000 (worst in process with
+/// the thread 0.66×) a CI run once reached 0.755×.
 #[test]
 fn a_learner_thread_customizes_a_real_time_robot() {
     let _cpu = exclusive();
@@ -349,7 +351,7 @@ fn a_learner_thread_customizes_a_real_time_robot() {
     let b = Bundle::load_with(&dir_b, &["learning.thread=true".into()]).unwrap();
     let (warmup, per_tick) = (b.manifest.learning.warmup as u64, b.manifest.learning.updates_per_tick as u64);
     let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
-    let steps = 6_000;
+    let steps = 10_000;
     let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 5)).unwrap();
     let report = finish();
     let (p, c) = (metric(&o.prior), metric(&o.customized));
