@@ -156,7 +156,8 @@ fn kernels(c: &mut Criterion) {
         let b = vec![0.1f32; n_out];
         let mut y = vec![0.0f32; rows * n_out];
         for isa in available() {
-            let (one, many) = isa.kernels().unwrap();
+            let k = isa.kernels().unwrap();
+            let (one, many) = (k.affine, k.rows);
             let name = format!("{}x{}x{}/{}", rows, n_in, n_out, isa.name());
             if rows == 1 {
                 g.bench_function(&name, |bch| bch.iter(|| one(black_box(&x), &wt, &b, &mut y)));

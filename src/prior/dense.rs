@@ -350,6 +350,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
         let here = |why: &str| format!("node `{}` ({}): {why}", node.name, node.op_type);
         let const_input =
             |k: usize| -> Option<&(Vec<usize>, Vec<f32>)> { node.input.get(k).and_then(|n| consts.get(n)) };
+        let pattern = activation_pattern(&graph.node, index, &consts);
         match node.op_type.as_str() {
             "Gemm" => {
                 if attr_i(node, "transA", 0) != 0 || node.input[0] != current {
@@ -385,12 +386,11 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
                 last.b = &last.b + &Array1::from_vec(c);
                 pending_matmul = false;
             }
-            op @ ("Relu" | "Tanh" | "Sigmoid" | "LeakyRelu" | "Elu" | "Softplus" | "Gelu" | "Div")
-                if op != "Div" || activation_pattern(&graph.node, index, &consts).is_some() =>
+            // A multi-node activation (SiLU = x·σ(x) from a Sigmoid, GELU's erf form from a Div)
+            // replaces the nodes it spans; the chain continues from its last node.
+            op if pattern.is_some()
+                || matches!(op, "Relu" | "Tanh" | "Sigmoid" | "LeakyRelu" | "Elu" | "Softplus" | "Gelu") =>
             {
-                // A multi-node activation (SiLU = x·σ(x), GELU's erf form) replaces the nodes it
-                // spans; the chain continues from its last node.
-                let pattern = activation_pattern(&graph.node, index, &consts);
                 let last = layers.last_mut().ok_or_else(|| here("an activation before any dense layer"))?;
                 if last.act != Activation::Identity {
                     return Err(here("two activations in a row"));

@@ -159,6 +159,14 @@ pub struct LinkPb {
     pub reconnects: u64,
 }
 
+impl From<&LinkCounters> for LinkPb {
+    fn from(l: &LinkCounters) -> LinkPb {
+        let LinkCounters { frames, crc_errors, other_errors, seq_gaps, duplicates, late_frames, reconnects } =
+            *l;
+        LinkPb { frames, crc_errors, other_errors, seq_gaps, duplicates, late_frames, reconnects }
+    }
+}
+
 impl LinkPb {
     pub fn counters(&self) -> LinkCounters {
         LinkCounters {
@@ -200,18 +208,7 @@ impl TickEncoder {
         m.decisions = (r.decisions != Decisions::default()).then(|| DecisionsPb::from_bits(r.decisions));
         m.latency_ns = r.latency_ns;
         m.period_ns = r.period_ns;
-        m.link = (r.link != LinkCounters::default()).then(|| {
-            let l = &r.link;
-            LinkPb {
-                frames: l.frames,
-                crc_errors: l.crc_errors,
-                other_errors: l.other_errors,
-                seq_gaps: l.seq_gaps,
-                duplicates: l.duplicates,
-                late_frames: l.late_frames,
-                reconnects: l.reconnects,
-            }
-        });
+        m.link = (r.link != LinkCounters::default()).then(|| LinkPb::from(&r.link));
         self.buf.clear();
         m.encode(&mut self.buf).expect("a Vec grows as needed");
         &self.buf

@@ -65,41 +65,32 @@ impl Isa {
         }
     }
 
-    /// The sum kernel for `self`, if this CPU can run it.
-    pub fn sum(self) -> Option<SumFn> {
-        if !self.supported() {
-            return None;
-        }
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(x86::sum_avx512_entry),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => Some(x86::sum_avx2_entry),
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => Some(arm::sum_neon_entry),
-            Isa::Scalar => Some(sum_scalar),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }
-    }
-
     /// The kernels for `self`, if this CPU can run them.
-    pub fn kernels(self) -> Option<(AffineFn, AffineRowsFn)> {
+    pub fn kernels(self) -> Option<Kernels> {
         if !self.supported() {
             return None;
         }
+        let k = |affine, rows, sum| Some(Kernels { affine, rows, sum });
         match self {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some((x86::affine_avx512_entry, x86::affine_rows_avx512_entry)),
+            Isa::Avx512 => k(x86::affine_avx512_entry, x86::affine_rows_avx512_entry, x86::sum_avx512_entry),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => Some((x86::affine_avx2_entry, x86::affine_rows_avx2_entry)),
+            Isa::Avx2Fma => k(x86::affine_avx2_entry, x86::affine_rows_avx2_entry, x86::sum_avx2_entry),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => Some((arm::affine_neon_entry, arm::affine_rows_neon_entry)),
-            Isa::Scalar => Some((affine_scalar, affine_rows_scalar)),
+            Isa::Neon => k(arm::affine_neon_entry, arm::affine_rows_neon_entry, arm::sum_neon_entry),
+            Isa::Scalar => k(affine_scalar, affine_rows_scalar, sum_scalar),
             #[allow(unreachable_patterns)]
             _ => None,
         }
     }
+}
+
+/// One instruction set's kernels.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub affine: AffineFn,
+    pub rows: AffineRowsFn,
+    pub sum: SumFn,
 }
 
 /// The instruction sets this CPU can run, best first (scalar always last).
@@ -107,9 +98,9 @@ pub fn available() -> Vec<Isa> {
     Isa::ALL.into_iter().filter(|i| i.supported()).collect()
 }
 
-static SELECTED: OnceLock<(Isa, AffineFn, AffineRowsFn)> = OnceLock::new();
+static SELECTED: OnceLock<(Isa, Kernels)> = OnceLock::new();
 
-fn select() -> (Isa, AffineFn, AffineRowsFn) {
+fn select() -> (Isa, Kernels) {
     let forced = std::env::var("RESQ_KERNELS").ok().filter(|s| !s.is_empty());
     let isa = match forced {
         Some(name) => {
@@ -130,8 +121,7 @@ fn select() -> (Isa, AffineFn, AffineRowsFn) {
         }
         None => available()[0],
     };
-    let (a, r) = isa.kernels().expect("a supported instruction set has kernels");
-    (isa, a, r)
+    (isa, isa.kernels().expect("a supported instruction set has kernels"))
 }
 
 /// The instruction set chosen for this CPU.
@@ -144,7 +134,7 @@ pub fn isa() -> Isa {
 pub fn affine(x: &[f32], wt: &[f32], b: &[f32], y: &mut [f32]) {
     debug_assert_eq!(wt.len(), x.len() * y.len());
     debug_assert_eq!(b.len(), y.len());
-    (SELECTED.get_or_init(select).1)(x, wt, b, y)
+    (SELECTED.get_or_init(select).1.affine)(x, wt, b, y)
 }
 
 /// `y[r] = b + x[r] · Wt` for each of `rows` inputs, with the fastest kernel this CPU supports.
@@ -152,14 +142,14 @@ pub fn affine(x: &[f32], wt: &[f32], b: &[f32], y: &mut [f32]) {
 pub fn affine_rows(x: &[f32], rows: usize, wt: &[f32], b: &[f32], y: &mut [f32]) {
     debug_assert_eq!(x.len() % rows.max(1), 0);
     debug_assert_eq!(y.len(), rows * b.len());
-    (SELECTED.get_or_init(select).2)(x, rows, wt, b, y)
+    (SELECTED.get_or_init(select).1.rows)(x, rows, wt, b, y)
 }
 
 /// `Σ v`, with the dispatched instruction set: what reading `v` from cache at full vector width
 /// costs, with one add per vector. `resq bench` takes it as the floor of a batch-1 forward pass,
 /// which must read every weight once (the FMAs ride along with the loads).
 pub fn sum(v: &[f32]) -> f32 {
-    (isa().sum().expect("the dispatched instruction set has a sum kernel"))(v)
+    (SELECTED.get_or_init(select).1.sum)(v)
 }
 
 /// Portable sum (eight partial sums, so it is not one dependent chain).
@@ -248,7 +238,7 @@ mod tests {
         assert!(isas.contains(&isa()), "the dispatched kernel is one this CPU has");
         eprintln!("kernels on this CPU: {:?} (dispatched: {})", isas, isa().name());
         for i in isas {
-            let (one, _) = i.kernels().unwrap();
+            let one = i.kernels().unwrap().affine;
             for &(n_in, n_out) in &ONE_ROW {
                 let x: Vec<f32> = (0..n_in).map(|_| rnd()).collect();
                 let wt: Vec<f32> = (0..n_in * n_out).map(|_| rnd()).collect();
@@ -268,7 +258,7 @@ mod tests {
     fn every_many_row_kernel_this_cpu_has_matches_scalar() {
         let mut rnd = rng(777);
         for i in available() {
-            let (_, many) = i.kernels().unwrap();
+            let many = i.kernels().unwrap().rows;
             for &(rows, n_in, n_out) in &MANY_ROWS {
                 let x: Vec<f32> = (0..rows * n_in).map(|_| rnd()).collect();
                 let wt: Vec<f32> = (0..n_in * n_out).map(|_| rnd()).collect();
@@ -290,7 +280,7 @@ mod tests {
         for i in available() {
             for n in [0usize, 1, 7, 16, 63, 64, 65, 1000, 4099] {
                 let v: Vec<f32> = (0..n).map(|_| rnd()).collect();
-                let (a, b) = (sum_scalar(&v), (i.sum().unwrap())(&v));
+                let (a, b) = (sum_scalar(&v), (i.kernels().unwrap().sum)(&v));
                 assert!((a - b).abs() < 1e-4, "{n}: {a} vs {b} on {}", i.name());
             }
         }
@@ -303,7 +293,7 @@ mod tests {
     fn kernels_stay_inside_their_slices() {
         let mut rnd = rng(99);
         for i in available() {
-            let (one, many) = i.kernels().unwrap();
+            let Kernels { affine: one, rows: many, .. } = i.kernels().unwrap();
             for &(rows, n_in, n_out) in &[(1usize, 5usize, 19usize), (5, 3, 21), (4, 2, 17)] {
                 let x: Vec<f32> = (0..rows * n_in).map(|_| rnd()).collect();
                 let wt: Vec<f32> = (0..n_in * n_out).map(|_| rnd()).collect();
