@@ -7,6 +7,8 @@
 //! - `prior/resq`: the same prior on resq's compiled kernels;
 //! - `control_step/resq`: a whole tick — observe, prior, residual, policy, action;
 //! - `learner/update`: one residual soft-Q update (batch and net from the manifest);
+//! - `learner/update_256`: the same at robot size (models/cartpole-256: 2×256 head, batch 64,
+//!   10-step returns), the update `scripts/bench_baselines.py` runs in PyTorch;
 //! - `sac_prior/tract`: tract running the MountainCar SAC actor (mean, log-std), batch 1;
 //! - `control_step/sampled_k{8,16,32}`: a continuous tick — prior, K candidates, K residual
 //!   evaluations, importance-weighted choice.
@@ -27,6 +29,36 @@ use resq::Bundle;
 fn bundle() -> Bundle {
     Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole"))
         .expect("models/cartpole loads")
+}
+
+fn bundle_256() -> Bundle {
+    Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole-256"))
+        .expect("models/cartpole-256 loads")
+}
+
+/// A CartPole soft-Q learner with `s`'s sizes and 10 000 transitions in its replay (episodes of
+/// 200 steps), ready to update.
+fn filled_soft_q(s: resq::algo::core::Settings) -> ResidualSoftQ {
+    let mut learner = ResidualSoftQ::new(s.clone(), 4, 2, 0);
+    for i in 0..s.replay_capacity.min(10_000) {
+        let o = [(i as f32 * 0.01).sin(), 0.1, -0.1, 0.2];
+        learner.core.replay.push(&Transition {
+            obs: &o,
+            action: i % 2,
+            action_values: &[],
+            next_candidates: &[],
+            prior_params: &[],
+            next_prior_params: &[],
+            reward: -0.1,
+            logp0_taken: -0.7,
+            logpi_taken: -0.7,
+            next_obs: &o,
+            next_logp0: &[-0.7, -0.7],
+            terminal: i % 200 == 199,
+            truncated: false,
+        });
+    }
+    learner
 }
 
 fn benches(c: &mut Criterion) {
@@ -51,26 +83,10 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    let mut learner = ResidualSoftQ::new(s.clone(), 4, 2, 0);
-    for i in 0..s.replay_capacity.min(10_000) {
-        let o = [(i as f32 * 0.01).sin(), 0.1, -0.1, 0.2];
-        learner.core.replay.push(&Transition {
-            obs: &o,
-            action: i % 2,
-            action_values: &[],
-            next_candidates: &[],
-            prior_params: &[],
-            next_prior_params: &[],
-            reward: -0.1,
-            logp0_taken: -0.7,
-            logpi_taken: -0.7,
-            next_obs: &o,
-            next_logp0: &[-0.7, -0.7],
-            terminal: i % 200 == 199,
-            truncated: false,
-        });
+    for (name, s) in [("learner/update", s.clone()), ("learner/update_256", settings(&bundle_256()))] {
+        let mut learner = filled_soft_q(s);
+        c.bench_function(name, |bch| bch.iter(|| black_box(learner.update())));
     }
-    c.bench_function("learner/update", |bch| bch.iter(|| black_box(learner.update())));
 
     // Continuous actions: the MountainCar SAC prior alone through tract (baseline), whole ticks
     // of the sampled residual with K candidates and of residual SAC, and learner updates.
@@ -166,6 +182,29 @@ fn kernels(c: &mut Criterion) {
             }
         }
     }
+    g.finish();
+
+    // The learner's GEMM (each instruction set, and matrixmultiply as the reference) on the
+    // robot-sized update's largest product: 640 rows (64 × 10-step returns) of a 256×256 layer.
+    use ndarray::Array2;
+    use resq::nn::kernels::gemm::{gemm_on, pack_len, Init};
+    let mut g = c.benchmark_group("gemm");
+    let (m, k, n) = (640, 256, 256);
+    let x = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.01);
+    let w = Array2::from_shape_fn((k, n), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01);
+    let mut y = Array2::<f32>::zeros((m, n));
+    let mut pack = vec![0.0f32; pack_len(m, k, n)];
+    for isa in available() {
+        let kernel = isa.kernels().unwrap().gemm;
+        g.bench_function(format!("{m}x{k}x{n}/{}", isa.name()), |bch| {
+            bch.iter(|| {
+                gemm_on(kernel, black_box(x.view()), w.view(), y.view_mut(), Init::Overwrite, &mut pack)
+            })
+        });
+    }
+    g.bench_function(format!("{m}x{k}x{n}/matrixmultiply"), |bch| {
+        bch.iter(|| black_box(x.dot(black_box(&w))))
+    });
 }
 
 criterion_group!(name = group; config = Criterion::default().sample_size(50); targets = benches, kernels);

@@ -4,6 +4,9 @@
 - the CartPole prior (models/cartpole/prior.onnx), batch 1, in onnxruntime and in PyTorch;
 - one residual soft-Q update as resq's learner does it (batch 64, head 4-64-64-2, Huber loss,
   Adam, soft value of the target head at the bootstrap state, Polyak target), in PyTorch;
+- the same update at robot size as models/cartpole-256 makes it (head 4-256-256-2, batch 64,
+  10-step returns: the target head also runs on the 9 intermediate states of each return, whose
+  soft terms V(s) - Q(s, a) enter the target), in PyTorch;
 - one residual SAC update as resq does it (batch 64, twin critics 3-64-64-1 with Polyak targets,
   actor 2-64-64-2 giving offsets to the prior's Gaussian, reparameterised actor loss through
   log pi0), in PyTorch.
@@ -72,21 +75,31 @@ def prior_baselines():
     return ort_us, torch_us
 
 
-def soft_q_update_us():
+def soft_q_update_us(h: int, n_step: int):
+    """resq's residual soft-Q update, head 4-h-h-2, batch 64, n-step returns: one target pass over
+    the 64 bootstrap and 64*(n-1) intermediate states, the online pass and its backward pass,
+    gradient clipping, Adam, Polyak (models/cartpole-256 is h = 256, n = 10)."""
     b, n_obs, n_act, omega, alpha, gamma = 64, 4, 2, 1.0, 1.0, 0.99
-    online = mlp([n_obs, 64, 64, n_act])
-    target = mlp([n_obs, 64, 64, n_act])
+    online = mlp([n_obs, h, h, n_act])
+    target = mlp([n_obs, h, h, n_act])
     target.load_state_dict(online.state_dict())
     opt = torch.optim.Adam(online.parameters(), lr=1e-3)
-    obs, nxt = torch.randn(b, n_obs), torch.randn(b, n_obs)
-    act = torch.randint(0, n_act, (b,))
-    ret, disc = torch.randn(b), torch.full((b,), gamma ** 10)
-    logp0_next = torch.log_softmax(torch.randn(b, n_act), -1)
+    mids = b * (n_step - 1)
+    obs, act = torch.randn(b, n_obs), torch.randint(0, n_act, (b,))
+    x_target = torch.randn(b + mids, n_obs)
+    logp0_target = torch.log_softmax(torch.randn(b + mids, n_act), -1)
+    mid_act = torch.randint(0, n_act, (mids,))
+    mid_weight = gamma ** torch.arange(1, n_step).repeat(b).float()
+    mid_row = torch.arange(b).repeat_interleave(n_step - 1)
+    ret, disc = torch.randn(b), torch.full((b,), gamma ** n_step)
 
     def update():
         with torch.no_grad():
-            v = alpha * torch.logsumexp((target(nxt) + omega * logp0_next) / alpha, -1)
-            y = ret + disc * v
+            q_t = target(x_target)
+            v = alpha * torch.logsumexp((q_t + omega * logp0_target) / alpha, -1)
+            y = ret + disc * v[:b]
+            soft = v[b:] - q_t[b:].gather(1, mid_act[:, None]).squeeze(1)
+            y = y.index_add(0, mid_row, mid_weight * soft)
         q = online(obs).gather(1, act[:, None]).squeeze(1)
         loss = F.huber_loss(q, y, delta=1.0)
         opt.zero_grad()
@@ -96,7 +109,7 @@ def soft_q_update_us():
         with torch.no_grad():
             for p, tp in zip(online.parameters(), target.parameters()):
                 tp.mul_(0.99).add_(0.01 * p)
-    return median_us(update, 3000, warm=100)
+    return median_us(update, 1000, warm=50)
 
 
 def sac_update_us():
@@ -154,12 +167,13 @@ def resq_medians() -> dict:
     """Runs resq's criterion benchmarks and reads their medians (us)."""
     import json
     import subprocess
-    subprocess.run(["cargo", "bench", "--bench", "control_step"], cwd=ROOT, check=True,
+    subprocess.run(["cargo", "bench", "--bench", "control_step", "--", "prior/|learner/"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     out = {}
     for name, folder in [("prior (resq kernels)", "prior/resq"), ("prior (tract)", "prior/tract"),
-                         ("soft-Q update", "learner_update"), ("SAC update", "learner_update_sac")]:
+                         ("soft-Q update", "learner_update"), ("soft-Q update 256", "learner_update_256"),
+                         ("SAC update", "learner_update_sac")]:
         with open(os.path.join(target, "criterion", folder, "new", "estimates.json")) as f:
             out[name] = json.load(f)["median"]["point_estimate"] / 1e3
     return out
@@ -169,9 +183,11 @@ if __name__ == "__main__":
     import sys
     resq = resq_medians() if "--resq" in sys.argv else None
     ort_us, torch_us = prior_baselines()
-    q_us, sac_us = soft_q_update_us(), sac_update_us()
+    q_us, q256_us, sac_us = soft_q_update_us(64, 1), soft_q_update_us(256, 10), sac_update_us()
     print(f"CartPole prior 4-64-64-2, batch 1: onnxruntime {ort_us:.2f} us, PyTorch {torch_us:.2f} us")
     print(f"residual soft-Q update, batch 64, head 4-64-64-2 (PyTorch): {q_us:.1f} us")
+    print(f"residual soft-Q update at robot size, batch 64, head 4-256-256-2, 10-step returns (PyTorch): "
+          f"{q256_us:.1f} us")
     print(f"residual SAC update, batch 64, critics 3-64-64-1 x2, actor 2-64-64-2 (PyTorch): {sac_us:.1f} us")
     print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, one thread")
     if resq:
@@ -181,4 +197,5 @@ if __name__ == "__main__":
         print(f"prior: {ort_us / p:.0f}x faster than onnxruntime, {torch_us / p:.0f}x than PyTorch, "
               f"{resq['prior (tract)'] / p:.0f}x than tract")
         print(f"soft-Q update: {q_us / resq['soft-Q update']:.1f}x faster than PyTorch; "
+              f"at robot size: {q256_us / resq['soft-Q update 256']:.2f}x ({resq['soft-Q update 256']:.1f} us); "
               f"SAC update: {sac_us / resq['SAC update']:.1f}x faster than PyTorch")

@@ -7,8 +7,13 @@
 //!   the widest vector width (`nn::kernels::sum` over as many floats; the FMAs of a forward pass
 //!   ride along with those loads, so no batch-1 implementation can beat it);
 //! - one learner update at the bundle's batch and sizes (median), after a short customization
-//!   on its simulated robot fills the replay (no simulated robot: not measured);
-//! - the single-thread GEMM rate of the learner's largest product (`batch × h` by `h × h`);
+//!   on its simulated robot fills the replay (no simulated robot: not measured), and the rate of
+//!   its matrix products (the GEMM FLOPs an update does, counted by `nn::kernels::gemm`, over its
+//!   median time);
+//! - the single-thread GEMM rate of the learner's largest product (`batch·n × h` by `h × h`, the
+//!   target head's pass over the bootstrap and intermediate states of n-step returns), by resq's
+//!   GEMM and by matrixmultiply (ndarray's) as an independent reference; the update's rate as a
+//!   fraction of the better of the two;
 //! - the process's resident memory, now and at its peak, and the bytes the replay holds when full
 //!   (allocated at start, resident as it fills, so a short run's RSS does not show them yet).
 //!
@@ -53,10 +58,15 @@ pub struct BenchReport {
     pub floor: Option<Timing>,
     /// `None` without a simulated robot to fill the replay.
     pub learner_update: Option<Timing>,
+    /// GEMM floating-point operations per update, and their rate at the median update time.
+    pub update_flops: Option<f64>,
+    pub update_gflops: Option<f64>,
     pub batch: usize,
-    /// `(rows, inner, cols)` of the GEMM measured, and its rate.
+    /// `(rows, inner, cols)` of the GEMM measured, and its rate with resq's GEMM and with
+    /// matrixmultiply.
     pub gemm_shape: (usize, usize, usize),
     pub gemm_gflops: f64,
+    pub gemm_gflops_matrixmultiply: f64,
     pub rss_mib: f64,
     pub peak_rss_mib: f64,
     /// The replay's capacity (transitions) and the bytes it holds when full.
@@ -201,31 +211,56 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
     }
     let control_step = timing(samples, true);
 
-    let learner_update = learner.map(|mut l| {
-        let mut samples = Vec::new();
-        for _ in 0..2000 {
-            let t = Instant::now();
-            let done = l.update().is_some();
-            let ns = t.elapsed().as_nanos() as f64;
-            if done {
-                samples.push(ns);
-            }
-            if samples.len() == 200 {
-                break;
+    // The learner's largest product: the target pass of n-step returns, batch·n × h by h × h,
+    // h the widest hidden layer.
+    let batch = b.manifest.learning.batch;
+    let rows = batch * b.manifest.learning.n_step.max(1);
+    let h = b.manifest.residual.hidden.iter().copied().max().unwrap_or(64);
+    let x = ndarray::Array2::<f32>::from_shape_fn((rows, h), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.01);
+    let w = ndarray::Array2::<f32>::from_shape_fn((h, h), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01);
+    let mut c = ndarray::Array2::<f32>::zeros((rows, h));
+    let mut pack = vec![0.0f32; crate::nn::kernels::gemm::pack_len(rows, h, h)];
+    let gemm_flops = 2.0 * (rows * h * h) as f64;
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_nanos() as f64
+    };
+    let mut ours = || {
+        use crate::nn::kernels::{gemm, Init};
+        gemm(black_box(x.view()), w.view(), c.view_mut(), Init::Overwrite, &mut pack)
+    };
+    let mut theirs = || {
+        black_box(x.dot(black_box(&w)));
+    };
+
+    // Updates and both GEMMs alternate, in rounds, so that a shared machine's changing speed
+    // weighs on all three alike and their ratio holds.
+    let (mut upd, mut flops, mut g_ours, mut g_theirs) = (Vec::new(), 0u64, Vec::new(), Vec::new());
+    let mut learner = learner;
+    for _ in 0..40 {
+        if let Some(l) = learner.as_mut() {
+            for _ in 0..5 {
+                let f0 = crate::nn::kernels::gemm::flops_done();
+                let t = Instant::now();
+                let done = l.update().is_some();
+                let ns = t.elapsed().as_nanos() as f64;
+                if done {
+                    upd.push(ns);
+                    flops += crate::nn::kernels::gemm::flops_done() - f0;
+                }
             }
         }
-        (!samples.is_empty()).then(|| timing(samples, false))
-    });
-
-    // The learner's largest product: batch × h by h × h, h the widest hidden layer.
-    let batch = b.manifest.learning.batch;
-    let h = b.manifest.residual.hidden.iter().copied().max().unwrap_or(64);
-    let x = ndarray::Array2::<f32>::from_shape_fn((batch, h), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.01);
-    let w = ndarray::Array2::<f32>::from_shape_fn((h, h), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01);
-    let gemm = grouped(50, 20, |_| {
-        black_box(x.dot(black_box(&w)));
-    });
-    let gemm_gflops = 2.0 * (batch * h * h) as f64 / gemm.median_ns;
+        for _ in 0..3 {
+            g_ours.push(time(&mut ours));
+            g_theirs.push(time(&mut theirs));
+        }
+    }
+    let update_flops = (!upd.is_empty()).then(|| flops as f64 / upd.len() as f64);
+    let learner_update = (!upd.is_empty()).then(|| timing(upd, false));
+    let update_gflops = learner_update.zip(update_flops).map(|(t, f)| f / t.median_ns);
+    let gemm_gflops = gemm_flops / timing(g_ours, false).median_ns;
+    let gemm_gflops_matrixmultiply = gemm_flops / timing(g_theirs, false).median_ns;
     let (rss, peak) = rss_mib();
     Ok(BenchReport {
         bundle: b.manifest.bundle.name.clone(),
@@ -237,10 +272,13 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
         control_step,
         weight_bytes,
         floor,
-        learner_update: learner_update.flatten(),
+        learner_update,
+        update_flops,
+        update_gflops,
         batch,
-        gemm_shape: (batch, h, h),
+        gemm_shape: (rows, h, h),
         gemm_gflops,
+        gemm_gflops_matrixmultiply,
         rss_mib: rss,
         peak_rss_mib: peak,
         replay_capacity,
@@ -290,10 +328,20 @@ impl BenchReport {
         }
         let (m, k, n) = self.gemm_shape;
         t.push_str(&format!(
-            "{:<40} {:>12.1} GFLOP/s (one thread)\n",
+            "{:<40} {:>12.1} GFLOP/s (one thread; matrixmultiply {:.1})\n",
             format!("GEMM {m}x{k} by {k}x{n}"),
-            self.gemm_gflops
+            self.gemm_gflops,
+            self.gemm_gflops_matrixmultiply
         ));
+        if let (Some(f), Some(r)) = (self.update_flops, self.update_gflops) {
+            t.push_str(&format!(
+                "{:<40} {:>12.1} GFLOP/s ({:.1} MFLOP; {:.0} % of the GEMM rate)\n",
+                "learner update's products",
+                r,
+                f / 1e6,
+                100.0 * self.update_vs_gemm().unwrap_or(0.0)
+            ));
+        }
         t.push_str(&format!(
             "{:<40} {:>12.1} MiB (peak {:.1} MiB)\n",
             "resident memory", self.rss_mib, self.peak_rss_mib
@@ -305,6 +353,11 @@ impl BenchReport {
             self.replay_bytes as f64 / self.replay_capacity.max(1) as f64
         ));
         t
+    }
+
+    /// The update's GEMM rate over the better single-thread GEMM rate measured in the run.
+    pub fn update_vs_gemm(&self) -> Option<f64> {
+        self.update_gflops.map(|r| r / self.gemm_gflops.max(self.gemm_gflops_matrixmultiply))
     }
 
     /// The JSON `--json` writes: every figure, in ns, and the ratios to tract's prior.
@@ -322,8 +375,14 @@ impl BenchReport {
             "weight_bytes": self.weight_bytes,
             "floor": self.floor.as_ref().map(tm),
             "learner_update": self.learner_update.as_ref().map(tm),
+            "learner_update_flops": self.update_flops,
+            "learner_update_gflops": self.update_gflops,
             "batch": self.batch,
-            "gemm": {"shape": [self.gemm_shape.0, self.gemm_shape.1, self.gemm_shape.2], "gflops": self.gemm_gflops},
+            "gemm": {
+                "shape": [self.gemm_shape.0, self.gemm_shape.1, self.gemm_shape.2],
+                "gflops": self.gemm_gflops,
+                "gflops_matrixmultiply": self.gemm_gflops_matrixmultiply,
+            },
             "rss_mib": self.rss_mib,
             "peak_rss_mib": self.peak_rss_mib,
             "replay": {"capacity": self.replay_capacity, "bytes_when_full": self.replay_bytes},
@@ -331,6 +390,7 @@ impl BenchReport {
                 "prior_resq_vs_tract": self.prior_resq.as_ref().map(|t| t.median_ns / base),
                 "control_step_vs_tract_prior": self.control_step.median_ns / base,
                 "control_step_vs_floor": self.floor.as_ref().map(|f| self.control_step.median_ns / f.median_ns),
+                "learner_update_vs_gemm": self.update_vs_gemm(),
             },
         })
     }

@@ -203,3 +203,38 @@ fn handing_over_to_a_learner_thread_allocates_nothing() {
     assert_eq!(n, 0, "handing over allocated {n} times in 1000 ticks");
     assert_eq!(side.dropped, 0);
 }
+
+/// A learner update allocates nothing after the learner is made: every batched pass, the
+/// backward pass, the GEMMs' packing and Adam work in buffers allocated once. Checked for
+/// residual soft-Q at robot size (models/cartpole-256: 2×256 head, batch 64, 10-step returns,
+/// `resq bench`'s update) and for the sampled residual Q on MountainCar. (Residual SAC and RPG
+/// still allocate per update; see the README's performance section.)
+#[test]
+fn learner_updates_allocate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bundle, overrides) in [
+        ("models/cartpole-256", vec![]),
+        ("models/mountaincar", vec!["residual.method=\"sampled\"".to_string()]),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle);
+        let load = || Bundle::load_with(&path, &overrides);
+        let l = &load().unwrap().manifest.learning;
+        // Enough steps to fill the replay past its warm-up and take a few updates.
+        let steps = (l.warmup.max(l.batch) + 2 * l.batch) as u64;
+        let opts = resq::customize::Options {
+            fresh: true,
+            eval_episodes: Some(1),
+            ..resq::customize::Options::new(steps, 0, dir.path().join(bundle.replace('/', "-")))
+        };
+        let mut learner = resq::customize::run(load().unwrap(), &opts).unwrap().learner;
+        assert!(learner.update().is_some(), "{bundle}: the learner is ready");
+        let mut updates = 0;
+        let n = allocations_during(|| {
+            for _ in 0..20 {
+                updates += learner.update().is_some() as usize;
+            }
+        });
+        assert_eq!(updates, 20, "{bundle}: every update ran");
+        assert_eq!(n, 0, "{bundle}: {n} allocations in 20 updates");
+    }
+}

@@ -3,7 +3,7 @@
 //! algorithms (`rql_discrete`, `rql_sampled`) differ only in how they read `Q_R(s,a)` and the
 //! soft value `V⁻(s')` of the bootstrap state.
 
-use ndarray::Array2;
+use ndarray::ArrayView2;
 use rand::{Rng, SeedableRng};
 
 use super::replay::Replay;
@@ -157,7 +157,7 @@ impl LearnerCore {
     }
 
     /// [`LearnerCore::step`], then moves the target towards the online head.
-    pub fn apply(&mut self, trace: &Trace, d_out: &Array2<f32>, loss: f32) -> Option<f32> {
+    pub fn apply(&mut self, trace: &mut Trace, d_out: ArrayView2<f32>, loss: f32) -> Option<f32> {
         let loss = self.step(trace, d_out, loss)?;
         self.target.soft_update(&self.online, self.settings.target_tau);
         Some(loss)
@@ -166,7 +166,7 @@ impl LearnerCore {
     /// Backpropagates `d_out` into the online head, clips, steps Adam; stops learning on a
     /// non-finite loss or parameters. Returns the loss, or `None` if learning stopped. (RPG
     /// steps its policy head this way: it has no target.)
-    pub fn step(&mut self, trace: &Trace, d_out: &Array2<f32>, loss: f32) -> Option<f32> {
+    pub fn step(&mut self, trace: &mut Trace, d_out: ArrayView2<f32>, loss: f32) -> Option<f32> {
         if !loss.is_finite() {
             self.diverged = true;
             return None;
@@ -194,8 +194,8 @@ pub fn gradient_step(
     net: &mut Mlp,
     adam: &mut Adam,
     grads: &mut Grads,
-    trace: &Trace,
-    d_out: &Array2<f32>,
+    trace: &mut Trace,
+    d_out: ArrayView2<f32>,
     clip: f32,
 ) {
     net.backward(trace, d_out, grads);

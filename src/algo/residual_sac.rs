@@ -147,7 +147,7 @@ impl ResidualSac {
         let (b, ad, no, fam) = (self.obs.nrows(), self.act_dim, self.n_obs, self.family);
         let (alpha, omega) = (self.core.settings.alpha, self.core.settings.omega);
         let trace = self.actor.forward_batch(self.obs.view());
-        let delta = trace.acts.last().expect("output");
+        let delta = trace.output();
         let mut loss = 0.0f32;
         for row in 0..b {
             let p0 = &self.params[row * 2 * ad..(row + 1) * 2 * ad];
@@ -170,9 +170,9 @@ impl ResidualSac {
                 self.partial[row * ad + j] = alpha * dld - omega * (-z0 / ls0.exp() + dld);
             }
         }
-        let tq1 = self.core.online.forward_batch(self.x_pi.view());
-        let tq2 = self.critic2.forward_batch(self.x_pi.view());
-        let (q1, q2) = (tq1.acts.last().expect("output"), tq2.acts.last().expect("output"));
+        let mut tq1 = self.core.online.forward_batch(self.x_pi.view());
+        let mut tq2 = self.critic2.forward_batch(self.x_pi.view());
+        let (q1, q2) = (tq1.output(), tq2.output());
         let mut d1 = Array2::<f32>::zeros((b, 1));
         let mut d2 = Array2::<f32>::zeros((b, 1));
         for row in 0..b {
@@ -184,8 +184,8 @@ impl ResidualSac {
                 d2[[row, 0]] = 1.0;
             }
         }
-        let g1 = self.core.online.input_grad(&tq1, &d1);
-        let g2 = self.critic2.input_grad(&tq2, &d2);
+        let g1 = self.core.online.input_grad(&mut tq1, d1.view());
+        let g2 = self.critic2.input_grad(&mut tq2, d2.view());
         let mut d_out = Array2::<f32>::zeros((b, 2 * ad));
         let inv_b = 1.0 / b as f32;
         for row in 0..b {
@@ -288,9 +288,9 @@ impl ResidualLearner for ResidualSac {
         let q2t = self.critic2_target.predict(self.x_boot.view());
 
         // Critic updates.
-        let t1 = self.core.online.forward_batch(self.x.view());
-        let t2 = self.critic2.forward_batch(self.x.view());
-        let (q1, q2) = (t1.acts.last().expect("output"), t2.acts.last().expect("output"));
+        let mut t1 = self.core.online.forward_batch(self.x.view());
+        let mut t2 = self.critic2.forward_batch(self.x.view());
+        let (q1, q2) = (t1.output(), t2.output());
         let mut d1 = Array2::<f32>::zeros((b, 1));
         let mut d2 = Array2::<f32>::zeros((b, 1));
         let mut loss = 0.0f32;
@@ -304,20 +304,34 @@ impl ResidualLearner for ResidualSac {
             d2[[row, 0]] = g2 / b as f32;
         }
         let clip = self.core.settings.grad_clip;
-        gradient_step(&mut self.critic2, &mut self.critic2_adam, &mut self.critic2_grads, &t2, &d2, clip);
+        gradient_step(
+            &mut self.critic2,
+            &mut self.critic2_adam,
+            &mut self.critic2_grads,
+            &mut t2,
+            d2.view(),
+            clip,
+        );
         self.critic2_target.soft_update(&self.critic2, self.core.settings.target_tau);
-        let loss = self.core.apply(&t1, &d1, loss / b as f32)?;
+        let loss = self.core.apply(&mut t1, d1.view(), loss / b as f32)?;
 
         // Actor update on fresh noise.
         for e in self.eps.iter_mut() {
             *e = normal(&mut self.core.rng);
         }
-        let (actor_loss, d_out, trace) = self.actor_loss_and_grad();
+        let (actor_loss, d_out, mut trace) = self.actor_loss_and_grad();
         if !actor_loss.is_finite() {
             self.core.diverged = true;
             return None;
         }
-        gradient_step(&mut self.actor, &mut self.actor_adam, &mut self.actor_grads, &trace, &d_out, clip);
+        gradient_step(
+            &mut self.actor,
+            &mut self.actor_adam,
+            &mut self.actor_grads,
+            &mut trace,
+            d_out.view(),
+            clip,
+        );
         self.actor_loss = actor_loss;
         if !self.actor.is_finite() || !self.critic2.is_finite() {
             self.core.diverged = true;
@@ -379,9 +393,9 @@ mod tests {
     fn actor_gradient_matches_finite_differences() {
         for family in [Family::Squashed, Family::Clipped] {
             let mut sac = setup(family);
-            let (_, d_out, trace) = sac.actor_loss_and_grad();
+            let (_, d_out, mut trace) = sac.actor_loss_and_grad();
             let mut g = sac.actor.zero_grads();
-            sac.actor.backward(&trace, &d_out, &mut g);
+            sac.actor.backward(&mut trace, d_out.view(), &mut g);
             let h = 1e-2f32;
             let mut worst = 0.0f32;
             for l in 0..sac.actor.layers.len() {

@@ -370,7 +370,7 @@ impl ResidualPg {
     pub fn policy_loss_and_grad(&mut self) -> (f32, Array2<f32>, Trace) {
         let (b, w, ad) = (self.obs.nrows(), self.head.width(), self.core.replay.act_dim);
         let trace = self.core.online.forward_batch(self.obs.view());
-        let out = trace.acts.last().expect("output");
+        let out = trace.output();
         let mut d_out = Array2::<f32>::zeros((b, w));
         let (mut loss, mut kl, mut clipped) = (0.0f32, 0.0f32, 0usize);
         for row in 0..b {
@@ -400,8 +400,8 @@ impl ResidualPg {
     /// One step of the value head on the minibatch; its loss.
     fn value_step(&mut self) -> f32 {
         let b = self.obs.nrows();
-        let trace = self.value.forward_batch(self.obs.view());
-        let v = trace.acts.last().expect("output");
+        let mut trace = self.value.forward_batch(self.obs.view());
+        let v = trace.output();
         let mut d = Array2::<f32>::zeros((b, 1));
         let mut loss = 0.0f32;
         for row in 0..b {
@@ -410,7 +410,14 @@ impl ResidualPg {
             d[[row, 0]] = err / b as f32;
         }
         let clip = self.core.settings.grad_clip;
-        gradient_step(&mut self.value, &mut self.value_adam, &mut self.value_grads, &trace, &d, clip);
+        gradient_step(
+            &mut self.value,
+            &mut self.value_adam,
+            &mut self.value_grads,
+            &mut trace,
+            d.view(),
+            clip,
+        );
         loss / b as f32
     }
 }
@@ -457,7 +464,7 @@ impl ResidualLearner for ResidualPg {
         // The first rollout's phase trains the value head alone: its advantages came from a
         // constant V.
         let value_only = start == 0;
-        let (loss, d_out, trace) = self.policy_loss_and_grad();
+        let (loss, d_out, mut trace) = self.policy_loss_and_grad();
         self.stats.policy_loss = loss;
         self.stats.value_loss = value_loss;
         let taken = taken + 1;
@@ -483,7 +490,7 @@ impl ResidualLearner for ResidualPg {
         if value_only {
             return Some(value_loss);
         }
-        self.core.step(&trace, &d_out, loss)
+        self.core.step(&mut trace, d_out.view(), loss)
     }
 
     fn actor(&self) -> Option<&Mlp> {
@@ -595,7 +602,7 @@ mod tests {
         // Behaviour log-probabilities: the current ones shifted by ln 0.5 .. ln 1.6, so that
         // the ratios sit at 0.5, 1.0, 1.6 (away from the clip's kinks at 0.8 and 1.2).
         let (_, _, trace) = pg.policy_loss_and_grad();
-        let out = trace.acts.last().unwrap().clone();
+        let out = trace.output().to_owned();
         let mut g = vec![0.0f32; w];
         for row in 0..8 {
             let lp = head.log_prob_and_grad(
@@ -620,10 +627,10 @@ mod tests {
             PolicyHead::Gaussian { family: Family::Clipped, act_dim: 2 },
         ] {
             let mut pg = setup(head);
-            let (_, d_out, trace) = pg.policy_loss_and_grad();
+            let (_, d_out, mut trace) = pg.policy_loss_and_grad();
             assert!(pg.stats.clip_fraction > 0.0 && pg.stats.clip_fraction < 1.0, "{head:?}: both branches");
             let mut g = pg.core.online.zero_grads();
-            pg.core.online.backward(&trace, &d_out, &mut g);
+            pg.core.online.backward(&mut trace, d_out.view(), &mut g);
             let h = 1e-2f32;
             let (mut worst, mut largest) = (0.0f32, 0.0f32);
             for l in 0..pg.core.online.layers.len() {

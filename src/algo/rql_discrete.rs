@@ -22,12 +22,13 @@
 //! ([`super::replay`]): `log π0(·|s_{t+k})` is the previous entry's `log π0(·|s')`, so an update
 //! never runs the prior. With `n = 1` this is the one-step target `y = r_R + γ(1−d)·V⁻(s')`.
 
-use ndarray::Array2;
+use ndarray::{s, Array2};
 use num_traits::Float;
 
 pub use super::core::Settings;
 use super::core::{LearnerCore, ResidualLearner};
 use super::replay::{Layout, Replay};
+use crate::nn::mlp::Trace;
 
 /// `Q_R + ω'·log π0` of one action; −∞ for a masked action (`log π0 = −∞`) whatever ω'.
 #[inline]
@@ -68,7 +69,9 @@ pub fn policy_log_probs<F: Float>(q_r: &[F], logp0: &[F], omega: F, alpha: F, ou
 pub struct ResidualSoftQ {
     pub core: LearnerCore,
     x: Array2<f32>,
-    x_boot: Array2<f32>,
+    /// The target head's inputs: the bootstrap states (rows `..batch`), then the intermediate
+    /// states, run in one pass.
+    x_target: Array2<f32>,
     logp0_boot: Array2<f32>,
     actions: Vec<usize>,
     returns: Vec<f32>,
@@ -77,13 +80,16 @@ pub struct ResidualSoftQ {
     pub steps: Vec<u64>,
     /// The n-step targets of this minibatch.
     pub y: Vec<f32>,
-    /// Intermediate steps of the minibatch's returns: their states, `log π0(·|s)`, actions,
-    /// weights `γ^k` and the row they belong to (at most `batch·(n−1)`).
-    mid_x: Array2<f32>,
+    /// Intermediate steps of the minibatch's returns: `log π0(·|s)`, actions, weights `γ^k` and
+    /// the row they belong to (at most `batch·(n−1)`; their states are in `x_target`).
     mid_logp0: Array2<f32>,
     mid_action: Vec<usize>,
     mid_weight: Vec<f32>,
     mid_row: Vec<usize>,
+    /// The online head's pass, the target head's pass and `∂L/∂Q_R`, allocated once.
+    online_trace: Trace,
+    target_trace: Trace,
+    d_out: Array2<f32>,
 }
 
 impl ResidualSoftQ {
@@ -91,22 +97,26 @@ impl ResidualSoftQ {
     /// so `Q_R ≡ 0` and π̂ is the tempered prior (exactly π0 when ω' = α̂).
     pub fn new(settings: Settings, n_obs: usize, n_actions: usize, seed: u64) -> Self {
         let b = settings.batch;
+        let mids = b * settings.n_step.saturating_sub(1);
         let replay = Replay::new(settings.replay_capacity, Layout { n_obs, n_actions, ..Layout::default() });
+        let core = LearnerCore::new(settings.clone(), n_obs, n_actions, replay, seed);
         ResidualSoftQ {
-            core: LearnerCore::new(settings.clone(), n_obs, n_actions, replay, seed),
+            online_trace: core.online.trace(b),
+            target_trace: core.target.trace(b + mids),
+            d_out: Array2::zeros((b, n_actions)),
+            core,
             x: Array2::zeros((b, n_obs)),
-            x_boot: Array2::zeros((b, n_obs)),
+            x_target: Array2::zeros((b + mids, n_obs)),
             logp0_boot: Array2::zeros((b, n_actions)),
             actions: vec![0; b],
             returns: vec![0.0; b],
             boot_discount: vec![0.0; b],
             steps: vec![0; b],
             y: vec![0.0; b],
-            mid_x: Array2::zeros((b * (settings.n_step.saturating_sub(1)), n_obs)),
-            mid_logp0: Array2::zeros((b * (settings.n_step.saturating_sub(1)), n_actions)),
-            mid_action: vec![0; b * (settings.n_step.saturating_sub(1))],
-            mid_weight: vec![0.0; b * (settings.n_step.saturating_sub(1))],
-            mid_row: vec![0; b * (settings.n_step.saturating_sub(1))],
+            mid_logp0: Array2::zeros((mids, n_actions)),
+            mid_action: vec![0; mids],
+            mid_weight: vec![0.0; mids],
+            mid_row: vec![0; mids],
         }
     }
 }
@@ -129,17 +139,16 @@ impl ResidualLearner for ResidualSoftQ {
         }
         self.targets();
         let b = self.core.settings.batch;
-        let trace = self.core.online.forward_batch(self.x.view());
-        let q = trace.acts.last().expect("output");
-        let mut d_out = Array2::<f32>::zeros(q.raw_dim());
+        let q = self.core.online.forward(self.x.view(), &mut self.online_trace);
+        self.d_out.fill(0.0);
         let mut loss = 0.0f32;
         for row in 0..b {
             let a = self.actions[row];
             let (l, g) = self.core.huber(q[[row, a]] - self.y[row]);
             loss += l;
-            d_out[[row, a]] = g / b as f32;
+            self.d_out[[row, a]] = g / b as f32;
         }
-        self.core.apply(&trace, &d_out, loss / b as f32)
+        self.core.apply(&mut self.online_trace, self.d_out.view(), loss / b as f32)
     }
 }
 
@@ -156,7 +165,7 @@ impl ResidualSoftQ {
             self.actions[row] = r.action[n.first] as usize;
             self.returns[row] = n.g;
             self.boot_discount[row] = n.discount;
-            self.x_boot
+            self.x_target
                 .row_mut(row)
                 .as_slice_mut()
                 .expect("row-major")
@@ -167,8 +176,8 @@ impl ResidualSoftQ {
                 .expect("row-major")
                 .copy_from_slice(r.next_logp0_at(n.last));
             for mid in self.core.mid_steps(&n) {
-                self.mid_x
-                    .row_mut(mids)
+                self.x_target
+                    .row_mut(b + mids)
                     .as_slice_mut()
                     .expect("row-major")
                     .copy_from_slice(r.obs_at(mid.slot));
@@ -184,25 +193,23 @@ impl ResidualSoftQ {
             }
         }
         let (omega, alpha) = (self.core.settings.omega, self.core.settings.alpha);
-        let q_boot = self.core.target.predict(self.x_boot.view());
+        let q_target =
+            self.core.target.forward(self.x_target.slice(s![..b + mids, ..]), &mut self.target_trace);
         for row in 0..b {
             let v = soft_value(
-                q_boot.row(row).as_slice().expect("row-major"),
+                q_target.row(row).as_slice().expect("row-major"),
                 self.logp0_boot.row(row).as_slice().expect("row-major"),
                 omega,
                 alpha,
             );
             self.y[row] = self.returns[row] + self.boot_discount[row] * v;
         }
-        if mids > 0 {
-            // ω'·log π0(a|s) − α̂·log π̂⁻(a|s) = V⁻(s) − Q_R⁻(s,a) at each intermediate step.
-            let q_mid = self.core.target.predict(self.mid_x.slice(ndarray::s![..mids, ..]));
-            for i in 0..mids {
-                let q = q_mid.row(i);
-                let q = q.as_slice().expect("row-major");
-                let v = soft_value(q, self.mid_logp0.row(i).as_slice().expect("row-major"), omega, alpha);
-                self.y[self.mid_row[i]] += self.mid_weight[i] * (v - q[self.mid_action[i]]);
-            }
+        // ω'·log π0(a|s) − α̂·log π̂⁻(a|s) = V⁻(s) − Q_R⁻(s,a) at each intermediate step.
+        for i in 0..mids {
+            let q = q_target.row(b + i);
+            let q = q.as_slice().expect("row-major");
+            let v = soft_value(q, self.mid_logp0.row(i).as_slice().expect("row-major"), omega, alpha);
+            self.y[self.mid_row[i]] += self.mid_weight[i] * (v - q[self.mid_action[i]]);
         }
     }
 }

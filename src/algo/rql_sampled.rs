@@ -23,6 +23,7 @@ use ndarray::Array2;
 
 use super::core::{LearnerCore, ResidualLearner, Settings};
 use super::replay::{Layout, Replay};
+use crate::nn::mlp::Trace;
 
 /// `ℓ_k = (Q_R + ω'·log π0)/α̂ − log π0` for each candidate, into `out`.
 pub fn candidate_logits(q_r: &[f32], logp0: &[f32], omega: f32, alpha: f32, out: &mut [f32]) {
@@ -79,6 +80,12 @@ pub struct ResidualSampledQ {
     mid_logp0: Vec<f32>,
     mid_weight: Vec<f32>,
     mid_row: Vec<usize>,
+    /// The heads' passes (online; target at the bootstrap and intermediate states) and
+    /// `∂L/∂Q_R`, allocated once.
+    online_trace: Trace,
+    boot_trace: Trace,
+    mid_trace: Trace,
+    d_out: Array2<f32>,
 }
 
 impl ResidualSampledQ {
@@ -89,12 +96,17 @@ impl ResidualSampledQ {
             Layout { n_obs, n_actions: k, act_dim, cand_width: k * act_dim, param_width: 0 },
         );
         let mids = b * settings.n_step.saturating_sub(1);
+        let core = LearnerCore::new(settings, n_obs + act_dim, 1, replay, seed);
         ResidualSampledQ {
+            online_trace: core.online.trace(b),
+            boot_trace: core.target.trace(b * k),
+            mid_trace: core.target.trace(mids * (k + 1)),
+            d_out: Array2::zeros((b, 1)),
             mid_x: Array2::zeros((mids * (k + 1), n_obs + act_dim)),
             mid_logp0: vec![0.0; mids * k],
             mid_weight: vec![0.0; mids],
             mid_row: vec![0; mids],
-            core: LearnerCore::new(settings, n_obs + act_dim, 1, replay, seed),
+            core,
             k,
             act_dim,
             x: Array2::zeros((b, n_obs + act_dim)),
@@ -157,11 +169,14 @@ impl ResidualLearner for ResidualSampledQ {
             }
         }
         let (omega, alpha) = (self.core.settings.omega, self.core.settings.alpha);
-        let q_boot = self.core.target.predict(self.x_boot.view());
+        let q_boot = self.core.target.forward(self.x_boot.view(), &mut self.boot_trace);
         let q_boot = q_boot.as_slice().expect("row-major");
         if mids > 0 {
             // ω'·log π0(a|s) − α̂·log π̂⁻(a|s) = V⁻(s) − Q_R⁻(s,a) at each intermediate step.
-            let q_mid = self.core.target.predict(self.mid_x.slice(ndarray::s![..mids * (k + 1), ..]));
+            let q_mid = self
+                .core
+                .target
+                .forward(self.mid_x.slice(ndarray::s![..mids * (k + 1), ..]), &mut self.mid_trace);
             let q_mid = q_mid.as_slice().expect("row-major");
             for i in 0..mids {
                 let q = &q_mid[i * (k + 1)..(i + 1) * (k + 1)];
@@ -169,9 +184,8 @@ impl ResidualLearner for ResidualSampledQ {
                 self.returns[self.mid_row[i]] += self.mid_weight[i] * (v - q[k]);
             }
         }
-        let trace = self.core.online.forward_batch(self.x.view());
-        let q = trace.acts.last().expect("output");
-        let mut d_out = Array2::<f32>::zeros(q.raw_dim());
+        let q = self.core.online.forward(self.x.view(), &mut self.online_trace);
+        self.d_out.fill(0.0);
         let mut loss = 0.0f32;
         for row in 0..b {
             let v = sampled_soft_value(
@@ -183,9 +197,9 @@ impl ResidualLearner for ResidualSampledQ {
             let y = self.returns[row] + self.boot_discount[row] * v;
             let (l, g) = self.core.huber(q[[row, 0]] - y);
             loss += l;
-            d_out[[row, 0]] = g / b as f32;
+            self.d_out[[row, 0]] = g / b as f32;
         }
-        self.core.apply(&trace, &d_out, loss / b as f32)
+        self.core.apply(&mut self.online_trace, self.d_out.view(), loss / b as f32)
     }
 }
 

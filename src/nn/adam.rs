@@ -4,7 +4,11 @@
 //! m ← β1·m + (1−β1)·g      v ← β2·v + (1−β2)·g²
 //! θ ← θ − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε)
 //! ```
+//!
+//! run per parameter slice by the dispatched kernel ([`super::kernels::adam`], which also
+//! flushes moments that would become subnormal).
 
+use super::kernels::{self, AdamStep};
 use super::mlp::{Grads, Mlp};
 
 #[derive(Clone, Debug)]
@@ -32,14 +36,8 @@ impl Adam {
         let (b1, b2) = (self.beta1, self.beta2);
         let c1 = 1.0 - b1.powi(self.t.min(i32::MAX as u64) as i32);
         let c2 = 1.0 - b2.powi(self.t.min(i32::MAX as u64) as i32);
-        let (lr, eps) = (self.lr, self.eps);
-        let upd = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
-            for i in 0..p.len() {
-                m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-                v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-                p[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-            }
-        };
+        let k = AdamStep { lr: self.lr, beta1: b1, beta2: b2, eps: self.eps, c1, c2 };
+        let upd = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| kernels::adam_step(&k, p, g, m, v);
         for (l, layer) in net.layers.iter_mut().enumerate() {
             upd(
                 layer.w.as_slice_mut().expect("standard layout"),

@@ -7,7 +7,7 @@
 //! - the learner, batched, through [`Mlp::forward_batch`] / [`Mlp::backward`], whose products are
 //!   GEMMs run by ndarray (matrixmultiply).
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -65,31 +65,22 @@ impl Activation {
         }
     }
 
-    /// d act / d pre-activation, written in terms of the activation's output `y`.
-    #[inline]
-    fn derivative_from_output(self, y: f32) -> f32 {
+    /// `d ← d ⊙ act'(x)` for the activation's outputs `y = act(x)`: the derivative written in
+    /// terms of the output. One loop per activation, so that each vectorises.
+    fn backprop_through(self, d: &mut [f32], y: &[f32]) {
+        let each = |f: &dyn Fn(f32) -> f32, d: &mut [f32]| d.iter_mut().zip(y).for_each(|(d, &y)| *d *= f(y));
         match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => (y > 0.0) as u8 as f32,
-            Activation::Tanh => 1.0 - y * y,
-            Activation::Sigmoid => y * (1.0 - y),
+            Activation::Identity => {}
+            Activation::Relu => d.iter_mut().zip(y).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { 0.0 }),
+            Activation::Tanh => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= 1.0 - y * y),
+            Activation::Sigmoid => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= y * (1.0 - y)),
             Activation::LeakyRelu(a) => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    a
-                }
+                d.iter_mut().zip(y).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { a * *d })
             }
             // y = α(eˣ − 1) ⇒ dy/dx = α·eˣ = y + α.
-            Activation::Elu(a) => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    y + a
-                }
-            }
+            Activation::Elu(a) => each(&|y| if y > 0.0 { 1.0 } else { y + a }, d),
             // y = ln(1 + eˣ) ⇒ dy/dx = σ(x) = 1 − e^(−y).
-            Activation::Softplus => -(-y).exp_m1(),
+            Activation::Softplus => each(&|y| -(-y).exp_m1(), d),
             // Not a function of the output alone; the compiler gives them to priors only, which
             // are never trained.
             Activation::Silu | Activation::Gelu | Activation::GeluTanh => {
@@ -120,9 +111,34 @@ pub struct Scratch {
     b: Vec<f32>,
 }
 
-/// Activations recorded by a batched forward pass, input first, output last.
+/// A batched forward pass recorded for backpropagation (the activations, input first, output
+/// last), with the buffers the backward pass and the GEMMs work in: allocated once, by
+/// [`Mlp::trace`], for up to `capacity` rows, then reused by every pass without allocating.
 pub struct Trace {
-    pub acts: Vec<Array2<f32>>,
+    /// `acts[l]` is `[capacity, width_l]`; the first `rows` rows are this pass's.
+    acts: Vec<Array2<f32>>,
+    rows: usize,
+    /// Two `[capacity, widest layer]` buffers for the backpropagated `∂L/∂pre-activation`.
+    delta: [Vec<f32>; 2],
+    /// The GEMM's packing buffer ([`kernels::gemm::pack_len`] for the largest product).
+    pack: Vec<f32>,
+}
+
+impl Trace {
+    /// Rows of the last pass.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Rows this trace can hold.
+    pub fn capacity(&self) -> usize {
+        self.acts[0].nrows()
+    }
+
+    /// Output of the last pass, `[rows, n_out]`.
+    pub fn output(&self) -> ArrayView2<'_, f32> {
+        self.acts.last().expect("a trace has an output").slice(s![..self.rows, ..])
+    }
 }
 
 /// Gradients with the same shapes as an [`Mlp`]'s parameters.
@@ -227,61 +243,123 @@ impl Mlp {
         &s.a[..width]
     }
 
-    /// Batched forward pass for the learner; `x` is `[batch, n_in]`.
-    pub fn forward_batch(&self, x: ArrayView2<f32>) -> Trace {
-        let mut acts = Vec::with_capacity(self.layers.len() + 1);
-        acts.push(x.to_owned());
-        for layer in &self.layers {
-            let mut z = acts.last().expect("input pushed").dot(&layer.w);
-            z += &layer.b;
-            if let Some(s) = z.as_slice_mut() {
-                layer.act.apply(s);
+    /// A [`Trace`] for batched passes of up to `rows` inputs.
+    pub fn trace(&self, rows: usize) -> Trace {
+        let sizes = self.sizes();
+        let widest = sizes.iter().copied().max().unwrap_or(1);
+        let pack = (0..self.layers.len())
+            .map(|l| {
+                let (i, o) = (sizes[l], sizes[l + 1]);
+                // forward x·W, ∂W = xᵀ·δ, δ·Wᵀ
+                let p = kernels::gemm::pack_len;
+                p(rows, i, o).max(p(i, rows, o)).max(p(rows, o, i))
+            })
+            .max()
+            .unwrap_or(0);
+        Trace {
+            acts: sizes.iter().map(|&w| Array2::zeros((rows, w))).collect(),
+            rows: 0,
+            delta: [vec![0.0; rows * widest], vec![0.0; rows * widest]],
+            pack: vec![0.0; pack],
+        }
+    }
+
+    /// Batched forward pass of `x` (`[rows, n_in]`, rows ≤ the trace's capacity), recorded in
+    /// `t`, without allocating: `h_{l+1} = act_l(h_l · W_l + b_l)` by [`kernels::gemm`].
+    /// Returns the output `[rows, n_out]`.
+    pub fn forward<'t>(&self, x: ArrayView2<f32>, t: &'t mut Trace) -> ArrayView2<'t, f32> {
+        let rows = x.nrows();
+        assert!(rows <= t.capacity(), "a batch of {rows} rows in a trace for {}", t.capacity());
+        t.rows = rows;
+        t.acts[0].slice_mut(s![..rows, ..]).assign(&x);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (done, next) = t.acts.split_at_mut(l + 1);
+            let mut z = next[0].slice_mut(s![..rows, ..]);
+            let b = layer.b.as_slice().expect("biases are contiguous");
+            let x = done[l].slice(s![..rows, ..]);
+            if layer.act == Activation::Relu {
+                kernels::gemm(x, layer.w.view(), z.view_mut(), kernels::Init::BiasRelu(b), &mut t.pack);
             } else {
-                z.mapv_inplace(|v| {
-                    let mut t = [v];
-                    layer.act.apply(&mut t);
-                    t[0]
-                });
+                kernels::gemm(x, layer.w.view(), z.view_mut(), kernels::Init::Bias(b), &mut t.pack);
+                layer.act.apply(z.as_slice_mut().expect("trace rows are contiguous"));
             }
-            acts.push(z);
         }
-        Trace { acts }
+        t.output()
     }
 
-    /// Output of a batched forward pass, `[batch, n_out]`.
+    /// Batched forward pass that allocates its own trace (tests and cold paths; the learners keep
+    /// a [`Trace`] and call [`Mlp::forward`]).
+    pub fn forward_batch(&self, x: ArrayView2<f32>) -> Trace {
+        let mut t = self.trace(x.nrows());
+        self.forward(x, &mut t);
+        t
+    }
+
+    /// Output of a batched forward pass, `[batch, n_out]`, allocated (tests and cold paths).
     pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        self.forward_batch(x).acts.pop().expect("output")
+        self.forward_batch(x).output().to_owned()
     }
 
-    /// Backpropagates `d_out = ∂L/∂output` (`[batch, n_out]`) through the recorded trace and
-    /// writes ∂L/∂W, ∂L/∂b into `grads` (overwriting).
-    pub fn backward(&self, trace: &Trace, d_out: &Array2<f32>, grads: &mut Grads) {
-        let mut delta = d_out.clone();
+    /// Backpropagates `d_out = ∂L/∂output` (`[rows, n_out]`) through the pass recorded in `t`
+    /// and writes ∂L/∂W, ∂L/∂b into `grads` (overwriting), without allocating:
+    ///
+    /// ```text
+    /// δ_l = ∂L/∂h_{l+1} ⊙ act_l'(h_{l+1}),   ∂L/∂W_l = h_lᵀ·δ_l,   ∂L/∂b_l = Σ_rows δ_l,
+    /// ∂L/∂h_l = δ_l·W_lᵀ
+    /// ```
+    pub fn backward(&self, t: &mut Trace, d_out: ArrayView2<f32>, grads: &mut Grads) {
+        self.backprop(t, d_out, Some(grads));
+    }
+
+    /// `∂L/∂input` (`[rows, n_in]`) for `d_out = ∂L/∂output` through the pass recorded in `t`,
+    /// without parameter gradients: what residual SAC's actor needs from its critics (`∂Q/∂a`).
+    /// It lives in `t` until its next use.
+    pub fn input_grad<'t>(&self, t: &'t mut Trace, d_out: ArrayView2<f32>) -> ArrayView2<'t, f32> {
+        let i = self.backprop(t, d_out, None);
+        let (rows, n_in) = (t.rows, self.n_in());
+        ArrayView2::from_shape((rows, n_in), &t.delta[i][..rows * n_in]).expect("delta buffer shape")
+    }
+
+    /// The backward pass; with `grads`, parameter gradients (and no `∂L/∂input`), without, the
+    /// input gradient, left in `t.delta[returned index]`.
+    fn backprop(&self, t: &mut Trace, d_out: ArrayView2<f32>, mut grads: Option<&mut Grads>) -> usize {
+        let rows = t.rows;
+        assert_eq!(d_out.dim(), (rows, self.n_out()), "d_out must be shaped like the recorded output");
+        let Trace { acts, delta, pack, .. } = t;
+        let [d0, d1] = delta;
+        let (mut cur, mut nxt) = (d0, d1);
+        let mut cur_i = 0;
+        let width = self.n_out();
+        ArrayViewMut2::from_shape((rows, width), &mut cur[..rows * width])
+            .expect("delta shape")
+            .assign(&d_out);
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
-            let y = &trace.acts[l + 1];
-            ndarray::Zip::from(&mut delta).and(y).for_each(|d, &y| *d *= layer.act.derivative_from_output(y));
-            let x = &trace.acts[l];
-            ndarray::linalg::general_mat_mul(1.0, &x.t(), &delta, 0.0, &mut grads.w[l]);
-            grads.b[l] = delta.sum_axis(Axis(0));
-            if l > 0 {
-                delta = delta.dot(&layer.w.t());
+            let (n_in, n_out) = layer.w.dim();
+            let y = acts[l + 1].slice(s![..rows, ..]);
+            let y = y.as_slice().expect("trace rows are contiguous");
+            layer.act.backprop_through(&mut cur[..rows * n_out], y);
+            let d = ArrayView2::from_shape((rows, n_out), &cur[..rows * n_out]).expect("delta shape");
+            if let Some(g) = grads.as_deref_mut() {
+                let x = acts[l].slice(s![..rows, ..]);
+                kernels::gemm(x.t(), d, g.w[l].view_mut(), kernels::Init::Overwrite, pack);
+                let gb = g.b[l].as_slice_mut().expect("contiguous");
+                gb.fill(0.0);
+                for row in d.rows() {
+                    for (s, &v) in gb.iter_mut().zip(row) {
+                        *s += v;
+                    }
+                }
+                if l == 0 {
+                    break;
+                }
             }
+            let out = ArrayViewMut2::from_shape((rows, n_in), &mut nxt[..rows * n_in]).expect("delta shape");
+            kernels::gemm(d, layer.w.t(), out, kernels::Init::Overwrite, pack);
+            std::mem::swap(&mut cur, &mut nxt);
+            cur_i = 1 - cur_i;
         }
-    }
-
-    /// `∂L/∂input` (`[batch, n_in]`) for `d_out = ∂L/∂output` through the recorded trace, without
-    /// parameter gradients: what residual SAC's actor needs from its critics (`∂Q/∂a`).
-    pub fn input_grad(&self, trace: &Trace, d_out: &Array2<f32>) -> Array2<f32> {
-        let mut delta = d_out.clone();
-        for l in (0..self.layers.len()).rev() {
-            let layer = &self.layers[l];
-            ndarray::Zip::from(&mut delta)
-                .and(&trace.acts[l + 1])
-                .for_each(|d, &y| *d *= layer.act.derivative_from_output(y));
-            delta = delta.dot(&layer.w.t());
-        }
-        delta
+        cur_i
     }
 
     /// Zero gradients shaped like this network.
@@ -302,30 +380,61 @@ impl Mlp {
 
     /// Polyak averaging `θ ← (1−τ)·θ + τ·θ_other`.
     pub fn soft_update(&mut self, other: &Mlp, tau: f32) {
+        let mix = |d: &mut [f32], s: &[f32]| d.iter_mut().zip(s).for_each(|(a, &b)| *a += tau * (b - *a));
         for (d, s) in self.layers.iter_mut().zip(&other.layers) {
-            d.w.zip_mut_with(&s.w, |a, &b| *a += tau * (b - *a));
-            d.b.zip_mut_with(&s.b, |a, &b| *a += tau * (b - *a));
+            mix(d.w.as_slice_mut().expect("standard layout"), s.w.as_slice().expect("standard layout"));
+            mix(d.b.as_slice_mut().expect("contiguous"), s.b.as_slice().expect("contiguous"));
         }
     }
 
     /// True when every parameter is finite.
     pub fn is_finite(&self) -> bool {
-        self.layers.iter().all(|l| l.w.iter().all(|v| v.is_finite()) && l.b.iter().all(|v| v.is_finite()))
+        self.layers.iter().all(|l| {
+            all_finite(l.w.as_slice().expect("standard layout"))
+                && all_finite(l.b.as_slice().expect("contiguous"))
+        })
     }
 }
 
 impl Grads {
     /// Global L2 norm over all gradients.
     pub fn norm(&self) -> f32 {
-        let sq: f32 = self.w.iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum::<f32>()
-            + self.b.iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum::<f32>();
-        sq.sqrt()
+        let w = self.w.iter().map(|g| sum_sq(g.as_slice().expect("standard layout")));
+        let b = self.b.iter().map(|g| sum_sq(g.as_slice().expect("contiguous")));
+        w.chain(b).sum::<f32>().sqrt()
     }
 
     pub fn scale(&mut self, k: f32) {
         self.w.iter_mut().for_each(|g| *g *= k);
         self.b.iter_mut().for_each(|g| *g *= k);
     }
+}
+
+/// `Σ v²`, in 16 independent lanes (so that it vectorises: one chain would fix the order).
+fn sum_sq(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let chunks = v.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().map(|x| x * x).sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x * x;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// True when every value is finite: `x·0` is 0 for a finite `x` and NaN otherwise, summed in
+/// lanes (vectorised, no early exit).
+fn all_finite(v: &[f32]) -> bool {
+    let mut acc = [0.0f32; 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder().iter().all(|x| x.is_finite());
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x * 0.0;
+        }
+    }
+    rest && acc.iter().all(|a| *a == 0.0)
 }
 
 #[cfg(test)]
@@ -396,9 +505,9 @@ mod tests {
                 let y = m.predict(x.view());
                 y.iter().zip(c.iter()).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
             };
-            let trace = m.forward_batch(x.view());
+            let mut trace = m.forward_batch(x.view());
             let mut g = m.zero_grads();
-            m.backward(&trace, &c, &mut g);
+            m.backward(&mut trace, c.view(), &mut g);
             let h = 1e-3f32;
             let mut worst = 0.0f64;
             for l in 0..m.layers.len() {
@@ -442,7 +551,8 @@ mod tests {
                 let y = m.predict(x.view());
                 y.iter().zip(c.iter()).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
             };
-            let g = m.input_grad(&m.forward_batch(x.view()), &c);
+            let mut t = m.forward_batch(x.view());
+            let g = m.input_grad(&mut t, c.view()).to_owned();
             let h = 1e-3f32;
             for i in 0..4 {
                 for j in 0..5 {

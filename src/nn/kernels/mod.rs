@@ -1,6 +1,7 @@
-//! Batch-1 dense kernels for the control path, chosen once at run time.
+//! Dense kernels, chosen once at run time: batch 1 for the control path, and the learner's GEMM
+//! ([`gemm`]).
 //!
-//! The one operation is the affine map of a dense layer,
+//! The control path's one operation is the affine map of a dense layer,
 //!
 //! ```text
 //! y[o] = b[o] + Σ_i x[i] · Wt[i, o]        Wt row-major, shape [n_in, n_out]
@@ -70,15 +71,33 @@ impl Isa {
         if !self.supported() {
             return None;
         }
-        let k = |affine, rows, sum| Some(Kernels { affine, rows, sum });
+        let k = |affine, rows, sum, (gemm, adam)| Some(Kernels { affine, rows, sum, gemm, adam });
         match self {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => k(x86::affine_avx512_entry, x86::affine_rows_avx512_entry, x86::sum_avx512_entry),
+            Isa::Avx512 => k(
+                x86::affine_avx512_entry,
+                x86::affine_rows_avx512_entry,
+                x86::sum_avx512_entry,
+                (gemm::gemm_avx512_entry, adam::adam_avx512_entry),
+            ),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => k(x86::affine_avx2_entry, x86::affine_rows_avx2_entry, x86::sum_avx2_entry),
+            Isa::Avx2Fma => k(
+                x86::affine_avx2_entry,
+                x86::affine_rows_avx2_entry,
+                x86::sum_avx2_entry,
+                (gemm::gemm_avx2_entry, adam::adam_avx2_entry),
+            ),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => k(arm::affine_neon_entry, arm::affine_rows_neon_entry, arm::sum_neon_entry),
-            Isa::Scalar => k(affine_scalar, affine_rows_scalar, sum_scalar),
+            // NEON is the aarch64 baseline: the portable Adam loop already uses it.
+            Isa::Neon => k(
+                arm::affine_neon_entry,
+                arm::affine_rows_neon_entry,
+                arm::sum_neon_entry,
+                (gemm::gemm_neon_entry, adam::adam_scalar),
+            ),
+            Isa::Scalar => {
+                k(affine_scalar, affine_rows_scalar, sum_scalar, (gemm::gemm_scalar, adam::adam_scalar))
+            }
             #[allow(unreachable_patterns)]
             _ => None,
         }
@@ -91,6 +110,8 @@ pub struct Kernels {
     pub affine: AffineFn,
     pub rows: AffineRowsFn,
     pub sum: SumFn,
+    pub gemm: gemm::GemmFn,
+    pub adam: adam::AdamFn,
 }
 
 /// The instruction sets this CPU can run, best first (scalar always last).
@@ -129,6 +150,10 @@ pub fn isa() -> Isa {
     SELECTED.get_or_init(select).0
 }
 
+fn selected() -> &'static Kernels {
+    &SELECTED.get_or_init(select).1
+}
+
 /// `y = b + x · Wt` with the fastest kernel this CPU supports.
 #[inline]
 pub fn affine(x: &[f32], wt: &[f32], b: &[f32], y: &mut [f32]) {
@@ -143,6 +168,11 @@ pub fn affine_rows(x: &[f32], rows: usize, wt: &[f32], b: &[f32], y: &mut [f32])
     debug_assert_eq!(x.len() % rows.max(1), 0);
     debug_assert_eq!(y.len(), rows * b.len());
     (SELECTED.get_or_init(select).1.rows)(x, rows, wt, b, y)
+}
+
+/// One Adam step over a parameter slice ([`adam`]'s formula), with the dispatched instruction set.
+pub fn adam_step(k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    (selected().adam)(k, p, g, m, v)
 }
 
 /// `Σ v`, with the dispatched instruction set: what reading `v` from cache at full vector width
@@ -185,8 +215,12 @@ pub fn affine_scalar(x: &[f32], wt: &[f32], b: &[f32], y: &mut [f32]) {
     }
 }
 
+pub mod adam;
 #[cfg(target_arch = "aarch64")]
 mod arm;
+pub mod gemm;
+pub use adam::AdamStep;
+pub use gemm::{gemm, Init};
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
