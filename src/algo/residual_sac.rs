@@ -35,7 +35,7 @@ use ndarray::Array2;
 
 use super::core::{gradient_step, LearnerCore, NamedNet, NamedNetMut, ResidualLearner, Settings};
 use super::replay::{Layout, Replay};
-use crate::nn::{Adam, Grads, Mlp};
+use crate::nn::{mlp::Trace, Adam, Grads, Mlp};
 use crate::prior::gaussian::normal;
 use crate::prior::{Family, LOG_STD_MAX, LOG_STD_MIN};
 
@@ -90,6 +90,18 @@ pub struct ResidualSac {
     boot_discount: Vec<f32>,
     critic2_grads: Grads,
     actor_grads: Grads,
+    /// The batched passes (actor at s and at s′, critics, target critics) and the loss
+    /// gradients, allocated once: an update allocates nothing.
+    actor_trace: Trace,
+    actor_next_trace: Trace,
+    critic1_trace: Trace,
+    critic2_trace: Trace,
+    target1_trace: Trace,
+    target2_trace: Trace,
+    d1: Array2<f32>,
+    d2: Array2<f32>,
+    /// `∂L/∂[Δμ, Δσ]` of the last actor loss, per row (divided by the batch size).
+    actor_d_out: Array2<f32>,
     /// The last actor loss (for logs and tests).
     pub actor_loss: f32,
 }
@@ -112,6 +124,15 @@ impl ResidualSac {
         let actor = Mlp::new(&sizes, core.settings.activation, true, &mut core.rng);
         let lr = core.settings.lr;
         ResidualSac {
+            actor_trace: actor.trace(b),
+            actor_next_trace: actor.trace(b),
+            critic1_trace: critic2.trace(b),
+            critic2_trace: critic2.trace(b),
+            target1_trace: critic2.trace(b),
+            target2_trace: critic2.trace(b),
+            d1: Array2::zeros((b, 1)),
+            d2: Array2::zeros((b, 1)),
+            actor_d_out: Array2::zeros((b, 2 * act_dim)),
             critic2_target: critic2.clone(),
             critic2_adam: Adam::new(&critic2, lr),
             critic2_grads: critic2.zero_grads(),
@@ -141,13 +162,13 @@ impl ResidualSac {
     }
 
     /// The actor loss `L` (mean over the batch in `self.obs`, prior parameters `self.params`,
-    /// noise `self.eps`) and `∂L/∂[Δμ, Δσ]` per row (already divided by the batch size).
-    /// Fills `self.x_pi` with `[obs, a]`.
-    fn actor_loss_and_grad(&mut self) -> (f32, ndarray::Array2<f32>, crate::nn::mlp::Trace) {
+    /// noise `self.eps`), with `∂L/∂[Δμ, Δσ]` per row (already divided by the batch size) left
+    /// in `self.actor_d_out` and the actor's pass in `self.actor_trace`. Fills `self.x_pi` with
+    /// `[obs, a]`.
+    fn actor_loss_and_grad(&mut self) -> f32 {
         let (b, ad, no, fam) = (self.obs.nrows(), self.act_dim, self.n_obs, self.family);
         let (alpha, omega) = (self.core.settings.alpha, self.core.settings.omega);
-        let trace = self.actor.forward_batch(self.obs.view());
-        let delta = trace.output();
+        let delta = self.actor.forward(self.obs.view(), &mut self.actor_trace);
         let mut loss = 0.0f32;
         for row in 0..b {
             let p0 = &self.params[row * 2 * ad..(row + 1) * 2 * ad];
@@ -170,11 +191,12 @@ impl ResidualSac {
                 self.partial[row * ad + j] = alpha * dld - omega * (-z0 / ls0.exp() + dld);
             }
         }
-        let mut tq1 = self.core.online.forward_batch(self.x_pi.view());
-        let mut tq2 = self.critic2.forward_batch(self.x_pi.view());
-        let (q1, q2) = (tq1.output(), tq2.output());
-        let mut d1 = Array2::<f32>::zeros((b, 1));
-        let mut d2 = Array2::<f32>::zeros((b, 1));
+        // The critics' passes at (s, a ~ π_θ), in their traces (the critic update is done).
+        let q1 = self.core.online.forward(self.x_pi.view(), &mut self.critic1_trace);
+        let q2 = self.critic2.forward(self.x_pi.view(), &mut self.critic2_trace);
+        let (d1, d2) = (&mut self.d1, &mut self.d2);
+        d1.fill(0.0);
+        d2.fill(0.0);
         for row in 0..b {
             if q1[[row, 0]] <= q2[[row, 0]] {
                 loss -= q1[[row, 0]];
@@ -184,9 +206,10 @@ impl ResidualSac {
                 d2[[row, 0]] = 1.0;
             }
         }
-        let g1 = self.core.online.input_grad(&mut tq1, d1.view());
-        let g2 = self.critic2.input_grad(&mut tq2, d2.view());
-        let mut d_out = Array2::<f32>::zeros((b, 2 * ad));
+        let g1 = self.core.online.input_grad(&mut self.critic1_trace, self.d1.view());
+        let g2 = self.critic2.input_grad(&mut self.critic2_trace, self.d2.view());
+        let d_out = &mut self.actor_d_out;
+        d_out.fill(0.0);
         let inv_b = 1.0 / b as f32;
         for row in 0..b {
             for j in 0..ad {
@@ -200,7 +223,7 @@ impl ResidualSac {
                 }
             }
         }
-        (loss * inv_b, d_out, trace)
+        loss * inv_b
     }
 }
 
@@ -264,7 +287,7 @@ impl ResidualLearner for ResidualSac {
         }
 
         // Critic targets: a' ~ π_θ(·|s') with the current actor.
-        let delta_next = self.actor.predict(self.next_obs.view());
+        let delta_next = self.actor.forward(self.next_obs.view(), &mut self.actor_next_trace);
         for row in 0..b {
             let p0 = &self.next_params[row * pw..(row + 1) * pw];
             let d = delta_next.row(row);
@@ -284,15 +307,13 @@ impl ResidualLearner for ResidualSac {
             let lp0 = fam.log_prob(&p0[..ad], &p0[ad..], &a[..ad]);
             self.boot_soft[row] = omega * lp0 - alpha * lp_theta;
         }
-        let q1t = self.core.target.predict(self.x_boot.view());
-        let q2t = self.critic2_target.predict(self.x_boot.view());
+        let q1t = self.core.target.forward(self.x_boot.view(), &mut self.target1_trace);
+        let q2t = self.critic2_target.forward(self.x_boot.view(), &mut self.target2_trace);
 
         // Critic updates.
-        let mut t1 = self.core.online.forward_batch(self.x.view());
-        let mut t2 = self.critic2.forward_batch(self.x.view());
-        let (q1, q2) = (t1.output(), t2.output());
-        let mut d1 = Array2::<f32>::zeros((b, 1));
-        let mut d2 = Array2::<f32>::zeros((b, 1));
+        let q1 = self.core.online.forward(self.x.view(), &mut self.critic1_trace);
+        let q2 = self.critic2.forward(self.x.view(), &mut self.critic2_trace);
+        let (d1, d2) = (&mut self.d1, &mut self.d2);
         let mut loss = 0.0f32;
         for row in 0..b {
             let v = q1t[[row, 0]].min(q2t[[row, 0]]) + self.boot_soft[row];
@@ -308,18 +329,18 @@ impl ResidualLearner for ResidualSac {
             &mut self.critic2,
             &mut self.critic2_adam,
             &mut self.critic2_grads,
-            &mut t2,
-            d2.view(),
+            &mut self.critic2_trace,
+            self.d2.view(),
             clip,
         );
         self.critic2_target.soft_update(&self.critic2, self.core.settings.target_tau);
-        let loss = self.core.apply(&mut t1, d1.view(), loss / b as f32)?;
+        let loss = self.core.apply(&mut self.critic1_trace, self.d1.view(), loss / b as f32)?;
 
         // Actor update on fresh noise.
         for e in self.eps.iter_mut() {
             *e = normal(&mut self.core.rng);
         }
-        let (actor_loss, d_out, mut trace) = self.actor_loss_and_grad();
+        let actor_loss = self.actor_loss_and_grad();
         if !actor_loss.is_finite() {
             self.core.diverged = true;
             return None;
@@ -328,8 +349,8 @@ impl ResidualLearner for ResidualSac {
             &mut self.actor,
             &mut self.actor_adam,
             &mut self.actor_grads,
-            &mut trace,
-            d_out.view(),
+            &mut self.actor_trace,
+            self.actor_d_out.view(),
             clip,
         );
         self.actor_loss = actor_loss;
@@ -393,18 +414,18 @@ mod tests {
     fn actor_gradient_matches_finite_differences() {
         for family in [Family::Squashed, Family::Clipped] {
             let mut sac = setup(family);
-            let (_, d_out, mut trace) = sac.actor_loss_and_grad();
+            sac.actor_loss_and_grad();
             let mut g = sac.actor.zero_grads();
-            sac.actor.backward(&mut trace, d_out.view(), &mut g);
+            sac.actor.backward(&mut sac.actor_trace, sac.actor_d_out.view(), &mut g);
             let h = 1e-2f32;
             let mut worst = 0.0f32;
             for l in 0..sac.actor.layers.len() {
                 for idx in 0..sac.actor.layers[l].w.len() {
                     let orig = sac.actor.layers[l].w.as_slice().unwrap()[idx];
                     sac.actor.layers[l].w.as_slice_mut().unwrap()[idx] = orig + h;
-                    let up = sac.actor_loss_and_grad().0;
+                    let up = sac.actor_loss_and_grad();
                     sac.actor.layers[l].w.as_slice_mut().unwrap()[idx] = orig - h;
-                    let down = sac.actor_loss_and_grad().0;
+                    let down = sac.actor_loss_and_grad();
                     sac.actor.layers[l].w.as_slice_mut().unwrap()[idx] = orig;
                     let fd = (up - down) / (2.0 * h);
                     let an = g.w[l].as_slice().unwrap()[idx];

@@ -229,7 +229,6 @@ pub struct ResidualPg {
     value_grads: Grads,
     pub head: PolicyHead,
     pub ppo: PpoSettings,
-    n_obs: usize,
     /// The replay step at which the next rollout starts.
     pub rollout_start: u64,
     pub phase: Option<Phase>,
@@ -246,6 +245,19 @@ pub struct ResidualPg {
     logp_behaviour: Vec<f32>,
     adv_b: Vec<f32>,
     ret_b: Vec<f32>,
+    /// The rollout phase's states (rows `..T`) and next states (rows `T..`), their rewards and
+    /// episode ends, and the value head's outputs over them; the passes and loss gradients of the
+    /// minibatch steps. All allocated once: a phase and an update allocate nothing.
+    phase_x: Array2<f32>,
+    phase_reward: Vec<f32>,
+    phase_terminal: Vec<bool>,
+    phase_end: Vec<bool>,
+    phase_v: Vec<f32>,
+    phase_trace: Trace,
+    policy_trace: Trace,
+    policy_d_out: Array2<f32>,
+    value_trace: Trace,
+    value_d: Array2<f32>,
     pub stats: PpoStats,
 }
 
@@ -267,10 +279,11 @@ impl ResidualPg {
         ResidualPg {
             value_adam: Adam::new(&value, core.settings.lr),
             value_grads: value.zero_grads(),
+            phase_trace: value.trace(2 * t),
+            value_trace: value.trace(b),
             value,
             head,
             ppo,
-            n_obs,
             rollout_start: 0,
             phase: None,
             adv: vec![0.0; t],
@@ -283,6 +296,14 @@ impl ResidualPg {
             logp_behaviour: vec![0.0; b],
             adv_b: vec![0.0; b],
             ret_b: vec![0.0; b],
+            phase_x: Array2::zeros((2 * t, n_obs)),
+            phase_reward: vec![0.0; t],
+            phase_terminal: vec![false; t],
+            phase_end: vec![false; t],
+            phase_v: vec![0.0; 2 * t],
+            policy_trace: core.online.trace(b),
+            policy_d_out: Array2::zeros((b, head.width())),
+            value_d: Array2::zeros((b, 1)),
             stats: PpoStats::default(),
             core,
         }
@@ -295,30 +316,32 @@ impl ResidualPg {
 
     /// GAE over the rollout starting at replay step `start`, with the value head as it is now.
     fn start_phase(&mut self, start: u64) {
-        let (t, no) = (self.ppo.rollout, self.n_obs);
+        let t = self.ppo.rollout;
         let s = &self.core.settings;
         let (omega, alpha, gamma) = (s.omega, s.alpha, s.gamma);
         let r = &self.core.replay;
-        let mut obs = Array2::<f32>::zeros((t, no));
-        let mut next_obs = Array2::<f32>::zeros((t, no));
-        let (mut reward, mut terminal, mut end) = (vec![0.0f32; t], vec![false; t], vec![false; t]);
         for i in 0..t {
             let slot = r.slot(start + i as u64);
-            obs.row_mut(i).as_slice_mut().expect("row-major").copy_from_slice(r.obs_at(slot));
-            next_obs.row_mut(i).as_slice_mut().expect("row-major").copy_from_slice(r.next_obs_at(slot));
-            reward[i] =
+            self.phase_x.row_mut(i).as_slice_mut().expect("row-major").copy_from_slice(r.obs_at(slot));
+            self.phase_x
+                .row_mut(t + i)
+                .as_slice_mut()
+                .expect("row-major")
+                .copy_from_slice(r.next_obs_at(slot));
+            self.phase_reward[i] =
                 augmented_reward(r.reward[slot], r.logp0_taken[slot], r.logpi_taken[slot], omega, alpha);
-            terminal[i] = r.terminal[slot];
-            end[i] = r.episode_end[slot];
+            self.phase_terminal[i] = r.terminal[slot];
+            self.phase_end[i] = r.episode_end[slot];
         }
-        let mut v = self.value.predict(obs.view());
-        let mut vn = self.value.predict(next_obs.view());
+        // V(s) and V(s′) in one pass.
+        let v = self.value.forward(self.phase_x.view(), &mut self.phase_trace);
+        self.phase_v.copy_from_slice(v.as_slice().expect("row-major"));
         let lambda = self.ppo.gae_lambda;
-        let run_gae = |v: &Array2<f32>, vn: &Array2<f32>, adv: &mut [f32], ret: &mut [f32]| {
-            let (v, vn) = (v.as_slice().expect("row-major"), vn.as_slice().expect("row-major"));
-            gae(&reward, v, vn, &terminal, &end, gamma, lambda, adv, ret)
+        let (reward, terminal, end) = (&self.phase_reward, &self.phase_terminal, &self.phase_end);
+        let run_gae = |v: &[f32], adv: &mut [f32], ret: &mut [f32]| {
+            gae(reward, &v[..t], &v[t..], terminal, end, gamma, lambda, adv, ret)
         };
-        run_gae(&v, &vn, &mut self.adv, &mut self.ret);
+        run_gae(&self.phase_v, &mut self.adv, &mut self.ret);
         let out = self.value.layers.last().expect("an output layer");
         if out.w.iter().chain(out.b.iter()).all(|v| *v == 0.0) {
             // The value head starts at 0, while the returns of r̃ may be far from it (−|x|/2.4
@@ -326,9 +349,8 @@ impl ResidualPg {
             // thousands of updates to reach: start its output at the first rollout's mean return.
             let mean = self.ret.iter().sum::<f32>() / t as f32;
             self.value.layers.last_mut().expect("an output layer").b[0] = mean;
-            v += mean;
-            vn += mean;
-            run_gae(&v, &vn, &mut self.adv, &mut self.ret);
+            self.phase_v.iter_mut().for_each(|v| *v += mean);
+            run_gae(&self.phase_v, &mut self.adv, &mut self.ret);
         }
         self.phase = Some(Phase { start, taken: 0 });
         self.shuffle(start, 0);
@@ -366,12 +388,12 @@ impl ResidualPg {
         self.adv_b.iter_mut().for_each(|a| *a = (*a - mean) * inv);
     }
 
-    /// The surrogate `L_π` of the minibatch and `∂L_π/∂Δ` per row (divided by the batch size).
-    pub fn policy_loss_and_grad(&mut self) -> (f32, Array2<f32>, Trace) {
+    /// The surrogate `L_π` of the minibatch, with `∂L_π/∂Δ` per row (divided by the batch size)
+    /// left in `self.policy_d_out` and the residual's pass in `self.policy_trace`.
+    pub fn policy_loss_and_grad(&mut self) -> f32 {
         let (b, w, ad) = (self.obs.nrows(), self.head.width(), self.core.replay.act_dim);
-        let trace = self.core.online.forward_batch(self.obs.view());
-        let out = trace.output();
-        let mut d_out = Array2::<f32>::zeros((b, w));
+        let out = self.core.online.forward(self.obs.view(), &mut self.policy_trace);
+        let d_out = &mut self.policy_d_out;
         let (mut loss, mut kl, mut clipped) = (0.0f32, 0.0f32, 0usize);
         for row in 0..b {
             let delta = out.row(row);
@@ -394,15 +416,14 @@ impl ResidualPg {
         }
         self.stats.approx_kl = kl / b as f32;
         self.stats.clip_fraction = clipped as f32 / b as f32;
-        (loss / b as f32, d_out, trace)
+        loss / b as f32
     }
 
     /// One step of the value head on the minibatch; its loss.
     fn value_step(&mut self) -> f32 {
         let b = self.obs.nrows();
-        let mut trace = self.value.forward_batch(self.obs.view());
-        let v = trace.output();
-        let mut d = Array2::<f32>::zeros((b, 1));
+        let v = self.value.forward(self.obs.view(), &mut self.value_trace);
+        let d = &mut self.value_d;
         let mut loss = 0.0f32;
         for row in 0..b {
             let err = v[[row, 0]] - self.ret_b[row];
@@ -414,8 +435,8 @@ impl ResidualPg {
             &mut self.value,
             &mut self.value_adam,
             &mut self.value_grads,
-            &mut trace,
-            d.view(),
+            &mut self.value_trace,
+            self.value_d.view(),
             clip,
         );
         loss / b as f32
@@ -464,7 +485,7 @@ impl ResidualLearner for ResidualPg {
         // The first rollout's phase trains the value head alone: its advantages came from a
         // constant V.
         let value_only = start == 0;
-        let (loss, d_out, mut trace) = self.policy_loss_and_grad();
+        let loss = self.policy_loss_and_grad();
         self.stats.policy_loss = loss;
         self.stats.value_loss = value_loss;
         let taken = taken + 1;
@@ -490,7 +511,7 @@ impl ResidualLearner for ResidualPg {
         if value_only {
             return Some(value_loss);
         }
-        self.core.step(&mut trace, d_out.view(), loss)
+        self.core.step(&mut self.policy_trace, self.policy_d_out.view(), loss)
     }
 
     fn actor(&self) -> Option<&Mlp> {
@@ -601,8 +622,8 @@ mod tests {
         }
         // Behaviour log-probabilities: the current ones shifted by ln 0.5 .. ln 1.6, so that
         // the ratios sit at 0.5, 1.0, 1.6 (away from the clip's kinks at 0.8 and 1.2).
-        let (_, _, trace) = pg.policy_loss_and_grad();
-        let out = trace.output().to_owned();
+        pg.policy_loss_and_grad();
+        let out = pg.policy_trace.output().to_owned();
         let mut g = vec![0.0f32; w];
         for row in 0..8 {
             let lp = head.log_prob_and_grad(
@@ -627,19 +648,19 @@ mod tests {
             PolicyHead::Gaussian { family: Family::Clipped, act_dim: 2 },
         ] {
             let mut pg = setup(head);
-            let (_, d_out, mut trace) = pg.policy_loss_and_grad();
+            pg.policy_loss_and_grad();
             assert!(pg.stats.clip_fraction > 0.0 && pg.stats.clip_fraction < 1.0, "{head:?}: both branches");
             let mut g = pg.core.online.zero_grads();
-            pg.core.online.backward(&mut trace, d_out.view(), &mut g);
+            pg.core.online.backward(&mut pg.policy_trace, pg.policy_d_out.view(), &mut g);
             let h = 1e-2f32;
             let (mut worst, mut largest) = (0.0f32, 0.0f32);
             for l in 0..pg.core.online.layers.len() {
                 for idx in 0..pg.core.online.layers[l].w.len() {
                     let orig = pg.core.online.layers[l].w.as_slice().unwrap()[idx];
                     pg.core.online.layers[l].w.as_slice_mut().unwrap()[idx] = orig + h;
-                    let up = pg.policy_loss_and_grad().0;
+                    let up = pg.policy_loss_and_grad();
                     pg.core.online.layers[l].w.as_slice_mut().unwrap()[idx] = orig - h;
-                    let down = pg.policy_loss_and_grad().0;
+                    let down = pg.policy_loss_and_grad();
                     pg.core.online.layers[l].w.as_slice_mut().unwrap()[idx] = orig;
                     let fd = (up - down) / (2.0 * h);
                     let an = g.w[l].as_slice().unwrap()[idx];
