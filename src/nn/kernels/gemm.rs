@@ -255,9 +255,12 @@ unsafe fn panels<S: Simd, const MR: usize, const NV: usize>(g: &Args) {
             (g.pack.add(q * k * nr) as *const f32, nr as isize)
         };
         let direct = g.csc == 1 && w == nr;
+        // Row blocks of nearly equal size (64 rows at MR = 12: four of 11 and two of 10, not
+        // five of 12 and one of 4, whose few accumulators would leave the FMA units waiting).
+        let blocks = m.div_ceil(MR);
         let mut i = 0;
-        while i < m {
-            let rows = MR.min(m - i);
+        for blk in 0..blocks {
+            let rows = m / blocks + (blk < m % blocks) as usize;
             let a = Op { ptr: g.a.ptr.offset(i as isize * g.a.rs), ..g.a };
             let (c, ldc, init) = if direct {
                 let init = match g.init {
