@@ -345,7 +345,8 @@ impl Mlp {
                 kernels::gemm(x.t(), d, g.w[l].view_mut(), kernels::Init::Overwrite, pack);
                 let gb = g.b[l].as_slice_mut().expect("contiguous");
                 gb.fill(0.0);
-                for row in d.rows() {
+                // Over slices (an ndarray row iterator would not vectorise).
+                for row in cur[..rows * n_out].chunks_exact(n_out) {
                     for (s, &v) in gb.iter_mut().zip(row) {
                         *s += v;
                     }
