@@ -4,8 +4,9 @@
 //! row-major. The same weights serve two paths:
 //! - the control path, batch 1, through [`Mlp::forward1`] and the SIMD kernels in
 //!   [`super::kernels`], with no allocation (the caller owns a [`Scratch`]);
-//! - the learner, batched, through [`Mlp::forward_batch`] / [`Mlp::backward`], whose products are
-//!   GEMMs run by ndarray (matrixmultiply).
+//! - the learner, batched, through [`Mlp::forward`] / [`Mlp::backward`] into a [`Trace`] the
+//!   learner allocates once, whose products run on resq's GEMM ([`super::kernels::gemm`]), with
+//!   no allocation either.
 
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;

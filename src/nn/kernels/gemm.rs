@@ -1,7 +1,7 @@
 //! Single-thread SGEMM for the learner's batched products, with no allocation:
 //!
 //! ```text
-//! C ← A·B,   C ← C + A·B,   or   C ← 1·bᵀ + A·B   (the bias row b added to every row)
+//! C ← A·B,   C ← 1·bᵀ + A·B (the bias row b added to every row),   or   C ← max(0, 1·bᵀ + A·B)
 //! ```
 //!
 //! `A` (m×k), `B` (k×n) and `C` (m×n) are ndarray views with any strides, so a transposed
@@ -37,8 +37,6 @@ const MAX_NR: usize = 32;
 pub enum Init<'a> {
     /// `C ← A·B`.
     Overwrite,
-    /// `C ← C + A·B`.
-    Accumulate,
     /// `C ← 1·bᵀ + A·B`, `b` one value per column of `C`.
     Bias(&'a [f32]),
     /// `C ← max(0, 1·bᵀ + A·B)`: a dense layer with its ReLU, in one pass over `C`.
@@ -81,7 +79,6 @@ impl Op {
 #[derive(Clone, Copy)]
 enum RawInit {
     Overwrite,
-    Accumulate,
     /// The bias, and whether a ReLU follows.
     Bias(*const f32, bool),
 }
@@ -127,7 +124,6 @@ pub fn gemm_on(
     assert!(pack.len() >= pack_len(m, k, n), "gemm: the packing buffer is too short");
     let init = match init {
         Init::Overwrite => RawInit::Overwrite,
-        Init::Accumulate => RawInit::Accumulate,
         Init::Bias(b) | Init::BiasRelu(b) => {
             assert_eq!(b.len(), n, "gemm: the bias needs one value per column of C");
             RawInit::Bias(b.as_ptr(), matches!(init, Init::BiasRelu(_)))
@@ -172,7 +168,6 @@ unsafe fn put(g: &Args, i: usize, j: usize, v: f32) {
     let p = g.c.offset(i as isize * g.rsc + j as isize * g.csc);
     *p = match g.init {
         RawInit::Overwrite => v,
-        RawInit::Accumulate => *p + v,
         RawInit::Bias(b, relu) => {
             let x = *b.add(j) + v;
             if relu {
@@ -324,7 +319,6 @@ unsafe fn micro<S: Simd, const R: usize, const NV: usize>(
             let p = c.offset(r as isize * ldc).add(v * S::LANES);
             let out = match init {
                 RawInit::Overwrite => acc[v],
-                RawInit::Accumulate => S::add(S::load(p), acc[v]),
                 RawInit::Bias(b, relu) => {
                     let x = S::add(S::load(b.add(v * S::LANES)), acc[v]);
                     if relu {
@@ -610,7 +604,6 @@ mod tests {
             let dot: f64 = (0..a.ncols()).map(|p| a[[i, p]] as f64 * b[[p, j]] as f64).sum();
             let start = match init {
                 Init::Overwrite => 0.0,
-                Init::Accumulate => c0[[i, j]] as f64,
                 Init::Bias(bias) | Init::BiasRelu(bias) => bias[j] as f64,
             };
             let v = (start + dot) as f32;
@@ -660,8 +653,7 @@ mod tests {
                     let a = if ta { a_store.t() } else { a_store.view() };
                     let b = if tb { b_store.t() } else { b_store.view() };
                     let bias = rnd(200 + t as u64, (1, n)).into_raw_vec_and_offset().0;
-                    for init in [Init::Overwrite, Init::Accumulate, Init::Bias(&bias), Init::BiasRelu(&bias)]
-                    {
+                    for init in [Init::Overwrite, Init::Bias(&bias), Init::BiasRelu(&bias)] {
                         let c0 = rnd(300 + t as u64, (m, n));
                         let want = reference(a, b, &c0, init);
                         let mut pack = vec![f32::NAN; pack_len(m, k, n)];
