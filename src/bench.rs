@@ -11,7 +11,8 @@
 //!   its matrix products (the GEMM FLOPs an update does, counted by `nn::kernels::gemm`, over its
 //!   median time);
 //! - the single-thread GEMM rate of the learner's largest product (`batch·n × h` by `h × h`, the
-//!   target head's pass over the bootstrap and intermediate states of n-step returns), by resq's
+//!   target head's pass over the bootstrap and intermediate states of n-step returns; RPG:
+//!   `2·rollout × h`, the value pass over a rollout), by resq's
 //!   GEMM and by matrixmultiply (ndarray's) as an independent reference; the update's rate as a
 //!   fraction of the better of the two;
 //! - the process's resident memory, now and at its peak, and the bytes the replay holds when full
@@ -211,10 +212,14 @@ pub fn run(load: &dyn Fn() -> Result<Bundle>, scratch: &std::path::Path, seed: u
     }
     let control_step = timing(samples, true);
 
-    // The learner's largest product: the target pass of n-step returns, batch·n × h by h × h,
-    // h the widest hidden layer.
+    // The learner's largest product, by h × h (h the widest hidden layer): the target pass of
+    // n-step returns (batch·n rows), or for RPG the value pass over a rollout's s and s′
+    // (2·rollout rows).
     let batch = b.manifest.learning.batch;
-    let rows = batch * b.manifest.learning.n_step.max(1);
+    let rows = match b.method {
+        crate::bundle::Method::Rpg => 2 * b.manifest.learning.rollout,
+        _ => batch * b.manifest.learning.n_step.max(1),
+    };
     let h = b.manifest.residual.hidden.iter().copied().max().unwrap_or(64);
     let x = ndarray::Array2::<f32>::from_shape_fn((rows, h), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.01);
     let w = ndarray::Array2::<f32>::from_shape_fn((h, h), |(i, j)| ((i * 3 + j) % 11) as f32 * 0.01);
