@@ -126,10 +126,10 @@ impl ResidualSac {
         ResidualSac {
             actor_trace: actor.trace(b),
             actor_next_trace: actor.trace(b),
-            critic1_trace: critic2.trace(b),
+            critic1_trace: core.online.trace(b),
             critic2_trace: critic2.trace(b),
-            target1_trace: critic2.trace(b),
-            target2_trace: critic2.trace(b),
+            target1_trace: core.target.trace(b),
+            target2_trace: critic2.trace(b), // its target has its shape
             d1: Array2::zeros((b, 1)),
             d2: Array2::zeros((b, 1)),
             actor_d_out: Array2::zeros((b, 2 * act_dim)),

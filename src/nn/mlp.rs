@@ -126,11 +126,6 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Rows of the last pass.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Rows this trace can hold.
     pub fn capacity(&self) -> usize {
         self.acts[0].nrows()
@@ -316,20 +311,21 @@ impl Mlp {
     /// without parameter gradients: what residual SAC's actor needs from its critics (`∂Q/∂a`).
     /// It lives in `t` until its next use.
     pub fn input_grad<'t>(&self, t: &'t mut Trace, d_out: ArrayView2<f32>) -> ArrayView2<'t, f32> {
-        let i = self.backprop(t, d_out, None);
+        self.backprop(t, d_out, None);
+        // The pass starts in delta[0] and swaps buffers once per layer.
         let (rows, n_in) = (t.rows, self.n_in());
-        ArrayView2::from_shape((rows, n_in), &t.delta[i][..rows * n_in]).expect("delta buffer shape")
+        let last = &t.delta[self.layers.len() % 2];
+        ArrayView2::from_shape((rows, n_in), &last[..rows * n_in]).expect("delta buffer shape")
     }
 
-    /// The backward pass; with `grads`, parameter gradients (and no `∂L/∂input`), without, the
-    /// input gradient, left in `t.delta[returned index]`.
-    fn backprop(&self, t: &mut Trace, d_out: ArrayView2<f32>, mut grads: Option<&mut Grads>) -> usize {
+    /// The backward pass; with `grads`, parameter gradients (and no `∂L/∂input`); without, the
+    /// input gradient, left in `t.delta[layers % 2]` (one swap of the two buffers per layer).
+    fn backprop(&self, t: &mut Trace, d_out: ArrayView2<f32>, mut grads: Option<&mut Grads>) {
         let rows = t.rows;
         assert_eq!(d_out.dim(), (rows, self.n_out()), "d_out must be shaped like the recorded output");
         let Trace { acts, delta, pack, .. } = t;
         let [d0, d1] = delta;
         let (mut cur, mut nxt) = (d0, d1);
-        let mut cur_i = 0;
         let width = self.n_out();
         ArrayViewMut2::from_shape((rows, width), &mut cur[..rows * width])
             .expect("delta shape")
@@ -359,9 +355,7 @@ impl Mlp {
             let out = ArrayViewMut2::from_shape((rows, n_in), &mut nxt[..rows * n_in]).expect("delta shape");
             kernels::gemm(d, layer.w.t(), out, kernels::Init::Overwrite, pack);
             std::mem::swap(&mut cur, &mut nxt);
-            cur_i = 1 - cur_i;
         }
-        cur_i
     }
 
     /// Zero gradients shaped like this network.

@@ -71,21 +71,23 @@ impl Isa {
         if !self.supported() {
             return None;
         }
-        let k = |affine, rows, sum, (gemm, adam)| Some(Kernels { affine, rows, sum, gemm, adam });
+        let k = |affine, rows, sum, gemm, adam| Some(Kernels { affine, rows, sum, gemm, adam });
         match self {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => k(
                 x86::affine_avx512_entry,
                 x86::affine_rows_avx512_entry,
                 x86::sum_avx512_entry,
-                (gemm::gemm_avx512_entry, adam::adam_avx512_entry),
+                gemm::gemm_avx512_entry,
+                adam::adam_avx512_entry,
             ),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => k(
                 x86::affine_avx2_entry,
                 x86::affine_rows_avx2_entry,
                 x86::sum_avx2_entry,
-                (gemm::gemm_avx2_entry, adam::adam_avx2_entry),
+                gemm::gemm_avx2_entry,
+                adam::adam_avx2_entry,
             ),
             #[cfg(target_arch = "aarch64")]
             // NEON is the aarch64 baseline: the portable Adam loop already uses it.
@@ -93,10 +95,11 @@ impl Isa {
                 arm::affine_neon_entry,
                 arm::affine_rows_neon_entry,
                 arm::sum_neon_entry,
-                (gemm::gemm_neon_entry, adam::adam_scalar),
+                gemm::gemm_neon_entry,
+                adam::adam_scalar,
             ),
             Isa::Scalar => {
-                k(affine_scalar, affine_rows_scalar, sum_scalar, (gemm::gemm_scalar, adam::adam_scalar))
+                k(affine_scalar, affine_rows_scalar, sum_scalar, gemm::gemm_scalar, adam::adam_scalar)
             }
             #[allow(unreachable_patterns)]
             _ => None,
