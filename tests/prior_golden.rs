@@ -354,3 +354,15 @@ fn sb3_dqn_export_compiles_and_matches_onnxruntime() {
     let w = worst(&mut prior, &golden(&d.join("sb3_dqn_cartpole_golden.json")));
     assert!(w < 1e-5, "{w:e}");
 }
+
+/// Stable-Baselines3's PPO actor (`scripts/train_sb3_ppo_cartpole.py`: features, tanh trunk and
+/// action head, 4-64-64-2 logits on raw observations) compiles to resq's kernels and matches
+/// onnxruntime.
+#[test]
+fn sb3_ppo_actor_compiles_and_matches_onnxruntime() {
+    let d = root().join("tests/data/onnx");
+    let mut prior = Prior::load(&d.join("sb3_ppo_cartpole.onnx"), PriorKind::DiscreteLogits, 4, 2).unwrap();
+    assert!(prior.is_realtime_safe(), "{:?}", prior.fallback_reason);
+    let w = worst(&mut prior, &golden(&d.join("sb3_ppo_cartpole_golden.json")));
+    assert!(w < 1e-5, "{w:e}");
+}

