@@ -9,7 +9,8 @@ add-on reward per step as a multiple of the prior's (above 1: the robot did wors
 while learning): the hazards on a real robot. Also the wall-clock time of the learning (median)
 and the largest peak RSS of a run; with `--eval-every N`, the learning curve's worst point over
 the seeds: its lowest success rate and its largest add-on shortfall against the prior (positive:
-worse than the prior).
+worse than the prior), and the step at which each seed's curve first meets the bar; with
+`--held-from STEP`, the seeds whose curve meets the bar at every point from STEP on.
 
     cargo build --release
     python3 scripts/steps_to_customize.py models/cartpole --steps 1000 2000 3000 5000 --seeds 5
@@ -45,16 +46,35 @@ p.add_argument("--set", action="append", default=[], help="manifest override, pa
 p.add_argument("--eval-every", type=int, default=0,
                help="also evaluate every N steps (resq's learning curve) and print the curve's worst point: "
                     "the lowest success rate and the largest add-on shortfall against the prior")
+p.add_argument("--held-from", type=int, default=0, metavar="STEP",
+               help="with --eval-every: also count the seeds whose every curve point from STEP on meets the bar "
+                    "(metric ratio and success rate; the bar held while learning went on)")
 p.add_argument("--resq", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "resq"))
 a = p.parse_args()
+
+
+
+def meets(m, prior):
+    """Whether an evaluation `m` (the final one or a curve point) meets the acceptance bar."""
+    ok = m[a.metric] <= a.max_ratio * prior[a.metric] and m["success_rate"] >= a.min_success
+    ok = ok and all(m[k] >= 0.9 * prior[k] for k in a.keep)
+    for spec in a.at_most:
+        k, bound = spec.split("=")
+        ok = ok and m[k] <= float(bound) * prior[k]
+    return ok
+
 
 print(f"{a.bundle} {' '.join(a.set)}")
 header = f"{'steps':>6} {'pass':>6} {'median ratio':>13} {'worst ratio':>12} {'ended early (sum)':>18} {'worst episode':>14} {'wall s (median)':>16} {'max RSS MiB':>12}"
 if a.eval_every:
-    header += f" {'curve success':>14} {'curve shortfall':>15}"
+    header += f" {'curve success':>14} {'curve shortfall':>15}  {'bar first met on the curve, per seed'}"
+if a.held_from:
+    header += f" {'held from ' + str(a.held_from):>16} {'worst held ratio':>17}"
 print(header)
 for steps in a.steps:
     ratios, passed, early, wall, worst, rss, curve_success, curve_short = [], 0, 0, [], 0.0, [], [], []
+    held, held_worst, first, keep_worst = 0, 0.0, [], {}
+    failed, episodes, prior_fail = 0, 0, 0.0
     for seed in range(a.seeds):
         with tempfile.TemporaryDirectory() as out:
             cmd = [a.resq, "customize", a.bundle, "--steps", str(steps), "--seed", str(seed), "--fresh", "--quiet",
@@ -71,17 +91,27 @@ for steps in a.steps:
             rss.append(usage.ru_maxrss / 1024)  # KiB -> MiB (Linux)
             r = json.load(open(os.path.join(out, "report.json")))
         ratio = r["customized"][a.metric] / r["prior"][a.metric]
-        ok = ratio <= a.max_ratio and r["customized"]["success_rate"] >= a.min_success
-        ok = ok and all(r["customized"][k] >= 0.9 * r["prior"][k] for k in a.keep)
-        for spec in a.at_most:
-            k, bound = spec.split("=")
-            ok = ok and r["customized"][k] <= float(bound) * r["prior"][k]
+        ok = meets(r["customized"], r["prior"])
         ratios.append(ratio)
+        if a.eval_every:
+            hits = [c["env_steps"] for c in r.get("curve", []) if c["env_steps"] > 0 and meets(c, r["prior"])]
+            first.append(str(hits[0]) if hits else "-")
+            for k in a.keep:
+                keep_worst[k] = min([keep_worst.get(k, 1e9)] + [c[k] / r["prior"][k] for c in r.get("curve", [])])
         passed += ok
+        if a.held_from:
+            late = [c for c in r.get("curve", []) if c["env_steps"] >= a.held_from]
+            late_ratios = [c[a.metric] / r["prior"][a.metric] for c in late]
+            held += bool(late) and all(x <= a.max_ratio for x in late_ratios) and all(
+                c["success_rate"] >= a.min_success for c in late)
+            held_worst = max([held_worst] + late_ratios)
         if r.get("curve_worst"):
             curve_success.append(r["curve_worst"]["success_rate"])
             curve_short.append(r["curve_worst"]["addon_shortfall"])
         early += r["training"]["episodes_ended_early"] or 0
+        failed += r["training"]["episodes_failed"]
+        episodes += r["training"]["episodes"]
+        prior_fail = max(prior_fail, r["training"]["prior_failure_rate"])
         wall.append(r["training"]["wall_seconds"])
         # The worst training episode's add-on reward per step, in units of the prior's.
         prior_per_step = r["prior"]["addon_return"] / r["prior"]["episode_length"]
@@ -89,5 +119,10 @@ for steps in a.steps:
             worst = max(worst, r["training"]["worst_episode_addon_per_step"] / prior_per_step)
     line = f"{steps:>6} {passed:>3}/{a.seeds:<2} {statistics.median(ratios):>13.3f} {max(ratios):>12.3f} {early:>18} {worst:>13.2f}x {statistics.median(wall):>16.2f} {max(rss):>12.0f}"
     if curve_success:
-        line += f" {min(curve_success):>14.2f} {max(curve_short):>+15.1%}"
-    print(line)
+        line += f" {min(curve_success):>14.2f} {max(curve_short):>+15.1%}  {' '.join(first)}"
+    if a.held_from:
+        line += f" {held:>13}/{a.seeds:<2} {held_worst:>17.3f}"
+    line += f"  training episodes failed {failed}/{episodes} (the prior as deployed fails {prior_fail:.2f})"
+    for k, v in keep_worst.items():
+        line += f"  lowest {k} on the curve {v:.3f}x the prior's"
+    print(line, flush=True)

@@ -9,7 +9,7 @@ use resq::customize::{self, Options, CHECKPOINT_FILE};
 use resq::{report, Bundle};
 
 /// Environment steps given to the learner (the literature's budget is 100 000).
-const STEPS: u64 = 6_000;
+const STEPS: u64 = 3_000;
 const EVAL_EPISODES: usize = 40;
 
 fn metric(e: &resq::evaluate::PolicyEval, name: &str) -> f64 {
