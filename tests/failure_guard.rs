@@ -35,17 +35,16 @@ fn a_max_ent_prior_keeps_its_task_against_an_addon_that_rewards_ending() {
 fn a_customization_that_drops_the_pole_is_stopped_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     write_sb3_dqn_cartpole(dir.path());
-    let overrides: Vec<String> =
-        [
-            "prior.temperature=\"auto\"",
-            "residual.omega=0.035",
-            "residual.alpha=0.035",
-            "learning.updates_per_tick=4",
-            "learning.lr=0.001",
-            "learning.warmup=500",
-        ]
-        .map(String::from)
-        .into();
+    let overrides: Vec<String> = [
+        "prior.temperature=\"auto\"",
+        "residual.omega=0.035",
+        "residual.alpha=0.035",
+        "learning.updates_per_tick=4",
+        "learning.lr=0.001",
+        "learning.warmup=500",
+    ]
+    .map(String::from)
+    .into();
     let load = || Bundle::load_with(dir.path(), &overrides).unwrap();
     let out = dir.path().join("run");
     let err = match customize::run(load(), &Options::new(6000, 0, &out)) {

@@ -46,8 +46,15 @@ fn never_worse(name: &str, b: Bundle, steps: u64, task_metric: Option<&str>, max
         let shortfall = (prior.addon_return - p["addon_return"].as_f64().unwrap()) / prior.addon_return.abs();
         eprintln!("{name} @ {at}: success {success:.2} (prior {:.2}), add-on shortfall {shortfall:+.3}, task {:?} (prior {prior_task:?})",
             prior.success_rate, task(p));
-        assert!(success >= prior.success_rate - 0.05, "{name} @ {at}: success {success} vs the prior's {}", prior.success_rate);
-        assert!(shortfall <= max_shortfall, "{name} @ {at}: add-on return {shortfall:+.3} worse than the prior's");
+        assert!(
+            success >= prior.success_rate - 0.05,
+            "{name} @ {at}: success {success} vs the prior's {}",
+            prior.success_rate
+        );
+        assert!(
+            shortfall <= max_shortfall,
+            "{name} @ {at}: add-on return {shortfall:+.3} worse than the prior's"
+        );
         if let (Some(t), Some(t0)) = (task(p), prior_task) {
             assert!(t >= 0.9 * t0, "{name} @ {at}: {} {t} vs the prior's {t0}", task_metric.unwrap());
         }
@@ -59,7 +66,11 @@ fn never_worse(name: &str, b: Bundle, steps: u64, task_metric: Option<&str>, max
         o.history.episode_success.len(),
         o.history.failure_rate()
     );
-    assert!(o.history.failure_rate() <= deployed + 0.05, "{name}: training failure rate {}", o.history.failure_rate());
+    assert!(
+        o.history.failure_rate() <= deployed + 0.05,
+        "{name}: training failure rate {}",
+        o.history.failure_rate()
+    );
     o
 }
 
