@@ -10,13 +10,9 @@ for 64 inputs), and prints the greedy policy's return over 20 episodes. The comm
 seed 0, greedy return 500 on all 20 episodes, Q-values up to about 100.
 """
 import argparse
-import json
-import os
 
 import gymnasium as gym
-import numpy as np
-import onnxruntime as ort
-import torch
+from sb3_cartpole import export, print_returns
 from stable_baselines3 import DQN
 
 p = argparse.ArgumentParser()
@@ -33,27 +29,7 @@ model = DQN(
 )
 model.learn(total_timesteps=a.steps)
 
-returns = []
-for ep in range(20):
-    obs, _ = env.reset(seed=10_000 + ep)
-    done, ret = False, 0.0
-    while not done:
-        act, _ = model.predict(obs, deterministic=True)
-        obs, r, term, trunc, _ = env.step(act)
-        ret += r
-        done = term or trunc
-    returns.append(ret)
-print(f"greedy return over 20 episodes: mean {np.mean(returns):.1f}, min {np.min(returns):.1f}")
+print_returns(model)
 
-q_net = model.q_net.q_net.eval()  # the Sequential: Linear/ReLU/Linear/ReLU/Linear
-os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-path = a.out + ".onnx"
-torch.onnx.export(q_net, torch.zeros(1, 4), path, input_names=["obs"], output_names=["q"],
-                  dynamic_axes={"obs": {0: "batch"}, "q": {0: "batch"}}, opset_version=17, dynamo=False)
-x = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32) * np.array([1.0, 1.0, 0.1, 1.0], np.float32)
-sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-y = sess.run(None, {"obs": x})[0]
-with open(a.out + "_golden.json", "w") as f:
-    json.dump({"generator": "scripts/train_sb3_dqn_cartpole.py", "onnxruntime_version": ort.__version__,
-               "inputs": x.tolist(), "outputs": y.tolist()}, f)
-print("wrote", path, "q range on the golden inputs:", float(y.min()), float(y.max()))
+y = export(model.q_net.q_net.eval(), a.out, "q", "scripts/train_sb3_dqn_cartpole.py")  # Linear/ReLU/Linear/ReLU/Linear
+print("q range on the golden inputs:", float(y.min()), float(y.max()))

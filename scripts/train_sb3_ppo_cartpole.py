@@ -11,13 +11,10 @@ Hyperparameters are RL Zoo's for CartPole-v1 (8 environments, linear schedules).
 policy's returns over 20 episodes each.
 """
 import argparse
-import json
-import os
 
-import gymnasium as gym
 import numpy as np
-import onnxruntime as ort
 import torch
+from sb3_cartpole import export, print_returns
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
@@ -39,20 +36,8 @@ model = PPO(
 )
 model.learn(total_timesteps=a.steps)
 
-env = gym.make("CartPole-v1")
 for deterministic in (True, False):
-    returns = []
-    for ep in range(20):
-        obs, _ = env.reset(seed=10_000 + ep)
-        done, ret = False, 0.0
-        while not done:
-            act, _ = model.predict(obs, deterministic=deterministic)
-            obs, r, term, trunc, _ = env.step(act)
-            ret += r
-            done = term or trunc
-        returns.append(ret)
-    kind = "greedy" if deterministic else "sampled"
-    print(f"{kind} return over 20 episodes: mean {np.mean(returns):.1f}, min {np.min(returns):.1f}")
+    print_returns(model, deterministic)
 
 
 class Actor(torch.nn.Module):
@@ -67,19 +52,6 @@ class Actor(torch.nn.Module):
         return self.policy.action_net(latent)
 
 
-actor = Actor(model.policy).eval()
-os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-path = a.out + ".onnx"
-torch.onnx.export(actor, torch.zeros(1, 4), path, input_names=["obs"], output_names=["logits"],
-                  dynamic_axes={"obs": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
-x = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32) * np.array([1.0, 1.0, 0.1, 1.0], np.float32)
-sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-y = sess.run(None, {"obs": x})[0]
-with torch.no_grad():
-    ref = actor(torch.from_numpy(x)).numpy()
-assert np.allclose(y, ref, atol=1e-5), float(np.abs(y - ref).max())
-with open(a.out + "_golden.json", "w") as f:
-    json.dump({"generator": "scripts/train_sb3_ppo_cartpole.py", "onnxruntime_version": ort.__version__,
-               "inputs": x.tolist(), "outputs": y.tolist()}, f)
+y = export(Actor(model.policy).eval(), a.out, "logits", "scripts/train_sb3_ppo_cartpole.py")
 gap = np.abs(y[:, 0] - y[:, 1])
-print("wrote", path, f"logit gap on the golden inputs: median {np.median(gap):.2f}, max {gap.max():.2f}")
+print(f"logit gap on the golden inputs: median {np.median(gap):.2f}, max {gap.max():.2f}")

@@ -20,7 +20,7 @@ use resq::customize::{self, Options, Outcome};
 use resq::Bundle;
 
 mod common;
-use common::bundles::{root, write_sb3_dqn_cartpole, write_with_prior};
+use common::bundles::{root, write_sb3_dqn_cartpole, write_sb3_ppo_cartpole};
 
 const EVAL_EVERY: u64 = 1_000;
 
@@ -101,13 +101,7 @@ fn behaviour_cloned_logits() {
 #[test]
 fn ppo_actor_logits() {
     let dir = tempfile::tempdir().unwrap();
-    write_with_prior(dir.path(), "cartpole", "sb3_ppo_cartpole.onnx", |text| {
-        text.lines()
-            .filter(|l| !l.starts_with("scale = ") && !l.starts_with("temperature = "))
-            .map(|l| if l.starts_with("kind = ") { "kind = \"discrete_logits\"" } else { l })
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    write_sb3_ppo_cartpole(dir.path());
     never_worse("PPO logits", bundle(dir.path(), &[]), 6_000, None, 0.2);
 }
 

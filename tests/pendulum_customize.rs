@@ -18,16 +18,13 @@ use std::path::Path;
 use resq::customize::{self, Options};
 use resq::Bundle;
 
-/// (prior, customized) mean torque² after checking the upright bar.
-fn torque_sq(bundle: &str, method: &str) -> (f64, f64) {
+/// (prior, customized) mean torque² after checking the upright bar, for the bundle with
+/// `overrides`.
+fn torque_sq(bundle: &str, overrides: &[&str]) -> (f64, f64) {
     let out = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle);
-    let mut overrides = vec![format!("residual.method={method:?}")];
-    if method == "sampled" {
-        // Its update scores K candidates at each state: 2 a tick, not the bundles' 8 for SAC.
-        overrides.push("learning.updates_per_tick=2".into());
-    }
-    let b = Bundle::load_with(&dir, &overrides).unwrap();
+    let b = Bundle::load_with(&dir, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let method = b.manifest.residual.method.clone();
     let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
     let o = customize::run(b, &opts).unwrap();
     assert!(!o.diverged);
@@ -44,25 +41,27 @@ fn torque_sq(bundle: &str, method: &str) -> (f64, f64) {
 
 #[test]
 fn residual_sac_saves_torque_and_keeps_the_pendulum_up() {
-    let (tp, tc) = torque_sq("models/pendulum", "sac");
+    let (tp, tc) = torque_sq("models/pendulum", &[]);
     assert!(tc <= 0.9 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
 #[test]
 fn sampled_residual_saves_torque_and_keeps_the_pendulum_up() {
-    let (tp, tc) = torque_sq("models/pendulum", "sampled");
+    // Its update scores K candidates at each state: 2 a tick, not the bundle's 8 for SAC.
+    let (tp, tc) =
+        torque_sq("models/pendulum", &["residual.method=\"sampled\"", "learning.updates_per_tick=2"]);
     assert!(tc <= 0.95 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
 #[test]
 fn residual_sac_customizes_a_deterministic_behaviour_cloned_prior() {
-    let (tp, tc) = torque_sq("models/pendulum-bc", "sac");
+    let (tp, tc) = torque_sq("models/pendulum-bc", &[]);
     assert!(tc <= 0.8 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
 #[test]
 fn residual_sac_customizes_a_plain_gaussian_prior() {
-    let (tp, tc) = torque_sq("models/pendulum-gaussian", "sac");
+    let (tp, tc) = torque_sq("models/pendulum-gaussian", &[]);
     assert!(tc <= 0.85 * tp, "customized torque² {tc} vs prior {tp}");
 }
 

@@ -16,10 +16,22 @@ pub fn write_with_prior(dir: &Path, model: &str, onnx: &str, edit: impl FnOnce(S
     std::fs::copy(root().join("tests/data/onnx").join(onnx), dir.join("prior.onnx")).unwrap();
 }
 
-/// `models/cartpole` with the Stable-Baselines3 DQN prior (`scripts/train_sb3_dqn_cartpole.py`),
-/// which reads the raw signals: the observation scales are dropped.
+/// `models/cartpole`'s manifest for a prior on raw signals (as Stable-Baselines3 trains them):
+/// the observation scales dropped, and lines for which `keep` is false.
+fn raw_cartpole(text: String, keep: impl Fn(&str) -> bool) -> String {
+    text.lines().filter(|l| !l.starts_with("scale = ") && keep(l)).collect::<Vec<_>>().join("\n")
+}
+
+/// `models/cartpole` with the Stable-Baselines3 DQN prior (`scripts/train_sb3_dqn_cartpole.py`).
 pub fn write_sb3_dqn_cartpole(dir: &Path) {
-    write_with_prior(dir, "cartpole", "sb3_dqn_cartpole.onnx", |text| {
-        text.lines().filter(|l| !l.starts_with("scale = ")).collect::<Vec<_>>().join("\n")
+    write_with_prior(dir, "cartpole", "sb3_dqn_cartpole.onnx", |text| raw_cartpole(text, |_| true));
+}
+
+/// `models/cartpole` with the Stable-Baselines3 PPO actor (`scripts/train_sb3_ppo_cartpole.py`):
+/// logits, no temperature.
+pub fn write_sb3_ppo_cartpole(dir: &Path) {
+    write_with_prior(dir, "cartpole", "sb3_ppo_cartpole.onnx", |text| {
+        raw_cartpole(text, |l| !l.starts_with("temperature = "))
+            .replace("kind = \"discrete_q\"", "kind = \"discrete_logits\"")
     });
 }
