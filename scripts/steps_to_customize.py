@@ -50,6 +50,7 @@ p.add_argument("--held-from", type=int, default=0, metavar="STEP",
                help="with --eval-every: also count the seeds whose every curve point from STEP on meets the bar "
                     "(metric ratio and success rate; the bar held while learning went on)")
 p.add_argument("--resq", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "resq"))
+p.add_argument("--per-seed", action="store_true", help="print each seed's result as it finishes")
 a = p.parse_args()
 
 
@@ -93,6 +94,12 @@ for steps in a.steps:
         ratio = r["customized"][a.metric] / r["prior"][a.metric]
         ok = meets(r["customized"], r["prior"])
         ratios.append(ratio)
+        if a.per_seed:
+            extra = "".join(f" {k} {r['customized'][k] / r['prior'][k]:.3f}x" for k in a.keep)
+            extra += "".join(f" {k.split('=')[0]} {r['customized'][k.split('=')[0]] / r['prior'][k.split('=')[0]]:.3f}x"
+                             for k in a.at_most)
+            print(f"  seed {seed}: {a.metric} {ratio:.3f}x success {r['customized']['success_rate']:.2f}{extra}"
+                  f" {'pass' if ok else 'miss'}", flush=True)
         if a.eval_every:
             hits = [c["env_steps"] for c in r.get("curve", []) if c["env_steps"] > 0 and meets(c, r["prior"])]
             first.append(str(hits[0]) if hits else "-")

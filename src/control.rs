@@ -182,6 +182,12 @@ impl Controller {
         self.actor = Some((actor, scratch));
     }
 
+    /// Puts `rng` in place of the stream the prior's continuous draws come from and returns the
+    /// one it replaces (evaluation draws from a stream of its own, then hands training's back).
+    pub fn replace_draw_rng(&mut self, rng: rand_pcg::Pcg64Mcg) -> rand_pcg::Pcg64Mcg {
+        std::mem::replace(&mut self.draw_rng, rng)
+    }
+
     /// Observes `signals` and computes `log π0(·|s)` into `self.logp0` (no action).
     /// Returns false if the prior failed: an error, a NaN or +∞, or (discrete) no action left.
     /// A discrete action whose logit is −∞ is masked (probability 0), not a failure.

@@ -377,6 +377,8 @@ impl Drive<'_> {
         // A resumed run draws fresh episodes from a stream keyed by where it resumed.
         env.reseed(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ from);
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(opts.seed ^ from ^ 0xac7);
+        // So are the prior's continuous draws (K candidates a tick for the sampled method).
+        ctl.replace_draw_rng(rand_pcg::Pcg64Mcg::seed_from_u64(opts.seed ^ from ^ 0xd2a3));
         let bar = if opts.progress && env_steps < opts.steps {
             let bar = ProgressBar::new(opts.steps);
             bar.set_style(

@@ -62,7 +62,27 @@ impl PolicyEval {
 /// pass through the supervisor, as in training. Episodes end as in training: the robot's
 /// termination, the bundle's `terminate` expression, or its time limit. A continuing task is
 /// reset once and then evaluated on consecutive windows of `[episode] window` steps.
+///
+/// Sampled actions come from streams of the evaluation's own, seeded by `seed`: the action
+/// noise and the prior's continuous draws (the controller's candidate stream, set aside and
+/// restored afterwards). So an evaluation of a policy gives the same result whenever it runs (after 3 000
+/// training steps or 6 000, with or without a learning curve; the prior's, before this, varied
+/// with the run's length), and training's own stream goes on untouched.
 pub fn evaluate(
+    ctl: &mut Controller,
+    env: &mut dyn Env,
+    supervisor: &mut Supervisor,
+    policy: PolicyChoice,
+    episodes: usize,
+    seed: u64,
+) -> Result<PolicyEval, EnvError> {
+    let training_draws = ctl.replace_draw_rng(rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xd2a3_e7a1));
+    let result = run_episodes(ctl, env, supervisor, policy, episodes, seed);
+    ctl.replace_draw_rng(training_draws);
+    result
+}
+
+fn run_episodes(
     ctl: &mut Controller,
     env: &mut dyn Env,
     supervisor: &mut Supervisor,

@@ -116,6 +116,42 @@ fn reacher_spares_its_second_joint() {
     assert!(cd <= 1.2 * pd, "final distance {cd:.4} vs the prior's {pd:.4}");
 }
 
+/// The same MountainCar-v0 customized by residual policy gradient (`models/mountaincar-discrete-rpg`,
+/// evaluated as it acts: sampled): the same bar in 10 000 steps (measured over seeds 0–4: left
+/// pushes 0.247–0.333× the prior's, the goal in 20/20 episodes on every seed).
+#[test]
+fn mountaincar_discrete_rpg_pushes_left_half_as_often() {
+    let (o, _dir) = run("mountaincar-discrete-rpg", 10_000, 0);
+    let (p, c) = (metric(&o.prior, "left_fraction"), metric(&o.customized, "left_fraction"));
+    eprintln!(
+        "MountainCar-v0 by RPG over the link, {} steps: left {p:.3} -> {c:.3} ({:.2}x), goal {:.2} -> {:.2}",
+        o.env_steps,
+        c / p,
+        o.prior.success_rate,
+        o.customized.success_rate
+    );
+    assert!(c <= 0.5 * p, "left fraction {c:.3} vs the prior's {p:.3}");
+    assert!(o.customized.success_rate >= 0.9, "goal in {:.2} of episodes", o.customized.success_rate);
+}
+
+/// Reacher-v5 customized by residual policy gradient (`models/reacher-rpg`, sampled evaluation):
+/// the Reacher bar in 20 000 steps (measured over seeds 0–4: τ₂² 0.430–0.458× the prior's, final
+/// distance 0.950–1.052×).
+#[test]
+fn reacher_rpg_spares_its_second_joint() {
+    let (o, _dir) = run("reacher-rpg", 20_000, 0);
+    let (p, c) = (metric(&o.prior, "tau2_sq"), metric(&o.customized, "tau2_sq"));
+    let (pd, cd) = (metric(&o.prior, "final_distance"), metric(&o.customized, "final_distance"));
+    eprintln!(
+        "Reacher-v5 by RPG over the link, {} steps: tau2^2 {p:.4} -> {c:.4} ({:.2}x), final distance {pd:.4} -> {cd:.4} ({:.2}x)",
+        o.env_steps,
+        c / p,
+        cd / pd
+    );
+    assert!(c <= 0.6 * p, "tau2^2 {c:.4} vs the prior's {p:.4}");
+    assert!(cd <= 1.2 * pd, "final distance {cd:.4} vs the prior's {pd:.4}");
+}
+
 /// MuJoCo HalfCheetah-v5, 18 signals (17 observations and `info["x_velocity"]`) and 6 torques,
 /// add-on "smoother commands" `-0.1·‖a − a_prev‖²`; the residual also sees the previous command.
 /// The bar (‖Δa‖² ≤ 0.5× with velocity ≥ 0.9×) is beyond what this prior allows so far:

@@ -50,6 +50,25 @@ fn rpg_moves_the_cartpole_to_the_centre_and_keeps_the_pole_up() {
     assert!(!o.diverged);
 }
 
+/// MountainCarContinuous "less left" by RPG (`models/mountaincar-rpg`, sampled evaluation): left
+/// pushes ≤ 0.5× the prior's with the goal in ≥ 90 % of episodes, in the bundle's 200 000 steps.
+#[test]
+fn rpg_pushes_the_continuous_mountaincar_left_less() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar-rpg");
+    let o = customize::run(Bundle::load(&dir).unwrap(), &Options::new(200_000, 0, out.path())).unwrap();
+    let (p, c) = (metric(&o.prior, "left_push_fraction"), metric(&o.customized, "left_push_fraction"));
+    eprintln!(
+        "rpg, MountainCarContinuous: left pushes {p:.3} -> {c:.3} ({:.3}x); goal {:.2} -> {:.2}",
+        c / p,
+        o.prior.success_rate,
+        o.customized.success_rate
+    );
+    assert!(c <= 0.5 * p, "left pushes {c:.3} vs the prior's {p:.3}");
+    assert!(o.customized.success_rate >= 0.9, "goal in {:.2} of episodes", o.customized.success_rate);
+    assert!(!o.diverged);
+}
+
 #[test]
 fn a_checkpoint_taken_mid_phase_resumes_the_phase_exactly() {
     let out = tempfile::tempdir().unwrap();
