@@ -95,9 +95,8 @@ for steps in a.steps:
         ok = meets(r["customized"], r["prior"])
         ratios.append(ratio)
         if a.per_seed:
-            extra = "".join(f" {k} {r['customized'][k] / r['prior'][k]:.3f}x" for k in a.keep)
-            extra += "".join(f" {k.split('=')[0]} {r['customized'][k.split('=')[0]] / r['prior'][k.split('=')[0]]:.3f}x"
-                             for k in a.at_most)
+            kept = a.keep + [spec.split("=")[0] for spec in a.at_most]
+            extra = "".join(f" {k} {r['customized'][k] / r['prior'][k]:.3f}x" for k in kept)
             print(f"  seed {seed}: {a.metric} {ratio:.3f}x success {r['customized']['success_rate']:.2f}{extra}"
                   f" {'pass' if ok else 'miss'}", flush=True)
         if a.eval_every:

@@ -65,9 +65,8 @@ impl PolicyEval {
 ///
 /// Sampled actions come from streams of the evaluation's own, seeded by `seed`: the action
 /// noise and the prior's continuous draws (the controller's candidate stream, set aside and
-/// restored afterwards). So an evaluation of a policy gives the same result whenever it runs (after 3 000
-/// training steps or 6 000, with or without a learning curve; the prior's, before this, varied
-/// with the run's length), and training's own stream goes on untouched.
+/// restored afterwards). So an evaluation of a policy gives the same result whenever it runs,
+/// however long training ran, and training's own stream goes on untouched.
 pub fn evaluate(
     ctl: &mut Controller,
     env: &mut dyn Env,
