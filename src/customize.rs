@@ -62,6 +62,8 @@ pub struct Options {
     /// Evaluate the customized policy every this many environment steps (0: never), at the
     /// first episode end from there, for the learning curve (`<out>/curve.jsonl`).
     pub eval_every: u64,
+    /// Run the control loop under `SCHED_FIFO` at this priority (1–99; see [`crate::rt`]).
+    pub rt_priority: Option<u8>,
 }
 
 impl Options {
@@ -78,6 +80,7 @@ impl Options {
             record: None,
             source: "sim".into(),
             eval_every: 0,
+            rt_priority: None,
         }
     }
 }
@@ -102,6 +105,10 @@ pub struct Outcome {
     pub signal_faults: u64,
     /// Training ticks on which the prior failed (the safe command was sent; not learned from).
     pub prior_faults: u64,
+    /// Real time: training steps that did not follow from their command alone (the robot
+    /// stepped before the command arrived, or under its safe action, or Sensors were skipped);
+    /// not learned from.
+    pub late_steps: u64,
     /// Robot steps the prior acted greedily to calibrate its temperature (`"auto"`; 0 otherwise,
     /// and on a resumed run). Not training steps.
     pub calibration_steps: u64,
@@ -254,6 +261,9 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         opts,
         curve: &mut curve,
     };
+    // From here the loop (and the evaluations after it) run on this thread; the learner
+    // thread spawned below returns itself to ordinary scheduling.
+    let _realtime = opts.rt_priority.map(crate::rt::enter).transpose()?;
     let started = Instant::now();
     let (end, dropped, mut learning) = if on_thread {
         if record_width(&layout) > RECORD_FLOATS {
@@ -324,6 +334,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         transitions_dropped: dropped,
         signal_faults: end.signal_faults,
         prior_faults: end.prior_faults,
+        late_steps: end.late_steps,
         calibration_steps,
         curve: curve.points,
         controller: ctl,
@@ -339,6 +350,8 @@ struct LoopEnd {
     signal_faults: u64,
     /// Training ticks on which the prior failed.
     prior_faults: u64,
+    /// Training steps that did not follow from their command alone.
+    late_steps: u64,
 }
 
 /// The control loop's parts.
@@ -414,6 +427,10 @@ impl Drive<'_> {
         let mut estop = false;
         let mut signal_faults = 0u64;
         let mut prior_faults = 0u64;
+        let mut late_steps = 0u64;
+        // Late steps in the episodes the guard looks back over (for its message).
+        let mut late_in_episode = 0u32;
+        let mut late_episodes = heapless::Deque::<u32, { crate::guard::WINDOW }>::new();
 
         env.reset()?;
         supervisor.new_episode();
@@ -521,7 +538,19 @@ impl Drive<'_> {
                 && !d.prior_fault
                 && next_ok
                 && obs.iter().chain(ctl.res_obs.iter()).all(|v| v.is_finite());
-            if finite {
+            if end.late {
+                decisions.0 |= Decisions::LATE;
+                if late_steps == 0 {
+                    warn!(
+                        "step {env_steps} did not follow from resq's command alone (the robot stepped before the command arrived, or under its safe action, or Sensors were skipped): such steps are counted as late_steps and not learned from; many mean the loop does not keep up with the robot's period"
+                    );
+                }
+                late_steps += 1;
+                late_in_episode += 1;
+            }
+            // A late step is the robot's, not the policy's: learning from it would credit the
+            // command with what another command (or the safe action) did.
+            if finite && !end.late {
                 learning.transition(
                     &Transition {
                         obs: &obs,
@@ -562,9 +591,15 @@ impl Drive<'_> {
                     end.interrupted || ctl.bundle.episode.succeeded(end, &vals, window_steps, window_done);
                 let len = window_steps.max(1);
                 learning.episode_end(len, ep_addon / len as f32, success)?;
+                if late_episodes.is_full() {
+                    late_episodes.pop_front();
+                }
+                let _ = late_episodes.push_back(late_in_episode);
+                late_in_episode = 0;
                 if let Some(trip) = guard.episode_end(env_steps, success) {
                     bar.finish_and_clear();
-                    return Err(guard_stop(ctl, trip, addon_hi));
+                    let late: u32 = late_episodes.iter().sum();
+                    return Err(guard_stop(ctl, trip, addon_hi, late));
                 }
                 if next.is_none() {
                     episodes += 1;
@@ -607,17 +642,23 @@ impl Drive<'_> {
             bar.set_position(env_steps);
         }
         bar.finish_and_clear();
-        Ok(LoopEnd { env_steps, estop, signal_faults, prior_faults })
+        Ok(LoopEnd { env_steps, estop, signal_faults, prior_faults, late_steps })
     }
 }
 
 /// Why the failure guard stopped the run, and what to change.
-fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32) -> anyhow::Error {
+fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, late: u32) -> anyhow::Error {
     let m = &ctl.bundle.manifest;
     let mut msg = format!(
         "{} of the last {WINDOW} training episodes failed by `[episode] success`, against {} of {} for the prior alone in the warm-up: the customization is costing the robot its task, so the run stopped (`[safety] failed_episodes_stop = {}`)",
         trip.failed, trip.prior_failed, trip.prior_episodes, m.safety.failed_episodes_stop
     );
+    if late > 0 {
+        msg += &format!(
+            "\n  {late} steps of these episodes ran late (the robot stepped before resq's command arrived, or under its safe action): the failures may be the loop's timing, not the customization; learn on a thread (`learning.thread = true`), lower `learning.updates_per_tick` (now {}), or give the control loop a core of its own",
+            m.learning.updates_per_tick
+        );
+    }
     if addon_hi <= 0.0 {
         msg += &format!(
             "\n  the add-on was <= 0 on every step (highest {addon_hi}): ending an episode early escapes it, so the residual learns to end episodes"

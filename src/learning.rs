@@ -353,6 +353,8 @@ pub fn learner_thread(
     let layout = learning.learner.core().replay.layout();
     let per_transition = learning.learner.core().settings.updates_per_tick as u64;
     let (mut received, mut taken) = (0u64, 0u64);
+    // A real-time control loop's priority is inherited: learning never competes with a tick.
+    crate::rt::ordinary();
     lower_this_thread_priority(LEARNER_NICE);
     let mut idle = IDLE_MIN;
     loop {

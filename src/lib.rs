@@ -34,6 +34,7 @@ pub mod record;
 pub mod report;
 pub mod reward;
 pub mod rig;
+pub mod rt;
 pub mod sim;
 pub mod supervisor;
 

@@ -623,17 +623,27 @@ impl Env for LinkEnv {
         self.t += 1;
         if !intact {
             // The link was re-established: this episode cannot continue; end it as a truncation.
-            return Ok(StepEnd { terminated: false, truncated: true, interrupted: true, success: false });
+            return Ok(StepEnd {
+                terminated: false,
+                truncated: true,
+                interrupted: true,
+                success: false,
+                late: true,
+            });
         }
         let flags = self.last.as_ref().map_or(SensorFlags::NONE, |s| s.flags);
         // Both flags: a terminal state at the firmware's own time limit counts as terminal.
         let terminated = flags.contains(SensorFlags::TERMINATED);
         let truncated = !terminated && (flags.contains(SensorFlags::TRUNCATED) || self.t >= self.max_steps);
+        // Real time: a Sensor newer than the one this command was for means steps were skipped.
+        let skipped = self.last.as_ref().is_some_and(|s| s.seq != want);
+        let late = flags.intersects(SensorFlags::LATE_COMMAND | SensorFlags::COMMAND_TIMEOUT) || skipped;
         Ok(StepEnd {
             terminated,
             truncated,
             interrupted: false,
             success: flags.contains(SensorFlags::SUCCESS),
+            late,
         })
     }
 

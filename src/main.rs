@@ -40,6 +40,10 @@ enum Command {
         /// Also create this stable symlink to the device (default: /tmp/resq-rig-<bundle name>).
         #[arg(long)]
         link: Option<PathBuf>,
+        /// Serve under SCHED_FIFO at this priority (1-99): the simulated robot keeps its period
+        /// on a busy computer, as a microcontroller would. Needs root, CAP_SYS_NICE or `ulimit -r`.
+        #[arg(long, value_name = "N")]
+        rt_priority: Option<u8>,
     },
     /// Measure, on this computer, what decides whether the bundle fits its control period: the
     /// prior alone (tract and resq's kernels), the whole control step (median, p99.9), a learner
@@ -95,6 +99,11 @@ enum Command {
         /// reconnect before the run stops (what was learned is saved), s.
         #[arg(long, default_value_t = 10.0)]
         reconnect_within: f64,
+        /// Run the control loop under SCHED_FIFO at this priority (1-99, e.g. 50), so that a
+        /// busy computer does not delay its ticks; the learner thread stays ordinary. Needs root,
+        /// CAP_SYS_NICE or `ulimit -r`. Linux only.
+        #[arg(long, value_name = "N")]
+        rt_priority: Option<u8>,
     },
 }
 
@@ -254,7 +263,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Rig { bundle, mode, rate, link } => {
+        Command::Rig { bundle, mode, rate, link, rt_priority } => {
             let b = Bundle::load(&bundle)?;
             let mode = parse_mode(&mode)?;
             let period_us = (1e6 / rate.max(1.0)) as u32;
@@ -274,6 +283,7 @@ fn run(cli: Cli) -> Result<()> {
             let link =
                 link.unwrap_or_else(|| PathBuf::from(format!("/tmp/resq-rig-{}", b.manifest.bundle.name)));
             let mut rig = resq::rig::Rig::new(fw, resq::rig::Faults::default(), link.clone(), 1);
+            rig.rt_priority = rt_priority;
             let stop = std::sync::atomic::AtomicBool::new(false);
             rig.serve(&stop, |path| {
                 println!("simulated {plant} firmware ({mode:?}) on {path}");
@@ -286,8 +296,9 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             Ok(())
         }
-        Command::Run { learn, port, mode, record, reconnect_within } => {
+        Command::Run { learn, port, mode, record, reconnect_within, rt_priority } => {
             let (b, mut opts) = learn.load("-link")?;
+            opts.rt_priority = rt_priority;
             let name = b.manifest.bundle.name.clone();
             let metric = first_metric(&b);
             opts.record = Some(record.unwrap_or_else(|| opts.out_dir.join("record.mcap")));

@@ -40,6 +40,7 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             "diverged": o.diverged,
             "signal_faults": o.signal_faults,
             "prior_faults": o.prior_faults,
+            "late_steps": o.late_steps,
             "calibration_steps": o.calibration_steps,
             "prior_temperature": match o.controller.bundle.prior.kind {
                 crate::prior::PriorKind::DiscreteQ { temperature } => Some(temperature),
@@ -135,7 +136,14 @@ pub fn prior_task_warnings(
 /// [`prior_task_warnings`] for a run, with its bundle's settings.
 pub fn warnings(o: &Outcome) -> Vec<String> {
     let m = &o.controller.bundle.manifest;
-    prior_task_warnings(&o.prior, &o.customized, m.residual.omega, m.task.max_base_return_drop)
+    let mut w = prior_task_warnings(&o.prior, &o.customized, m.residual.omega, m.task.max_base_return_drop);
+    if o.late_steps > 0 {
+        w.push(format!(
+            "{} of {} training steps ran late (the robot stepped before resq's command arrived, or under its safe action) and were not learned from: the loop does not always keep up with the robot's period (`learning.thread = true` or fewer `learning.updates_per_tick` help)",
+            o.late_steps, o.env_steps.saturating_sub(o.resumed_from)
+        ));
+    }
+    w
 }
 
 fn rows(p: &PolicyEval) -> Vec<(String, f64)> {

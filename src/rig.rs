@@ -83,9 +83,12 @@ pub fn pty_pair() -> Result<(TTYPort, TTYPort)> {
     TTYPort::pair().context("creating a pseudo-terminal pair")
 }
 
+/// The longest the rig waits for bytes before it looks at the time again.
+const READ_TIMEOUT: Duration = Duration::from_millis(1);
+
 fn open_pty() -> Result<Pty> {
     let (mut master, slave) = pty_pair()?;
-    master.set_timeout(Duration::from_millis(1))?;
+    master.set_timeout(READ_TIMEOUT)?;
     let path = slave.name().context("pseudo-terminal without a name")?;
     Ok(Pty { master, _slave: slave, path })
 }
@@ -130,6 +133,9 @@ pub struct Rig {
     pub stats: RigStats,
     /// Stable path the host opens (a symlink to the current pseudo-terminal).
     pub link: PathBuf,
+    /// Serve under `SCHED_FIFO` at this priority (the simulated robot then keeps its period on
+    /// a busy computer, as a microcontroller would; see [`crate::rt`]).
+    pub rt_priority: Option<u8>,
     rng: rand_pcg::Pcg64Mcg,
 }
 
@@ -140,12 +146,14 @@ impl Rig {
             faults,
             stats: RigStats::default(),
             link,
+            rt_priority: None,
             rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed),
         }
     }
 
     /// Creates the device, then calls `ready(path)` once and serves until `stop`.
     pub fn serve(&mut self, stop: &AtomicBool, ready: impl FnOnce(&str)) -> Result<RigReport> {
+        let _realtime = self.rt_priority.map(crate::rt::enter).transpose()?;
         let start = Instant::now();
         let now_us = |t: Instant| t.duration_since(start).as_micros() as u64;
         let mut pty = open_pty()?;
@@ -160,6 +168,7 @@ impl Rig {
         let mut out: Vec<u8> = Vec::with_capacity(1024);
         let mut connected_once = false;
         let mut rejects_logged = 0;
+        let mut read_timeout = READ_TIMEOUT;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if next_unplug.is_some_and(|t| now >= t) {
@@ -169,6 +178,7 @@ impl Rig {
                 drop(pty);
                 std::thread::sleep(self.faults.unplugged_for);
                 pty = open_pty()?;
+                read_timeout = READ_TIMEOUT;
                 point_link(&self.link, &pty.path)?;
                 to_fw = Direction::new();
                 to_host = Direction::new();
@@ -187,6 +197,16 @@ impl Rig {
                 self.stats.reboots += 1;
                 self.firmware.reboot();
                 next_reboot = self.faults.reboot_every.map(|d| now + d);
+            }
+            // Wait for bytes at most until the firmware's next real-time step is due, so that
+            // steps run on time rather than up to a read timeout late.
+            let wait = match self.firmware.next_step_us() {
+                Some(due) => Duration::from_micros(due.saturating_sub(now_us(now))).min(READ_TIMEOUT),
+                None => READ_TIMEOUT,
+            };
+            if wait != read_timeout {
+                pty.master.set_timeout(wait)?;
+                read_timeout = wait;
             }
             let n = match pty.master.read(&mut buf) {
                 Ok(n) => n,

@@ -19,6 +19,10 @@ pub struct StepEnd {
     pub interrupted: bool,
     /// The firmware flagged the episode's last Sensor SUCCESS.
     pub success: bool,
+    /// Real time: the step did not follow from this command alone (the firmware ran it before
+    /// the command arrived, LATE_COMMAND; or under the safe action, COMMAND_TIMEOUT; or Sensors
+    /// were skipped): it is recorded and counted, never learned from.
+    pub late: bool,
 }
 
 impl StepEnd {
@@ -119,6 +123,7 @@ impl Env for SimEnv {
             truncated: !terminated && self.t >= self.max_steps,
             interrupted: false,
             success: false,
+            late: false,
         })
     }
 

@@ -45,6 +45,7 @@ fn matches_gymnasium_trajectories() {
                 terminated,
                 truncated: !terminated && t + 1 >= 500,
                 success: false,
+                late: false,
             };
             for (ours, theirs) in plant.state.iter().zip(&ep.states[t]) {
                 worst = worst.max((ours - theirs).abs());

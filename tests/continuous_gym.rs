@@ -152,7 +152,13 @@ fn ulps(a: f64, b: f64) -> u64 {
 
 /// The episode runner's flags (resq::sim::SimEnv) for step `t` (0-based).
 fn step_end(terminated: bool, t: usize, max_steps: usize) -> StepEnd {
-    StepEnd { interrupted: false, terminated, truncated: !terminated && t + 1 >= max_steps, success: false }
+    StepEnd {
+        interrupted: false,
+        terminated,
+        truncated: !terminated && t + 1 >= max_steps,
+        success: false,
+        late: false,
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use resq::link::{Link, LinkConfig, LinkEnv};
 use resq::rig::{self, Faults, Rig, RigReport};
 use resq::Bundle;
 
-/// The real-time tests measure timing and learn on a thread against a 500 Hz robot: they run
+/// The real-time tests measure timing and learn on a thread against a 200 Hz robot: they run
 /// alone, the others (lock-step, each as heavy as a CPU core) share the machine among themselves.
 static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
@@ -29,6 +29,25 @@ fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
     CPU.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SCHED_FIFO priorities of the real-time rig (a microcontroller keeps its period whatever the
+/// host computer does) and of resq's control loop (`--rt-priority`), where this machine permits
+/// them: on a shared CI machine, other work would otherwise decide whether the robot keeps its
+/// period. Where it does not, the tests run without and say so.
+const RIG_PRIORITY: u8 = 40;
+const LOOP_PRIORITY: u8 = 30;
+
+fn realtime_priority(p: u8) -> Option<u8> {
+    static PERMITTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *PERMITTED.get_or_init(|| {
+        let ok = resq::rt::permitted(RIG_PRIORITY);
+        if !ok {
+            eprintln!("SCHED_FIFO is not permitted here: the real-time tests run with ordinary scheduling, at the mercy of this machine's load");
+        }
+        ok
+    });
+    ok.then_some(p)
 }
 
 fn bundle() -> Bundle {
@@ -45,7 +64,11 @@ fn start_rig(
 ) -> (PathBuf, impl FnOnce() -> RigReport) {
     let fw = SimFirmware::new(plant, mode, period_us, seed).unwrap();
     let link = dir.join("ttyROBOT");
-    let (stop, handle) = rig::spawn(Rig::new(fw, faults, link.clone(), seed)).unwrap();
+    let mut r = Rig::new(fw, faults, link.clone(), seed);
+    if mode == Mode::RealTime {
+        r.rt_priority = realtime_priority(RIG_PRIORITY);
+    }
+    let (stop, handle) = rig::spawn(r).unwrap();
     let finish = move || {
         stop.store(true, Ordering::Relaxed);
         handle.join().expect("the rig thread panicked").unwrap()
@@ -69,6 +92,18 @@ fn options(out: &Path, steps: u64, episodes: usize) -> Options {
         source: "pty".into(),
         ..Options::new(steps, 0, out)
     }
+}
+
+/// [`options`] for a real-time robot: the control loop under SCHED_FIFO where permitted.
+/// The failure guard is off in the real-time tests: on these shared virtual machines the robot
+/// sometimes steps before its command arrives whatever resq does (vCPU scheduling; such steps are
+/// counted and not learned from), and the prior alone then fails an episode now and then, which
+/// the guard would take for the customization's doing. The guard is tested in lock-step
+/// (`tests/failure_guard.rs`); these tests judge the customization by its evaluation.
+const GUARD_OFF: &str = "safety.failed_episodes_stop=0";
+
+fn realtime_options(out: &Path, steps: u64, episodes: usize) -> Options {
+    Options { rt_priority: realtime_priority(LOOP_PRIORITY), ..options(out, steps, episodes) }
 }
 
 fn metric(e: &resq::evaluate::PolicyEval) -> f64 {
@@ -335,9 +370,12 @@ fn an_estop_latches_and_stops_the_run() {
     assert!(s.estop_events >= 1 && s.estop_ticks >= 1, "{s:?}");
 }
 
-/// A real-time robot (500 Hz) with the learner on its own thread (`learning.thread = true`): the
+/// A real-time robot (200 Hz) with the learner on its own thread (`learning.thread = true`): the
 /// loop hands every transition over without waiting, none is dropped, the learner keeps its
-/// update-to-data ratio, and CartPole still customizes. Threads make the run vary (which updates
+/// update-to-data ratio, and CartPole still customizes. 200 Hz, not faster: on these shared
+/// virtual machines a tick is held up by 2 ms at p90 and 5 ms at p99 even with the loop under
+/// SCHED_FIFO (vCPU scheduling), so at 500 Hz 6–8 % of the steps ran late and the prior alone
+/// failed 1 or 2 of 6 episodes; at 200 Hz about 1 % ran late, none failed. Threads make the run vary (which updates
 /// land before which ticks), so the budget is the one where every seed in process has a margin
 /// (10 000 steps: inline, 5/5 at ≤ 0.36×; this test 0.215× once); at 6 000 (worst in process with
 /// the thread 0.66×) a CI run once reached 0.755×.
@@ -345,10 +383,10 @@ fn an_estop_latches_and_stops_the_run() {
 fn a_learner_thread_customizes_a_real_time_robot() {
     let _cpu = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let period_us = 2_000;
+    let period_us = 5_000;
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 11);
     let dir_b = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
-    // 4 updates a tick (the bundle's 16 take up to 1.6 ms of this 2 ms period on a slow core),
+    // 4 updates a tick (the bundle's 16 take up to 1.6 ms on a slow core),
     // and the recipe this budget was measured with (lr 0.001 from step 500): with the bundle's
     // faster one (lr 0.003 from step 100) one CI run's learner thread dropped the pole in 3 of
     // 10 training episodes and the failure guard stopped it.
@@ -359,57 +397,60 @@ fn a_learner_thread_customizes_a_real_time_robot() {
             "learning.updates_per_tick=4".into(),
             "learning.lr=0.001".into(),
             "learning.warmup=500".into(),
+            GUARD_OFF.into(),
         ],
     )
     .unwrap();
     let (warmup, per_tick) = (b.manifest.learning.warmup as u64, b.manifest.learning.updates_per_tick as u64);
     let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
     let steps = 10_000;
-    let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 5)).unwrap();
+    let o = customize::run_in(b, &mut env, &realtime_options(dir.path(), steps, 5)).unwrap();
     let report = finish();
     let (p, c) = (metric(&o.prior), metric(&o.customized));
     let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
     eprintln!(
-        "learner thread, 500 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped\n{s}",
-        o.updates, o.transitions_dropped
+        "learner thread, 200 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped, {} late\n{s}\nfirmware {:?}",
+        o.updates, o.transitions_dropped, o.late_steps, report.firmware
     );
     assert_eq!(o.transitions_dropped, 0);
-    assert!(o.updates >= (steps - warmup) * per_tick * 9 / 10, "{} updates", o.updates);
+    // Late steps (the robot stepped before the command arrived) are not learned from.
+    assert!(o.updates >= (steps - warmup - o.late_steps) * per_tick * 9 / 10, "{} updates", o.updates);
     assert_eq!(s.ticks, steps);
     assert!(c <= 0.7 * p, "customized {c} vs prior {p}");
     assert!(o.customized.success_rate >= 0.8);
     assert_eq!(report.firmware.commands_out_of_range, 0);
 }
 
-/// Residual policy gradient with the learner on its own thread, at 500 Hz: update phases run
+/// Residual policy gradient with the learner on its own thread, at 200 Hz: update phases run
 /// there while the loop keeps collecting the next rollout; no transition is dropped, every
 /// completed rollout gets its phase (no phase is dropped), and CartPole customizes. The bar is
 /// the learner-thread test's above (≤ 0.7× the prior's mean |x|), at the budget where every seed
 /// meets the lock-step bar in process (20 000 steps; at 15 000 one CI run stayed at 0.92×).
 #[test]
-fn rpg_learns_on_its_own_thread_at_500_hz() {
+fn rpg_learns_on_its_own_thread_in_real_time() {
     let _cpu = exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let period_us = 2_000;
+    let period_us = 5_000;
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 11);
     let dir_b = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole-rpg");
-    let b = Bundle::load_with(&dir_b, &["learning.thread=true".into()]).unwrap();
+    let b = Bundle::load_with(&dir_b, &["learning.thread=true".into(), GUARD_OFF.into()]).unwrap();
     let (rollout, per_phase) = (
         b.manifest.learning.rollout as u64,
         (b.manifest.learning.epochs * b.manifest.learning.rollout / b.manifest.learning.batch) as u64,
     );
     let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
     let steps = 20_000;
-    let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 10)).unwrap();
+    let o = customize::run_in(b, &mut env, &realtime_options(dir.path(), steps, 10)).unwrap();
     let report = finish();
     let (p, c) = (metric(&o.prior), metric(&o.customized));
     eprintln!(
-        "rpg, learner thread, 500 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped",
-        o.updates, o.transitions_dropped
+        "rpg, learner thread, 200 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped, {} late\nfirmware {:?}",
+        o.updates, o.transitions_dropped, o.late_steps, report.firmware
     );
     assert_eq!(o.transitions_dropped, 0);
     // Every rollout but the last (whose phase may still be running at the end) had its phase.
-    assert!(o.updates >= (steps / rollout - 1) * per_phase, "{} updates", o.updates);
+    // (Late steps are not learned from: they fill no rollout.)
+    assert!(o.updates >= ((steps - o.late_steps) / rollout - 1) * per_phase, "{} updates", o.updates);
     assert!(c <= 0.7 * p, "customized {c} vs prior {p}");
     assert!(o.customized.success_rate >= 0.8);
     assert_eq!(report.firmware.commands_out_of_range, 0);
@@ -458,13 +499,18 @@ fn real_time_mode_runs_at_its_rate() {
     let dir = tempfile::tempdir().unwrap();
     let period_us = 5_000;
     let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 9);
-    let b = bundle();
+    let b = Bundle::load_with(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole"),
+        &[GUARD_OFF.into()],
+    )
+    .unwrap();
     let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
-    let o = customize::run_in(b, &mut env, &options(dir.path(), 600, 1)).unwrap();
+    let o = customize::run_in(b, &mut env, &realtime_options(dir.path(), 600, 1)).unwrap();
     let report = finish();
     let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
     eprintln!("real time 200 Hz: {s}\nlink {:?}\nfirmware {:?}", o.link, report.firmware);
     assert_eq!(s.ticks, 600);
+    assert_eq!(s.late_steps, o.late_steps);
     assert_eq!(report.firmware.commands_out_of_range, 0);
     assert!(s.tick_rate_hz > 0.0);
 }
@@ -557,4 +603,106 @@ fn a_plant_fault_at_reset_stops_with_its_reason() {
     drop(slave);
     assert!(err.to_string().contains("plant fault"), "{err}");
     assert_eq!(env.link.counters.reconnects, 0);
+}
+
+/// PROTOCOL.md §8.2, driven on the firmware's own clock (no wall time): a step that runs on the
+/// answer to the Sensor before it carries no LATE_COMMAND; one that runs before the answer
+/// arrived does, and so does the step after a late answer (accepted, but for an older Sensor);
+/// an answer older than the last accepted one is stale.
+#[test]
+fn the_firmware_flags_steps_that_ran_before_their_command() {
+    use firmware_bridge::{Command, Decoder, Hello, Message, Reset, SensorFlags, Values};
+    let period = 10_000u32;
+    let mut fw = SimFirmware::new("cartpole", Mode::RealTime, period, 3).unwrap();
+    let (names_s, names_c) = (["x", "x_dot", "theta", "theta_dot"], ["force"]);
+    let hash = firmware_bridge::layout_hash(&names_s, &names_c);
+    let mut out = Vec::new();
+    let send = |fw: &mut SimFirmware, msg: Message, t: u64, out: &mut Vec<u8>| {
+        let f = firmware_bridge::encode_to_vec(&msg).unwrap();
+        fw.on_bytes(&f, t, &mut |b| out.extend_from_slice(b));
+    };
+    let sensors = |out: &mut Vec<u8>| -> Vec<firmware_bridge::Sensor> {
+        let mut d = Decoder::new();
+        let got = d
+            .push_slice(out)
+            .filter_map(|m| match m {
+                Ok(Message::Sensor(s)) => Some(s),
+                _ => None,
+            })
+            .collect();
+        out.clear();
+        got
+    };
+    send(&mut fw, Message::Hello(Hello::host(Mode::RealTime, 0, hash, 4, 1)), 0, &mut out);
+    send(&mut fw, Message::Reset(Reset { seed: 1 }), 100, &mut out);
+    let reset = sensors(&mut out).pop().expect("the RESET Sensor");
+    assert!(reset.flags.contains(SensorFlags::RESET) && !reset.flags.contains(SensorFlags::LATE_COMMAND));
+    let cmd = |seq: u32| {
+        Message::Command(Command { seq, valid_for_us: 100_000, values: Values::from_slice(&[1.0]).unwrap() })
+    };
+    let tick = |fw: &mut SimFirmware, k: u64, out: &mut Vec<u8>| {
+        fw.poll(100 + k * period as u64, &mut |b| out.extend_from_slice(b));
+    };
+    // On time: answered before the step.
+    send(&mut fw, cmd(reset.seq), 2_000, &mut out);
+    tick(&mut fw, 1, &mut out);
+    let s1 = sensors(&mut out).pop().unwrap();
+    assert_eq!(s1.seq, reset.seq + 1);
+    assert!(!s1.flags.contains(SensorFlags::LATE_COMMAND), "{:?}", s1.flags);
+    // No answer before the step: it runs on the older command.
+    tick(&mut fw, 2, &mut out);
+    let s2 = sensors(&mut out).pop().unwrap();
+    assert!(s2.flags.contains(SensorFlags::LATE_COMMAND), "{:?}", s2.flags);
+    assert!(!s2.flags.contains(SensorFlags::COMMAND_TIMEOUT), "the older command is still valid");
+    // The answer to s1 arrives after s2: accepted (the newest the host has), still late for s2's step.
+    send(&mut fw, cmd(s1.seq), 2 * period as u64 + 3_000, &mut out);
+    tick(&mut fw, 3, &mut out);
+    let s3 = sensors(&mut out).pop().unwrap();
+    assert!(s3.flags.contains(SensorFlags::LATE_COMMAND), "{:?}", s3.flags);
+    // Back on time; a copy of an older answer is stale and changes nothing.
+    send(&mut fw, cmd(s3.seq), 3 * period as u64 + 2_000, &mut out);
+    send(&mut fw, cmd(s2.seq), 3 * period as u64 + 2_500, &mut out);
+    tick(&mut fw, 4, &mut out);
+    let s4 = sensors(&mut out).pop().unwrap();
+    assert!(!s4.flags.contains(SensorFlags::LATE_COMMAND), "{:?}", s4.flags);
+    assert_eq!(fw.stats.late_steps, 2);
+    assert_eq!(fw.stats.stale_commands, 1);
+}
+
+/// A control loop that cannot keep up with its robot (200 learner updates inline in every 2 ms
+/// tick): the robot steps before most commands arrive; resq counts those steps as late (outcome,
+/// record and warning agree) and learns from none of them (the replay holds exactly the others).
+#[test]
+fn late_steps_are_counted_and_not_learned_from() {
+    let _cpu = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let period_us = 2_000;
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 21);
+    let dir_b = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
+    let b = Bundle::load_with(
+        &dir_b,
+        &[
+            "learning.updates_per_tick=200".into(),
+            "learning.warmup=100".into(),
+            "safety.failed_episodes_stop=0".into(),
+        ],
+    )
+    .unwrap();
+    let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
+    let steps = 400;
+    let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 1)).unwrap();
+    let report = finish();
+    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    eprintln!(
+        "{} late of {steps}; replay {}\n{s}\nfirmware {:?}",
+        o.late_steps,
+        o.learner.core().replay.len(),
+        report.firmware
+    );
+    assert!(o.late_steps >= 150, "{} late steps", o.late_steps);
+    assert_eq!(o.learner.core().replay.len() as u64, steps - o.late_steps);
+    assert_eq!(s.late_steps, o.late_steps);
+    assert!(report.firmware.late_steps >= o.late_steps / 2, "{:?}", report.firmware);
+    let w = resq::report::warnings(&o).join("\n");
+    assert!(w.contains("ran late") && w.contains("learning.thread"), "{w}");
 }

@@ -58,6 +58,8 @@ pub struct FirmwareStats {
     pub repeated_sensor_frames: u64,
     pub stale_commands: u64,
     pub command_timeouts: u64,
+    /// Real-time steps that did not run on the answer to the Sensor before them (LATE_COMMAND).
+    pub late_steps: u64,
     pub link_timeouts: u64,
     /// Commands received outside the plant's physical range (the plant clamps them).
     pub commands_out_of_range: u64,
@@ -88,6 +90,10 @@ pub struct SimFirmware {
     last_reset_seed: Option<u64>,
     /// A Command was applied since the last Reset.
     commanded: bool,
+    /// Real time: the seq of the episode's RESET Sensor, and of the last Command accepted in
+    /// the episode (PROTOCOL.md §8.2).
+    first_seq: u32,
+    applied_seq: Option<u32>,
     /// Answer Hellos with `Reject{busy}` until this time (a firmware still calibrating).
     busy_until_us: u64,
     /// A robot that an operator resets: how long each reset takes (0: the firmware resets it).
@@ -128,6 +134,8 @@ impl SimFirmware {
             last_fault_us: 0,
             last_reset_seed: None,
             commanded: false,
+            first_seq: 0,
+            applied_seq: None,
             busy_until_us: 0,
             operator_reset_us: 0,
             waiting: None,
@@ -356,6 +364,8 @@ impl SimFirmware {
         self.command = None;
         self.waiting = None;
         self.seq = self.seq.wrapping_add(1);
+        self.first_seq = self.seq;
+        self.applied_seq = None;
         self.next_tick_us = now_us + self.period_us as u64;
         self.emit_sensor(SensorFlags::RESET, now_us, emit);
     }
@@ -397,13 +407,23 @@ impl SimFirmware {
                 }
             }
             Mode::RealTime => {
-                if c.seq == self.seq {
+                // §8.2: an answer to a Sensor of this episode already sent, newer than the last
+                // accepted one (a late answer is still the newest command the host has).
+                let sent = c.seq.wrapping_sub(self.first_seq) <= self.seq.wrapping_sub(self.first_seq);
+                let newer = self.applied_seq.is_none_or(|a| crate::timing::seq_after(c.seq, a));
+                if sent && newer {
+                    self.applied_seq = Some(c.seq);
                     self.command = Some((c.values, now_us + c.valid_for_us as u64));
                 } else {
                     self.stats.stale_commands += 1;
                 }
             }
         }
+    }
+
+    /// Real time: when the next step is due (firmware clock, µs), while an episode runs.
+    pub fn next_step_us(&self) -> Option<u64> {
+        (self.mode == Mode::RealTime && self.connected && self.episode_live).then_some(self.next_tick_us)
     }
 
     /// Time-driven work at `now_us`: real-time steps, command and link timeouts, heartbeats.
@@ -435,10 +455,16 @@ impl SimFirmware {
                 None => false,
             };
             let values = if valid { self.command.as_ref().map(|(v, _)| v.clone()) } else { None };
+            // The step runs on the answer to the Sensor just before it, or it is late.
+            let answered = self.applied_seq == Some(self.seq);
             let mut flags = self.step_plant(values.as_deref());
             if !valid && self.commanded {
                 self.stats.command_timeouts += 1;
                 flags.insert(SensorFlags::COMMAND_TIMEOUT);
+            }
+            if !answered {
+                self.stats.late_steps += 1;
+                flags.insert(SensorFlags::LATE_COMMAND);
             }
             self.seq = self.seq.wrapping_add(1);
             self.emit_sensor(flags, now_us, emit);

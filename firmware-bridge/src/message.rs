@@ -121,8 +121,7 @@ pub struct Reject {
     pub n_actions: u8,
 }
 
-/// Flags of a [`Sensor`] frame (a bit set). Bit 7 is reserved: senders set them to 0,
-/// receivers ignore them (they are preserved by encode/decode).
+/// Flags of a [`Sensor`] frame (a bit set); every bit is defined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SensorFlags(pub u8);
 
@@ -145,8 +144,12 @@ impl SensorFlags {
     pub const WAITING: Self = Self(1 << 5);
     /// bit6: set on an episode's last Sensor when the episode reached its goal.
     pub const SUCCESS: Self = Self(1 << 6);
+    /// bit7, real time: the step before this Sensor did not run on the answer to the Sensor
+    /// before it (that answer arrived after the step, or never): it ran on an older command or
+    /// the safe action, so it is not the host's step to learn from.
+    pub const LATE_COMMAND: Self = Self(1 << 7);
     /// All defined bits.
-    pub const ALL: Self = Self(0x7F);
+    pub const ALL: Self = Self(0xFF);
 
     /// True if every bit of `other` is set in `self`.
     pub const fn contains(self, other: Self) -> bool {
@@ -176,6 +179,11 @@ impl SensorFlags {
     #[must_use]
     pub const fn with(self, other: Self) -> Self {
         Self(self.0 | other.0)
+    }
+
+    /// True if any bit of `other` is set in `self`.
+    pub const fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
     }
 
     /// True if no bit is set.

@@ -88,8 +88,12 @@ fn sensor_flags_helpers() {
             | SensorFlags::ESTOP
             | SensorFlags::COMMAND_TIMEOUT
             | SensorFlags::WAITING
-            | SensorFlags::SUCCESS)
+            | SensorFlags::SUCCESS
+            | SensorFlags::LATE_COMMAND)
             .0
+    );
+    assert!(
+        f.intersects(SensorFlags::ESTOP | SensorFlags::RESET) && !f.intersects(SensorFlags::LATE_COMMAND)
     );
 }
 

@@ -105,7 +105,7 @@ class Firmware:
                 "sensors_sent", "sensors_resent", "waiting_sensors", "commands_applied",
                 "commands_ignored", "commands_wrong_n", "command_timeouts", "link_timeouts",
                 "protocol_faults_sent", "plant_faults", "heartbeats_sent", "unexpected_frames",
-                "faults_received", "realtime_overruns")
+                "faults_received", "realtime_overruns", "late_steps")
         }
 
     # ------------------------------------------------------------------------------------------
@@ -536,6 +536,10 @@ class Firmware:
                 if self.timeout_active or self.timeout_since_sensor:
                     flags |= p.COMMAND_TIMEOUT
                 self.timeout_since_sensor = False
+                # The step runs on the answer to the Sensor just before it, or it is late.
+                if self.last_sensor is None or self.last_accepted_seq != self.last_sensor.seq:
+                    flags |= p.LATE_COMMAND
+                    self.stats["late_steps"] += 1
                 self._step(self.cmd_values, flags, now_us)
                 self.next_tick_us += self.period_us
                 if self.next_tick_us <= now_us:

@@ -785,6 +785,9 @@ class RealTimeEndToEnd(unittest.TestCase):
             self.assertIsNotNone(got_fault)
             self.assertTrue(all(x.flags & p.COMMAND_TIMEOUT for x in timeouts[2:]),
                             [p.flags_str(x.flags) for x in timeouts])
+            # Unanswered, every step ran before its command: LATE_COMMAND on each.
+            self.assertTrue(all(x.flags & p.LATE_COMMAND for x in timeouts),
+                            [p.flags_str(x.flags) for x in timeouts])
             self.assertGreaterEqual(len(timeouts), 10)
             # A new Command ends the timeout condition.
             s = timeouts[-1]

@@ -72,6 +72,8 @@ pub struct Summary {
     pub signal_faults: u64,
     /// Ticks on which the prior failed (the safe command was sent).
     pub prior_faults: u64,
+    /// Real time: steps that did not follow from their command alone (not learned from).
+    pub late_steps: u64,
     /// Link counters of the last record.
     pub link: LinkCounters,
     /// The recorder's final counts (`None` if the file has no `/resq/stats` message).
@@ -164,6 +166,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                 s.episodes_ended += d.episode_end as u64;
                 s.signal_faults += d.signal_fault as u64;
                 s.prior_faults += d.prior_fault as u64;
+                s.late_steps += d.late as u64;
                 s.link = t.link.unwrap_or_default().counters();
             }
             TOPIC_META => {
@@ -336,8 +339,8 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "episodes ended  {}   signals out of range {}   prior faults {}",
-            self.episodes_ended, self.signal_faults, self.prior_faults
+            "episodes ended  {}   signals out of range {}   prior faults {}   late steps {}",
+            self.episodes_ended, self.signal_faults, self.prior_faults, self.late_steps
         )?;
         let l = &self.link;
         writeln!(

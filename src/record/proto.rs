@@ -13,7 +13,7 @@
 //!   message Signals  { float x = 1; float x_dot = 2; ... }   // the meta's signal names
 //!   message Command  { float force = 1; ... }                // command names
 //!   message Addon    { float centre = 1; ... }               // add-on term names
-//!   message Decisions { bool fallback = 1; ... bool prior_fault = 9; }
+//!   message Decisions { bool fallback = 1; ... bool late = 10; }
 //!   message Link     { uint64 frames = 1; ... uint64 reconnects = 7; }
 //!   uint64 tick = 2;            uint32 seq = 3;         uint64 firmware_t_us = 4;
 //!   Signals signals = 5;        repeated float obs = 6; repeated float logp0 = 7;
@@ -44,7 +44,7 @@ use super::tick::{Decisions, LinkCounters, TickRecord, MAX};
 pub const TICK_MESSAGE: &str = "resq.Tick";
 
 /// Decision flags in the order of their field numbers (1, 2, …) and of [`Decisions`]' bits.
-pub(crate) const DECISION_NAMES: [(&str, u16); 9] = [
+pub(crate) const DECISION_NAMES: [(&str, u16); 10] = [
     ("fallback", Decisions::FALLBACK),
     ("deadline_miss", Decisions::DEADLINE_MISS),
     ("estop", Decisions::ESTOP),
@@ -54,6 +54,7 @@ pub(crate) const DECISION_NAMES: [(&str, u16); 9] = [
     ("episode_end", Decisions::EPISODE_END),
     ("signal_fault", Decisions::SIGNAL_FAULT),
     ("prior_fault", Decisions::PRIOR_FAULT),
+    ("late", Decisions::LATE),
 ];
 
 /// Link counters in the order of their field numbers (1, 2, …).
@@ -121,6 +122,8 @@ pub struct DecisionsPb {
     pub signal_fault: bool,
     #[prost(bool, tag = "9")]
     pub prior_fault: bool,
+    #[prost(bool, tag = "10")]
+    pub late: bool,
 }
 
 impl DecisionsPb {
@@ -136,6 +139,7 @@ impl DecisionsPb {
             episode_end: b(Decisions::EPISODE_END),
             signal_fault: b(Decisions::SIGNAL_FAULT),
             prior_fault: b(Decisions::PRIOR_FAULT),
+            late: b(Decisions::LATE),
         }
     }
 }
@@ -415,7 +419,7 @@ mod tests {
         assert_eq!(names(nested("Signals")), ["x", "theta"]);
         assert_eq!(names(nested("Command")), ["force"]);
         assert_eq!(names(nested("Addon")), ["centre"]);
-        assert_eq!(names(nested("Decisions")).len(), 9);
+        assert_eq!(names(nested("Decisions")).len(), 10);
         assert_eq!(file.enum_type[0].value[1].name(), "right");
         // Every field of TickPb is in the schema, with the same number.
         let numbers: Vec<i32> = tick.field.iter().map(|f| f.number()).collect();

@@ -28,6 +28,10 @@ impl Decisions {
     pub const SIGNAL_FAULT: u16 = 1 << 7;
     /// The prior failed (error, NaN, +∞, or every action −∞): the safe command was sent.
     pub const PRIOR_FAULT: u16 = 1 << 8;
+    /// Real time: the step after this tick did not follow from its command alone (the robot
+    /// stepped before the command arrived, or under its safe action, or Sensors were skipped):
+    /// not learned from.
+    pub const LATE: u16 = 1 << 9;
 
     pub fn contains(self, bit: u16) -> bool {
         self.0 & bit != 0
