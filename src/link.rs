@@ -50,7 +50,9 @@ pub struct LinkConfig {
     pub period_us: u32,
     /// Give up reconnecting after this long.
     pub reconnect_within: Duration,
-    /// How long a command stays valid at the firmware (real-time mode).
+    /// How long a command stays valid at the firmware (real-time mode), at most: commands are
+    /// sent valid for two of the firmware's periods (PROTOCOL.md §8.2) if that is shorter, so a
+    /// host that stalls leaves the robot on its safe action, not on a stale command.
     pub command_valid_for: Duration,
 }
 
@@ -337,31 +339,7 @@ impl Link {
             if let Some(m) = self.pending.pop_front() {
                 return Ok(Some(m));
             }
-            let port = self.port.as_mut().ok_or_else(|| err("not connected"))?;
-            let n = match port.read(&mut self.rx) {
-                Ok(0) => return Err(err(format!("{}: the port closed", self.cfg.port))),
-                Ok(n) => n,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::TimedOut
-                        || e.kind() == std::io::ErrorKind::WouldBlock =>
-                {
-                    0
-                }
-                Err(e) => return Err(err(format!("read from {}: {e}", self.cfg.port))),
-            };
-            for i in 0..n {
-                if let Some(Ok(m)) = self.decoder.push(self.rx[i]) {
-                    if matches!(m, Message::Heartbeat(_)) {
-                        continue;
-                    }
-                    if self.pending.push_back(m).is_err() {
-                        // More than the queue holds in one read: the oldest are stale anyway.
-                        self.pending.pop_front();
-                        self.counters.late_frames += 1;
-                    }
-                }
-            }
-            self.sync_counters();
+            self.read_once()?;
             if !self.pending.is_empty() {
                 continue;
             }
@@ -369,6 +347,63 @@ impl Link {
                 return Ok(None);
             }
         }
+    }
+
+    /// Reads what the port has (waiting up to its timeout if nothing) into `pending`.
+    fn read_once(&mut self) -> Result<(), EnvError> {
+        let port = self.port.as_mut().ok_or_else(|| err("not connected"))?;
+        let n = match port.read(&mut self.rx) {
+            Ok(0) => return Err(err(format!("{}: the port closed", self.cfg.port))),
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                0
+            }
+            Err(e) => return Err(err(format!("read from {}: {e}", self.cfg.port))),
+        };
+        for i in 0..n {
+            if let Some(Ok(m)) = self.decoder.push(self.rx[i]) {
+                if matches!(m, Message::Heartbeat(_)) {
+                    continue;
+                }
+                if self.pending.push_back(m).is_err() {
+                    // More than the queue holds in one read: the oldest are stale anyway.
+                    self.pending.pop_front();
+                    self.counters.late_frames += 1;
+                }
+            }
+        }
+        self.sync_counters();
+        Ok(())
+    }
+
+    /// Real time: `s` with any newer Sensor of its episode already received in its place (the
+    /// skipped ones are counted as gaps). The robot does not wait: a Sensor that already has a
+    /// successor is stale, and answering it acts on a state the robot has left; each answer
+    /// stays late until the backlog drains (never, while the host's step takes a whole period).
+    /// No allocation; other messages keep their order.
+    fn newest_sensor(&mut self, mut s: Sensor) -> Result<Sensor, EnvError> {
+        let available = self.port.as_mut().map_or(0, |p| p.bytes_to_read().unwrap_or(0));
+        if available > 0 {
+            self.read_once()?;
+        }
+        for _ in 0..self.pending.len() {
+            match self.pending.pop_front() {
+                Some(Message::Sensor(n))
+                    if firmware_bridge::seq_after(n.seq, s.seq)
+                        && !n.flags.intersects(SensorFlags::RESET | SensorFlags::WAITING) =>
+                {
+                    self.counters.seq_gaps += n.seq.wrapping_sub(s.seq) as u64;
+                    s = n;
+                }
+                Some(m) => {
+                    let _ = self.pending.push_back(m);
+                }
+                None => break,
+            }
+        }
+        Ok(s)
     }
 
     fn sync_counters(&mut self) {
@@ -517,6 +552,11 @@ impl LinkEnv {
                             None => s.flags.contains(SensorFlags::RESET),
                         };
                         if expected {
+                            let s = if want.is_some() && self.link.cfg.mode == Mode::RealTime {
+                                self.link.newest_sensor(s)?
+                            } else {
+                                s
+                            };
                             self.accept(s);
                             return Ok(true);
                         }
@@ -604,7 +644,12 @@ impl Env for LinkEnv {
         for v in command {
             values.push(*v).map_err(|_| err("too many command values"))?;
         }
-        let cmd = Command { seq, valid_for_us: self.link.cfg.command_valid_for.as_micros() as u32, values };
+        let period = self.link.firmware.as_ref().map_or(0, |h| h.period_us as u64);
+        let mut valid_for = self.link.cfg.command_valid_for.as_micros() as u64;
+        if self.link.cfg.mode == Mode::RealTime && period > 0 {
+            valid_for = valid_for.min(2 * period);
+        }
+        let cmd = Command { seq, valid_for_us: valid_for as u32, values };
         let msg = Message::Command(cmd);
         self.sent_intact = match self.link.send(&msg) {
             Ok(()) => true,

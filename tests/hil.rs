@@ -706,3 +706,43 @@ fn late_steps_are_counted_and_not_learned_from() {
     let w = resq::report::warnings(&o).join("\n");
     assert!(w.contains("ran late") && w.contains("learning.thread"), "{w}");
 }
+
+/// Real time: after the host stalls for a few periods, Sensors queue up. The host answers the
+/// newest (PROTOCOL.md §8.2; the stale ones count as gaps, that step as late) and is back on time
+/// at once. Answering the oldest instead (as resq did) skips nothing and acts on states the robot
+/// has left until the backlog drains: this test then fails on the gaps.
+#[test]
+fn after_a_stall_the_host_answers_the_newest_sensor() {
+    use resq::sim::Env;
+    let _cpu = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let period_us = 10_000;
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 23);
+    let b = bundle();
+    let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
+    env.reset().unwrap();
+    // A PD law on the pole keeps it up for the 40 steps.
+    let mut late_after = 0;
+    for step in 0..40 {
+        if step == 10 {
+            std::thread::sleep(Duration::from_micros(3 * period_us as u64 + period_us as u64 / 2));
+        }
+        let s = env.signals();
+        env.act(&[(50.0 * s[2] + 10.0 * s[3]).clamp(-10.0, 10.0)]).unwrap();
+        let end = env.observe().unwrap();
+        assert!(!end.done(), "step {step}");
+        if step > 10 {
+            late_after += end.late as u32;
+        }
+    }
+    let report = finish();
+    eprintln!(
+        "late steps after the stall: {late_after} of 29; link {:?}; firmware {:?}",
+        env.counters(),
+        report.firmware
+    );
+    assert!(env.counters().seq_gaps >= 2, "the stale Sensors were skipped: {:?}", env.counters());
+    // Back on time after the stall (a few late steps allowed for this shared machine's own
+    // hiccups).
+    assert!(late_after <= 8, "{late_after} of 29 steps after the stall were late");
+}
