@@ -655,7 +655,7 @@ fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, late: u32) -> anyhow:
     );
     if late > 0 {
         msg += &format!(
-            "\n  {late} steps of these episodes ran late (the robot stepped before resq's command arrived, or under its safe action): the failures may be the loop's timing, not the customization; learn on a thread (`learning.thread = true`), lower `learning.updates_per_tick` (now {}), or give the control loop a core of its own",
+            "\n  {late} steps of these episodes ran late (the robot stepped before resq's command arrived, or under its safe action): the failures may be the loop's timing, not the customization; learn on a thread (`learning.thread = true`), lower `learning.updates_per_tick` (now {}), or run the loop under SCHED_FIFO (`resq run --rt-priority 50`)",
             m.learning.updates_per_tick
         );
     }

@@ -139,7 +139,7 @@ pub fn warnings(o: &Outcome) -> Vec<String> {
     let mut w = prior_task_warnings(&o.prior, &o.customized, m.residual.omega, m.task.max_base_return_drop);
     if o.late_steps > 0 {
         w.push(format!(
-            "{} of {} training steps ran late (the robot stepped before resq's command arrived, or under its safe action) and were not learned from: the loop does not always keep up with the robot's period (`learning.thread = true` or fewer `learning.updates_per_tick` help)",
+            "{} of {} training steps ran late (the robot stepped before resq's command arrived, or under its safe action) and were not learned from: the loop does not always keep up with the robot's period (`learning.thread = true`, fewer `learning.updates_per_tick`, or `resq run --rt-priority 50` help)",
             o.late_steps, o.env_steps.saturating_sub(o.resumed_from)
         ));
     }

@@ -746,3 +746,26 @@ fn after_a_stall_the_host_answers_the_newest_sensor() {
     // hiccups).
     assert!(late_after <= 8, "{late_after} of 29 steps after the stall were late");
 }
+
+/// The failure guard on a loop that cannot keep up: the episodes it stops on failed while
+/// commands came late, and its message says so and how to fix the timing.
+#[test]
+fn a_guard_stop_with_late_steps_points_at_the_timing() {
+    let _cpu = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let period_us = 2_000;
+    let (port, finish) = start_rig(dir.path(), "cartpole", Mode::RealTime, period_us, Faults::default(), 25);
+    let dir_b = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
+    let b =
+        Bundle::load_with(&dir_b, &["learning.updates_per_tick=200".into(), "learning.warmup=100".into()])
+            .unwrap();
+    let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
+    let err = customize::run_in(b, &mut env, &options(dir.path(), 2_000, 1))
+        .err()
+        .expect("the guard stops the run");
+    finish();
+    let msg = format!("{err:#}");
+    eprintln!("{msg}");
+    assert!(msg.contains("training episodes failed") && msg.contains("ran late"), "{msg}");
+    assert!(msg.contains("learning.thread = true") && msg.contains("--rt-priority"), "{msg}");
+}
