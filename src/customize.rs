@@ -262,7 +262,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         curve: &mut curve,
     };
     // From here the loop (and the evaluations after it) run on this thread; the learner
-    // thread spawned below returns itself to ordinary scheduling.
+    // thread spawned below puts itself in the background (`rt::background`).
     let _realtime = opts.rt_priority.map(crate::rt::enter).transpose()?;
     let started = Instant::now();
     let (end, dropped, mut learning) = if on_thread {
@@ -428,9 +428,7 @@ impl Drive<'_> {
         let mut signal_faults = 0u64;
         let mut prior_faults = 0u64;
         let mut late_steps = 0u64;
-        // Late steps in the episodes the guard looks back over (for its message).
         let mut late_in_episode = 0u32;
-        let mut late_episodes = heapless::Deque::<u32, { crate::guard::WINDOW }>::new();
 
         env.reset()?;
         supervisor.new_episode();
@@ -591,15 +589,11 @@ impl Drive<'_> {
                     end.interrupted || ctl.bundle.episode.succeeded(end, &vals, window_steps, window_done);
                 let len = window_steps.max(1);
                 learning.episode_end(len, ep_addon / len as f32, success)?;
-                if late_episodes.is_full() {
-                    late_episodes.pop_front();
-                }
-                let _ = late_episodes.push_back(late_in_episode);
+                let trip = guard.episode_end(env_steps, success, late_in_episode);
                 late_in_episode = 0;
-                if let Some(trip) = guard.episode_end(env_steps, success) {
+                if let Some(trip) = trip {
                     bar.finish_and_clear();
-                    let late: u32 = late_episodes.iter().sum();
-                    return Err(guard_stop(ctl, trip, addon_hi, late));
+                    return Err(guard_stop(ctl, trip, addon_hi));
                 }
                 if next.is_none() {
                     episodes += 1;
@@ -647,16 +641,16 @@ impl Drive<'_> {
 }
 
 /// Why the failure guard stopped the run, and what to change.
-fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, late: u32) -> anyhow::Error {
+fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32) -> anyhow::Error {
     let m = &ctl.bundle.manifest;
     let mut msg = format!(
         "{} of the last {WINDOW} training episodes failed by `[episode] success`, against {} of {} for the prior alone in the warm-up: the customization is costing the robot its task, so the run stopped (`[safety] failed_episodes_stop = {}`)",
         trip.failed, trip.prior_failed, trip.prior_episodes, m.safety.failed_episodes_stop
     );
-    if late > 0 {
+    if trip.late_steps > 0 {
         msg += &format!(
-            "\n  {late} steps of these episodes ran late (the robot stepped before resq's command arrived, or under its safe action): the failures may be the loop's timing, not the customization; learn on a thread (`learning.thread = true`), lower `learning.updates_per_tick` (now {}), or run the loop under SCHED_FIFO (`resq run --rt-priority 50`)",
-            m.learning.updates_per_tick
+            "\n  {} steps of these episodes ran late (the robot stepped before resq's command arrived, or under its safe action): the failures may be the loop's timing, not the customization; learn on a thread (`learning.thread = true`), lower `learning.updates_per_tick` (now {}), or run the loop under SCHED_FIFO (`resq run --rt-priority 50`)",
+            trip.late_steps, m.learning.updates_per_tick
         );
     }
     if addon_hi <= 0.0 {

@@ -20,6 +20,9 @@ pub struct Trip {
     /// The prior's own episodes during the warm-up, and how many failed.
     pub prior_episodes: u32,
     pub prior_failed: u32,
+    /// Late steps (real time: the robot stepped before the command arrived) in the last
+    /// [`WINDOW`] episodes: failures may be the loop's timing rather than the customization.
+    pub late_steps: u32,
 }
 
 pub struct FailureGuard {
@@ -27,8 +30,8 @@ pub struct FailureGuard {
     warmup_steps: u64,
     prior_episodes: u32,
     prior_failed: u32,
-    /// Outcomes after the warm-up, newest last (true: failed).
-    recent: Deque<bool, WINDOW>,
+    /// Outcomes after the warm-up, newest last: (failed, late steps).
+    recent: Deque<(bool, u32), WINDOW>,
 }
 
 impl FailureGuard {
@@ -37,8 +40,8 @@ impl FailureGuard {
         FailureGuard { stop, warmup_steps, prior_episodes: 0, prior_failed: 0, recent: Deque::new() }
     }
 
-    /// An episode ended at `env_steps`; `Some` if the run must stop.
-    pub fn episode_end(&mut self, env_steps: u64, success: bool) -> Option<Trip> {
+    /// An episode with `late_steps` late steps ended at `env_steps`; `Some` if the run must stop.
+    pub fn episode_end(&mut self, env_steps: u64, success: bool, late_steps: u32) -> Option<Trip> {
         if self.stop == 0 {
             return None;
         }
@@ -50,14 +53,15 @@ impl FailureGuard {
         if self.recent.is_full() {
             self.recent.pop_front();
         }
-        let _ = self.recent.push_back(!success);
-        let failed = self.recent.iter().filter(|f| **f).count();
+        let _ = self.recent.push_back((!success, late_steps));
+        let failed = self.recent.iter().filter(|(f, _)| *f).count();
         let p0 = self.prior_failed as f64 / self.prior_episodes.max(1) as f64;
         let allowed = self.stop as usize + (WINDOW as f64 * p0).ceil() as usize;
         (failed >= allowed).then_some(Trip {
             failed,
             prior_episodes: self.prior_episodes,
             prior_failed: self.prior_failed,
+            late_steps: self.recent.iter().map(|(_, l)| l).sum(),
         })
     }
 }
@@ -71,33 +75,42 @@ mod tests {
         // A prior that never failed in the warm-up: the third failure within 10 trips.
         let mut g = FailureGuard::new(3, 1000);
         for step in [500, 1000] {
-            assert_eq!(g.episode_end(step, true), None);
+            assert_eq!(g.episode_end(step, true, 0), None);
         }
         let outcomes = [true, false, true, false, true, true, false, true];
         let mut tripped = None;
         for (i, ok) in outcomes.iter().enumerate() {
-            if let Some(t) = g.episode_end(1500 + 500 * i as u64, *ok) {
+            if let Some(t) = g.episode_end(1500 + 500 * i as u64, *ok, 0) {
                 tripped = Some((i, t));
                 break;
             }
         }
-        assert_eq!(tripped, Some((6, Trip { failed: 3, prior_episodes: 2, prior_failed: 0 })));
+        assert_eq!(tripped, Some((6, Trip { failed: 3, prior_episodes: 2, prior_failed: 0, late_steps: 0 })));
         // Failures spread out (one in 10) never trip.
         let mut g = FailureGuard::new(3, 0);
         for i in 0..100u64 {
-            assert_eq!(g.episode_end(1 + i, i % 10 != 0), None);
+            assert_eq!(g.episode_end(1 + i, i % 10 != 0, 0), None);
         }
         // A prior that fails half its warm-up episodes is allowed 3 + 5 failures in 10.
         let mut g = FailureGuard::new(3, 1000);
         for (s, ok) in [(100, false), (200, true), (300, false), (400, true)] {
-            g.episode_end(s, ok);
+            g.episode_end(s, ok, 0);
         }
         for i in 0..7u64 {
-            assert_eq!(g.episode_end(2000 + i, false), None, "{i}");
+            assert_eq!(g.episode_end(2000 + i, false, 0), None, "{i}");
         }
-        assert_eq!(g.episode_end(3000, false).map(|t| (t.failed, t.prior_failed)), Some((8, 2)));
+        assert_eq!(g.episode_end(3000, false, 0).map(|t| (t.failed, t.prior_failed)), Some((8, 2)));
+        // The trip counts the late steps of the window's episodes only.
+        let mut g = FailureGuard::new(3, 0);
+        assert_eq!(g.episode_end(1, false, 100), None);
+        for i in 0..10u64 {
+            assert_eq!(g.episode_end(2 + i, true, 1), None);
+        }
+        assert_eq!(g.episode_end(20, false, 2), None);
+        assert_eq!(g.episode_end(21, false, 2), None);
+        assert_eq!(g.episode_end(22, false, 2).map(|t| (t.failed, t.late_steps)), Some((3, 13)));
         // Off.
         let mut g = FailureGuard::new(0, 0);
-        assert!((0..50).all(|i| g.episode_end(i + 1, false).is_none()));
+        assert!((0..50).all(|i| g.episode_end(i + 1, false, 0).is_none()));
     }
 }

@@ -322,24 +322,6 @@ const IDLE_MAX: Duration = Duration::from_millis(2);
 /// scheduler runs a tick before an update.
 const LEARNER_NICE: i32 = 10;
 
-/// Lowers the calling thread's scheduling priority to `nice` (Linux: `setpriority` on the
-/// thread's id; elsewhere nothing). Failure is logged, never fatal.
-fn lower_this_thread_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on the calling thread's own id.
-        let rc = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
-        };
-        if rc != 0 {
-            log::warn!("could not lower the learner thread's priority: {}", std::io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
-}
-
 /// The learner thread's body: takes messages, learns at most `updates_per_tick` updates per
 /// transition received, publishes weights after each batch of updates; returns when `stop` is
 /// set and the queue is empty. It runs at a lower priority than the control loop
@@ -353,9 +335,8 @@ pub fn learner_thread(
     let layout = learning.learner.core().replay.layout();
     let per_transition = learning.learner.core().settings.updates_per_tick as u64;
     let (mut received, mut taken) = (0u64, 0u64);
-    // A real-time control loop's priority is inherited: learning never competes with a tick.
-    crate::rt::ordinary();
-    lower_this_thread_priority(LEARNER_NICE);
+    // Below the control loop, also when the loop runs real-time (its policy is inherited).
+    crate::rt::background(LEARNER_NICE);
     let mut idle = IDLE_MIN;
     loop {
         let mut got = false;

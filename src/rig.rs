@@ -168,7 +168,6 @@ impl Rig {
         let mut out: Vec<u8> = Vec::with_capacity(1024);
         let mut connected_once = false;
         let mut rejects_logged = 0;
-        let mut read_timeout = READ_TIMEOUT;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if next_unplug.is_some_and(|t| now >= t) {
@@ -178,7 +177,6 @@ impl Rig {
                 drop(pty);
                 std::thread::sleep(self.faults.unplugged_for);
                 pty = open_pty()?;
-                read_timeout = READ_TIMEOUT;
                 point_link(&self.link, &pty.path)?;
                 to_fw = Direction::new();
                 to_host = Direction::new();
@@ -204,10 +202,8 @@ impl Rig {
                 Some(due) => Duration::from_micros(due.saturating_sub(now_us(now))).min(READ_TIMEOUT),
                 None => READ_TIMEOUT,
             };
-            if wait != read_timeout {
-                pty.master.set_timeout(wait)?;
-                read_timeout = wait;
-            }
+            // (Only a field of the port: no system call.)
+            pty.master.set_timeout(wait)?;
             let n = match pty.master.read(&mut buf) {
                 Ok(n) => n,
                 Err(e)

@@ -19,7 +19,7 @@ pub struct RealtimeGuard {
 }
 
 /// Puts the calling thread under `SCHED_FIFO` at `priority` (1–99) until the guard drops.
-/// Threads it spawns inherit the policy; helper threads call [`ordinary`].
+/// Threads it spawns inherit the policy; helper threads call [`background`].
 pub fn enter(priority: u8) -> Result<RealtimeGuard> {
     anyhow::ensure!(
         (1..=99).contains(&priority),
@@ -46,21 +46,30 @@ pub fn enter(priority: u8) -> Result<RealtimeGuard> {
     anyhow::bail!("--rt-priority is supported on Linux only\n  fix: leave it out")
 }
 
-/// Returns the calling thread to ordinary scheduling (`SCHED_OTHER`), whatever it inherited.
-/// Always permitted; a failure is logged.
-pub fn ordinary() {
+/// Puts the calling thread in the background: ordinary scheduling (`SCHED_OTHER`, whatever it
+/// inherited) at `nice` (Linux: `setpriority` on the thread's id; elsewhere nothing). Always
+/// permitted for a nice above 0; a failure is logged, never fatal.
+pub fn background(nice: i32) {
     #[cfg(target_os = "linux")]
     {
         let p = libc::sched_param { sched_priority: 0 };
-        // SAFETY: as in `enter`.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &p) };
+        // SAFETY: plain system calls on the calling thread (pid 0, its own thread id).
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            match libc::sched_setscheduler(0, libc::SCHED_OTHER, &p) {
+                0 => libc::setpriority(libc::PRIO_PROCESS, tid, nice),
+                e => e,
+            }
+        };
         if rc != 0 {
             log::warn!(
-                "could not return a helper thread to ordinary scheduling: {}",
+                "could not put a helper thread in the background: {}",
                 std::io::Error::last_os_error()
             );
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 /// Whether [`enter`] at `priority` is permitted here (tried on a short-lived thread).
@@ -93,7 +102,7 @@ mod tests {
                 Ok(g) => {
                     assert_eq!(policy(), libc::SCHED_FIFO);
                     let child = std::thread::spawn(move || {
-                        ordinary();
+                        background(10);
                         policy()
                     });
                     assert_eq!(child.join().unwrap(), libc::SCHED_OTHER);
