@@ -22,8 +22,8 @@ use resq::algo::core::ResidualLearner;
 use resq::algo::replay::Transition;
 use resq::algo::rql_discrete::ResidualSoftQ;
 use resq::control::{ActMode, Controller, PolicyChoice};
-use resq::customize::{make_learner, settings};
 use resq::nn::Mlp;
+use resq::session::customize::{make_learner, settings};
 use resq::Bundle;
 
 fn bundle() -> Bundle {

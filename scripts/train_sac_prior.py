@@ -187,7 +187,7 @@ def make_critic(n_in: int, hidden: int) -> nn.Sequential:
 
 
 def log_prob_squashed(mean, log_std, a):
-    """log pi0(a|s) of the tanh-squashed Gaussian, exactly as resq computes it (DESIGN.md section 1).
+    """log pi0(a|s) of the tanh-squashed Gaussian, exactly as resq computes it (docs/design.md section 1.6).
 
     mean, log_std: [..., n_act]; a: [..., n_act] in [-1, 1] units.  Dtype follows the inputs."""
     bound = 1.0 - CLAMP_EPS

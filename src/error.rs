@@ -43,3 +43,25 @@ impl fmt::Display for BundleError {
 }
 
 impl std::error::Error for BundleError {}
+
+/// A problem outside a model file that the user can act on: what happened, and the fix. Printed
+/// like a [`BundleError`], `<problem>\n  fix: <fix>`, so every error resq reports reads the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fixable {
+    pub problem: String,
+    pub fix: String,
+}
+
+impl Fixable {
+    pub fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Fixable { problem: problem.into(), fix: fix.into() }
+    }
+}
+
+impl fmt::Display for Fixable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n  fix: {}", self.problem, self.fix)
+    }
+}
+
+impl std::error::Error for Fixable {}

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use resq::customize::{self, Options};
+use resq::session::customize::{self, Options};
 use resq::Bundle;
 
 mod common;
@@ -31,7 +31,7 @@ fn a_calibrated_dqn_prior_fails_in_training_no_more_than_as_deployed() {
             ..Options::new(5000, seed, dir.path().join("run"))
         };
         let o = customize::run(b, &opts).unwrap();
-        let json = resq::report::to_json("dqn", seed, &o);
+        let json = resq::session::report::to_json("dqn", seed, &o);
         let t = json["training"]["prior_temperature"].as_f64().unwrap();
         eprintln!(
             "seed {seed}: τ = {t:.4}, training failures {:.2} (deployed {:.2})",

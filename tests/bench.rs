@@ -17,7 +17,7 @@ fn positive(ns: f64, what: &str) {
 fn a_simulated_bundle_gets_every_figure() {
     let dir = root().join("models/cartpole-rpg");
     let scratch = tempfile::tempdir().unwrap();
-    let r = resq::bench::run(&|| Ok(Bundle::load(&dir)?), scratch.path(), 0).unwrap();
+    let r = resq::cli::bench::run(&|| Ok(Bundle::load(&dir)?), scratch.path(), 0).unwrap();
     eprint!("{}", r.table());
     positive(r.prior_tract.median_ns, "prior, tract");
     positive(r.prior_resq.expect("the CartPole prior compiles").median_ns, "prior, resq");
@@ -46,7 +46,7 @@ fn a_bundle_without_a_simulated_robot_is_measured_without_an_update() {
     std::fs::copy(root().join("models/cartpole/prior.onnx"), dir.path().join("prior.onnx")).unwrap();
     let path = dir.path().to_path_buf();
     let scratch = tempfile::tempdir().unwrap();
-    let r = resq::bench::run(&|| Ok(Bundle::load(&path)?), scratch.path(), 0).unwrap();
+    let r = resq::cli::bench::run(&|| Ok(Bundle::load(&path)?), scratch.path(), 0).unwrap();
     assert!(r.learner_update.is_none());
     assert!(r.table().contains("not measured: the bundle names no simulated robot"));
     // A CartPole transition: obs and next obs (4 + 4), log π0 at s' (2), reward, log π0 and

@@ -7,14 +7,16 @@
 //! The reference firmware and gymnasium/MuJoCo come from the Python venv that `scripts/test.sh`
 //! makes (it sets RESQ_PYTHON). Without it these tests fail, saying so; they never skip.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::Duration;
 
-use resq::customize::{self, Options};
-use resq::evaluate::PolicyEval;
-use resq::firmware_process::FirmwareProcess;
-use resq::link::{Link, LinkConfig};
+use resq::robot::firmware_process::FirmwareProcess;
+use resq::robot::link::{Link, LinkConfig};
+use resq::session::customize::{self, Options};
+use resq::session::evaluate::PolicyEval;
 use resq::Bundle;
 
 fn models(name: &str) -> PathBuf {
@@ -25,12 +27,7 @@ fn models(name: &str) -> PathBuf {
 fn reference_firmware_on_path() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let python = std::env::var("RESQ_PYTHON").unwrap_or_else(|_| {
-            panic!(
-                "RESQ_PYTHON is not set: run the tests with scripts/test.sh, which makes the Python venv \
-                 (reference firmware, gymnasium, MuJoCo) these tests drive"
-            )
-        });
+        let python = common::python("reference firmware, gymnasium, MuJoCo: the robots these tests drive");
         let bin = Path::new(&python).parent().expect("RESQ_PYTHON is a path to python").to_path_buf();
         assert!(
             bin.join("resq-firmware").exists(),
@@ -114,7 +111,7 @@ fn spares_the_second_joint(bundle: &str, steps: u64) {
 
 /// gymnasium MountainCar-v0, 3 discrete pushes mapped to the action index by the bundle's table,
 /// by residual soft Q: the bar in 2 000 steps (met on seeds 0–4 there; later, the goal slips on
-/// some seeds: see the README).
+/// some seeds: see docs/results/robots.md).
 #[test]
 fn mountaincar_discrete_pushes_left_half_as_often() {
     pushes_left_half_as_often("mountaincar-discrete", 2_000);
@@ -146,7 +143,7 @@ fn reacher_rpg_spares_its_second_joint() {
 /// MuJoCo HalfCheetah-v5, 18 signals (17 observations and `info["x_velocity"]`) and 6 torques,
 /// add-on "smoother commands" `-0.1·‖a − a_prev‖²`; the residual also sees the previous command.
 /// The issue's bar (‖Δa‖² ≤ 0.5× with velocity ≥ 0.9×) is beyond what this prior allows so far:
-/// every setting measured trades about 0.65 of velocity per unit of jump removed (README). This
+/// every setting measured trades about 0.65 of velocity per unit of jump removed (docs/results/robots.md). This
 /// checks the 6-torque pipeline end to end at the trade the bundle reaches: smoother by ≥ 15 %,
 /// velocity kept ≥ 0.8× (measured at 20 000 steps: 0.75×, 0.87×).
 #[test]
@@ -166,19 +163,19 @@ fn halfcheetah_commands_get_smoother() {
 
 /// Records every command vector sent, around any robot.
 struct Spy<'a> {
-    inner: &'a mut dyn resq::sim::Env,
+    inner: &'a mut dyn resq::robot::Env,
     sent: Vec<Vec<f32>>,
 }
 
-impl resq::sim::Env for Spy<'_> {
-    fn reset(&mut self) -> Result<(), resq::sim::EnvError> {
+impl resq::robot::Env for Spy<'_> {
+    fn reset(&mut self) -> Result<(), resq::robot::EnvError> {
         self.inner.reset()
     }
-    fn act(&mut self, command: &[f32]) -> Result<(), resq::sim::EnvError> {
+    fn act(&mut self, command: &[f32]) -> Result<(), resq::robot::EnvError> {
         self.sent.push(command.to_vec());
         self.inner.act(command)
     }
-    fn observe(&mut self) -> Result<resq::sim::StepEnd, resq::sim::EnvError> {
+    fn observe(&mut self) -> Result<resq::robot::StepEnd, resq::robot::EnvError> {
         self.inner.observe()
     }
     fn signals(&self) -> &[f32] {
@@ -225,7 +222,8 @@ fn a_discrete_table_drives_a_robot_with_two_commands() {
     )
     .unwrap();
     let mut env =
-        resq::link::LinkEnv::for_bundle(LinkConfig::lock_step(&fw.port.to_string_lossy()), &b).unwrap();
+        resq::robot::link::LinkEnv::for_bundle(LinkConfig::lock_step(&fw.port.to_string_lossy()), &b)
+            .unwrap();
     let mut spy = Spy { inner: &mut env, sent: vec![] };
     let o = customize::run_in(b, &mut spy, &Options::new(300, 0, dir.path().join("run"))).unwrap();
     assert_eq!(o.env_steps, 300);

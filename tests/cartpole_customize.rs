@@ -5,14 +5,15 @@
 
 use std::path::Path;
 
-use resq::customize::{self, Options, CHECKPOINT_FILE};
-use resq::{report, Bundle};
+use resq::session::customize::{self, Options, CHECKPOINT_FILE};
+use resq::session::report;
+use resq::Bundle;
 
 /// Environment steps given to the learner (the literature's budget is 100 000).
 const STEPS: u64 = 3_000;
 const EVAL_EPISODES: usize = 40;
 
-fn metric(e: &resq::evaluate::PolicyEval, name: &str) -> f64 {
+fn metric(e: &resq::session::evaluate::PolicyEval, name: &str) -> f64 {
     e.metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v).expect("metric present")
 }
 
@@ -110,7 +111,7 @@ fn signals_outside_their_declared_range_are_counted_and_the_prior_acts() {
     };
     let o = customize::run(b, &opts).unwrap();
     assert!(o.signal_faults > 100, "{} ticks out of range", o.signal_faults);
-    let s = resq::record::inspect(&out.join("record.mcap")).unwrap();
+    let s = resq::store::record::inspect(&out.join("record.mcap")).unwrap();
     assert_eq!(s.signal_faults, o.signal_faults, "the record counts them too");
     // Out of range, the prior acted: those ticks are fallbacks.
     assert!(s.fallbacks >= o.signal_faults);
@@ -136,7 +137,7 @@ fn the_learning_curve_evaluates_the_policy_of_its_moment() {
         assert_eq!(last[&k], v, "{k}: the curve's last point is the final evaluation");
     }
     assert_ne!(o.curve[0]["mean_abs_x"], last["mean_abs_x"], "the curve moves as the policy learns");
-    let text = std::fs::read_to_string(out.path().join(resq::curve::CURVE_FILE)).unwrap();
+    let text = std::fs::read_to_string(out.path().join(resq::session::curve::CURVE_FILE)).unwrap();
     assert_eq!(text.lines().count(), 3);
 
     let json = report::to_json("cartpole", 0, &o);

@@ -2,8 +2,8 @@
 //! scripts/record_gym_cartpole.py (state after every step, terminated/truncated flags) are
 //! stepped by resq's plant from each recorded state with the recorded action.
 
-use resq::plant::{CartPole, Plant};
-use resq::sim::StepEnd;
+use resq::robot::StepEnd;
+use sim_robot::plant::{CartPole, Plant};
 
 /// Each step starts from gymnasium's recorded state, so the check is of the one-step dynamics.
 /// (Replaying the actions open loop cannot work: the inverted pendulum grows any last-bit

@@ -22,10 +22,10 @@
 //!   there is one float32 ulp of `0.001·u²` (≤ 4.7e-10) plus 4 f64 ulps of the reward. With
 //!   `x * x` squares (correctly rounded) 1 of the 1000 recorded rewards is off, by 1.2e-10.
 
-use resq::plant::mountaincar::{self, State};
-use resq::plant::pendulum;
-use resq::plant::{MountainCar, Pendulum, Plant};
-use resq::sim::{Env, SimEnv, StepEnd};
+use resq::robot::{Env, SimEnv, StepEnd};
+use sim_robot::plant::mountaincar::{self, State};
+use sim_robot::plant::pendulum;
+use sim_robot::plant::{MountainCar, Pendulum, Plant};
 
 /// A JSON number read from its text with Rust's correctly rounded `str::parse`: serde_json
 /// without its `float_roundtrip` feature parses some decimals one ulp off (e.g.
@@ -150,7 +150,7 @@ fn ulps(a: f64, b: f64) -> u64 {
     key(a).abs_diff(key(b))
 }
 
-/// The episode runner's flags (resq::sim::SimEnv) for step `t` (0-based).
+/// The episode runner's flags (resq::robot::sim::SimEnv) for step `t` (0-based).
 fn step_end(terminated: bool, t: usize, max_steps: usize) -> StepEnd {
     StepEnd {
         interrupted: false,
@@ -321,15 +321,17 @@ fn pendulum_matches_gymnasium() {
 #[test]
 fn registry_names_bounds_and_resets() {
     let mut rng = rand_pcg::Pcg64Mcg::new(7);
-    let mc = resq::plant::make("mountaincar").unwrap();
+    let mc = sim_robot::plant::make("mountaincar").unwrap();
     assert_eq!(mc.signal_names(), ["position", "velocity"]);
     assert_eq!(mc.command_names(), ["force"]);
     assert_eq!(mc.command_bounds(), [(-1.0, 1.0)]);
-    let pd = resq::plant::make("pendulum").unwrap();
+    let pd = sim_robot::plant::make("pendulum").unwrap();
     assert_eq!(pd.signal_names(), ["cos_theta", "sin_theta", "theta_dot", "theta"]);
     assert_eq!(pd.command_names(), ["torque"]);
     assert_eq!(pd.command_bounds(), [(-2.0, 2.0)]);
-    assert!(resq::plant::PLANTS.contains(&"mountaincar") && resq::plant::PLANTS.contains(&"pendulum"));
+    assert!(
+        sim_robot::plant::PLANTS.contains(&"mountaincar") && sim_robot::plant::PLANTS.contains(&"pendulum")
+    );
 
     let (mut lo, mut hi) = (f64::MAX, f64::MIN);
     let mut car = MountainCar::default();

@@ -4,6 +4,8 @@
 //! Gaussian), RPG on the plain-Gaussian Pendulum prior and residual SAC on the deterministic one
 //! (greedy command, mean and log-std). The sampled method is refused with a reason.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,8 +13,8 @@ use std::process::{Command, Stdio};
 use rand::SeedableRng;
 use resq::algo::core::ResidualLearner;
 use resq::control::{ActMode, Controller, PolicyChoice};
-use resq::customize::{self, Options};
-use resq::sim::{Env, SimEnv};
+use resq::robot::{Env, SimEnv};
+use resq::session::customize::{self, Options};
 use resq::Bundle;
 
 fn load(name: &str, overrides: &[&str]) -> Bundle {
@@ -31,8 +33,7 @@ fn learned(name: &str, overrides: &[&str], steps: u64) -> Box<dyn ResidualLearne
 
 /// onnxruntime's outputs of `model` on `obs` (via scripts/run_onnx.py in the test venv).
 fn onnxruntime(model: &Path, obs: &[Vec<f32>]) -> serde_json::Value {
-    let python = std::env::var("RESQ_PYTHON")
-        .expect("RESQ_PYTHON is not set: run the tests with scripts/test.sh (its venv has onnxruntime)");
+    let python = common::python("onnxruntime: the independent check of every export");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/run_onnx.py");
     let mut child = Command::new(python)
         .arg(script)
@@ -60,7 +61,7 @@ fn exported_policy_matches_resq(name: &str, overrides: &[&str], steps: u64) {
     let learner = learned(name, overrides, steps);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.onnx");
-    let e = resq::export::export(&load(name, overrides), learner.as_ref(), &path).unwrap();
+    let e = resq::store::export::export(&load(name, overrides), learner.as_ref(), &path).unwrap();
     assert_eq!(e.inputs, vec!["obs".to_string()]);
 
     let b = load(name, overrides);
@@ -157,8 +158,9 @@ fn residual_sac_on_a_deterministic_prior() {
 fn the_sampled_method_is_refused_with_its_reason() {
     let b = load("mountaincar", &["residual.method=\"sampled\""]);
     let learner = customize::make_learner(&b, 0);
-    let err =
-        resq::export::export(&b, learner.as_ref(), Path::new("/nonexistent/policy.onnx")).err().unwrap();
+    let err = resq::store::export::export(&b, learner.as_ref(), Path::new("/nonexistent/policy.onnx"))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("random draws from the prior"), "{err}");
 }
 

@@ -3,8 +3,8 @@
 //! says why and what to change, before the robot has failed more than 3 of 10 training episodes
 //! beyond the prior's own failures (`[safety] failed_episodes_stop`).
 
-use resq::checkpoint;
-use resq::customize::{self, make_learner, Options, CHECKPOINT_FILE};
+use resq::session::customize::{self, make_learner, Options, CHECKPOINT_FILE};
+use resq::store::checkpoint;
 use resq::Bundle;
 
 mod common;

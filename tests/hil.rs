@@ -1,5 +1,5 @@
 //! Hardware in the loop without hardware: resq drives the simulated firmware over a real serial
-//! device (a pseudo-terminal pair), through the fault-injecting proxy of `resq::rig`.
+//! device (a pseudo-terminal pair), through the fault-injecting proxy of `resq::robot::rig`.
 //!
 //! Required under faults (corrupted, dropped, duplicated, delayed frames, garbage and oversized
 //! frames, unplug/re-plug, firmware reboots): no panic; no command outside the manifest's limits
@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use firmware_bridge::firmware::SimFirmware;
 use firmware_bridge::Mode;
-use resq::customize::{self, Options};
-use resq::link::{Link, LinkConfig, LinkEnv};
-use resq::rig::{self, Faults, Rig, RigReport};
+use resq::robot::link::{Link, LinkConfig, LinkEnv};
+use resq::robot::rig::{self, Faults, Rig, RigReport};
+use resq::session::customize::{self, Options};
 use resq::Bundle;
+use sim_robot::firmware::SimFirmware;
 
 /// The real-time tests measure timing and learn on a thread against a 200 Hz robot: they run
 /// alone, the others (lock-step, each as heavy as a CPU core) share the machine among themselves.
@@ -41,7 +41,7 @@ const LOOP_PRIORITY: u8 = 30;
 fn realtime_priority(p: u8) -> Option<u8> {
     static PERMITTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *PERMITTED.get_or_init(|| {
-        let ok = resq::rt::permitted(RIG_PRIORITY);
+        let ok = resq::robot::rt::permitted(RIG_PRIORITY);
         if !ok {
             eprintln!("SCHED_FIFO is not permitted here: the real-time tests run with ordinary scheduling, at the mercy of this machine's load");
         }
@@ -76,7 +76,7 @@ fn start_rig(
     (link, finish)
 }
 
-fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEnv, resq::sim::EnvError> {
+fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEnv, resq::robot::EnvError> {
     let mut cfg = LinkConfig::lock_step(port.to_str().unwrap());
     cfg.mode = mode;
     cfg.period_us = period_us;
@@ -106,7 +106,7 @@ fn realtime_options(out: &Path, steps: u64, episodes: usize) -> Options {
     Options { rt_priority: realtime_priority(LOOP_PRIORITY), ..options(out, steps, episodes) }
 }
 
-fn metric(e: &resq::evaluate::PolicyEval) -> f64 {
+fn metric(e: &resq::session::evaluate::PolicyEval) -> f64 {
     e.metrics.iter().find(|(k, _)| k == "mean_abs_x").unwrap().1
 }
 
@@ -130,7 +130,7 @@ fn customizes_over_the_link_in_lock_step() {
     assert_eq!(report.firmware.commands_out_of_range, 0);
     // Every training tick is in the record.
     let record = dir.path().join("record.mcap");
-    let s = resq::record::inspect(&record).unwrap();
+    let s = resq::store::record::inspect(&record).unwrap();
     assert_eq!(s.ticks, 6_000);
     assert_eq!(s.recorder.unwrap().dropped, 0);
     // A record a robot can keep all day: ≤ 100 bytes per tick, file overhead included
@@ -162,7 +162,7 @@ fn rpg_customizes_over_the_link_in_lock_step() {
     assert!(o.customized.success_rate >= 0.95);
     assert_eq!(o.link.crc_errors + o.link.other_errors + o.link.reconnects, 0, "a clean link has no errors");
     assert_eq!(report.firmware.commands_out_of_range, 0);
-    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    let s = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
     assert_eq!(s.ticks, 20_000);
 }
 
@@ -179,7 +179,8 @@ fn customizes_a_continuous_plant_over_the_link() {
     let mut env = connect(&b, &port, Mode::LockStep, 0).unwrap();
     let o = customize::run_in(b, &mut env, &options(dir.path(), 10_000, 20)).unwrap();
     let report = finish();
-    let m = |e: &resq::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
+    let m =
+        |e: &resq::session::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
     let (tp, tc) = (m(&o.prior, "mean_torque_sq"), m(&o.customized, "mean_torque_sq"));
     let (up, uc) = (m(&o.prior, "upright_fraction"), m(&o.customized, "upright_fraction"));
     eprintln!(
@@ -251,7 +252,7 @@ fn survives_a_fault_campaign_and_still_customizes() {
     assert!(o.link.reconnects >= 1);
     // Nothing outside the limits ever reached the firmware, and the record agrees.
     assert_eq!(report.firmware.commands_out_of_range, 0);
-    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    let s = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
     assert_eq!(s.clamped, 0, "the policy's commands are inside the limits; nothing needed clamping");
     // And the customization still works.
     assert!(c <= 0.5 * p, "customized {c} vs prior {p}");
@@ -366,7 +367,7 @@ fn an_estop_latches_and_stops_the_run() {
     assert_eq!(report.firmware.stale_commands, 0, "{:?}", report.firmware);
     assert_eq!(report.firmware.repeated_sensor_frames, 0, "{:?}", report.firmware);
     // The record counts the e-stop that stopped the run.
-    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    let s = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
     assert!(s.estop_events >= 1 && s.estop_ticks >= 1, "{s:?}");
 }
 
@@ -407,7 +408,7 @@ fn a_learner_thread_customizes_a_real_time_robot() {
     let o = customize::run_in(b, &mut env, &realtime_options(dir.path(), steps, 5)).unwrap();
     let report = finish();
     let (p, c) = (metric(&o.prior), metric(&o.customized));
-    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    let s = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
     eprintln!(
         "learner thread, 200 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped, {} late\n{s}\nfirmware {:?}",
         o.updates, o.transitions_dropped, o.late_steps, report.firmware
@@ -478,11 +479,11 @@ fn a_link_lost_for_good_fails_the_run_and_keeps_what_was_learned() {
     assert!(msg.contains("saved in"), "{msg}");
     let path = dir.path().join(customize::CHECKPOINT_FILE);
     let mut learner = customize::make_learner(&bundle(), 0);
-    let progress = resq::checkpoint::load(&path, learner.as_mut(), &text).unwrap();
+    let progress = resq::store::checkpoint::load(&path, learner.as_mut(), &text).unwrap();
     eprintln!("{msg}\nsaved at step {}", progress.env_steps);
     // The final checkpoint, not only a periodic one (every 2 000 steps): it holds every step the
     // record saw (the recorder may drop records under load, never add them).
-    let record = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    let record = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
     assert!(record.last_tick > 0);
     assert!(
         progress.env_steps >= record.last_tick,
@@ -507,7 +508,7 @@ fn real_time_mode_runs_at_its_rate() {
     let mut env = connect(&b, &port, Mode::RealTime, period_us).unwrap();
     let o = customize::run_in(b, &mut env, &realtime_options(dir.path(), 600, 1)).unwrap();
     let report = finish();
-    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    let s = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
     eprintln!("real time 200 Hz: {s}\nlink {:?}\nfirmware {:?}", o.link, report.firmware);
     assert_eq!(s.ticks, 600);
     assert_eq!(s.late_steps, o.late_steps);
@@ -597,7 +598,7 @@ fn a_plant_fault_at_reset_stops_with_its_reason() {
         }
     });
     let mut env = connect(&b, Path::new(&path), Mode::LockStep, 0).unwrap();
-    let err = resq::sim::Env::reset(&mut env).expect_err("a plant fault stops the start of an episode");
+    let err = resq::robot::Env::reset(&mut env).expect_err("a plant fault stops the start of an episode");
     stop.store(true, Ordering::Relaxed);
     faulty.join().unwrap();
     drop(slave);
@@ -692,7 +693,7 @@ fn late_steps_are_counted_and_not_learned_from() {
     let steps = 400;
     let o = customize::run_in(b, &mut env, &options(dir.path(), steps, 1)).unwrap();
     let report = finish();
-    let s = resq::record::inspect(&dir.path().join("record.mcap")).unwrap();
+    let s = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
     eprintln!(
         "{} late of {steps}; replay {}\n{s}\nfirmware {:?}",
         o.late_steps,
@@ -703,7 +704,7 @@ fn late_steps_are_counted_and_not_learned_from() {
     assert_eq!(o.learner.core().replay.len() as u64, steps - o.late_steps);
     assert_eq!(s.late_steps, o.late_steps);
     assert!(report.firmware.late_steps >= o.late_steps / 2, "{:?}", report.firmware);
-    let w = resq::report::warnings(&o).join("\n");
+    let w = resq::session::report::warnings(&o).join("\n");
     assert!(w.contains("ran late") && w.contains("learning.thread"), "{w}");
 }
 
@@ -713,7 +714,7 @@ fn late_steps_are_counted_and_not_learned_from() {
 /// has left until the backlog drains: this test then fails on the gaps.
 #[test]
 fn after_a_stall_the_host_answers_the_newest_sensor() {
-    use resq::sim::Env;
+    use resq::robot::Env;
     let _cpu = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let period_us = 10_000;

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use resq::customize::{self, Options, Outcome};
+use resq::session::customize::{self, Options, Outcome};
 use resq::Bundle;
 
 fn customize(method: &str) -> Outcome {
@@ -28,8 +28,9 @@ fn customize(method: &str) -> Outcome {
 
 /// Left-push fractions (prior, customized), after checking the goal bar.
 fn left_pushes(o: &Outcome, method: &str) -> (f64, f64) {
-    let left =
-        |e: &resq::evaluate::PolicyEval| e.metrics.iter().find(|(k, _)| k == "left_push_fraction").unwrap().1;
+    let left = |e: &resq::session::evaluate::PolicyEval| {
+        e.metrics.iter().find(|(k, _)| k == "left_push_fraction").unwrap().1
+    };
     let (p, c) = (left(&o.prior), left(&o.customized));
     eprintln!(
         "{method}: left pushes: prior {p:.3} customized {c:.3} ({:+.1} %); goal reached: prior {:.2} customized {:.2}; episode length {:.1} -> {:.1}",

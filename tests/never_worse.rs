@@ -11,12 +11,12 @@
 //!
 //! The origins: a soft-Q prior (the project's), a plain DQN (Stable-Baselines3, `temperature =
 //! "auto"`), behaviour-cloned logits, a PPO actor's logits (Stable-Baselines3), a SAC actor, a
-//! plain Gaussian actor and a deterministic behaviour clone. The README's table "Never worse, by
-//! prior origin" gives the same rule over five seeds (`scripts/steps_to_customize.py`).
+//! plain Gaussian actor and a deterministic behaviour clone. docs/results/priors.md ("By
+//! prior origin") gives the same rule over five seeds (`scripts/steps_to_customize.py`).
 
 use std::path::Path;
 
-use resq::customize::{self, Options, Outcome};
+use resq::session::customize::{self, Options, Outcome};
 use resq::Bundle;
 
 mod common;
@@ -112,7 +112,7 @@ fn sac_actor() {
 
 /// The one origin that misses the add-on part of the rule: right after its actor starts
 /// learning (2 000 steps) the torque² gets worse before it gets better, +21 % on this seed and
-/// up to +71 % over five (README "Never worse, by prior origin"). The task (time upright) and
+/// up to +71 % over five (docs/results/priors.md, "By prior origin"). The task (time upright) and
 /// the training episodes keep the rule; the add-on is held to a stated +50 % here.
 #[test]
 fn plain_gaussian_actor() {

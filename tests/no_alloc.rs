@@ -6,9 +6,9 @@ use std::path::Path;
 
 use rand::SeedableRng;
 use resq::algo::replay::{Layout, Replay, Transition};
-use resq::control::{ActMode, Controller, PolicyChoice};
+use resq::control::{ActMode, Controller, PolicyChoice, Supervisor};
 use resq::nn::{Activation, Mlp};
-use resq::sim::{Env, SimEnv};
+use resq::robot::{Env, SimEnv};
 use resq::Bundle;
 
 mod common;
@@ -54,7 +54,7 @@ fn discrete_ticks_allocate_nothing(bundle: &str) {
     let mut terms = vec![0.0; ctl.bundle.addon.terms.len()];
     let mut obs = vec![0.0; n_obs];
     let mut next_logp0 = vec![0.0; n_act];
-    let mut supervisor = ctl.bundle.supervisor();
+    let mut supervisor = Supervisor::for_bundle(&ctl.bundle);
     let mut tick = |ctl: &mut Controller, env: &mut SimEnv| {
         obs.copy_from_slice(&ctl.res_obs);
         let d = ctl.step(env.signals(), PolicyChoice::Customized, ActMode::Sample, &mut rng);
@@ -112,7 +112,7 @@ fn continuous_ticks_allocate_nothing(method: &str) {
     if method == "sac" || method == "rpg" {
         ctl.set_actor(Mlp::new(&[2, 64, 64, 2], Activation::Relu, false, &mut rng));
     }
-    let mut supervisor = ctl.bundle.supervisor();
+    let mut supervisor = Supervisor::for_bundle(&ctl.bundle);
     let mut env = SimEnv::new("mountaincar", 999, 2).unwrap();
     let mut sent = [0.0f32];
     let mut tick = |ctl: &mut Controller, env: &mut SimEnv, mode: ActMode| {
@@ -162,9 +162,9 @@ fn rpg_discrete_control_tick_allocates_nothing_after_warm_up() {
 /// weights from the triple buffer allocate nothing.
 #[test]
 fn handing_over_to_a_learner_thread_allocates_nothing() {
-    use resq::learning::{LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN};
+    use resq::session::learning::{LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN};
     let bundle = Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar")).unwrap();
-    let learner = resq::customize::make_learner(&bundle, 0);
+    let learner = resq::session::customize::make_learner(&bundle, 0);
     let layout = learner.core().replay.layout();
     let mut ctl = Controller::new(bundle, learner.core().online.clone());
     ctl.set_actor(learner.actor().unwrap().clone());
@@ -208,7 +208,7 @@ fn handing_over_to_a_learner_thread_allocates_nothing() {
 /// backward pass, the GEMMs' packing and Adam work in buffers allocated once. Checked for
 /// residual soft-Q at robot size (models/cartpole-256: 2×256 head, batch 64, 10-step returns,
 /// `resq bench`'s update) and for the sampled residual Q on MountainCar. (Residual SAC and RPG
-/// still allocate per update; see the README's performance section.)
+/// still allocate per update; see docs/results/performance.md.)
 #[test]
 fn learner_updates_allocate_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,12 +226,12 @@ fn learner_updates_allocate_nothing() {
             resq::bundle::Method::Rpg => 2 * l.rollout as u64 + 2,
             _ => (l.warmup.max(l.batch) + 2 * l.batch) as u64,
         };
-        let opts = resq::customize::Options {
+        let opts = resq::session::customize::Options {
             fresh: true,
             eval_episodes: Some(1),
-            ..resq::customize::Options::new(steps, 0, dir.path().join(bundle.replace('/', "-")))
+            ..resq::session::customize::Options::new(steps, 0, dir.path().join(bundle.replace('/', "-")))
         };
-        let mut learner = resq::customize::run(load().unwrap(), &opts).unwrap().learner;
+        let mut learner = resq::session::customize::run(load().unwrap(), &opts).unwrap().learner;
         assert!(learner.update().is_some(), "{bundle} {overrides:?}: the learner is ready");
         let mut updates = 0;
         let n = allocations_during(|| {

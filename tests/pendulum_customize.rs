@@ -9,13 +9,13 @@
 //! - ≥ 15 % with residual SAC over models/pendulum-gaussian, a plain Gaussian prior whose sample
 //!   is clipped.
 //!
-//! Measured over seeds 0–4 (torque² customized / prior, median and worst; the README's
+//! Measured over seeds 0–4 (torque² customized / prior, median and worst; docs/results/continuous.md's
 //! `scripts/steps_to_customize.py` commands), with the bundles' 8 updates a tick for SAC (2 for
 //! the sampled method): 0.714× / 0.859×, 0.831× / 0.916×, 0.510× / 0.649×, 0.650× / 0.751×.
 
 use std::path::Path;
 
-use resq::customize::{self, Options};
+use resq::session::customize::{self, Options};
 use resq::Bundle;
 
 /// (prior, customized) mean torque² after checking the upright bar, for the bundle with
@@ -24,11 +24,12 @@ fn torque_sq(bundle: &str, overrides: &[&str]) -> (f64, f64) {
     let out = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle);
     let b = Bundle::load_with(&dir, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let method = b.manifest.residual.method.clone();
+    let method = format!("{:?}", b.method);
     let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
     let o = customize::run(b, &opts).unwrap();
     assert!(!o.diverged);
-    let m = |e: &resq::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
+    let m =
+        |e: &resq::session::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
     let (tp, tc) = (m(&o.prior, "mean_torque_sq"), m(&o.customized, "mean_torque_sq"));
     let (up, uc) = (m(&o.prior, "upright_fraction"), m(&o.customized, "upright_fraction"));
     eprintln!(
@@ -70,7 +71,7 @@ fn residual_sac_customizes_a_plain_gaussian_prior() {
 /// it equals the one that wrote it.
 #[test]
 fn residual_sac_checkpoint_restores_every_network_and_the_replay() {
-    use resq::checkpoint;
+    use resq::store::checkpoint;
     let out = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum");
     let b = Bundle::load(&dir).unwrap();
@@ -121,7 +122,8 @@ fn a_continuing_task_learns_on_windows_without_resets() {
     assert_eq!(o.history.episode_length, vec![250.0; 20]);
     assert_eq!((o.prior.episodes, o.customized.episodes), (4, 4));
     assert_eq!((o.prior.mean_episode_length, o.customized.mean_episode_length), (250.0, 250.0));
-    let m = |e: &resq::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
+    let m =
+        |e: &resq::session::evaluate::PolicyEval, k: &str| e.metrics.iter().find(|(n, _)| n == k).unwrap().1;
     let (tp, tc) = (m(&o.prior, "mean_torque_sq"), m(&o.customized, "mean_torque_sq"));
     eprintln!("continuing pendulum: torque² {tp:.4} -> {tc:.4}");
     assert!(tc < tp, "torque² {tc} vs the prior's {tp}");

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use resq::control::{ActMode, Controller, PolicyChoice};
-use resq::customize::{self, Options};
+use resq::session::customize::{self, Options};
 use resq::Bundle;
 
 mod common;
@@ -39,7 +39,7 @@ fn a_masked_action_is_never_taken_and_learning_goes_on() {
         bundle(dir.path(), "masked_logits.onnx", "[-10.0, 10.0, 0.0]", "[\"left\", \"right\", \"coast\"]");
 
     // The controller on random states, sampling and greedy, prior and customized.
-    let head = resq::customize::make_learner(&b, 0).core().online.clone();
+    let head = resq::session::customize::make_learner(&b, 0).core().online.clone();
     let mut ctl = Controller::new(Bundle::load(dir.path()).unwrap(), head);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
     for i in 0..2000 {
@@ -74,7 +74,7 @@ fn a_failing_prior_gets_the_safe_command_and_is_not_learned_from() {
     let dir = tempfile::tempdir().unwrap();
     let b = bundle(dir.path(), "nan_when_x_negative.onnx", "[-10.0, 10.0]", "[\"left\", \"right\"]");
 
-    let head = resq::customize::make_learner(&b, 0).core().online.clone();
+    let head = resq::session::customize::make_learner(&b, 0).core().online.clone();
     let mut ctl = Controller::new(Bundle::load(dir.path()).unwrap(), head);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
     for policy in [PolicyChoice::Prior, PolicyChoice::Customized] {
@@ -104,9 +104,9 @@ fn a_failing_prior_gets_the_safe_command_and_is_not_learned_from() {
         assert!(r.logp0_taken[slot].is_finite() && r.next_logp0_at(slot).iter().all(|v| v.is_finite()));
         assert!(r.obs_at(slot)[0] >= 0.0 && r.next_obs_at(slot)[0] >= 0.0, "x < 0 at step {k}");
     }
-    let json = resq::report::to_json("nan", 0, &o);
+    let json = resq::session::report::to_json("nan", 0, &o);
     assert_eq!(json["training"]["prior_faults"], o.prior_faults);
-    let s = resq::record::inspect(&record).unwrap();
+    let s = resq::store::record::inspect(&record).unwrap();
     assert_eq!(s.prior_faults, o.prior_faults, "the record counts them too");
 }
 
@@ -120,7 +120,7 @@ fn a_failing_continuous_prior_gets_the_safe_command_too() {
     let load =
         || Bundle::load_with(dir.path(), &["learning.warmup=200".into()]).unwrap_or_else(|e| panic!("{e}"));
     let b = load();
-    let head = resq::customize::make_learner(&b, 0).core().online.clone();
+    let head = resq::session::customize::make_learner(&b, 0).core().online.clone();
     let mut ctl = Controller::new(load(), head);
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
     let d = ctl.step(&[-0.5, 0.87, 0.0], PolicyChoice::Prior, ActMode::Sample, &mut rng);

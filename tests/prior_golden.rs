@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use resq::prior::{Prior, PriorKind};
+use resq::policy::prior::{Prior, PriorKind};
 
 #[derive(serde::Deserialize)]
 struct Golden {
@@ -326,7 +326,7 @@ fn deterministic_prior_matches_onnxruntime_and_torch() {
     // fresh (zero) residual SAC actor, and for the prior alone, the greedy command is the prior's
     // output clipped to the torque limits.
     use resq::control::{ActMode, Controller, PolicyChoice};
-    use resq::customize::make_learner;
+    use resq::session::customize::make_learner;
     let b = resq::Bundle::load_with(&dir, &["residual.method=\"sac\"".into()]).unwrap();
     let learner = make_learner(&b, 0);
     let mut ctl = Controller::new(b, learner.core().online.clone());

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use resq::record::{inspect, Decisions, LinkCounters, RecordMeta, Recorder, RecorderStats, TickRecord};
+use resq::control::Decisions;
+use resq::robot::LinkCounters;
+use resq::store::record::{inspect, RecordMeta, Recorder, RecorderStats, TickRecord};
 
 // ---- a counting allocator watching one thread (as in tests/no_alloc.rs) ----
 
@@ -118,6 +120,9 @@ fn synthetic() -> Vec<TickRecord> {
             set(i % 13 == 5, Decisions::RATE_LIMITED);
             set(i % 17 == 0, Decisions::KL_LIMITED);
             set(i % 500 == 499, Decisions::EPISODE_END);
+            set(i % 19 == 2, Decisions::SIGNAL_FAULT);
+            set(i % 23 == 4, Decisions::PRIOR_FAULT);
+            set(i % 29 == 6, Decisions::LATE);
             r.decisions = Decisions(d);
             r.link = LinkCounters {
                 frames: i + 1,
@@ -279,12 +284,7 @@ fn summary_matches_what_was_written() {
 
 /// The Python that scripts/test.sh's venv provides (mcap, mcap-protobuf-support).
 fn python() -> String {
-    std::env::var("RESQ_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "RESQ_PYTHON is not set: run the tests with scripts/test.sh, which makes the Python venv \
-             (mcap, mcap-protobuf-support) that reads records as Foxglove does"
-        )
-    })
+    common::python("mcap, mcap-protobuf-support: reads records as Foxglove does")
 }
 
 fn f32_of(v: &serde_json::Value) -> f32 {
@@ -380,17 +380,7 @@ fn mcap_layout_is_what_foxglove_reads() {
         assert_eq!(f32_of(&get(v, "addon_reward")), r.addon_reward);
         assert_eq!(f32_of(&get(v, "kl")), r.kl);
         let d = v.get("decisions").cloned().unwrap_or_default();
-        for (k, bit) in [
-            ("fallback", Decisions::FALLBACK),
-            ("deadline_miss", Decisions::DEADLINE_MISS),
-            ("estop", Decisions::ESTOP),
-            ("clamped", Decisions::CLAMPED),
-            ("rate_limited", Decisions::RATE_LIMITED),
-            ("kl_limited", Decisions::KL_LIMITED),
-            ("episode_end", Decisions::EPISODE_END),
-            ("signal_fault", Decisions::SIGNAL_FAULT),
-            ("prior_fault", Decisions::PRIOR_FAULT),
-        ] {
+        for (k, bit) in Decisions::NAMES {
             assert_eq!(
                 d.get(k).unwrap_or(&no).as_bool().unwrap(),
                 r.decisions.contains(bit),

@@ -7,17 +7,17 @@
 use std::path::Path;
 
 use rand::SeedableRng;
-use resq::checkpoint;
 use resq::control::{ActMode, Controller, PolicyChoice};
-use resq::customize::{self, make_learner, Options, CHECKPOINT_FILE};
-use resq::sim::{Env, SimEnv};
+use resq::robot::{Env, SimEnv};
+use resq::session::customize::{self, make_learner, Options, CHECKPOINT_FILE};
+use resq::store::checkpoint;
 use resq::Bundle;
 
 fn bundle() -> Bundle {
     Bundle::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole-rpg")).unwrap()
 }
 
-fn metric(e: &resq::evaluate::PolicyEval, name: &str) -> f64 {
+fn metric(e: &resq::session::evaluate::PolicyEval, name: &str) -> f64 {
     e.metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v).expect("metric present")
 }
 

@@ -1,4 +1,4 @@
-//! The residual soft Bellman fixed point on small random MDPs (DESIGN.md §1).
+//! The residual soft Bellman fixed point on small random MDPs (`docs/design.md` §1.2).
 //!
 //! The prior π0 is made max-ent optimal (temperature α0) for a known reward `r`. Iterating
 //! `Q_R ← r_R + γ·E_s'[soft_value(Q_R(s',·), log π0(·|s'), ω', α̂)]` with resq's own
@@ -9,7 +9,7 @@
 
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
-use resq::algo::rql_discrete::{policy_log_probs, soft_value};
+use resq::policy::discrete::{policy_log_probs, soft_value};
 
 const S: usize = 7;
 const A: usize = 3;

@@ -3,9 +3,8 @@
 //! The protocol core is `no_std` with no allocator (fixed-size `heapless` buffers), so the same
 //! code runs on a microcontroller and on the host. `PROTOCOL.md` specifies it byte by byte.
 //!
-//! With the `sim` feature (std) the crate also holds the simulated plants ([`plant`]) — each
-//! plant's physics lives here once — used by resq's in-process simulation and by the simulated
-//! firmware.
+//! The simulated plants and the simulated firmware that serves them live in the `sim-robot`
+//! crate beside this one: a firmware author depends on the protocol alone.
 //!
 //! Modules: [`message`] (the values), [`wire`] (byte layouts, [`encode`]), [`decoder`]
 //! (streaming [`Decoder`]), [`cobs`], [`crc`] ([`crc32c`], [`layout_hash`]), [`handshake`]
@@ -38,9 +37,3 @@ pub use timing::{
 pub use wire::{
     decode_frame, decode_payload, encode, encode_payload, encode_to_vec, FrameBuf, MAX_FRAME, MAX_PAYLOAD,
 };
-
-#[cfg(feature = "sim")]
-pub mod plant;
-
-#[cfg(feature = "sim")]
-pub mod firmware;

@@ -19,8 +19,8 @@
 //! ([`SimFirmware::set_operator_reset`]: WAITING Sensors, then the RESET Sensor).
 
 use crate::plant::{self, Plant};
-use crate::timing::{HEARTBEAT_IDLE_US, LINK_TIMEOUT_US, PROTOCOL_FAULT_INTERVAL_US};
-use crate::{
+use firmware_bridge::timing::{HEARTBEAT_IDLE_US, LINK_TIMEOUT_US, PROTOCOL_FAULT_INTERVAL_US};
+use firmware_bridge::{
     encode, Command, Decoder, Fault, FaultCode, Heartbeat, Hello, Message, Mode, Role, Sensor, SensorFlags,
     Values, MAX_FRAME, PROTOCOL_VERSION,
 };
@@ -73,7 +73,7 @@ pub struct SimFirmware {
     layout_hash: u32,
     boot_id: u32,
     decoder: Decoder,
-    past_decoder: crate::DecoderStats,
+    past_decoder: firmware_bridge::DecoderStats,
     rng: SplitMix64,
     connected: bool,
     episode_live: bool,
@@ -108,7 +108,7 @@ impl SimFirmware {
     /// real-time mode. `boot_seed` makes boot ids (and nothing else) differ between boots.
     pub fn new(plant_name: &str, mode: Mode, period_us: u32, boot_seed: u64) -> Option<Self> {
         let plant = plant::make(plant_name)?;
-        let layout_hash = crate::layout_hash(plant.signal_names(), plant.command_names());
+        let layout_hash = firmware_bridge::layout_hash(plant.signal_names(), plant.command_names());
         let mut rng = SplitMix64(boot_seed);
         let boot_id = rand_core::RngCore::next_u32(&mut rng) | 1;
         Some(SimFirmware {
@@ -118,7 +118,7 @@ impl SimFirmware {
             layout_hash,
             boot_id,
             decoder: Decoder::new(),
-            past_decoder: crate::DecoderStats::default(),
+            past_decoder: firmware_bridge::DecoderStats::default(),
             rng,
             connected: false,
             episode_live: false,
@@ -164,7 +164,7 @@ impl SimFirmware {
     }
 
     /// Decoder counters since power-on of the simulation (summed over reboots).
-    pub fn decoder_stats(&self) -> crate::DecoderStats {
+    pub fn decoder_stats(&self) -> firmware_bridge::DecoderStats {
         self.past_decoder.plus(&self.decoder.stats())
     }
 
@@ -212,7 +212,7 @@ impl SimFirmware {
     }
 
     fn sensor(&mut self, flags: SensorFlags, now_us: u64) -> Sensor {
-        let mut signals = [0.0f32; crate::MAX_VALUES];
+        let mut signals = [0.0f32; firmware_bridge::MAX_VALUES];
         let n = self.plant.signal_names().len();
         self.plant.signals(&mut signals[..n]);
         let mut values = Values::new();
@@ -235,7 +235,7 @@ impl SimFirmware {
     /// Advances the plant one step with `values` (or the safe action) and returns the flags.
     fn step_plant(&mut self, values: Option<&[f32]>) -> SensorFlags {
         let n = self.plant.command_names().len();
-        let mut cmd = [0.0f32; crate::MAX_VALUES];
+        let mut cmd = [0.0f32; firmware_bridge::MAX_VALUES];
         if let (Some(v), false) = (values, self.estop) {
             cmd[..n].copy_from_slice(&v[..n]);
             let bounds = self.plant.command_bounds();
@@ -274,17 +274,26 @@ impl SimFirmware {
                     Err(reason) => {
                         self.stats.rejects += 1;
                         self.send(&Message::Reject(me.reject(reason)), now_us, emit);
-                        if matches!(reason, crate::RejectReason::LayoutHash | crate::RejectReason::Counts) {
+                        if matches!(
+                            reason,
+                            firmware_bridge::RejectReason::LayoutHash | firmware_bridge::RejectReason::Counts
+                        ) {
                             // Name every signal and command, so the host can say which differ.
-                            let names =
-                                crate::Name::layout(self.plant.signal_names(), self.plant.command_names());
+                            let names = firmware_bridge::Name::layout(
+                                self.plant.signal_names(),
+                                self.plant.command_names(),
+                            );
                             for n in names {
                                 self.send(&Message::Name(n), now_us, emit);
                             }
                         }
                     }
                     Ok(()) if now_us < self.busy_until_us => {
-                        self.send(&Message::Reject(me.reject(crate::RejectReason::Busy)), now_us, emit);
+                        self.send(
+                            &Message::Reject(me.reject(firmware_bridge::RejectReason::Busy)),
+                            now_us,
+                            emit,
+                        );
                     }
                     Ok(()) => {
                         self.stats.handshakes += 1;
@@ -333,7 +342,7 @@ impl SimFirmware {
                 self.command = None;
                 self.waiting = Some((
                     now_us + self.operator_reset_us,
-                    now_us + crate::timing::WAITING_INTERVAL_US,
+                    now_us + firmware_bridge::timing::WAITING_INTERVAL_US,
                     r.seed,
                 ));
                 self.seq = self.seq.wrapping_add(1);
@@ -410,7 +419,7 @@ impl SimFirmware {
                 // §8.2: an answer to a Sensor of this episode already sent, newer than the last
                 // accepted one (a late answer is still the newest command the host has).
                 let sent = c.seq.wrapping_sub(self.first_seq) <= self.seq.wrapping_sub(self.first_seq);
-                let newer = self.applied_seq.is_none_or(|a| crate::timing::seq_after(c.seq, a));
+                let newer = self.applied_seq.is_none_or(|a| firmware_bridge::timing::seq_after(c.seq, a));
                 if sent && newer {
                     self.applied_seq = Some(c.seq);
                     self.command = Some((c.values, now_us + c.valid_for_us as u64));
@@ -432,7 +441,7 @@ impl SimFirmware {
             if now_us >= ready {
                 self.start_episode(seed, now_us, emit);
             } else if now_us >= next {
-                self.waiting = Some((ready, next + crate::timing::WAITING_INTERVAL_US, seed));
+                self.waiting = Some((ready, next + firmware_bridge::timing::WAITING_INTERVAL_US, seed));
                 self.seq = self.seq.wrapping_add(1);
                 self.emit_sensor(SensorFlags::WAITING, now_us, emit);
             }

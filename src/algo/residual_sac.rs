@@ -1,4 +1,4 @@
-//! Residual SAC for continuous actions (DESIGN.md §1).
+//! Residual SAC for continuous actions (`docs/design.md` §1.8).
 //!
 //! The actor is the prior's Gaussian shifted by learned offsets, with its last layer at zero so
 //! the robot starts exactly on the prior:
@@ -36,10 +36,10 @@ use ndarray::Array2;
 use super::core::{gradient_step, LearnerCore, NamedNet, NamedNetMut, ResidualLearner, Settings};
 use super::replay::{Layout, Replay};
 use crate::nn::{mlp::Trace, Adam, Grads, Mlp};
-use crate::prior::gaussian::normal;
-use crate::prior::{Family, LOG_STD_MAX, LOG_STD_MIN};
+use crate::policy::prior::gaussian::normal;
+use crate::policy::prior::{Family, LOG_STD_MAX, LOG_STD_MIN};
 
-const HALF_LN_2PI: f32 = crate::prior::gaussian::HALF_LN_2PI as f32;
+const HALF_LN_2PI: f32 = crate::policy::prior::gaussian::HALF_LN_2PI as f32;
 
 /// One draw from π_θ at a state: `u`, `a`, and `log π_θ(a)` in the reparameterised form.
 #[derive(Clone, Copy, Debug)]

@@ -1,4 +1,4 @@
-//! Residual Policy Gradient (DESIGN.md §1): PPO on the augmented reward
+//! Residual Policy Gradient (`docs/design.md` §1.9): PPO on the augmented reward
 //!
 //! ```text
 //! r̃(s,a) = r_R(s,a) + ω'·log π0(a|s) − α̂·log π_θ(a|s)
@@ -51,9 +51,9 @@ use rand::seq::SliceRandom;
 use super::core::{gradient_step, LearnerCore, NamedNet, NamedNetMut, ResidualLearner, Settings};
 use super::replay::{Layout, Replay};
 use crate::nn::{mlp::Trace, Adam, Grads, Mlp};
-use crate::prior::{Family, LOG_STD_MAX, LOG_STD_MIN, SQUASH_EPS};
+use crate::policy::prior::{Family, LOG_STD_MAX, LOG_STD_MIN, SQUASH_EPS};
 
-const HALF_LN_2PI: f64 = crate::prior::gaussian::HALF_LN_2PI;
+const HALF_LN_2PI: f64 = crate::policy::prior::gaussian::HALF_LN_2PI;
 
 /// PPO's settings (`[learning] rollout, epochs, clip, gae_lambda`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -359,7 +359,7 @@ impl ResidualPg {
     /// The minibatch order of `epoch` of the rollout starting at `start`.
     fn shuffle(&mut self, start: u64, epoch: u64) {
         use rand::SeedableRng;
-        let key = start.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let key = crate::streams::rpg_minibatches(start, epoch);
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(key);
         self.order.iter_mut().enumerate().for_each(|(i, o)| *o = i as u32);
         self.order.shuffle(&mut rng);
@@ -606,7 +606,7 @@ mod tests {
             match head {
                 PolicyHead::Logits { n_actions } => {
                     let mut lp: Vec<f32> = (0..n_actions).map(|_| rng.random_range(-2.0..0.0)).collect();
-                    crate::prior::log_softmax_in_place(&mut lp);
+                    crate::policy::prior::log_softmax_in_place(&mut lp);
                     pg.base[row * w..(row + 1) * w].copy_from_slice(&lp);
                     pg.actions[row] = rng.random_range(0..n_actions as u32);
                 }

@@ -1,4 +1,4 @@
-//! Residual soft Q-learning for discrete actions (DESIGN.md §1).
+//! Residual soft Q-learning for discrete actions (`docs/design.md` §1.3).
 //!
 //! The residual head outputs `Q_R(s,·)`; the customized policy is
 //!
@@ -23,47 +23,12 @@
 //! never runs the prior. With `n = 1` this is the one-step target `y = r_R + γ(1−d)·V⁻(s')`.
 
 use ndarray::{s, Array2};
-use num_traits::Float;
 
 pub use super::core::Settings;
 use super::core::{LearnerCore, ResidualLearner};
 use super::replay::{Layout, Replay};
 use crate::nn::mlp::Trace;
-
-/// `Q_R + ω'·log π0` of one action; −∞ for a masked action (`log π0 = −∞`) whatever ω'.
-#[inline]
-fn tilted<F: Float>(q: F, logp0: F, omega: F) -> F {
-    if logp0 == F::neg_infinity() {
-        logp0
-    } else {
-        q + omega * logp0
-    }
-}
-
-/// `α̂·logsumexp((Q_R + ω'·log π0)/α̂)`: the residual soft value of a state (masked actions
-/// excluded).
-pub fn soft_value<F: Float>(q_r: &[F], logp0: &[F], omega: F, alpha: F) -> F {
-    let mut m = F::neg_infinity();
-    for (q, l) in q_r.iter().zip(logp0) {
-        m = m.max(tilted(*q, *l, omega) / alpha);
-    }
-    if !m.is_finite() {
-        return m * alpha;
-    }
-    let mut s = F::zero();
-    for (q, l) in q_r.iter().zip(logp0) {
-        s = s + (tilted(*q, *l, omega) / alpha - m).exp();
-    }
-    alpha * (m + s.ln())
-}
-
-/// `log π̂(·|s) = log_softmax((Q_R + ω'·log π0)/α̂)`, into `out` (−∞ for masked actions).
-pub fn policy_log_probs<F: Float>(q_r: &[F], logp0: &[F], omega: F, alpha: F, out: &mut [F]) {
-    let v = soft_value(q_r, logp0, omega, alpha);
-    for ((o, q), l) in out.iter_mut().zip(q_r).zip(logp0) {
-        *o = (tilted(*q, *l, omega) - v) / alpha;
-    }
-}
+use crate::policy::discrete::soft_value;
 
 /// Residual soft Q-learning with a discrete head `Q_R(s,·)`.
 pub struct ResidualSoftQ {

@@ -1,4 +1,4 @@
-//! Actor-free (sampled) residual soft Q-learning for continuous actions (DESIGN.md §1).
+//! Actor-free (sampled) residual soft Q-learning for continuous actions (`docs/design.md` §1.7).
 //!
 //! The residual head takes `[obs, a]` (a in [−1, 1] units) and outputs `Q_R(s, a)`. At each state
 //! the robot draws K candidates `a_k ~ π0(·|s)` with their `log π0(a_k|s)`, and
@@ -24,13 +24,6 @@ use ndarray::Array2;
 use super::core::{LearnerCore, ResidualLearner, Settings};
 use super::replay::{Layout, Replay};
 use crate::nn::mlp::Trace;
-
-/// `ℓ_k = (Q_R + ω'·log π0)/α̂ − log π0` for each candidate, into `out`.
-pub fn candidate_logits(q_r: &[f32], logp0: &[f32], omega: f32, alpha: f32, out: &mut [f32]) {
-    for ((o, q), l) in out.iter_mut().zip(q_r).zip(logp0) {
-        *o = (q + omega * l) / alpha - l;
-    }
-}
 
 /// `V(s) = α̂·(logsumexp_k ℓ_k − log K) + α̂·(K/ESS − 1)/(2K)`, with `ESS = (Σw)²/Σw²` of the
 /// weights `w_k = exp(ℓ_k)`.
@@ -206,7 +199,8 @@ impl ResidualLearner for ResidualSampledQ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prior::gaussian::normal;
+    use crate::policy::continuous::candidate_logits;
+    use crate::policy::prior::gaussian::normal;
 
     /// With Q_R = 0 and ω' = α̂ every weight is equal (the robot acts as the prior) and V = 0.
     #[test]

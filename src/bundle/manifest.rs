@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::nn::Activation;
+pub use crate::policy::ActMode;
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -54,7 +57,7 @@ pub struct PriorSection {
     /// (outputs logits; π0 = softmax(logits)), `squashed_gaussian` (a SAC actor's mean and
     /// log-std), `gaussian` (mean and log-std in command units, clipped) or `deterministic` (the
     /// command, explored with `exploration_std`).
-    pub kind: String,
+    pub kind: PriorKindName,
     /// The prior's own temperature, for `discrete_q`: a number, or `"auto"` (calibrated on the
     /// prior's own behaviour before learning; for a plain DQN, whose Q-values have none).
     pub temperature: Option<Temperature>,
@@ -71,6 +74,40 @@ pub struct PriorSection {
 pub enum Temperature {
     Value(f32),
     Word(String),
+}
+
+/// `[prior] kind`: what the prior's output is.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorKindName {
+    DiscreteQ,
+    DiscreteLogits,
+    DiscreteProbs,
+    SquashedGaussian,
+    Gaussian,
+    Deterministic,
+}
+
+impl PriorKindName {
+    /// A prior over a finite set of actions.
+    pub fn is_discrete(self) -> bool {
+        matches!(
+            self,
+            PriorKindName::DiscreteQ | PriorKindName::DiscreteLogits | PriorKindName::DiscreteProbs
+        )
+    }
+
+    /// The name the manifest uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            PriorKindName::DiscreteQ => "discrete_q",
+            PriorKindName::DiscreteLogits => "discrete_logits",
+            PriorKindName::DiscreteProbs => "discrete_probs",
+            PriorKindName::SquashedGaussian => "squashed_gaussian",
+            PriorKindName::Gaussian => "gaussian",
+            PriorKindName::Deterministic => "deterministic",
+        }
+    }
 }
 
 fn default_prior_file() -> String {
@@ -152,7 +189,7 @@ pub struct EpisodeSection {
     pub success: String,
     /// How a new episode starts: `firmware` (it resets itself on Reset) or `operator` (someone
     /// resets the robot; the firmware reports WAITING until it is ready, and resq waits).
-    pub reset: String,
+    pub reset: ResetBy,
     /// A continuing task that never resets: learning, evaluation and the report work on windows
     /// of `window` steps.
     pub continuing: bool,
@@ -165,11 +202,21 @@ impl Default for EpisodeSection {
             max_steps: 0,
             terminate: None,
             success: "time_limit".into(),
-            reset: "firmware".into(),
+            reset: ResetBy::Firmware,
             continuing: false,
             window: 1000,
         }
     }
+}
+
+/// `[episode] reset`: who starts a new episode.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResetBy {
+    /// The firmware resets the robot on Reset.
+    Firmware,
+    /// A person does; the firmware reports WAITING meanwhile.
+    Operator,
 }
 
 /// `[[observation]]`: one input of the prior, in order. The prior sees `(signal − offset) / scale`;
@@ -276,19 +323,45 @@ pub struct ResidualSection {
     pub hidden: Vec<usize>,
     /// `relu`, `tanh`, `sigmoid` or `identity`.
     #[serde(default = "default_activation")]
-    pub activation: String,
+    pub activation: HiddenActivation,
     /// Continuous actions: K, the candidates drawn from π0 at each state (method `sampled`).
     #[serde(default = "default_candidates")]
     pub candidates: usize,
     /// Continuous actions: `sampled` (actor-free residual Q over K prior candidates) or `sac`
     /// (residual SAC: an actor on top of the prior and twin residual critics). Any actions:
     /// `rpg` (residual policy gradient: PPO on `r_R + ω'·log π0 − α̂·log π_θ`).
-    #[serde(default = "default_method")]
-    pub method: String,
+    /// Absent: residual soft Q over every action (discrete), `sampled` (continuous).
+    pub method: Option<MethodName>,
 }
 
-fn default_method() -> String {
-    "sampled".into()
+/// `[residual] method`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodName {
+    Sampled,
+    Sac,
+    Rpg,
+}
+
+/// `[residual] activation`: the residual's hidden activation.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HiddenActivation {
+    Relu,
+    Tanh,
+    Sigmoid,
+    Identity,
+}
+
+impl From<HiddenActivation> for Activation {
+    fn from(a: HiddenActivation) -> Activation {
+        match a {
+            HiddenActivation::Relu => Activation::Relu,
+            HiddenActivation::Tanh => Activation::Tanh,
+            HiddenActivation::Sigmoid => Activation::Sigmoid,
+            HiddenActivation::Identity => Activation::Identity,
+        }
+    }
 }
 
 fn default_candidates() -> usize {
@@ -301,8 +374,8 @@ fn default_gamma() -> f32 {
 fn default_hidden() -> Vec<usize> {
     vec![64, 64]
 }
-fn default_activation() -> String {
-    "relu".into()
+fn default_activation() -> HiddenActivation {
+    HiddenActivation::Relu
 }
 
 /// `[learning]`: the online learner.
@@ -366,7 +439,7 @@ impl Default for LearningSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ExplorationSection {
     /// `sample` (draw from π̂) or `greedy` (argmax of π̂).
-    pub mode: String,
+    pub mode: ActMode,
     /// Largest KL(π̂‖π0) per state, in nats, at the start of learning (0 = no limit).
     pub kl_budget_start: f32,
     /// Budget after `kl_budget_ramp` steps (linear in between).
@@ -377,7 +450,7 @@ pub struct ExplorationSection {
 impl Default for ExplorationSection {
     fn default() -> Self {
         ExplorationSection {
-            mode: "sample".into(),
+            mode: ActMode::Sample,
             kl_budget_start: 0.0,
             kl_budget_end: 0.0,
             kl_budget_ramp: 0,
@@ -391,14 +464,14 @@ impl Default for ExplorationSection {
 pub struct EvaluationSection {
     pub episodes: usize,
     /// `greedy` or `sample`, for both policies.
-    pub policy: String,
+    pub policy: ActMode,
     #[serde(rename = "metric")]
     pub metrics: Vec<MetricSpec>,
 }
 
 impl Default for EvaluationSection {
     fn default() -> Self {
-        EvaluationSection { episodes: 20, policy: "greedy".into(), metrics: Vec::new() }
+        EvaluationSection { episodes: 20, policy: ActMode::Greedy, metrics: Vec::new() }
     }
 }
 
@@ -409,12 +482,21 @@ impl Default for EvaluationSection {
 pub struct MetricSpec {
     pub name: String,
     pub expr: String,
-    #[serde(default = "default_reduce")]
-    pub reduce: String,
+    #[serde(default)]
+    pub reduce: Reduce,
 }
 
-fn default_reduce() -> String {
-    "mean".into()
+/// How a metric's per-step values become one number.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduce {
+    /// Mean over every evaluation step.
+    #[default]
+    Mean,
+    /// Sum per episode, mean over episodes.
+    EpisodeSum,
+    /// The value at each episode's last step, mean over episodes (e.g. the final distance).
+    Final,
 }
 
 /// `[run]`: defaults for `resq customize` (the command line overrides them).

@@ -23,6 +23,7 @@
 //! medians are the figures to quote; the p99.9 shows the jitter the control loop would see.
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -31,8 +32,8 @@ use serde_json::json;
 
 use crate::bundle::Bundle;
 use crate::control::{ActMode, Controller, PolicyChoice};
-use crate::customize::{self, make_learner, Options};
-use crate::sim::{Env, SimEnv};
+use crate::robot::{Env, SimEnv};
+use crate::session::customize::{self, make_learner, Options};
 
 /// A time per call, ns.
 #[derive(Clone, Copy, Debug)]
@@ -399,4 +400,19 @@ impl BenchReport {
             },
         })
     }
+}
+
+/// `resq bench`: measures the bundle (with `sets` applied) and prints the table; also writes
+/// the figures as JSON to `json`.
+pub fn command(bundle: &Path, json: Option<PathBuf>, sets: &[String]) -> Result<()> {
+    let load = || -> Result<Bundle> { Ok(Bundle::load_with(bundle, sets)?) };
+    let scratch = tempfile::tempdir()?;
+    eprintln!("measuring {} (a short customization fills the replay first) ...", bundle.display());
+    let r = run(&load, scratch.path(), 0)?;
+    print!("{}", r.table());
+    if let Some(path) = json {
+        crate::session::report::write_json(&path, &r.to_json())?;
+        println!("json: {}", path.display());
+    }
+    Ok(())
 }

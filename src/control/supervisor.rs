@@ -6,7 +6,7 @@
 //! firmware's e-stop report (or by the host) and cleared only by an explicit reset.
 //! Allocation-free after construction.
 
-use crate::record::Decisions;
+use super::Decisions;
 
 #[derive(Clone, Debug)]
 pub struct Supervisor {
@@ -23,6 +23,12 @@ impl Supervisor {
     pub fn new(min: Vec<f32>, max: Vec<f32>, max_rate: Vec<f32>, safe: Vec<f32>) -> Self {
         let n = min.len();
         Supervisor { min, max, max_rate, safe, last: vec![0.0; n], has_last: false, estop: false }
+    }
+
+    /// A supervisor enforcing `bundle`'s command limits (`[[robot.command]]`).
+    pub fn for_bundle(bundle: &crate::Bundle) -> Self {
+        let l = &bundle.safety.limits;
+        Supervisor::new(l.min.clone(), l.max.clone(), l.max_rate.clone(), l.safe.clone())
     }
 
     /// Filters `proposed` into `out` and says what it changed.
@@ -71,11 +77,6 @@ impl Supervisor {
 
     pub fn estop_latched(&self) -> bool {
         self.estop
-    }
-
-    /// True when `v` is within the limits (what the HIL tests assert of every command sent).
-    pub fn within_limits(&self, v: &[f32]) -> bool {
-        v.iter().enumerate().all(|(i, x)| x.is_finite() && *x >= self.min[i] && *x <= self.max[i])
     }
 }
 

@@ -5,7 +5,7 @@
 //! - the control path, batch 1, through [`Mlp::forward1`] and the SIMD kernels in
 //!   [`super::kernels`], with no allocation (the caller owns a [`Scratch`]);
 //! - the learner, batched, through [`Mlp::forward`] / [`Mlp::backward`] into a [`Trace`] the
-//!   learner allocates once, whose products run on resq's GEMM ([`super::kernels::gemm`]), with
+//!   learner allocates once, whose products run on resq's GEMM ([`mod@super::kernels::gemm`]), with
 //!   no allocation either.
 
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
@@ -261,7 +261,7 @@ impl Mlp {
     }
 
     /// Batched forward pass of `x` (`[rows, n_in]`, rows ≤ the trace's capacity), recorded in
-    /// `t`, without allocating: `h_{l+1} = act_l(h_l · W_l + b_l)` by [`kernels::gemm`].
+    /// `t`, without allocating: `h_{l+1} = act_l(h_l · W_l + b_l)` by [`mod@kernels::gemm`].
     /// Returns the output `[rows, n_out]`.
     pub fn forward<'t>(&self, x: ArrayView2<f32>, t: &'t mut Trace) -> ArrayView2<'t, f32> {
         let rows = x.nrows();

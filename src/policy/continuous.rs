@@ -1,8 +1,8 @@
-//! Acting with a continuous prior (DESIGN.md §1). Allocation-free after construction.
+//! Acting with a continuous prior (`docs/design.md` §1.6–1.8). Allocation-free after construction.
 //!
 //! At each state the prior gives a diagonal Gaussian `(mean, log_std)` over the pre-action `u`,
 //! in [−1, 1] units of the action variable (a `gaussian` or `deterministic` prior's command units
-//! are converted; see [`crate::prior::gaussian`]). From it the robot draws K candidates
+//! are converted; see [`crate::policy::prior::gaussian`]). From it the robot draws K candidates
 //! `a_k = family(mean + σ·ε_k)` with their `log π0(a_k|s)`; they are stored with the transition.
 //!
 //! **Sampled residual Q** ([`ContinuousActor::choose_sampled`]):
@@ -25,11 +25,17 @@
 
 use rand::Rng;
 
-use crate::algo::rql_sampled::candidate_logits;
-use crate::control::largest_within_budget;
+use super::discrete::largest_within_budget;
 use crate::nn::{Mlp, Scratch};
-use crate::prior::gaussian::normal;
-use crate::prior::{Family, PriorKind, LOG_STD_MAX, LOG_STD_MIN};
+use crate::policy::prior::gaussian::normal;
+use crate::policy::prior::{Family, PriorKind, LOG_STD_MAX, LOG_STD_MIN};
+
+/// `ℓ_k = (Q_R + ω'·log π0)/α̂ − log π0` for each candidate, into `out`.
+pub fn candidate_logits(q_r: &[f32], logp0: &[f32], omega: f32, alpha: f32, out: &mut [f32]) {
+    for ((o, q), l) in out.iter_mut().zip(q_r).zip(logp0) {
+        *o = (q + omega * l) / alpha - l;
+    }
+}
 
 /// Buffers and state of continuous acting.
 pub struct ContinuousActor {
@@ -365,7 +371,7 @@ mod tests {
     /// The closed-form KL against a Monte-Carlo estimate E_π[log π − log π0].
     #[test]
     fn gaussian_kl_matches_a_monte_carlo_estimate() {
-        use crate::prior::gaussian_log_prob;
+        use crate::policy::prior::gaussian_log_prob;
         use rand::SeedableRng;
         let p = [0.4f32, -0.3, -0.5, 0.2];
         let p0 = [0.0f32, 0.1, -1.0, 0.0];

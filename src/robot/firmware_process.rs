@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::error::Fixable;
 
 /// A running firmware process and the stable path of its pseudo-terminal.
 pub struct FirmwareProcess {
@@ -23,40 +23,67 @@ pub struct FirmwareProcess {
 impl FirmwareProcess {
     /// Starts `command` (a shell command line) in `cwd`, logging to `log`, and waits up to
     /// `within` for its pseudo-terminal.
-    pub fn start(command: &str, cwd: &Path, log: &Path, within: Duration) -> Result<FirmwareProcess> {
-        let dir = tempfile::Builder::new().prefix("resq-fw-").tempdir()?;
+    pub fn start(
+        command: &str,
+        cwd: &Path,
+        log: &Path,
+        within: Duration,
+    ) -> Result<FirmwareProcess, Fixable> {
+        let io = |what: String| {
+            move |e: std::io::Error| {
+                Fixable::new(
+                    format!("{what}: {e}"),
+                    "check that the folder is writable and the disk not full",
+                )
+            }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("resq-fw-")
+            .tempdir()
+            .map_err(io("cannot make a temporary folder".into()))?;
         let port = dir.path().join("tty");
         if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
         }
-        let out = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let out = std::fs::File::create(log).map_err(io(format!("cannot create {}", log.display())))?;
         let line = format!("exec {command} --port pty --link '{}'", port.display());
         let child = Command::new("sh")
             .arg("-c")
             .arg(&line)
             .current_dir(cwd)
             .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
+            .stdout(out.try_clone().map_err(io(format!("cannot write {}", log.display())))?)
             .stderr(out)
             .spawn()
-            .with_context(|| format!("cannot start the firmware command `{command}`"))?;
+            .map_err(|e| {
+                Fixable::new(
+                    format!("cannot start the firmware command `{command}`: {e}"),
+                    "check `[sim] firmware` in the manifest; the command runs under `sh -c` in the bundle's folder",
+                )
+            })?;
         let mut fw = FirmwareProcess { child, port, log: log.to_path_buf(), _dir: dir };
         let until = Instant::now() + within;
         while !fw.port.exists() {
-            if let Some(status) = fw.child.try_wait()? {
-                bail!(
-                    "the firmware command `{command}` exited ({status}) before serving a port; its log ({}) ends:\n{}\n  fix: run the command by hand to see why; `resq-firmware` comes from `pip install ./reference-firmware` (README, \"Bring your own robot\")",
-                    fw.log.display(),
-                    tail(&fw.log, 12)
-                );
+            if let Some(status) = fw.child.try_wait().map_err(io(format!("cannot wait for `{command}`")))? {
+                return Err(Fixable::new(
+                    format!(
+                        "the firmware command `{command}` exited ({status}) before serving a port; its log ({}) ends:\n{}",
+                        fw.log.display(),
+                        tail(&fw.log, 12)
+                    ),
+                    "run the command by hand to see why; `resq-firmware` comes from `pip install ./reference-firmware` (docs/manifest.md, \"A new robot, step by step\")",
+                ));
             }
             if Instant::now() >= until {
-                bail!(
-                    "the firmware command `{command}` served no port within {:.0} s; its log ({}) ends:\n{}",
-                    within.as_secs_f32(),
-                    fw.log.display(),
-                    tail(&fw.log, 12)
-                );
+                return Err(Fixable::new(
+                    format!(
+                        "the firmware command `{command}` served no port within {:.0} s; its log ({}) ends:\n{}",
+                        within.as_secs_f32(),
+                        fw.log.display(),
+                        tail(&fw.log, 12)
+                    ),
+                    "run the command by hand: it must serve a pseudo-terminal at the path after `--link`",
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

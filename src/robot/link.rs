@@ -21,7 +21,7 @@ use firmware_bridge::{
 };
 use log::{info, warn};
 
-use crate::record::LinkCounters;
+use super::LinkCounters;
 
 /// One line per position where the firmware's and the host's names differ.
 pub fn layout_diff(what: &str, firmware: &[String], host: &[String]) -> Vec<String> {
@@ -37,7 +37,7 @@ pub fn layout_diff(what: &str, firmware: &[String], host: &[String]) -> Vec<Stri
     }
     out
 }
-use crate::sim::{Env, EnvError, StepEnd};
+use crate::robot::{Env, EnvError, StepEnd};
 
 /// How to reach the firmware.
 #[derive(Clone, Debug)]
@@ -92,8 +92,8 @@ pub struct Link {
     started: Instant,
 }
 
-fn err(msg: impl Into<String>) -> EnvError {
-    EnvError(msg.into())
+fn port_err(port: &str, detail: impl std::fmt::Display) -> EnvError {
+    EnvError::Port { port: port.to_string(), detail: detail.to_string() }
 }
 
 impl Link {
@@ -101,7 +101,7 @@ impl Link {
     /// layout hash the firmware must share.
     pub fn open(cfg: LinkConfig, signals: &[&str], commands: &[&str]) -> Result<Link, EnvError> {
         if signals.len() > firmware_bridge::MAX_SIGNALS || commands.len() > firmware_bridge::MAX_COMMANDS {
-            return Err(err(format!(
+            return Err(EnvError::Protocol(format!(
                 "{} signals and {} commands: the protocol carries at most {} and {}",
                 signals.len(),
                 commands.len(),
@@ -146,7 +146,7 @@ impl Link {
         let port = serialport::new(&self.cfg.port, self.cfg.baud)
             .timeout(Duration::from_millis(5))
             .open()
-            .map_err(|e| err(format!("cannot open serial port {}: {e}", self.cfg.port)))?;
+            .map_err(|e| port_err(&self.cfg.port, format_args!("cannot open the serial port: {e}")))?;
         self.port = Some(port);
         self.past = self.past.plus(&self.decoder.stats());
         self.decoder = Decoder::new();
@@ -166,8 +166,8 @@ impl Link {
                 .and_then(|_| self.handshake(until.max(Instant::now() + Duration::from_millis(1000))))
             {
                 Ok(()) => return Ok(()),
-                Err(e) if e.0.contains("refused the handshake") => return Err(e),
-                Err(e) => last_error = e.0,
+                Err(e @ EnvError::Refused(_)) => return Err(e),
+                Err(e) => last_error = e.to_string(),
             }
             self.port = None;
             if Instant::now() >= until {
@@ -176,7 +176,7 @@ impl Link {
                 } else {
                     "check the cable and that the firmware (or `resq rig`) is running"
                 };
-                return Err(err(format!(
+                return Err(EnvError::Handshake(format!(
                     "no firmware session on {} within {:.1} s: {last_error}\n  fix: {fix}",
                     self.cfg.port,
                     within.as_secs_f32()
@@ -221,7 +221,7 @@ impl Link {
                 _ => {}
             }
             if Instant::now() >= until {
-                return Err(err(match busy_since {
+                return Err(EnvError::Handshake(match busy_since {
                     Some(t) => {
                         format!("the firmware kept answering busy for {:.1} s", t.elapsed().as_secs_f32())
                     }
@@ -238,7 +238,7 @@ impl Link {
         let port = self.cfg.port.clone();
         let head = format!("the firmware on {port} refused the handshake");
         match r.reason {
-            RejectReason::Version => err(format!(
+            RejectReason::Version => EnvError::Refused(format!(
                 "{head}: the firmware speaks protocol v{}, resq speaks v{}\n  fix: {}",
                 r.version,
                 self.hello.version,
@@ -248,7 +248,7 @@ impl Link {
                     "update resq to a version that speaks the firmware's protocol"
                 }
             )),
-            RejectReason::Mode => err(format!(
+            RejectReason::Mode => EnvError::Refused(format!(
                 "{head}: it cannot run {:?} mode{}\n  fix: choose the mode (and period) the firmware supports (`--mode`, `[robot] period_ms`)",
                 self.hello.mode,
                 if self.hello.period_us > 0 { format!(" at a period of {} µs", self.hello.period_us) } else { String::new() }
@@ -276,11 +276,11 @@ impl Link {
                         r.n_signals, r.n_actions, r.layout_hash, self.hello.n_signals, self.hello.n_actions, self.hello.layout_hash
                     ),
                 };
-                err(format!(
+                EnvError::Refused(format!(
                     "{head}: its signals or commands differ from the bundle's [robot] section:\n    {diff}\n  fix: make [[robot.signal]] and [[robot.command]] list the firmware's names, in wire order (or flash firmware that matches the bundle)"
                 ))
             }
-            RejectReason::Busy => err(format!("{head}: busy")),
+            RejectReason::Busy => EnvError::Refused(format!("{head}: busy")),
         }
     }
 
@@ -309,13 +309,13 @@ impl Link {
     }
 
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), EnvError> {
-        let port = self.port.as_mut().ok_or_else(|| err("not connected"))?;
-        port.write_all(bytes).map_err(|e| err(format!("write to {}: {e}", self.cfg.port)))
+        let port = self.port.as_mut().ok_or_else(|| port_err(&self.cfg.port, "not connected"))?;
+        port.write_all(bytes).map_err(|e| port_err(&self.cfg.port, format_args!("write: {e}")))
     }
 
     /// Encodes and sends one message.
     pub fn send(&mut self, msg: &Message) -> Result<(), EnvError> {
-        let n = encode(msg, &mut self.tx).map_err(|e| err(format!("encode: {e:?}")))?;
+        let n = encode(msg, &mut self.tx).map_err(|e| EnvError::Protocol(format!("encode: {e:?}")))?;
         let frame = self.tx;
         self.write_raw(&frame[..n])?;
         self.last_tx = Instant::now();
@@ -351,16 +351,16 @@ impl Link {
 
     /// Reads what the port has (waiting up to its timeout if nothing) into `pending`.
     fn read_once(&mut self) -> Result<(), EnvError> {
-        let port = self.port.as_mut().ok_or_else(|| err("not connected"))?;
+        let port = self.port.as_mut().ok_or_else(|| port_err(&self.cfg.port, "not connected"))?;
         let n = match port.read(&mut self.rx) {
-            Ok(0) => return Err(err(format!("{}: the port closed", self.cfg.port))),
+            Ok(0) => return Err(port_err(&self.cfg.port, "the port closed")),
             Ok(n) => n,
             Err(e)
                 if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock =>
             {
                 0
             }
-            Err(e) => return Err(err(format!("read from {}: {e}", self.cfg.port))),
+            Err(e) => return Err(port_err(&self.cfg.port, format_args!("read: {e}"))),
         };
         for i in 0..n {
             if let Some(Ok(m)) = self.decoder.push(self.rx[i]) {
@@ -491,7 +491,7 @@ impl LinkEnv {
     /// on the way (the episode is broken).
     fn exchange(&mut self, msg: &Message, want: Option<u32>) -> Result<bool, EnvError> {
         if let Err(e) = self.link.send(msg) {
-            self.reconnect(&e.0)?;
+            self.reconnect(&e.to_string())?;
             return Ok(false);
         }
         self.await_answer(msg, want)
@@ -508,7 +508,7 @@ impl LinkEnv {
         loop {
             if retries > 0 {
                 if let Err(e) = self.link.send(msg) {
-                    self.reconnect(&e.0)?;
+                    self.reconnect(&e.to_string())?;
                     return Ok(false);
                 }
             }
@@ -531,7 +531,7 @@ impl LinkEnv {
                         retries = 0;
                         last_waiting = Some(Instant::now());
                         if let Err(e) = self.link.heartbeat_if_idle() {
-                            self.reconnect(&e.0)?;
+                            self.reconnect(&e.to_string())?;
                             return Ok(false);
                         }
                         deadline = Instant::now() + Duration::from_micros(RETRY_US);
@@ -581,7 +581,7 @@ impl LinkEnv {
                         }
                         if f.code == firmware_bridge::FaultCode::Plant && want.is_none() {
                             // PROTOCOL.md §9: a plant fault answers Reset; retrying cannot help.
-                            return Err(err(format!(
+                            return Err(EnvError::Robot(format!(
                                 "the robot on {} reports a plant fault (driver, sensor or limits) and cannot start an episode\n  fix: clear the fault on the robot, then run again (what was learned is saved)",
                                 self.link.cfg.port
                             )));
@@ -601,14 +601,14 @@ impl LinkEnv {
                         }) =>
                     {
                         if let Err(e) = self.link.heartbeat_if_idle() {
-                            self.reconnect(&e.0)?;
+                            self.reconnect(&e.to_string())?;
                             return Ok(false);
                         }
                         deadline = Instant::now() + Duration::from_micros(RETRY_US);
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        self.reconnect(&e.0)?;
+                        self.reconnect(&e.to_string())?;
                         return Ok(false);
                     }
                 }
@@ -628,21 +628,21 @@ impl Env for LinkEnv {
         self.waiting_s = 0.0;
         for _ in 0..3 {
             self.episode += 1;
-            let seed = self.seed_stream.wrapping_add(self.episode.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let seed = crate::streams::link_episode(self.seed_stream, self.episode);
             if self.exchange(&Message::Reset(Reset { seed }), None)? {
                 self.t = 0;
                 return Ok(());
             }
         }
-        Err(err(format!("{}: could not start an episode after reconnecting", self.link.cfg.port)))
+        Err(EnvError::Robot(format!("{}: could not start an episode after reconnecting", self.link.cfg.port)))
     }
 
     fn act(&mut self, command: &[f32]) -> Result<(), EnvError> {
-        let last = self.last.as_ref().ok_or_else(|| err("step before reset"))?;
+        let last = self.last.as_ref().ok_or(EnvError::Misuse("a step before a reset"))?;
         let seq = last.seq;
         let mut values = firmware_bridge::Values::new();
         for v in command {
-            values.push(*v).map_err(|_| err("too many command values"))?;
+            values.push(*v).map_err(|_| EnvError::Protocol("too many command values".into()))?;
         }
         let period = self.link.firmware.as_ref().map_or(0, |h| h.period_us as u64);
         let mut valid_for = self.link.cfg.command_valid_for.as_micros() as u64;
@@ -654,7 +654,7 @@ impl Env for LinkEnv {
         self.sent_intact = match self.link.send(&msg) {
             Ok(()) => true,
             Err(e) => {
-                self.reconnect(&e.0)?;
+                self.reconnect(&e.to_string())?;
                 false
             }
         };
@@ -663,7 +663,7 @@ impl Env for LinkEnv {
     }
 
     fn observe(&mut self) -> Result<StepEnd, EnvError> {
-        let (msg, want) = self.in_flight.take().ok_or_else(|| err("observe without act"))?;
+        let (msg, want) = self.in_flight.take().ok_or(EnvError::Misuse("an observe without an act"))?;
         let intact = self.sent_intact && self.await_answer(&msg, Some(want))?;
         self.t += 1;
         if !intact {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use firmware_bridge::firmware::SimFirmware;
 use rand::{Rng, SeedableRng};
 use serialport::{SerialPort, TTYPort};
+use sim_robot::firmware::SimFirmware;
 
 /// What the proxy does to frames, per frame in each direction.
 #[derive(Clone, Debug, Default)]
@@ -61,7 +61,7 @@ pub struct RigStats {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RigReport {
     pub proxy: RigStats,
-    pub firmware: firmware_bridge::firmware::FirmwareStats,
+    pub firmware: sim_robot::firmware::FirmwareStats,
     pub decoder: firmware_bridge::DecoderStats,
 }
 
@@ -134,7 +134,7 @@ pub struct Rig {
     /// Stable path the host opens (a symlink to the current pseudo-terminal).
     pub link: PathBuf,
     /// Serve under `SCHED_FIFO` at this priority (the simulated robot then keeps its period on
-    /// a busy computer, as a microcontroller would; see [`crate::rt`]).
+    /// a busy computer, as a microcontroller would; see [`crate::robot::rt`]).
     pub rt_priority: Option<u8>,
     rng: rand_pcg::Pcg64Mcg,
 }
@@ -153,7 +153,7 @@ impl Rig {
 
     /// Creates the device, then calls `ready(path)` once and serves until `stop`.
     pub fn serve(&mut self, stop: &AtomicBool, ready: impl FnOnce(&str)) -> Result<RigReport> {
-        let _realtime = self.rt_priority.map(crate::rt::enter).transpose()?;
+        let _realtime = self.rt_priority.map(crate::robot::rt::enter).transpose()?;
         let start = Instant::now();
         let now_us = |t: Instant| t.duration_since(start).as_micros() as u64;
         let mut pty = open_pty()?;

@@ -8,7 +8,7 @@
 //! delays a tick. It needs privileges: root, `CAP_SYS_NICE`, or an `RLIMIT_RTPRIO` of at
 //! least `N` (`ulimit -r`). Linux only.
 
-use anyhow::Result;
+use crate::error::Fixable;
 
 /// The calling thread's scheduling before [`enter`]; restored on drop.
 pub struct RealtimeGuard {
@@ -20,11 +20,13 @@ pub struct RealtimeGuard {
 
 /// Puts the calling thread under `SCHED_FIFO` at `priority` (1–99) until the guard drops.
 /// Threads it spawns inherit the policy; helper threads call [`background`].
-pub fn enter(priority: u8) -> Result<RealtimeGuard> {
-    anyhow::ensure!(
-        (1..=99).contains(&priority),
-        "real-time priority {priority} is out of range\n  fix: pass --rt-priority between 1 and 99 (e.g. 50)"
-    );
+pub fn enter(priority: u8) -> Result<RealtimeGuard, Fixable> {
+    if !(1..=99).contains(&priority) {
+        return Err(Fixable::new(
+            format!("real-time priority {priority} is out of range"),
+            "pass --rt-priority between 1 and 99 (e.g. 50)",
+        ));
+    }
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain system calls on the calling thread (pid 0), with a valid param struct.
@@ -35,15 +37,16 @@ pub fn enter(priority: u8) -> Result<RealtimeGuard> {
             let p = libc::sched_param { sched_priority: priority as libc::c_int };
             if libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) != 0 {
                 let e = std::io::Error::last_os_error();
-                anyhow::bail!(
-                    "could not give the control loop real-time priority {priority} (SCHED_FIFO): {e}\n  fix: run as root, grant the binary CAP_SYS_NICE (`sudo setcap cap_sys_nice+ep $(which resq)`), or raise this user's real-time limit (`ulimit -r {priority}`, /etc/security/limits.conf `rtprio`); or leave out --rt-priority"
-                );
+                return Err(Fixable::new(
+                    format!("could not give the control loop real-time priority {priority} (SCHED_FIFO): {e}"),
+                    format!("run as root, grant the binary CAP_SYS_NICE (`sudo setcap cap_sys_nice+ep $(which resq)`), or raise this user's real-time limit (`ulimit -r {priority}`, /etc/security/limits.conf `rtprio`); or leave out --rt-priority"),
+                ));
             }
             Ok(RealtimeGuard { policy: policy.max(0), priority: old.sched_priority })
         }
     }
     #[cfg(not(target_os = "linux"))]
-    anyhow::bail!("--rt-priority is supported on Linux only\n  fix: leave it out")
+    Err(Fixable::new("--rt-priority is supported on Linux only", "leave it out"))
 }
 
 /// Puts the calling thread in the background: ordinary scheduling (`SCHED_OTHER`, whatever it

@@ -17,16 +17,12 @@
 //! a way to fail). Masked actions (−∞) take no part.
 
 use anyhow::Result;
-use rand::SeedableRng;
 
-use crate::control::{ActMode, Controller, PolicyChoice};
-use crate::evaluate::Stepper;
-use crate::prior::PriorKind;
-use crate::sim::Env;
-use crate::supervisor::Supervisor;
+use crate::control::supervisor::Supervisor;
+use crate::control::{ActMode, Controller, PolicyChoice, Stepper};
+use crate::policy::prior::PriorKind;
+use crate::robot::Env;
 
-/// Calibration steps unless `[prior] calibration_steps` says otherwise.
-pub const DEFAULT_STEPS: u64 = 500;
 /// ε: the share of random acting's Q-regret that sampling may give up.
 pub const REGRET_FRACTION: f64 = 0.05;
 
@@ -91,9 +87,9 @@ pub struct Calibration {
 }
 
 /// Runs the prior greedily, as deployed, for `steps` steps (through the supervisor; episodes end
-/// and reset as in training), reads its Q-values at each state, and sets the temperature of the
-/// controller's prior. The prior's temperature must still be 1, so that `log π0` differences are
-/// Q differences.
+/// and reset as in training), reads its Q-values at each state, and returns the temperature for
+/// the prior (the caller sets it in the bundle, once). The prior's temperature must still be 1,
+/// so that `log π0` differences are Q differences.
 pub fn run(
     ctl: &mut Controller,
     env: &mut dyn Env,
@@ -107,22 +103,21 @@ pub fn run(
     );
     let n = ctl.logp0.len();
     let mut q = Vec::with_capacity(steps as usize * n);
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xca11);
+    let mut rng = crate::streams::calibration_actions(seed);
     let mut stepper = Stepper::new(&ctl.bundle);
-    env.reseed(seed ^ 0xca11_b4a7e);
+    env.reseed(crate::streams::calibration_episodes(seed));
     stepper.new_episode(ctl, env, supervisor)?;
     for _ in 0..steps {
-        let (d, end) = stepper.step(ctl, env, supervisor, PolicyChoice::Prior, ActMode::Greedy, &mut rng)?;
+        let (d, out) = stepper.step(ctl, env, supervisor, PolicyChoice::Prior, ActMode::Greedy, &mut rng)?;
         if !d.prior_fault {
             // log π0 of the state the decision was made at.
             q.extend_from_slice(&ctl.logp0);
         }
-        if end.done() {
+        if out.end.done() {
             stepper.new_episode(ctl, env, supervisor)?;
         }
     }
     let t = temperature(&q, n, REGRET_FRACTION).unwrap_or(1.0);
-    ctl.bundle.prior.kind = PriorKind::DiscreteQ { temperature: t };
     Ok(Calibration { temperature: t, steps })
 }
 

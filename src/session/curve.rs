@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
-use crate::evaluate::PolicyEval;
+use crate::session::evaluate::PolicyEval;
 
 pub const CURVE_FILE: &str = "curve.jsonl";
 

@@ -1,16 +1,12 @@
 //! Evaluation: run a policy (the prior alone, or the customized one) for a number of episodes
 //! on the simulated plant and reduce what happened to the bundle's numbers.
 
-use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::bundle::Reduce;
-use crate::control::{ActMode, Controller, Decision, PolicyChoice};
-use crate::sim::{Env, EnvError, StepEnd};
-use crate::supervisor::Supervisor;
-
-/// Seeds of evaluation episodes are offset from training seeds so the two never share starts.
-pub const EVAL_SEED_OFFSET: u64 = 1_000_003;
+use crate::control::{Controller, PolicyChoice, Stepper, Supervisor};
+use crate::robot::{Env, EnvError};
+use crate::streams;
 
 /// One policy's results.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -58,7 +54,7 @@ impl PolicyEval {
 }
 
 /// Runs `episodes` episodes of `policy` and reduces them. Episode `i` starts from the state
-/// seeded by `seed + EVAL_SEED_OFFSET`, so prior and customized face the same starts. Commands
+/// seeded by [`streams::evaluation_episodes`], so prior and customized face the same starts. Commands
 /// pass through the supervisor, as in training. Episodes end as in training: the robot's
 /// termination, the bundle's `terminate` expression, or its time limit. A continuing task is
 /// reset once and then evaluated on consecutive windows of `[episode] window` steps.
@@ -75,7 +71,7 @@ pub fn evaluate(
     episodes: usize,
     seed: u64,
 ) -> Result<PolicyEval, EnvError> {
-    let training_draws = ctl.replace_draw_rng(rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xd2a3_e7a1));
+    let training_draws = ctl.replace_draw_rng(streams::evaluation_prior_draws(seed));
     let result = run_episodes(ctl, env, supervisor, policy, episodes, seed);
     ctl.replace_draw_rng(training_draws);
     result
@@ -90,13 +86,12 @@ fn run_episodes(
     seed: u64,
 ) -> Result<PolicyEval, EnvError> {
     let b = &ctl.bundle;
-    let mode = if b.manifest.evaluation.policy == "sample" { ActMode::Sample } else { ActMode::Greedy };
-    env.reseed(seed + EVAL_SEED_OFFSET);
+    let mode = b.manifest.evaluation.policy;
+    env.reseed(streams::evaluation_episodes(seed));
     let mut stepper = Stepper::new(b);
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ 0xe7a1);
+    let mut rng = streams::evaluation_actions(seed);
     let n_terms = b.addon.terms.len();
     let n_metrics = b.metrics.len();
-    let mut terms = vec![0.0; n_terms];
     let continuing = b.episode.continuing;
     let mut total = Tally::new(n_terms, n_metrics);
     let mut ep = Tally::new(n_terms, n_metrics);
@@ -115,11 +110,12 @@ fn run_episodes(
         ep.clear();
         ep_samples.clear();
         loop {
-            let (d, end) = stepper.step(ctl, env, supervisor, policy, mode, &mut rng)?;
+            let (d, out) = stepper.step(ctl, env, supervisor, policy, mode, &mut rng)?;
+            let end = out.end;
             fallbacks += d.fallback as u64;
             let (b, vals) = (&ctl.bundle, &stepper.vals);
-            ep.addon += b.addon.eval(vals, &mut terms) as f64;
-            for (s, t) in ep.terms.iter_mut().zip(&terms) {
+            ep.addon += out.reward as f64;
+            for (s, t) in ep.terms.iter_mut().zip(&stepper.terms) {
                 *s += *t as f64;
             }
             if let Some(base) = &b.base_reward {
@@ -174,57 +170,6 @@ fn run_episodes(
         first_metric_samples: samples,
         fallbacks,
     })
-}
-
-/// One step of a policy on the robot, as training and evaluation take it: decide at the current
-/// signals, pass the command through the supervisor, send it, read the outcome, and apply the
-/// bundle's `terminate`. Holds the command, the previous command and the step's variables
-/// (`vals`, as [`crate::bundle::Variables::fill`] writes them), allocated once.
-pub struct Stepper {
-    pub cmd: Vec<f32>,
-    pub prev: Vec<f32>,
-    pub vals: Vec<f32>,
-}
-
-impl Stepper {
-    pub fn new(b: &crate::Bundle) -> Self {
-        let n = b.commands.len();
-        Stepper { cmd: vec![0.0; n], prev: vec![0.0; n], vals: vec![0.0; b.vars.len()] }
-    }
-
-    /// Resets the robot, the supervisor and the controller for a new episode.
-    pub fn new_episode(
-        &mut self,
-        ctl: &mut Controller,
-        env: &mut dyn Env,
-        supervisor: &mut Supervisor,
-    ) -> Result<(), EnvError> {
-        env.reset()?;
-        supervisor.new_episode();
-        ctl.new_episode();
-        self.prev.iter_mut().for_each(|v| *v = 0.0);
-        Ok(())
-    }
-
-    /// One step of `policy`; the decision and how the step ended.
-    pub fn step(
-        &mut self,
-        ctl: &mut Controller,
-        env: &mut dyn Env,
-        supervisor: &mut Supervisor,
-        policy: PolicyChoice,
-        mode: ActMode,
-        rng: &mut impl rand::Rng,
-    ) -> Result<(Decision, StepEnd), EnvError> {
-        let d = ctl.step(env.signals(), policy, mode, rng);
-        supervisor.filter(&ctl.command, &mut self.cmd);
-        ctl.sent(&self.cmd);
-        let mut end = env.step(&self.cmd)?;
-        ctl.bundle.vars.fill(env.signals(), &self.cmd, &self.prev, &mut self.vals);
-        self.prev.copy_from_slice(&self.cmd);
-        ctl.bundle.episode.apply(&self.vals, &mut end);
-        Ok((d, end))
-    }
 }
 
 /// Sums over steps (of one episode, or of all counted episodes).

@@ -1,5 +1,5 @@
 //! The learning side of a customization run: the learner, its progress and its checkpoints, fed
-//! the transitions and episode ends that the control loop produces (DESIGN.md §2).
+//! the transitions and episode ends that the control loop produces (`docs/design.md` §2.4).
 //!
 //! It runs in one of two places ([`LoopLearning`] is what the loop sees):
 //! - **inline** ([`Learning`]): on the loop's thread, `updates_per_tick` gradient steps between
@@ -21,9 +21,9 @@ use log::info;
 
 use crate::algo::core::ResidualLearner;
 use crate::algo::replay::{Layout, Transition};
-use crate::checkpoint::{self, Progress};
 use crate::control::Controller;
 use crate::nn::Mlp;
+use crate::store::checkpoint::{self, Progress};
 
 /// What the control loop needs from the learning side.
 pub trait LoopLearning {
@@ -325,7 +325,7 @@ const LEARNER_NICE: i32 = 10;
 /// The learner thread's body: takes messages, learns at most `updates_per_tick` updates per
 /// transition received, publishes weights after each batch of updates; returns when `stop` is
 /// set and the queue is empty. It runs at a lower priority than the control loop
-/// ([`LEARNER_NICE`]) and, when idle, polls ever less often (up to [`IDLE_MAX`]).
+/// (`LEARNER_NICE`) and, when idle, polls ever less often (up to `IDLE_MAX`).
 pub fn learner_thread(
     mut learning: Learning,
     mut rx: Consumer<'_, Message>,
@@ -336,7 +336,7 @@ pub fn learner_thread(
     let per_transition = learning.learner.core().settings.updates_per_tick as u64;
     let (mut received, mut taken) = (0u64, 0u64);
     // Below the control loop, also when the loop runs real-time (its policy is inherited).
-    crate::rt::background(LEARNER_NICE);
+    crate::robot::rt::background(LEARNER_NICE);
     let mut idle = IDLE_MIN;
     loop {
         let mut got = false;

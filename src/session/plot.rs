@@ -10,13 +10,13 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::customize::Outcome;
+use crate::session::customize::Outcome;
 
 static FONT: Once = Once::new();
 
 fn register_font() {
     FONT.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
+        let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
         plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).ok();
     });
 }
@@ -85,7 +85,7 @@ pub fn write(path: &Path, title: &str, metric_name: &str, o: &Outcome) -> Result
         std::fs::create_dir_all(dir)?;
     }
     let e = |err: &dyn std::fmt::Display| anyhow!("plotting {}: {err}", path.display());
-    let curve = crate::report::curve(o);
+    let curve = crate::session::report::curve(o);
     let height = if curve.is_empty() { 560 } else { 1060 };
     let root = BitMapBackend::new(path, (1400, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;

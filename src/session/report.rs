@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::customize::Outcome;
-use crate::evaluate::PolicyEval;
+use crate::session::customize::Outcome;
+use crate::session::evaluate::PolicyEval;
 
 /// The JSON report.
 pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
@@ -43,7 +43,7 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             "late_steps": o.late_steps,
             "calibration_steps": o.calibration_steps,
             "prior_temperature": match o.controller.bundle.prior.kind {
-                crate::prior::PriorKind::DiscreteQ { temperature } => Some(temperature),
+                crate::policy::prior::PriorKind::DiscreteQ { temperature } => Some(temperature),
                 _ => None,
             },
             "prior_engine": if o.controller.bundle.prior.is_realtime_safe() { "resq kernels" } else { "tract (allocates)" },
@@ -94,7 +94,7 @@ pub fn curve_worst(o: &Outcome) -> serde_json::Value {
 }
 
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    crate::checkpoint::write_atomically(path, serde_json::to_string_pretty(value)?.as_bytes())
+    crate::store::checkpoint::write_atomically(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
 /// Largest drop of the success rate (absolute) before a warning.

@@ -19,6 +19,7 @@ use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::algo::core::{LearnerCore, ResidualLearner};
+use crate::error::Fixable;
 use crate::nn::{Grads, Mlp};
 
 pub const FORMAT: &str = "resq-residual-v2";
@@ -334,10 +335,14 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
         bail!("{}: format `{}` is not {FORMAT}", path.display(), get("format")?);
     }
     if get("manifest_fnv1a64")? != manifest_hash(manifest_text) {
-        bail!(
-            "{}: this checkpoint was written for a different manifest; resuming it would mix two customizations.\n  fix: pass --fresh to start over (the old checkpoint is replaced), or --out another folder",
-            path.display()
-        );
+        return Err(Fixable::new(
+            format!(
+                "{}: this checkpoint was written for a different manifest; resuming it would mix two customizations",
+                path.display()
+            ),
+            "pass --fresh to start over (the old checkpoint is replaced), or --out another folder",
+        )
+        .into());
     }
     let sizes: Vec<String> = learner_all.core().online.sizes().iter().map(|s| s.to_string()).collect();
     if get("sizes")? != sizes.join(",") {

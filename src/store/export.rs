@@ -26,8 +26,9 @@ use tract_onnx::pb;
 
 use crate::algo::core::ResidualLearner;
 use crate::bundle::{ActionSpace, Bundle, Method};
+use crate::error::Fixable;
 use crate::nn::{Activation, Mlp};
-use crate::prior::{Family, PriorKind, LOG_STD_MAX, LOG_STD_MIN};
+use crate::policy::prior::{Family, PriorKind, LOG_STD_MAX, LOG_STD_MIN};
 
 /// The graph under construction: nodes and constants appended in order.
 struct Graph {
@@ -181,10 +182,11 @@ pub struct Exported {
 /// Writes the customized policy of `bundle` with `learner`'s weights to `out`.
 pub fn export(bundle: &Bundle, learner: &dyn ResidualLearner, out: &Path) -> Result<Exported> {
     if bundle.method == Method::Sampled {
-        bail!(
-            "the sampled method's policy weighs random draws from the prior at every state, which one ONNX graph cannot reproduce.\n  \
-             fix: customize with `residual.method = \"sac\"` or `\"rpg\"` to export a policy, or deploy with resq"
-        );
+        return Err(Fixable::new(
+            "the sampled method's policy weighs random draws from the prior at every state, which one ONNX graph cannot reproduce",
+            "customize with `residual.method = \"sac\"` or `\"rpg\"` to export a policy, or deploy with resq",
+        )
+        .into());
     }
     let prior_path = bundle.dir.join(&bundle.manifest.prior.file);
     let bytes = std::fs::read(&prior_path).with_context(|| format!("reading {}", prior_path.display()))?;
@@ -374,6 +376,6 @@ pub fn export(bundle: &Bundle, learner: &dyn ResidualLearner, out: &Path) -> Res
     model
         .metadata_props
         .extend(meta.into_iter().map(|(key, value)| pb::StringStringEntryProto { key: key.into(), value }));
-    crate::checkpoint::write_atomically(out, &model.encode_to_vec())?;
+    crate::store::checkpoint::write_atomically(out, &model.encode_to_vec())?;
     Ok(exported)
 }

@@ -19,3 +19,12 @@ pub fn resq_command() -> std::process::Command {
         None => std::process::Command::new(bin),
     }
 }
+
+/// The Python of the venv scripts/test.sh makes (RESQ_PYTHON): reference firmware, gymnasium,
+/// MuJoCo, onnxruntime, mcap. A test that needs it fails without it, saying so; it never skips.
+/// `needs` says what the test uses it for.
+pub fn python(needs: &str) -> String {
+    std::env::var("RESQ_PYTHON").unwrap_or_else(|_| {
+        panic!("RESQ_PYTHON is not set: run the tests with scripts/test.sh, which makes the Python venv ({needs})")
+    })
+}

@@ -17,7 +17,7 @@
 //! panel, so it is computed another way: as dot products along `k` (lanes along the inner index)
 //! when `A`'s rows are contiguous, and otherwise as `Cᵀ = Bᵀ·Aᵀ`, whose outputs are wide.
 //!
-//! The kernels are written once, generic over a vector type ([`Simd`]: AVX-512F, AVX2+FMA,
+//! The kernels are written once, generic over a vector type (`Simd`: AVX-512F, AVX2+FMA,
 //! NEON, or a plain `f32`), MR and the vectors per row; each instruction set instantiates them
 //! inside a function compiled for it (`#[target_feature]`): AVX-512F 12×32, AVX2+FMA 6×16, NEON
 //! 8×8, scalar 4×4. The accumulators are arrays of the vector type, not of `f32`: an array of
@@ -47,7 +47,7 @@ pub enum Init<'a> {
 /// `resq bench` divides by an update's time to compare it with the GEMM rate.
 static FLOPS: AtomicU64 = AtomicU64::new(0);
 
-/// [`FLOPS`] so far.
+/// `FLOPS` so far.
 pub fn flops_done() -> u64 {
     FLOPS.load(Ordering::Relaxed)
 }

@@ -1,5 +1,5 @@
 //! Dense kernels, chosen once at run time: batch 1 for the control path, and the learner's GEMM
-//! ([`gemm`]).
+//! ([`mod@gemm`]).
 //!
 //! The control path's one operation is the affine map of a dense layer,
 //!

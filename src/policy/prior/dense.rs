@@ -161,9 +161,9 @@ impl Head {
     pub fn apply(&self, out: &mut [f32]) {
         match self {
             Head::Raw => {}
-            Head::LogSoftmax => crate::prior::log_softmax_in_place(out),
+            Head::LogSoftmax => crate::policy::prior::log_softmax_in_place(out),
             Head::Softmax => {
-                crate::prior::log_softmax_in_place(out);
+                crate::policy::prior::log_softmax_in_place(out);
                 out.iter_mut().for_each(|v| *v = v.exp());
             }
             Head::Clamp { lo, hi } => {

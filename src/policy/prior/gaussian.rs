@@ -3,14 +3,14 @@
 //!
 //! - **Squashed** (`squashed_gaussian`, a SAC actor): `a = tanh(u)`, and
 //!   `log π(a) = log N(atanh(a_c); mean, σ) − Σ_j ln(1 − a_c,j² + 1e-6)` with `a_c` the action
-//!   clamped to ±(1 − ε) (DESIGN.md §1).
+//!   clamped to ±(1 − ε) (`docs/design.md` §1.6).
 //! - **Clipped** (`gaussian`, e.g. PPO; `deterministic` plus a stated std): `a = u`, and the
 //!   robot's command is `clamp(a, −1, 1)`. `log π(a) = log N(a; mean, σ)`: the density of the
 //!   unclipped sample, as SB3 computes it (the learner sees `a`, so the two stay consistent).
 //!
 //! Every Gaussian's `log_std` is clamped to [−20, 2] in the units of the action variable.
 
-/// Log-std clamp of Gaussian priors (DESIGN.md §1).
+/// Log-std clamp of Gaussian priors (`docs/design.md` §1.6).
 pub const LOG_STD_MIN: f32 = -20.0;
 pub const LOG_STD_MAX: f32 = 2.0;
 /// Actions are clamped to ±(1 − SQUASH_EPS) before `atanh`.

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use log::warn;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
@@ -328,7 +328,7 @@ impl Prior {
         tract: &TractPrior,
         path: &Path,
     ) -> Result<(), BundleError> {
-        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0x5eed);
+        let mut rng = crate::streams::prior_check();
         let mut scratch = net.scratch();
         let mut reference = vec![0.0; net.n_out()];
         let mut obs = vec![0.0; net.n_in()];

@@ -16,9 +16,11 @@ use serde::Serialize;
 
 use super::proto::TickPb;
 use super::recorder::{
-    MetaMessage, RecordMeta, RecorderStats, FORMAT, FORMAT_VERSION, TOPIC_META, TOPIC_STATS, TOPIC_TICK,
+    MetaMessage, RecorderStats, FORMAT, FORMAT_VERSION, TOPIC_META, TOPIC_STATS, TOPIC_TICK,
 };
-use super::tick::LinkCounters;
+use super::tick::RecordMeta;
+use crate::error::Fixable;
+use crate::robot::LinkCounters;
 
 /// Nearest-rank percentiles of a duration, µs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -128,12 +130,14 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
         match msg.channel.topic.as_str() {
             TOPIC_TICK => {
                 if msg.channel.message_encoding != "protobuf" {
-                    return Err(anyhow!(
-                        "{name}: its ticks are `{}` messages, written by an older resq (record format 1); \
-                         this resq reads format {FORMAT_VERSION} (protobuf ticks)\n  \
-                         fix: open the file in Foxglove, or inspect it with the resq that wrote it",
-                        msg.channel.message_encoding
-                    ));
+                    return Err(Fixable::new(
+                        format!(
+                            "{name}: its ticks are `{}` messages, written by an older resq (record format 1); this resq reads format {FORMAT_VERSION} (protobuf ticks)",
+                            msg.channel.message_encoding
+                        ),
+                        "open the file in Foxglove, or inspect it with the resq that wrote it",
+                    )
+                    .into());
                 }
                 let t = TickPb::decode(&msg.data[..]).with_context(|| {
                     format!("{name}: {TOPIC_TICK} message {} is not a resq tick", msg.sequence)

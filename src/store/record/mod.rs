@@ -7,5 +7,5 @@ pub mod recorder;
 pub mod tick;
 
 pub use inspect::{inspect, Percentiles, Summary};
-pub use recorder::{RecordMeta, Recorder, RecorderStats, DEFAULT_CAPACITY};
-pub use tick::{Decisions, LinkCounters, TickRecord};
+pub use recorder::{Recorder, RecorderStats, DEFAULT_CAPACITY};
+pub use tick::{RecordMeta, TickRecord};

@@ -1,7 +1,7 @@
 //! The `/resq/tick` message in protobuf, the binary encoding Foxglove (and every MCAP reader
 //! with a protobuf decoder) reads from the schema stored in the file.
 //!
-//! The schema is made per record from its [`RecordMeta`](super::RecordMeta), so that signals,
+//! The schema is made per record from its [`super::RecordMeta`], so that signals,
 //! commands and add-on terms are fields *named* after the bundle's (`/resq/tick.signals.theta`
 //! in a Foxglove plot), and a discrete action is an enum whose values are the action labels:
 //!
@@ -37,25 +37,12 @@ use prost_types::{
     FileDescriptorProto, FileDescriptorSet,
 };
 
-use super::recorder::RecordMeta;
-use super::tick::{Decisions, LinkCounters, TickRecord, MAX};
+use super::tick::{RecordMeta, TickRecord, MAX};
+use crate::control::Decisions;
+use crate::robot::LinkCounters;
 
 /// The tick message's full name (the MCAP schema's name).
 pub const TICK_MESSAGE: &str = "resq.Tick";
-
-/// Decision flags in the order of their field numbers (1, 2, …) and of [`Decisions`]' bits.
-pub(crate) const DECISION_NAMES: [(&str, u16); 10] = [
-    ("fallback", Decisions::FALLBACK),
-    ("deadline_miss", Decisions::DEADLINE_MISS),
-    ("estop", Decisions::ESTOP),
-    ("clamped", Decisions::CLAMPED),
-    ("rate_limited", Decisions::RATE_LIMITED),
-    ("kl_limited", Decisions::KL_LIMITED),
-    ("episode_end", Decisions::EPISODE_END),
-    ("signal_fault", Decisions::SIGNAL_FAULT),
-    ("prior_fault", Decisions::PRIOR_FAULT),
-    ("late", Decisions::LATE),
-];
 
 /// Link counters in the order of their field numbers (1, 2, …).
 pub(crate) const LINK_NAMES: [&str; 7] =
@@ -293,8 +280,10 @@ pub fn tick_schema(meta: &RecordMeta) -> Vec<u8> {
     let terms = field_names(&meta.addon_terms, "term", &[]);
     // Enum values live in the package's scope, beside the two type names.
     let actions = field_names(&meta.actions, "action", &["Tick", "Action"]);
-    let decisions =
-        DECISION_NAMES.iter().enumerate().map(|(i, (k, _))| field(k, i as i32 + 1, Type::Bool, None, false));
+    let decisions = Decisions::NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| field(k, i as i32 + 1, Type::Bool, None, false));
     let link = LINK_NAMES.iter().enumerate().map(|(i, k)| field(k, i as i32 + 1, Type::Uint64, None, false));
     let labelled = !meta.actions.is_empty();
 

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::proto::{tick_schema, TickEncoder, TICK_MESSAGE};
-use super::tick::TickRecord;
+use super::tick::{RecordMeta, TickRecord};
 
 pub const TOPIC_META: &str = "/resq/meta";
 pub const TOPIC_TICK: &str = "/resq/tick";
@@ -39,29 +39,10 @@ pub const TOPIC_STATS: &str = "/resq/stats";
 pub const FORMAT: &str = "resq.record";
 /// Value of the meta message's `version` field: 2 since ticks are protobuf (1: JSON ticks).
 pub const FORMAT_VERSION: u32 = 2;
-/// A reasonable queue length: 8192 records (≈ 4 MB), 0.8 s of ticks at 10 kHz.
-pub const DEFAULT_CAPACITY: usize = 8192;
+/// The queue length runs use: 4096 records (≈ 2 MB), 0.4 s of ticks at 10 kHz, 80 s at 50 Hz.
+pub const DEFAULT_CAPACITY: usize = 4096;
 /// Target size of an MCAP chunk. Smaller than mcap's 1 MiB default so a crash loses less.
 const CHUNK_SIZE: u64 = 256 * 1024;
-
-/// What a record is about; written once, as the `/resq/meta` message.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RecordMeta {
-    /// The bundle's folder.
-    pub bundle: String,
-    /// Names of the robot's signals (fields of a tick's `signals`, as identifiers: see [`super::proto::field_names`]).
-    pub signals: Vec<String>,
-    /// Names of the observation entries (a tick's `obs` is in this order).
-    pub obs: Vec<String>,
-    /// Labels of the discrete actions (the values of a tick's `action` enum).
-    pub actions: Vec<String>,
-    /// Names of the commands (fields of a tick's `command`).
-    pub commands: Vec<String>,
-    /// Names of the add-on reward terms (fields of a tick's `addon`).
-    pub addon_terms: Vec<String>,
-    /// `"sim"` or the serial port path.
-    pub source: String,
-}
 
 /// Counts of a finished recording, also written as the `/resq/stats` message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

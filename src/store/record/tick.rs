@@ -5,50 +5,28 @@
 /// protocol's `MAX_SIGNALS`).
 pub const MAX: usize = firmware_bridge::MAX_SIGNALS;
 
-/// Supervisor decisions at this tick (bit flags).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Decisions(pub u16);
+use serde::{Deserialize, Serialize};
 
-impl Decisions {
-    /// The residual was unusable (non-finite, learner diverged): the prior acted alone.
-    pub const FALLBACK: u16 = 1 << 0;
-    /// The tick missed its deadline: the prior's action (or a hold) was sent.
-    pub const DEADLINE_MISS: u16 = 1 << 1;
-    /// The e-stop latch is set: the safe action was sent.
-    pub const ESTOP: u16 = 1 << 2;
-    /// A command was clamped to the manifest's bounds.
-    pub const CLAMPED: u16 = 1 << 3;
-    /// A command was limited by the manifest's rate limit.
-    pub const RATE_LIMITED: u16 = 1 << 4;
-    /// The KL budget held the policy closer to the prior than π̂.
-    pub const KL_LIMITED: u16 = 1 << 5;
-    /// An episode ended at this tick (terminated or truncated).
-    pub const EPISODE_END: u16 = 1 << 6;
-    /// A signal was non-finite or outside its declared range: the prior acted alone.
-    pub const SIGNAL_FAULT: u16 = 1 << 7;
-    /// The prior failed (error, NaN, +∞, or every action −∞): the safe command was sent.
-    pub const PRIOR_FAULT: u16 = 1 << 8;
-    /// Real time: the step after this tick did not follow from its command alone (the robot
-    /// stepped before the command arrived, or under its safe action, or Sensors were skipped):
-    /// not learned from.
-    pub const LATE: u16 = 1 << 9;
+use crate::control::Decisions;
+use crate::robot::LinkCounters;
 
-    pub fn contains(self, bit: u16) -> bool {
-        self.0 & bit != 0
-    }
-}
-
-/// Cumulative link counters at this tick.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LinkCounters {
-    pub frames: u64,
-    pub crc_errors: u64,
-    /// All other rejected frames (COBS, length, oversized, unknown type, bad field).
-    pub other_errors: u64,
-    pub seq_gaps: u64,
-    pub duplicates: u64,
-    pub late_frames: u64,
-    pub reconnects: u64,
+/// What a record is about; written once, as the `/resq/meta` message.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    /// The bundle's folder.
+    pub bundle: String,
+    /// Names of the robot's signals (fields of a tick's `signals`, as identifiers: see [`super::proto::field_names`]).
+    pub signals: Vec<String>,
+    /// Names of the observation entries (a tick's `obs` is in this order).
+    pub obs: Vec<String>,
+    /// Labels of the discrete actions (the values of a tick's `action` enum).
+    pub actions: Vec<String>,
+    /// Names of the commands (fields of a tick's `command`).
+    pub commands: Vec<String>,
+    /// Names of the add-on reward terms (fields of a tick's `addon`).
+    pub addon_terms: Vec<String>,
+    /// `"sim"` or the serial port path.
+    pub source: String,
 }
 
 /// One tick. Arrays hold `n_*` valid entries; the rest are zero.

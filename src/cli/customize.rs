@@ -1,0 +1,205 @@
+//! `resq customize` (on the bundle's simulated robot) and `resq run` (over a serial link to
+//! firmware): the options they share, and the table, report and plot they both end with.
+// Doc comments here are the `--help` text clap prints, where `<out>` is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::LinkMode;
+use crate::robot::link::{LinkConfig, LinkEnv};
+use crate::session::customize::{self, Options, Outcome};
+use crate::session::{plot, report};
+use crate::Bundle;
+
+/// What `customize` (simulated robot) and `run` (robot over a serial link) share.
+#[derive(Args)]
+pub struct Learn {
+    /// The model bundle folder (manifest.toml + prior.onnx), e.g. models/cartpole.
+    pub bundle: PathBuf,
+    /// Total environment steps to learn for (default: the manifest's `run.steps`). A run
+    /// resumed from a checkpoint continues up to this number.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Random seed (default: the manifest's `run.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder for the checkpoint, report and plot (default: runs/<bundle name>, with `-link`
+    /// for `run`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where to write the JSON report (default: <out>/report.json).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Where to write the PNG plot (default: <out>/plot.png).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Start over, ignoring (and then replacing) an existing checkpoint.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Evaluation episodes per policy (default: the manifest's).
+    #[arg(long)]
+    pub episodes: Option<usize>,
+    /// Evaluate the customized policy every N environment steps (on evaluation starts, not
+    /// counted as training) for the learning curve: `<out>/curve.jsonl`, the report's `curve`
+    /// and the plot.
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Override a manifest field for this run, e.g. `--set learning.n_step=5` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// `resq customize`.
+pub fn customize(learn: &Learn) -> Result<()> {
+    let (b, opts) = learn.load("")?;
+    let name = b.manifest.bundle.name.clone();
+    let metric = first_metric(&b);
+    let robot = match (&b.sim_plant, &b.sim_firmware) {
+        (Some(p), _) => format!("the simulated {p}"),
+        (_, Some(_)) => "the simulated robot ([sim] firmware)".to_string(),
+        _ => "a simulated robot".to_string(),
+    };
+    eprintln!(
+        "customizing `{name}` on {robot} for {} steps (seed {}); checkpoint in {}",
+        opts.steps,
+        opts.seed,
+        opts.out_dir.display()
+    );
+    let outcome = customize::run(b, &opts)?;
+    learn.finish(&name, &metric, &opts, &outcome)
+}
+
+/// `resq run`.
+pub fn run(
+    learn: &Learn,
+    port: &str,
+    mode: LinkMode,
+    record: Option<PathBuf>,
+    reconnect_within: f64,
+    rt_priority: Option<u8>,
+) -> Result<()> {
+    let (b, mut opts) = learn.load("-link")?;
+    opts.rt_priority = rt_priority;
+    let name = b.manifest.bundle.name.clone();
+    let metric = first_metric(&b);
+    opts.record = Some(record.unwrap_or_else(|| opts.out_dir.join("record.mcap")));
+    opts.source = port.to_string();
+    let mut cfg = LinkConfig::lock_step(port);
+    cfg.mode = mode.into();
+    cfg.reconnect_within = Duration::from_secs_f64(reconnect_within);
+    if cfg.mode == firmware_bridge::Mode::RealTime {
+        cfg.period_us = b.manifest.robot.period_ms.map_or(0, |ms| (ms * 1000.0).round() as u32);
+    }
+    let mut env = LinkEnv::for_bundle(cfg, &b)?;
+    eprintln!(
+        "customizing `{name}` over {port} for {} steps; checkpoint in {}",
+        opts.steps,
+        opts.out_dir.display()
+    );
+    let outcome = customize::run_in(b, &mut env, &opts)?;
+    let c = outcome.link;
+    println!(
+        "link: {} frames, {} CRC errors, {} other rejected, {} sequence gaps, {} duplicates, {} late, {} reconnects",
+        c.frames, c.crc_errors, c.other_errors, c.seq_gaps, c.duplicates, c.late_frames, c.reconnects
+    );
+    if let (Some(r), Some(path)) = (&outcome.record_stats, &opts.record) {
+        println!("record: {} ticks written, {} dropped -> {}", r.written, r.dropped, path.display());
+    }
+    learn.finish(&name, &metric, &opts, &outcome)
+}
+
+impl Learn {
+    /// The bundle, and run options whose output folder defaults to runs/<name><suffix>.
+    fn load(&self, out_suffix: &str) -> Result<(Bundle, Options)> {
+        let b = Bundle::load_with(&self.bundle, &self.overrides)?;
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}{out_suffix}", b.manifest.bundle.name)));
+        let opts = Options {
+            fresh: self.fresh,
+            eval_episodes: self.episodes,
+            eval_every: self.eval_every.unwrap_or(0),
+            progress: !self.quiet,
+            ..Options::new(
+                self.steps.unwrap_or(b.manifest.run.steps),
+                self.seed.unwrap_or(b.manifest.run.seed),
+                out,
+            )
+        };
+        Ok((b, opts))
+    }
+
+    /// Prints the table and writes the report and the plot.
+    fn finish(&self, name: &str, metric: &str, opts: &Options, outcome: &Outcome) -> Result<()> {
+        println!("\n{}", report::table(outcome));
+        for w in report::warnings(outcome) {
+            log::warn!("{w}");
+        }
+        println!(
+            "learned for {} environment steps ({} updates, {:.1} s{})",
+            outcome.env_steps,
+            outcome.updates,
+            outcome.wall_seconds,
+            if outcome.resumed_from > 0 {
+                format!(", resumed at step {}", outcome.resumed_from)
+            } else {
+                String::new()
+            }
+        );
+        let h = &outcome.history;
+        if !h.episode_success.is_empty() {
+            println!(
+                "training episodes failed: {} of {} ({:.1} %); the prior as deployed fails {:.1} %",
+                h.episodes_failed(),
+                h.episode_success.len(),
+                100.0 * h.failure_rate(),
+                100.0 * (1.0 - outcome.prior.success_rate)
+            );
+        }
+        print_curve(outcome, metric);
+        let report_path = self.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
+        report::write_json(&report_path, &report::to_json(name, opts.seed, outcome))?;
+        let plot_path = self.plot.clone().unwrap_or_else(|| opts.out_dir.join("plot.png"));
+        plot::write(
+            &plot_path,
+            &format!("resq customize {name}: {} steps", outcome.env_steps),
+            metric,
+            outcome,
+        )?;
+        println!("report: {}\nplot:   {}", report_path.display(), plot_path.display());
+        Ok(())
+    }
+}
+
+/// The learning curve as a table: steps, success, add-on return and the first metric.
+fn print_curve(outcome: &Outcome, metric: &str) {
+    let curve = report::curve(outcome);
+    if curve.is_empty() {
+        return;
+    }
+    println!("learning curve (the customized policy, evaluated as at the end):");
+    println!("{:>10} {:>8} {:>14} {:>14}", "steps", "success", "add-on return", metric);
+    for p in &curve {
+        let g = |k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        println!(
+            "{:>10} {:>8.2} {:>14.4} {:>14.4}",
+            g("env_steps"),
+            g("success_rate"),
+            g("addon_return"),
+            g(metric)
+        );
+    }
+}
+
+/// The bundle's first metric (plotted), or the add-on reward.
+fn first_metric(b: &Bundle) -> String {
+    b.metrics.first().map(|m| m.name.clone()).unwrap_or_else(|| "add-on".into())
+}

@@ -1,0 +1,152 @@
+//! The `resq` command line: the arguments ([`Cli`]) and one file per subcommand. This is the
+//! edge where errors become messages (`anyhow`); the rooms below return typed errors.
+// Doc comments here are the `--help` text clap prints, where `<out>` is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
+pub mod bench;
+mod check;
+mod customize;
+mod export;
+mod inspect;
+mod rig;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use customize::Learn;
+
+#[derive(Parser)]
+#[command(
+    name = "resq",
+    version,
+    about = "Customize a robot's deployed policy on the robot (residual Q-learning over an ONNX prior)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How the firmware and resq take turns (PROTOCOL.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LinkMode {
+    /// The robot waits for each command: faster than real time, deterministic.
+    Lockstep,
+    /// The robot steps on its own clock; a late command is flagged, never waited for.
+    Realtime,
+}
+
+impl From<LinkMode> for firmware_bridge::Mode {
+    fn from(m: LinkMode) -> Self {
+        match m {
+            LinkMode::Lockstep => firmware_bridge::Mode::LockStep,
+            LinkMode::Realtime => firmware_bridge::Mode::RealTime,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Learn the bundle's add-on requirement on the bundle's simulated robot (`[sim]`: the
+    /// built-in plant or its firmware on a pseudo-terminal), then compare the prior and the
+    /// customized policy (table, JSON report, PNG plot, checkpoint).
+    Customize(Learn),
+    /// Load and validate a bundle, and say how its prior runs.
+    Check { bundle: PathBuf },
+    /// Serve the bundle's simulated robot as firmware on a new pseudo-terminal (hardware in the
+    /// loop without hardware): prints the device path to pass to `resq run --port`.
+    Rig {
+        bundle: PathBuf,
+        /// `lockstep` (the robot waits for each command: faster than real time) or `realtime`.
+        #[arg(long, value_enum, default_value_t = LinkMode::Lockstep)]
+        mode: LinkMode,
+        /// Control rate in real-time mode, Hz.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Also create this stable symlink to the device (default: /tmp/resq-rig-<bundle name>).
+        #[arg(long)]
+        link: Option<PathBuf>,
+        /// Serve under SCHED_FIFO at this priority (1-99): the simulated robot keeps its period
+        /// on a busy computer, as a microcontroller would. Needs root, CAP_SYS_NICE or `ulimit -r`.
+        #[arg(long, value_name = "N")]
+        rt_priority: Option<u8>,
+    },
+    /// Measure, on this computer, what decides whether the bundle fits its control period: the
+    /// prior alone (tract and resq's kernels), the whole control step (median, p99.9), a learner
+    /// update, the GEMM rate and the memory; the ratios are to tract running the same prior.
+    Bench {
+        bundle: PathBuf,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Override a manifest field, e.g. `--set 'residual.method="rpg"'` (repeatable).
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Write the customized policy (prior + learned residual + action choice) as one ONNX file,
+    /// to deploy without resq: inputs `obs` (and `prev_command` when the add-on reads it);
+    /// outputs `log_probs`, `action`, `command` (discrete) or `command`, `mean`, `log_std`
+    /// (continuous, greedy). The KL budget and the supervisor are not in the file.
+    Export {
+        bundle: PathBuf,
+        /// Where to write the ONNX file.
+        #[arg(long, default_value = "policy.onnx")]
+        out: PathBuf,
+        /// The run folder whose checkpoint to export (default: runs/<bundle name>, where
+        /// `resq customize` writes).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Override a manifest field, as the run did (repeatable).
+        #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Summarise a tick record (MCAP): tick rate, jitter, deadline misses, link errors,
+    /// fallbacks, add-on reward over time.
+    Inspect {
+        record: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Customize over a serial link to firmware (a robot, or `resq rig`), recording every tick.
+    Run {
+        #[command(flatten)]
+        learn: Learn,
+        /// Serial device of the firmware.
+        #[arg(long)]
+        port: String,
+        /// `lockstep` or `realtime` (must match the firmware).
+        #[arg(long, value_enum, default_value_t = LinkMode::Lockstep)]
+        mode: LinkMode,
+        /// MCAP record of every tick (default: <out>/record.mcap).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// After a lost link (unplugged cable, firmware reboot), how long to keep trying to
+        /// reconnect before the run stops (what was learned is saved), s.
+        #[arg(long, default_value_t = 10.0)]
+        reconnect_within: f64,
+        /// Run the control loop under SCHED_FIFO at this priority (1-99, e.g. 50), so that a
+        /// busy computer does not delay its ticks; the learner thread stays ordinary. Needs root,
+        /// CAP_SYS_NICE or `ulimit -r`. Linux only.
+        #[arg(long, value_name = "N")]
+        rt_priority: Option<u8>,
+    },
+}
+
+/// Runs one subcommand.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Customize(learn) => customize::customize(&learn),
+        Command::Run { learn, port, mode, record, reconnect_within, rt_priority } => {
+            customize::run(&learn, &port, mode, record, reconnect_within, rt_priority)
+        }
+        Command::Check { bundle } => check::check(&bundle),
+        Command::Rig { bundle, mode, rate, link, rt_priority } => {
+            rig::rig(&bundle, mode, rate, link, rt_priority)
+        }
+        Command::Bench { bundle, json, sets } => bench::command(&bundle, json, &sets),
+        Command::Export { bundle, out, from, sets } => export::export(&bundle, &out, from, &sets),
+        Command::Inspect { record, json } => inspect::inspect(&record, json),
+    }
+}

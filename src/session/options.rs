@@ -1,0 +1,47 @@
+//! The options of one customization run (`resq customize`, `resq run`).
+
+use std::path::PathBuf;
+
+/// Options of one `resq customize` run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Total environment steps to learn for (a resumed run continues up to it).
+    pub steps: u64,
+    pub seed: u64,
+    /// Folder for the checkpoint (and default report and plot paths).
+    pub out_dir: PathBuf,
+    /// Ignore an existing checkpoint.
+    pub fresh: bool,
+    /// Evaluation episodes (the manifest's by default).
+    pub eval_episodes: Option<usize>,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Write every training tick to this MCAP file.
+    pub record: Option<PathBuf>,
+    /// Where the robot is (for the record): "sim" or the serial port.
+    pub source: String,
+    /// Evaluate the customized policy every this many environment steps (0: never), at the
+    /// first episode end from there, for the learning curve (`<out>/curve.jsonl`).
+    pub eval_every: u64,
+    /// Run the control loop under `SCHED_FIFO` at this priority (1–99; see [`crate::robot::rt`]).
+    pub rt_priority: Option<u8>,
+}
+
+impl Options {
+    /// A quiet in-process run to `steps` (no progress bar, no record, resumes a checkpoint in
+    /// `out_dir`, the manifest's evaluation episodes); set the other fields with `..`.
+    pub fn new(steps: u64, seed: u64, out_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            steps,
+            seed,
+            out_dir: out_dir.into(),
+            fresh: false,
+            eval_episodes: None,
+            progress: false,
+            record: None,
+            source: "sim".into(),
+            eval_every: 0,
+            rt_priority: None,
+        }
+    }
+}

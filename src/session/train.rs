@@ -1,0 +1,423 @@
+//! The training loop of `resq customize` and `resq run`: the robot is stepped through the one
+//! [`Stepper`], with learning fitted between a command leaving and the robot's answer.
+//!
+//! Per tick: the controller decides (π̂, sampled, within the KL budget) as soon as the signals
+//! arrive, the supervisor filters the command and it is sent; while the robot moves, the learning
+//! side takes its turn (see [`crate::session::learning`]: inline, `updates_per_tick` gradient
+//! steps and a weight hand-over, bit-for-bit reproducible from a seed; or on its own thread,
+//! taking the newest weights without waiting); then the new signals arrive, the add-on reward is
+//! evaluated, the controller decides at `s'`, and the transition `(s, a, r_R, s')` goes to the
+//! learner. Nothing of the learner's sits between a frame and its command.
+//!
+//! A transition is learned from only if the robot did what was recorded: never from a late step
+//! (the robot stepped before the command arrived), a failed prior or a non-finite value.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use log::{info, warn};
+
+use super::curve::{next_due, Curve};
+use super::evaluate::{evaluate, PolicyEval};
+use super::guard::{FailureGuard, Trip, WINDOW};
+use super::learning::LoopLearning;
+use super::options::Options;
+use crate::algo::replay::Transition;
+use crate::control::{Controller, Decision, Decisions, PolicyChoice, Stepper, Supervisor};
+use crate::error::Fixable;
+use crate::policy::discrete::kl_budget;
+use crate::robot::Env;
+use crate::store::record::{tick, Recorder, TickRecord};
+use crate::streams;
+
+/// How the training loop ended.
+pub struct LoopEnd {
+    pub env_steps: u64,
+    /// The robot reported an e-stop.
+    pub estop: bool,
+    pub counts: Counts,
+}
+
+/// Training ticks that were not ordinary, counted for the report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    /// A signal was non-finite or outside its declared range (the prior acted alone).
+    pub signal_faults: u64,
+    /// The prior failed (the safe command was sent; not learned from).
+    pub prior_faults: u64,
+    /// The step did not follow from its command alone (not learned from).
+    pub late_steps: u64,
+}
+
+/// The training loop's parts.
+pub struct Training<'a> {
+    pub env: &'a mut dyn Env,
+    pub ctl: &'a mut Controller,
+    pub supervisor: &'a mut Supervisor,
+    pub recorder: Option<&'a Recorder>,
+    pub opts: &'a Options,
+    pub curve: &'a mut Curve,
+}
+
+/// Buffers a transition needs beyond the stepper's, allocated once.
+struct Buffers {
+    /// The residual's input at `s`.
+    obs: Vec<f32>,
+    /// `log π0(·|s')` (discrete: per action; continuous: per candidate).
+    next_logp0: Vec<f32>,
+    /// The continuous action taken, in [−1, 1] units (what the continuous heads take as input).
+    action_unit: [f32; firmware_bridge::MAX_COMMANDS],
+    /// The prior at `s`, kept with the transition by the methods that need it: its Gaussian
+    /// (residual SAC, RPG) or `log π0(·|s)` (discrete RPG).
+    params: Vec<f32>,
+}
+
+impl Training<'_> {
+    /// Drives the robot from step `from` to `opts.steps`, feeding `learning`.
+    pub fn run(&mut self, learning: &mut dyn LoopLearning, from: u64) -> Result<LoopEnd> {
+        let (env, ctl, supervisor, opts) = (&mut *self.env, &mut *self.ctl, &mut *self.supervisor, self.opts);
+        let mut eval_due = if opts.eval_every > 0 { next_due(from, opts.eval_every) } else { u64::MAX };
+        let eval_episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
+        let mut guard = FailureGuard::new(
+            ctl.bundle.manifest.safety.failed_episodes_stop,
+            ctl.bundle.manifest.learning.warmup as u64,
+        );
+        // The highest add-on reward of any training step (for the guard's message).
+        let mut addon_hi = f32::NEG_INFINITY;
+        let explore = ctl.bundle.manifest.exploration.mode;
+        let ex = ctl.bundle.manifest.exploration.clone();
+        let budget_at = |step| kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, step);
+        let deadline = Duration::from_secs_f32(ctl.bundle.safety.tick_deadline_ms / 1000.0);
+        let layout = learning.layout();
+        let (act_dim, cand_width, pw) = (layout.act_dim, layout.cand_width, layout.param_width);
+        let mut env_steps = from;
+        let mut episodes = 0usize;
+
+        // A resumed run draws fresh episodes, actions and prior draws from streams keyed by
+        // where it resumed.
+        env.reseed(streams::training_episodes(opts.seed, from));
+        let mut rng = streams::training_actions(opts.seed, from);
+        ctl.replace_draw_rng(streams::prior_draws(opts.seed, from));
+        let bar = progress_bar(opts, env_steps);
+
+        let mut stepper = Stepper::new(&ctl.bundle);
+        let mut buf = Buffers {
+            obs: vec![0.0; ctl.bundle.residual_inputs()],
+            next_logp0: vec![0.0; ctl.logp0.len()],
+            action_unit: [0.0; firmware_bridge::MAX_COMMANDS],
+            params: vec![0.0; pw],
+        };
+        let started = Instant::now();
+        let mut ep_addon = 0.0f32;
+        let (continuing, window) = (ctl.bundle.episode.continuing, ctl.bundle.episode.window);
+        let mut window_steps = 0u32;
+        let mut tick = TickRecord::default();
+        let mut last_tick_start: Option<Instant> = None;
+        let mut estop = false;
+        let mut counts = Counts::default();
+        let mut late_in_episode = 0u32;
+
+        stepper.new_episode(ctl, env, supervisor)?;
+        ctl.kl_budget = budget_at(env_steps);
+        let mut frame_at = Instant::now();
+        let mut d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+        while env_steps < opts.steps {
+            if env.estop() {
+                supervisor.latch_estop();
+            }
+            // The decision for these signals was made when they arrived; check its deadline.
+            let mut decisions =
+                decision_flags(ctl, env, &mut d, frame_at.elapsed() > deadline, &mut counts, env_steps);
+            decisions.0 |= stepper.filter(ctl, supervisor).0;
+            if supervisor.estop_latched() {
+                // Honoured until an explicit reset: restarting resq is that reset. The tick that
+                // sent the safe command is recorded like any other.
+                warn!("e-stop reported by the robot at step {env_steps}: safe command sent, run stopped");
+                fill_before(&mut tick, ctl, env, d, &stepper.cmd, frame_at, last_tick_start, started);
+                if let Some(rec) = self.recorder {
+                    tick.decisions = decisions;
+                    tick.addon_reward = f32::NAN;
+                    tick.n_terms = 0;
+                    rec.record(&tick);
+                }
+                stepper.act(env)?;
+                env.observe()?;
+                estop = true;
+                break;
+            }
+            buf.obs.copy_from_slice(&ctl.res_obs);
+            if let Some(sa) = &ctl.continuous {
+                buf.action_unit[..sa.act_dim].copy_from_slice(&sa.action);
+                buf.params.copy_from_slice(&sa.gauss[..pw]);
+            } else {
+                buf.params.copy_from_slice(&ctl.logp0[..pw]);
+            }
+            let tick_start = Instant::now();
+            fill_before(&mut tick, ctl, env, d, &stepper.cmd, frame_at, last_tick_start, started);
+            last_tick_start = Some(tick_start);
+            stepper.act(env)?;
+            // Learn while the robot moves; the command is already on its way.
+            learning.between_ticks(ctl)?;
+            let out = stepper.observe(&ctl.bundle, env)?;
+            let (end, r) = (out.end, out.reward);
+            frame_at = Instant::now();
+            ep_addon += r;
+            addon_hi = addon_hi.max(r);
+            env_steps += 1;
+            ctl.kl_budget = budget_at(env_steps);
+            // Act at s' now (this computes log π0(·|s') for the transition); at an episode's end
+            // only observe s'.
+            let (next, next_ok) = if end.done() {
+                (None, ctl.observe(env.signals()))
+            } else {
+                let n = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+                (Some(n), !n.prior_fault)
+            };
+            buf.next_logp0.copy_from_slice(&ctl.logp0);
+            let next_candidates = ctl.continuous.as_ref().map_or(&[][..], |sa| &sa.candidates[..cand_width]);
+            let next_params = match &ctl.continuous {
+                Some(sa) => &sa.gauss[..pw],
+                None => &buf.next_logp0[..pw],
+            };
+            // A non-finite reading (possible in a simulation; the protocol refuses them) or a
+            // failed prior at either end would poison the learner: such a transition is not
+            // learned from.
+            let finite = r.is_finite()
+                && !d.prior_fault
+                && next_ok
+                && buf.obs.iter().chain(ctl.res_obs.iter()).all(|v| v.is_finite());
+            if end.late {
+                decisions.0 |= Decisions::LATE;
+                if counts.late_steps == 0 {
+                    warn!(
+                        "step {env_steps} did not follow from resq's command alone (the robot stepped before the command arrived, or under its safe action, or Sensors were skipped): such steps are counted as late_steps and not learned from; many mean the loop does not keep up with the robot's period"
+                    );
+                }
+                counts.late_steps += 1;
+                late_in_episode += 1;
+            }
+            // A late step is the robot's, not the policy's: learning from it would credit the
+            // command with what another command (or the safe action) did.
+            if finite && !end.late {
+                learning.transition(
+                    &Transition {
+                        obs: &buf.obs,
+                        action: d.action,
+                        action_values: &buf.action_unit[..act_dim],
+                        next_candidates,
+                        prior_params: &buf.params,
+                        next_prior_params: next_params,
+                        reward: r,
+                        logp0_taken: d.logp0_taken,
+                        logpi_taken: d.logpi_taken,
+                        next_obs: &ctl.res_obs,
+                        next_logp0: &buf.next_logp0,
+                        terminal: end.terminated,
+                        truncated: end.truncated,
+                    },
+                    env_steps,
+                )?;
+            }
+            if let Some(rec) = self.recorder {
+                tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
+                tick.addon_reward = r;
+                let n = stepper.terms.len().min(tick::MAX);
+                tick.n_terms = n as u8;
+                tick.addon_terms[..n].copy_from_slice(&stepper.terms[..n]);
+                rec.record(&tick);
+            }
+            if learning.diverged() {
+                warn!("the learner diverged at step {env_steps}: learning stopped, the prior acts alone");
+                break;
+            }
+            window_steps += 1;
+            let window_done = continuing && window_steps >= window;
+            let ended = next.is_none() || window_done;
+            if ended {
+                // An episode (or a continuing task's window) ended.
+                let success = end.interrupted
+                    || ctl.bundle.episode.succeeded(end, &stepper.vals, window_steps, window_done);
+                let len = window_steps.max(1);
+                learning.episode_end(len, ep_addon / len as f32, success)?;
+                let trip = guard.episode_end(env_steps, success, late_in_episode);
+                late_in_episode = 0;
+                if let Some(trip) = trip {
+                    bar.finish_and_clear();
+                    return Err(guard_stop(ctl, trip, addon_hi));
+                }
+                if next.is_none() {
+                    episodes += 1;
+                    if opts.progress {
+                        // Formatting allocates: only when someone watches the bar.
+                        bar.set_message(format!(
+                            "episode {episodes} len {len} add-on/step {:.3}",
+                            ep_addon / len as f32
+                        ));
+                    }
+                }
+                ep_addon = 0.0;
+                window_steps = 0;
+            }
+            let mut restart = next.is_none();
+            if ended && env_steps >= eval_due {
+                // A point of the learning curve, on the evaluation starts; then training goes on
+                // from a new episode (a continuing task is reset).
+                bar.set_message(format!("evaluating at step {env_steps}"));
+                let eval =
+                    evaluate(ctl, env, supervisor, PolicyChoice::Customized, eval_episodes, opts.seed)?;
+                self.curve.push(env_steps, &eval)?;
+                info!("learning curve at step {env_steps}: {}", curve_line(&eval));
+                eval_due = next_due(env_steps, opts.eval_every);
+                env.reseed(streams::training_episodes(opts.seed, env_steps));
+                restart = true;
+            }
+            match next {
+                Some(n) if !restart => d = n,
+                _ => {
+                    // (The add-on sum and the window's count were cleared when the episode ended.)
+                    stepper.new_episode(ctl, env, supervisor)?;
+                    frame_at = Instant::now();
+                    d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+                }
+            }
+            bar.set_position(env_steps);
+        }
+        bar.finish_and_clear();
+        Ok(LoopEnd { env_steps, estop, counts })
+    }
+}
+
+/// The controller's part of a tick's decisions: a missed deadline (the prior's fallback acts
+/// instead, written into `d`), a fallback, a signal or prior fault (each warned about once a run,
+/// and counted), a KL-limited policy.
+fn decision_flags(
+    ctl: &mut Controller,
+    env: &dyn Env,
+    d: &mut Decision,
+    deadline_missed: bool,
+    counts: &mut Counts,
+    env_steps: u64,
+) -> Decisions {
+    let mut decisions = Decisions::default();
+    if deadline_missed {
+        decisions.0 |= Decisions::DEADLINE_MISS;
+        ctl.prior_fallback(d);
+    }
+    if d.fallback {
+        decisions.0 |= Decisions::FALLBACK;
+    }
+    if d.signal_fault {
+        decisions.0 |= Decisions::SIGNAL_FAULT;
+        if counts.signal_faults == 0 {
+            // Formatting allocates: once per run, on the first fault.
+            if let Some((i, v)) = ctl.bundle.signal_fault(env.signals()) {
+                let (lo, hi) = ctl.bundle.signal_range[i];
+                warn!(
+                    "signal `{}` read {v}, outside its declared range [{lo}, {hi}] ([[robot.signal]] min/max): the prior acts alone on such ticks (counted as signal_faults)",
+                    ctl.bundle.signals[i]
+                );
+            }
+        }
+        counts.signal_faults += 1;
+    }
+    if d.prior_fault {
+        decisions.0 |= Decisions::PRIOR_FAULT;
+        if counts.prior_faults == 0 {
+            warn!(
+                "the prior failed at step {env_steps} (an error, or NaN/+inf outputs, or every action at -inf): the safe command was sent; such ticks are counted as prior_faults and not learned from"
+            );
+        }
+        counts.prior_faults += 1;
+    }
+    if d.lambda < 1.0 && !d.signal_fault && !d.prior_fault {
+        decisions.0 |= Decisions::KL_LIMITED;
+    }
+    decisions
+}
+
+fn progress_bar(opts: &Options, env_steps: u64) -> ProgressBar {
+    if !opts.progress || env_steps >= opts.steps {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(opts.steps);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(env_steps);
+    bar
+}
+
+/// Why the failure guard stopped the run, and what to change.
+fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32) -> anyhow::Error {
+    let m = &ctl.bundle.manifest;
+    let mut msg = format!(
+        "{} of the last {WINDOW} training episodes failed by `[episode] success`, against {} of {} for the prior alone in the warm-up: the customization is costing the robot its task, so the run stopped (`[safety] failed_episodes_stop = {}`)",
+        trip.failed, trip.prior_failed, trip.prior_episodes, m.safety.failed_episodes_stop
+    );
+    if trip.late_steps > 0 {
+        msg += &format!(
+            "\n  {} steps of these episodes ran late (the robot stepped before resq's command arrived, or under its safe action): the failures may be the loop's timing, not the customization; learn on a thread (`learning.thread = true`), lower `learning.updates_per_tick` (now {}), or run the loop under SCHED_FIFO (`resq run --rt-priority 50`)",
+            trip.late_steps, m.learning.updates_per_tick
+        );
+    }
+    if addon_hi <= 0.0 {
+        msg += &format!(
+            "\n  the add-on was <= 0 on every step (highest {addon_hi}): ending an episode early escapes it, so the residual learns to end episodes"
+        );
+    }
+    let fix = format!(
+        "hold the prior's task more strongly: raise `residual.omega` and `residual.alpha` together (now {} and {}), or set a KL budget (`exploration.kl_budget_end`); write the add-on so that doing well scores >= 0 (e.g. add a constant); then start over with --fresh",
+        m.residual.omega, m.residual.alpha
+    );
+    Fixable::new(msg, fix).into()
+}
+
+/// One point of the curve for the log: success rate and the bundle's metrics.
+fn curve_line(e: &PolicyEval) -> String {
+    let mut s = format!("success {:.2}", e.success_rate);
+    for (k, v) in &e.metrics {
+        s += &format!(", {k} {v:.4}");
+    }
+    s
+}
+
+/// Fills the parts of a tick record known before the command is sent.
+#[allow(clippy::too_many_arguments)]
+fn fill_before(
+    t: &mut TickRecord,
+    ctl: &Controller,
+    env: &dyn Env,
+    d: Decision,
+    cmd: &[f32],
+    frame_at: Instant,
+    last_tick: Option<Instant>,
+    started: Instant,
+) {
+    let now = Instant::now();
+    t.t_ns = now.duration_since(started).as_nanos() as u64;
+    t.tick += 1;
+    (t.seq, t.firmware_t_us) = env.frame_stamp();
+    let sig = env.signals();
+    let n = sig.len().min(tick::MAX);
+    t.n_signals = n as u8;
+    t.signals[..n].copy_from_slice(&sig[..n]);
+    let n = ctl.obs.len().min(tick::MAX);
+    t.n_obs = n as u8;
+    t.obs[..n].copy_from_slice(&ctl.obs[..n]);
+    // Discrete: per action; continuous: per candidate (the first MAX of them).
+    let n = ctl.logp0.len().min(tick::MAX);
+    t.n_actions = n as u8;
+    t.logp0[..n].copy_from_slice(&ctl.logp0[..n]);
+    t.q_r[..n].copy_from_slice(&ctl.q_r[..n]);
+    t.action = d.action as u32;
+    t.n_commands = cmd.len() as u8;
+    t.command[..cmd.len()].copy_from_slice(cmd);
+    t.kl = d.kl;
+    t.latency_ns = now.duration_since(frame_at).as_nanos().min(u32::MAX as u128) as u32;
+    t.period_ns = last_tick.map_or(0, |l| now.duration_since(l).as_nanos().min(u64::MAX as u128) as u64);
+    t.link = env.counters();
+}
