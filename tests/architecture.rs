@@ -160,7 +160,8 @@ struct Tree {
 impl Tree {
     /// The file a path resolves to: the longest module prefix, or a folder module's re-export.
     fn file_of(&self, path: &[String]) -> Option<Vec<String>> {
-        for n in (1..=path.len()).rev() {
+        // From the longest prefix down to the crate root (`crate::Bundle` is `lib.rs`'s re-export).
+        for n in (0..=path.len()).rev() {
             let m = &path[..n];
             if self.files.contains_key(m) {
                 if let (Some(item), Some(re)) = (path.get(n), self.reexports.get(m)) {
@@ -306,6 +307,10 @@ fn the_import_reader_finds_known_edges() {
     assert!(stepper.contains(&key("robot::env")), "{stepper:?}");
     assert!(stepper.contains(&key("control::supervisor")), "{stepper:?}");
     assert!(g[&key("session::train")].contains(&key("control::stepper")));
+    // An item the crate root re-exports is an import of its room.
+    let (tree, _) = tree();
+    assert_eq!(tree.file_of(&key("Bundle")), Some(key("bundle")));
+    assert_eq!(tree.file_of(&key("control::Decisions")), Some(key("control::decisions")));
     let p = paths("use crate::a::{b, c::{d, e}};\nlet x = super::f::G;");
     assert_eq!(p, ["crate::a::b", "crate::a::c::d", "crate::a::c::e", "super::f::G"]);
 }

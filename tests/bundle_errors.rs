@@ -217,6 +217,18 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "residual policy gradient with greedy exploration",
+            manifest: m(replace("mode = \"sample\"", "mode = \"greedy\"").replacen(
+                "activation = \"relu\"",
+                "activation = \"relu\"\nmethod = \"rpg\"",
+                1,
+            )),
+            prior: p.clone(),
+            field: Some("exploration.mode"),
+            says: "a greedy robot draws nothing",
+            file: "manifest.toml",
+        },
+        Case {
             what: "misspelt field",
             manifest: m(replace("omega = 1.0", "omgea = 1.0")),
             prior: p.clone(),
@@ -384,4 +396,18 @@ fn each_bad_bundle_gets_its_own_clear_error() {
     messages.dedup();
     assert_eq!(messages.len(), n, "two different defects gave the same message");
     assert!(n >= 10);
+}
+
+/// A bad word given with `--set` is named by its field too (the overridden manifest is parsed
+/// again from text), and the message says the value came from the command line.
+#[test]
+fn a_bad_override_names_its_field() {
+    let dir = bundle(Some(MANIFEST), Some(&good_prior()));
+    let e = match Bundle::load_with(dir.path(), &["exploration.mode=\"random\"".to_string()]) {
+        Ok(_) => panic!("`random` is no exploration mode"),
+        Err(e) => e,
+    };
+    assert_eq!(e.field.as_deref(), Some("exploration.mode"), "{e}");
+    assert!(e.problem.contains("unknown value `random`") && e.problem.contains("--set"), "{e}");
+    assert!(e.fix.contains("`sample`"), "{e}");
 }

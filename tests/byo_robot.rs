@@ -221,9 +221,7 @@ fn a_discrete_table_drives_a_robot_with_two_commands() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let mut env =
-        resq::robot::link::LinkEnv::for_bundle(LinkConfig::lock_step(&fw.port.to_string_lossy()), &b)
-            .unwrap();
+    let mut env = b.link_env(LinkConfig::lock_step(&fw.port.to_string_lossy())).unwrap();
     let mut spy = Spy { inner: &mut env, sent: vec![] };
     let o = customize::run_in(b, &mut spy, &Options::new(300, 0, dir.path().join("run"))).unwrap();
     assert_eq!(o.env_steps, 300);

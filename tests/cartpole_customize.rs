@@ -149,4 +149,14 @@ fn the_learning_curve_evaluates_the_policy_of_its_moment() {
     assert_eq!(t["episodes_failed"], 0, "the prior's task held in training: {t}");
     assert_eq!(t["prior_failure_rate"], 0.0);
     assert!(json["curve_worst"]["success_rate"].as_f64().unwrap() >= 0.95, "{}", json["curve_worst"]);
+
+    // A run that ends past its last point (here, as if it had gone on to step 3 500) ends the
+    // report's curve, and so the printed table and the plot, with its final evaluation.
+    let mut o = o;
+    o.env_steps = 3_500;
+    let json = report::to_json("cartpole", 0, &o);
+    let curve = json["curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 5);
+    assert_eq!(curve[4]["env_steps"], 3_500);
+    assert_eq!(curve[4]["mean_abs_x"], json["customized"]["mean_abs_x"]);
 }

@@ -48,13 +48,21 @@ fn a_customization_that_drops_the_pole_is_stopped_with_the_reason() {
     let load = || Bundle::load_with(dir.path(), &overrides).unwrap();
     let out = dir.path().join("run");
     let err = match customize::run(load(), &Options::new(6000, 0, &out)) {
-        Err(e) => format!("{e:#}"),
+        Err(e) => e,
         Ok(o) => panic!(
             "the run went on: success {:.2}, {} training episodes failed",
             o.customized.success_rate,
             o.history.episodes_failed()
         ),
     };
+    let o = customize::outcome_of(Err(err)).expect("a stopped run still has its outcome");
+    let err = o.stopped.as_ref().expect("stopped").to_string();
+    // It stopped before its budget, says where, and its report says what it learned and why.
+    assert!(o.env_steps < 6000 && err.contains(&format!("stopped at step {}", o.env_steps)), "{err}");
+    let json = resq::session::report::to_json("cartpole", 0, &o);
+    assert_eq!(json["stopped"]["at_step"], o.env_steps);
+    assert!(json["stopped"]["reason"].as_str().unwrap().contains("training episodes failed"));
+    assert_eq!(json["customized"]["episodes"], 0, "a stopped policy drives the robot no further");
     eprintln!("{err}");
     assert!(err.contains("of the last 10 training episodes failed"), "{err}");
     assert!(err.contains("ending an episode early escapes it"), "{err}");

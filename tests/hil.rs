@@ -81,7 +81,7 @@ fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEn
     cfg.mode = mode;
     cfg.period_us = period_us;
     cfg.reconnect_within = Duration::from_secs(5);
-    LinkEnv::for_bundle(cfg, b)
+    b.link_env(cfg)
 }
 
 fn options(out: &Path, steps: u64, episodes: usize) -> Options {
@@ -250,6 +250,9 @@ fn survives_a_fault_campaign_and_still_customizes() {
     );
     // The link came back after each unplug and reboot.
     assert!(o.link.reconnects >= 1);
+    // In lock-step nothing runs late: a step the link cut is interrupted (and not learned
+    // from), not reported as the loop falling behind.
+    assert_eq!(o.late_steps, 0, "lock-step steps reported late");
     // Nothing outside the limits ever reached the firmware, and the record agrees.
     assert_eq!(report.firmware.commands_out_of_range, 0);
     let s = resq::store::record::inspect(&dir.path().join("record.mcap")).unwrap();
@@ -357,6 +360,16 @@ fn an_estop_latches_and_stops_the_run() {
     let err = customize::run_in(b, &mut env, &options(dir.path(), 1_000_000, 1))
         .err()
         .expect("the e-stop stops the run");
+    assert!(err.to_string().contains("resq clear-estop"), "the stop names the explicit clear: {err}");
+    // The latch holds across sessions until the operator clears it, explicitly (PROTOCOL.md §9).
+    drop(env);
+    let b = bundle();
+    let mut again = connect(&b, &port, Mode::LockStep, 0).unwrap();
+    resq::robot::Env::reset(&mut again).unwrap();
+    assert!(resq::robot::Env::estop(&again), "a new session finds the e-stop still latched");
+    assert!(again.clear_estop().unwrap(), "ClearEstop clears the latch");
+    assert!(!resq::robot::Env::estop(&again));
+    drop(again);
     let report = finish();
     assert!(err.to_string().contains("e-stop"), "{err}");
     // The learned residual was saved before stopping.
@@ -562,6 +575,196 @@ fn an_old_firmware_is_refused_with_a_clear_message() {
     assert!(err.contains("the firmware speaks protocol v1, resq speaks v2"), "{err}");
     assert!(err.contains("update the firmware"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3), "refused at once, not after retries");
+}
+
+/// A hand-played firmware on a pseudo-terminal: `reply` answers each message the host sends (or
+/// not); returns the messages the host sent, when `stop` is set.
+fn play_firmware(
+    reply: impl Fn(&firmware_bridge::Message, usize) -> Vec<firmware_bridge::Message> + Send + 'static,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<Vec<firmware_bridge::Message>>,
+    serialport::TTYPort,
+) {
+    use serialport::SerialPort;
+    use std::io::{Read, Write};
+    let (mut master, slave) = rig::pty_pair().unwrap();
+    master.set_timeout(Duration::from_millis(10)).unwrap();
+    let path = slave.name().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let fw = std::thread::spawn(move || {
+        let (mut decoder, mut buf, mut frame) =
+            (firmware_bridge::Decoder::new(), [0u8; 256], [0u8; firmware_bridge::MAX_FRAME]);
+        let mut got = Vec::new();
+        while !s.load(Ordering::Relaxed) {
+            let n = master.read(&mut buf).unwrap_or(0);
+            for &b in &buf[..n] {
+                if let Some(Ok(m)) = decoder.push(b) {
+                    for r in reply(&m, got.len()) {
+                        let n = firmware_bridge::encode(&r, &mut frame).unwrap();
+                        master.write_all(&frame[..n]).unwrap();
+                    }
+                    got.push(m);
+                }
+            }
+        }
+        got
+    });
+    (path, stop, fw, slave)
+}
+
+/// PROTOCOL.md §7: the host checks the firmware's Hello as the firmware checks the host's. A
+/// firmware that accepts any Hello — here one serving Acrobot (six signals), one with CartPole's
+/// counts but other names, one of another protocol version — is refused with a Reject, and
+/// resq stops naming both sides' values: a robot is never driven by a firmware it was not
+/// configured for.
+#[test]
+fn a_firmware_of_another_robot_is_refused_at_handshake() {
+    use firmware_bridge::{layout_hash, Hello, Message, RejectReason};
+    let _cpu = shared();
+    let acrobot = ["cos1", "sin1", "cos2", "sin2", "dtheta1", "dtheta2"];
+    let cases = [
+        (
+            "another robot",
+            Hello::firmware(Mode::LockStep, 0, layout_hash(&acrobot, &["torque"]), 6, 1, 7),
+            "Counts",
+        ),
+        (
+            "other names",
+            Hello::firmware(Mode::LockStep, 0, layout_hash(&["a", "b", "c", "d"], &["force"]), 4, 1, 7),
+            "LayoutHash",
+        ),
+        (
+            "another protocol version",
+            Hello {
+                version: firmware_bridge::PROTOCOL_VERSION + 1,
+                ..Hello::firmware(
+                    Mode::LockStep,
+                    0,
+                    layout_hash(&["x", "x_dot", "theta", "theta_dot"], &["force"]),
+                    4,
+                    1,
+                    7,
+                )
+            },
+            "Version",
+        ),
+    ];
+    for (what, hello, reason) in cases {
+        let answer = hello.clone();
+        let (path, stop, fw, slave) = play_firmware(move |m, _| match m {
+            Message::Hello(_) => vec![Message::Hello(answer.clone())],
+            _ => vec![],
+        });
+        let started = std::time::Instant::now();
+        let result =
+            Link::open(LinkConfig::lock_step(&path), &["x", "x_dot", "theta", "theta_dot"], &["force"]);
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        let got = fw.join().unwrap();
+        drop(slave);
+        let err = match result {
+            Ok(_) => panic!("{what}: a firmware that does not match the bundle must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("does not match the bundle") && err.contains(reason), "{what}: {err}");
+        assert!(err.contains("fix:"), "{what}: {err}");
+        let rejected = got.iter().any(|m| matches!(m, Message::Reject(r) if r.reason != RejectReason::Busy));
+        assert!(rejected, "{what}: the host sends the firmware a Reject (got {got:?})");
+        assert!(started.elapsed() < Duration::from_secs(3), "{what}: refused at once, not after retries");
+    }
+}
+
+/// PROTOCOL.md §9: a Sensor whose number of values is not the bundle's is a protocol error: the
+/// host answers `Fault{4}`, counts it and never reads it — no value is made up (a short frame
+/// used to be zero-filled). The firmware's next, well-formed answer is the one the host takes.
+#[test]
+fn a_sensor_with_the_wrong_number_of_values_is_never_read() {
+    use firmware_bridge::{layout_hash, FaultCode, Hello, Message, Sensor, SensorFlags, Values};
+    let _cpu = shared();
+    let b = bundle();
+    let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
+    let hash = layout_hash(&signals, &["force"]);
+    let resets = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let r = resets.clone();
+    let (path, stop, fw, slave) = play_firmware(move |m, _| match m {
+        Message::Hello(_) => vec![Message::Hello(Hello::firmware(Mode::LockStep, 0, hash, 4, 1, 0xB0))],
+        Message::Reset(_) => {
+            // The first two answers are short (three values), then one well-formed.
+            let k = r.fetch_add(1, Ordering::Relaxed);
+            let values: &[f32] = if k < 2 { &[0.1, 0.2, 0.3] } else { &[0.1, 0.2, 0.3, 0.4] };
+            let values = Values::from_slice(values).unwrap();
+            vec![Message::Sensor(Sensor { seq: k, t_us: k as u64, flags: SensorFlags::RESET, values })]
+        }
+        _ => vec![],
+    });
+    let mut env = connect(&b, Path::new(&path), Mode::LockStep, 0).unwrap();
+    resq::robot::Env::reset(&mut env).expect("the well-formed answer starts the episode");
+    let signals = resq::robot::Env::signals(&env).to_vec();
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let got = fw.join().unwrap();
+    drop(slave);
+    assert_eq!(
+        signals,
+        [0.1, 0.2, 0.3, 0.4],
+        "the signals are the well-formed Sensor's, never a short one's"
+    );
+    assert!(resets.load(Ordering::Relaxed) >= 3, "the host asked again after each short answer");
+    assert!(env.link.counters.other_errors >= 2, "short Sensors are counted: {:?}", env.link.counters);
+    let faults =
+        got.iter().filter(|m| matches!(m, Message::Fault(f) if f.code == FaultCode::Protocol)).count();
+    assert!(faults >= 1, "the host answers a short Sensor with Fault{{4}} (got {got:?})");
+}
+
+/// An episode's length is the robot's count, not resq's ticks: in real time, Sensors resq skipped
+/// after a stall are steps all the same. Here the firmware steps twice for every command it gets
+/// (one Sensor is always skipped) and truncates at its own 500th step, the bundle's time limit:
+/// resq answered 250 times, and the episode is 500 steps long and a success by its time limit
+/// (it used to be 250 ticks long, and a failure).
+#[test]
+fn real_time_episodes_last_as_long_as_the_robot_counts() {
+    use firmware_bridge::{layout_hash, Hello, Message, Sensor, SensorFlags, Values};
+    let _cpu = shared();
+    let b = bundle();
+    let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
+    let hash = layout_hash(&signals, &["force"]);
+    let sensor = |seq: u32| {
+        let mut flags = if seq == 100 { SensorFlags::RESET } else { SensorFlags::NONE };
+        if seq >= 600 {
+            flags |= SensorFlags::TRUNCATED;
+        }
+        let values = Values::from_slice(&[0.0, 0.0, 0.01, 0.0]).unwrap();
+        Message::Sensor(Sensor { seq, t_us: seq as u64 * 10_000, flags, values })
+    };
+    let (path, stop, fw, slave) = play_firmware(move |m, _| match m {
+        Message::Hello(_) => vec![Message::Hello(Hello::firmware(Mode::RealTime, 10_000, hash, 4, 1, 0xB1))],
+        Message::Reset(_) => vec![sensor(100)],
+        // The answer to the command for Sensor `seq`: two steps later.
+        Message::Command(c) => vec![sensor(c.seq + 2)],
+        _ => vec![],
+    });
+    let mut env = connect(&b, Path::new(&path), Mode::RealTime, 0).unwrap();
+    use resq::robot::Env;
+    env.reset().unwrap();
+    let mut ticks = 0;
+    let end = loop {
+        let end = env.step(&[0.0]).unwrap();
+        ticks += 1;
+        if end.done() || ticks > 1_000 {
+            break end;
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    fw.join().unwrap();
+    drop(slave);
+    assert_eq!(ticks, 250, "resq answered every other step");
+    assert_eq!(env.episode_steps(), 500, "the episode is as long as the robot counts");
+    assert!(end.truncated && !end.terminated);
+    let values = vec![0.0; b.vars.len()];
+    assert!(b.episode.succeeded(end, &values, env.episode_steps(), false), "a success by its time limit");
 }
 
 /// PROTOCOL.md §9: while a plant fault persists, the firmware answers Reset with `Fault{plant}`;

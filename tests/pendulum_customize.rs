@@ -128,3 +128,41 @@ fn a_continuing_task_learns_on_windows_without_resets() {
     eprintln!("continuing pendulum: torque² {tp:.4} -> {tc:.4}");
     assert!(tc < tp, "torque² {tc} vs the prior's {tp}");
 }
+
+/// The replay holds what the robot received: with a rate limit of 0.2 N·m a tick on the torque
+/// (the policy's draws jump by up to 4 N·m), every stored action follows the one before it
+/// within the limit, in the [−1, 1] units the heads take (0.1 here). Before, the replay stored the
+/// policy's draws, which the robot never received.
+#[test]
+fn the_replay_stores_the_applied_command() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pendulum");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(src.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("safe = 0.0") && manifest.contains("file = \"prior.onnx\""));
+    let manifest = manifest.replacen("safe = 0.0", "safe = 0.0\nmax_rate = 0.2", 1).replacen(
+        "file = \"prior.onnx\"",
+        &format!("file = {:?}", src.join("prior.onnx")),
+        1,
+    );
+    std::fs::write(dir.path().join("manifest.toml"), manifest).unwrap();
+    let b = Bundle::load(dir.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = Options { eval_episodes: Some(1), ..Options::new(600, 0, out.path()) };
+    let o = customize::run(b, &opts).unwrap();
+    let r = &o.learner.core().replay;
+    let (mut checked, mut worst) = (0, 0.0f32);
+    for k in 1..r.len() as u64 {
+        let (prev, slot) = (r.slot(k - 1), r.slot(k));
+        if r.episode_end[prev] {
+            continue;
+        }
+        let step = (r.action_values_at(slot)[0] - r.action_values_at(prev)[0]).abs();
+        worst = worst.max(step);
+        checked += 1;
+    }
+    assert!(checked > 400, "{checked} consecutive pairs");
+    assert!(
+        worst <= 0.1 + 1e-5,
+        "a stored action moved {worst} in one tick; the robot's command can move 0.1"
+    );
+}

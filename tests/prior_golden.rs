@@ -366,3 +366,56 @@ fn sb3_ppo_actor_compiles_and_matches_onnxruntime() {
     let w = worst(&mut prior, &golden(&d.join("sb3_ppo_cartpole_golden.json")));
     assert!(w < 1e-5, "{w:e}");
 }
+
+/// A prior of the RQL authors' shape (4-256-256-2, Gemm/Relu, Q-values up to 250;
+/// `scripts/make_wide_prior.py`) loads on resq's kernels: the load check's limit scales with the
+/// network's size (`compile_tolerance`: 2.8e-5 here), since two f32 runtimes summing in
+/// different orders disagree on it by more than the old fixed 1e-5 — onnxruntime and float64
+/// do (1.2e-5). resq stays within that limit of onnxruntime.
+#[test]
+fn a_wide_deep_prior_loads_on_resqs_kernels() {
+    use resq::policy::prior::compile_tolerance;
+    let d = root().join("tests/data/onnx");
+    let kind = PriorKind::DiscreteQ { temperature: 1.0 };
+    let mut prior = Prior::load(&d.join("wide_gemm_relu.onnx"), kind, 4, 2).expect("a wide prior loads");
+    assert!(prior.is_realtime_safe(), "{:?}", prior.fallback_reason);
+    let limit = compile_tolerance(&[4, 256, 256, 2]);
+    assert!((limit - 2.84e-5).abs() < 1e-7, "{limit:e}");
+    assert_eq!(
+        compile_tolerance(&[4, 16, 2]),
+        resq::policy::prior::COMPILE_TOLERANCE,
+        "small nets keep 1e-5"
+    );
+    let w = worst(&mut prior, &golden(&d.join("wide_gemm_relu_golden.json")));
+    assert!(w < limit, "resq differs from onnxruntime by {w:e}");
+}
+
+/// `[prior] engine = "tract"`: any prior can be run through tract on the user's word (it
+/// allocates: not real-time safe, and `resq check` says so); its outputs are onnxruntime's.
+#[test]
+fn a_prior_runs_through_tract_when_the_manifest_asks() {
+    use resq::policy::prior::PriorEngine;
+    let d = root().join("tests/data/onnx");
+    let kind = PriorKind::DiscreteQ { temperature: 1.0 };
+    let mut prior = Prior::load_on(&d.join("wide_gemm_relu.onnx"), kind, 4, 2, PriorEngine::Tract).unwrap();
+    assert!(!prior.is_realtime_safe());
+    assert!(
+        prior.fallback_reason.as_deref().is_some_and(|r| r.contains("engine")),
+        "{:?}",
+        prior.fallback_reason
+    );
+    let w = worst(&mut prior, &golden(&d.join("wide_gemm_relu_golden.json")));
+    assert!(w < 2e-5, "tract differs from onnxruntime by {w:e}");
+}
+
+/// A LogSoftmax-ended prior declared `discrete_q` is refused (its outputs are log-probabilities,
+/// not Q-values), naming `prior.kind` and the fix, as a Softmax-ended one is.
+#[test]
+fn a_log_softmax_prior_declared_as_q_values_is_refused() {
+    let d = root().join("tests/data/onnx");
+    let e = Prior::load(&d.join("logsoftmax_head.onnx"), PriorKind::DiscreteQ { temperature: 1.0 }, 4, 3)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("prior.kind") && e.contains("LogSoftmax") && e.contains("discrete_logits"), "{e}");
+}

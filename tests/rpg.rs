@@ -126,3 +126,23 @@ fn a_fresh_residual_acts_exactly_as_the_prior_for_every_prior_kind() {
         assert!(worst < 1e-5, "{name} ({kind}): {worst}");
     }
 }
+
+/// A deadline fallback sends the prior's own action, which was not drawn from the acting
+/// policy: residual policy gradient, which weighs each action by the probability it was drawn
+/// with, learns nothing from such steps; residual soft Q (off-policy) learns from them as from
+/// any other. Every tick misses a deadline of a nanosecond here.
+#[test]
+fn rpg_never_learns_from_actions_it_did_not_draw() {
+    let run = |bundle: &str| {
+        let out = tempfile::tempdir().unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(bundle);
+        let b = Bundle::load_with(&dir, &["safety.tick_deadline_ms=0.000001".to_string()]).unwrap();
+        let opts = Options { eval_episodes: Some(2), ..Options::new(1_500, 0, out.path()) };
+        customize::run(b, &opts).unwrap()
+    };
+    let rpg = run("cartpole-rpg");
+    assert_eq!(rpg.updates, 0, "RPG learned from steps whose action it did not draw");
+    assert_eq!(rpg.not_drawn_steps, 1_500, "every step is counted");
+    let soft_q = run("cartpole");
+    assert!(soft_q.updates > 0, "residual soft Q learns from the prior's actions too");
+}

@@ -53,7 +53,15 @@ pub(super) fn read_manifest(
                 )
             })?;
         }
-        let m = table.try_into().map_err(toml_error)?;
+        // Parsed again from text, so that an error points at its field.
+        let text = toml::to_string(&table).map_err(|e| {
+            BundleError::new(f, None, format!("cannot apply the overrides: {e}"), "check the --set values")
+        })?;
+        let m = toml::from_str(&text).map_err(|e| {
+            let mut e = manifest_error(f, &text, &e);
+            e.problem = format!("{} (with --set {})", e.problem, overrides.join(" "));
+            e
+        })?;
         (m, format!("{manifest_text}\n# overrides: {}\n", overrides.join(" ")))
     };
     Ok((manifest, manifest_text))
@@ -693,6 +701,19 @@ pub(super) fn settings(f: &Path, m: &Manifest) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// RPG learns from the probability each action was drawn with: its robot must sample.
+fn rpg_samples(f: &Path, m: &Manifest) -> Result<(), BundleError> {
+    if m.exploration.mode == crate::policy::ActMode::Greedy {
+        return Err(BundleError::field(
+            f,
+            "exploration.mode",
+            "`greedy` with `residual.method = \"rpg\"`: residual policy gradient weighs each action by the probability it was drawn with (PPO's ratio, the entropy term), and a greedy robot draws nothing (one action per state, its probability not the one it was taken with)",
+            "use `mode = \"sample\"` with rpg (evaluate greedily with `[evaluation] policy = \"greedy\"` if you wish), or a residual Q method for greedy exploration",
+        ));
+    }
+    Ok(())
+}
+
 /// The residual method, from the action space and `residual.method`.
 pub(super) fn method(
     f: &Path,
@@ -705,7 +726,10 @@ pub(super) fn method(
     use manifest::MethodName as M;
     Ok(match (m.residual.method, continuous_prior) {
         (None | Some(M::Sampled), false) => Method::DiscreteQ,
-        (Some(M::Rpg), _) => Method::Rpg,
+        (Some(M::Rpg), _) => {
+            rpg_samples(f, m)?;
+            Method::Rpg
+        }
         (None | Some(M::Sampled), true) => Method::Sampled,
         (Some(M::Sac), true) => Method::Sac,
         (Some(M::Sac), false) => {
@@ -794,6 +818,9 @@ fn manifest_error(f: &Path, text: &str, e: &toml::de::Error) -> BundleError {
             "use `sampled` (actor-free, K candidates from the prior), `sac` (residual SAC) or `rpg` (residual policy gradient); leave it out for residual soft Q over every discrete action"
         }
         Some("residual.activation") => "use relu, tanh, sigmoid or identity",
+        Some("prior.engine") => {
+            "use `auto` (resq's kernels where the graph allows, checked against tract) or `tract` (always tract: allocates, not real-time safe)"
+        }
         Some("prior.kind") => {
             "use `discrete_q` (soft Q-values), `discrete_logits`, `discrete_probs` (probabilities, e.g. a final Softmax), `squashed_gaussian` (a SAC actor's mean and log-std), `gaussian` (mean and log-std, clipped) or `deterministic` (an action, plus exploration_std)"
         }

@@ -66,6 +66,14 @@ pub struct PriorSection {
     /// For `deterministic`: the std of the Gaussian resq explores with around the prior's
     /// action, in command units.
     pub exploration_std: Option<f32>,
+    /// `auto` (resq's allocation-free kernels when the graph is a dense chain they compute,
+    /// checked against tract at load; tract otherwise) or `tract` (always tract: it allocates
+    /// on every call, not real-time safe).
+    #[serde(default)]
+    pub engine: crate::policy::prior::PriorEngine,
+    /// The discount the prior was trained with, if known: resq warns when `residual.gamma`
+    /// differs (the prior's task is kept exactly only when they agree).
+    pub gamma: Option<f32>,
 }
 
 /// `[prior] temperature`: a number or a word (`"auto"`).

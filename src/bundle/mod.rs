@@ -15,6 +15,8 @@ use crate::bundle::reward::{AddonReward, Expr, NamedExpr, Variables};
 use crate::error::BundleError;
 use crate::nn::Activation;
 use crate::policy::prior::Prior;
+use crate::robot::link::{Link, LinkConfig, LinkEnv};
+use crate::robot::EnvError;
 
 pub const MANIFEST_FILE: &str = "manifest.toml";
 
@@ -219,6 +221,19 @@ pub fn sampled_budget_warning(candidates: usize, e: &manifest::ExplorationSectio
     })
 }
 
+/// The shaping by `ω'·log π0` cancels the prior's task only when the residual discounts as the
+/// prior was trained (`docs/design.md` §1.2): a different γ leaves a bias (a mismatch of 0.99
+/// against 0.9 moved the tabular optimum's policy by 0.008). The warning names both, or `None`
+/// when they agree or the prior's γ is not stated (`[prior] gamma`).
+pub fn discount_warning(prior_gamma: Option<f32>, gamma: f32) -> Option<String> {
+    let g0 = prior_gamma?;
+    ((g0 - gamma).abs() > 1e-6).then(|| {
+        format!(
+            "the prior was trained with γ = {g0} ([prior] gamma) and the residual discounts with γ = {gamma} (residual.gamma): the prior's task is kept exactly only when they agree. fix: set residual.gamma = {g0}"
+        )
+    })
+}
+
 impl Bundle {
     /// Loads the bundle in `dir`.
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
@@ -246,7 +261,10 @@ impl Bundle {
         let safety = SafetyLimits { limits: io.limits, tick_deadline_ms: m.safety.tick_deadline_ms };
         load::positive(f, "safety.tick_deadline_ms", safety.tick_deadline_ms, "the per-tick deadline")?;
         let method = load::method(f, m, kind, &action_space)?;
-        let prior = Prior::load(&dir.join(&m.prior.file), kind, obs.len(), n_actions)?;
+        let prior = Prior::load_on(&dir.join(&m.prior.file), kind, obs.len(), n_actions, m.prior.engine)?;
+        if let Some(w) = discount_warning(m.prior.gamma, m.residual.gamma) {
+            log::warn!("{}: {w}", manifest_path.display());
+        }
         if method == Method::Sampled {
             if let Some(w) = sampled_budget_warning(m.residual.candidates, &m.exploration) {
                 log::warn!("{}: {w}", manifest_path.display());
@@ -278,6 +296,17 @@ impl Bundle {
             safety,
             method,
         })
+    }
+
+    /// Opens the link to this bundle's robot (the handshake on its `[robot]` names) and runs its
+    /// episodes by its `[episode]` rules.
+    pub fn link_env(&self, cfg: LinkConfig) -> Result<LinkEnv, EnvError> {
+        let signals: Vec<&str> = self.signals.iter().map(String::as_str).collect();
+        let commands: Vec<&str> = self.commands.iter().map(String::as_str).collect();
+        let link = Link::open(cfg, &signals, &commands)?;
+        let mut env = LinkEnv::new(link, self.signals.len(), self.episode.time_limit());
+        env.operator_reset = self.episode.operator_reset;
+        Ok(env)
     }
 
     /// The residual's input width: the observation, plus the previous command when an add-on
@@ -345,5 +374,14 @@ mod sampled_budget_tests {
             manifest::ExplorationSection { kl_budget_start: 0.5, kl_budget_end: 2.5, ..Default::default() };
         assert_eq!(sampled_budget_warning(16, &e), None);
         assert_eq!(sampled_budget_warning(16, &manifest::ExplorationSection::default()), None);
+    }
+
+    /// A prior trained at another discount than the residual's is named, with both values.
+    #[test]
+    fn a_discount_other_than_the_priors_is_named() {
+        let w = discount_warning(Some(0.9), 0.99).expect("0.9 vs 0.99");
+        assert!(w.contains("γ = 0.9") && w.contains("γ = 0.99") && w.contains("residual.gamma = 0.9"), "{w}");
+        assert_eq!(discount_warning(Some(0.99), 0.99), None);
+        assert_eq!(discount_warning(None, 0.99), None, "unstated: nothing to compare");
     }
 }

@@ -10,7 +10,6 @@ use anyhow::Result;
 use clap::Args;
 
 use super::LinkMode;
-use crate::robot::link::{LinkConfig, LinkEnv};
 use crate::session::customize::{self, Options, Outcome};
 use crate::session::{plot, report};
 use crate::Bundle;
@@ -72,7 +71,7 @@ pub fn customize(learn: &Learn) -> Result<()> {
         opts.seed,
         opts.out_dir.display()
     );
-    let outcome = customize::run(b, &opts)?;
+    let outcome = customize::outcome_of(customize::run(b, &opts))?;
     learn.finish(&name, &metric, &opts, &outcome)
 }
 
@@ -91,19 +90,15 @@ pub fn run(
     let metric = first_metric(&b);
     opts.record = Some(record.unwrap_or_else(|| opts.out_dir.join("record.mcap")));
     opts.source = port.to_string();
-    let mut cfg = LinkConfig::lock_step(port);
-    cfg.mode = mode.into();
+    let mut cfg = super::link_config(port, mode, &b);
     cfg.reconnect_within = Duration::from_secs_f64(reconnect_within);
-    if cfg.mode == firmware_bridge::Mode::RealTime {
-        cfg.period_us = b.manifest.robot.period_ms.map_or(0, |ms| (ms * 1000.0).round() as u32);
-    }
-    let mut env = LinkEnv::for_bundle(cfg, &b)?;
+    let mut env = b.link_env(cfg)?;
     eprintln!(
         "customizing `{name}` over {port} for {} steps; checkpoint in {}",
         opts.steps,
         opts.out_dir.display()
     );
-    let outcome = customize::run_in(b, &mut env, &opts)?;
+    let outcome = customize::outcome_of(customize::run_in(b, &mut env, &opts))?;
     let c = outcome.link;
     println!(
         "link: {} frames, {} CRC errors, {} other rejected, {} sequence gaps, {} duplicates, {} late, {} reconnects",
@@ -139,7 +134,13 @@ impl Learn {
 
     /// Prints the table and writes the report and the plot.
     fn finish(&self, name: &str, metric: &str, opts: &Options, outcome: &Outcome) -> Result<()> {
-        println!("\n{}", report::table(outcome));
+        match &outcome.stopped {
+            None => println!("\n{}", report::table(outcome)),
+            Some(_) => println!(
+                "\nstopped by the failure guard at step {}: not evaluated (the robot is driven no further)",
+                outcome.env_steps
+            ),
+        }
         for w in report::warnings(outcome) {
             log::warn!("{w}");
         }
@@ -164,7 +165,7 @@ impl Learn {
                 100.0 * (1.0 - outcome.prior.success_rate)
             );
         }
-        print_curve(outcome, metric);
+        print_curve(outcome);
         let report_path = self.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
         report::write_json(&report_path, &report::to_json(name, opts.seed, outcome))?;
         let plot_path = self.plot.clone().unwrap_or_else(|| opts.out_dir.join("plot.png"));
@@ -175,27 +176,34 @@ impl Learn {
             outcome,
         )?;
         println!("report: {}\nplot:   {}", report_path.display(), plot_path.display());
-        Ok(())
+        match &outcome.stopped {
+            Some(why) => Err(why.clone().into()),
+            None => Ok(()),
+        }
     }
 }
 
-/// The learning curve as a table: steps, success, add-on return and the first metric.
-fn print_curve(outcome: &Outcome, metric: &str) {
+/// The learning curve as a table: steps, success, add-on return and every metric of the bundle.
+fn print_curve(outcome: &Outcome) {
     let curve = report::curve(outcome);
     if curve.is_empty() {
         return;
     }
+    let metrics: Vec<&str> = outcome.controller.bundle.metrics.iter().map(|m| m.name.as_str()).collect();
     println!("learning curve (the customized policy, evaluated as at the end):");
-    println!("{:>10} {:>8} {:>14} {:>14}", "steps", "success", "add-on return", metric);
+    let mut head = format!("{:>10} {:>8} {:>14}", "steps", "success", "add-on return");
+    for m in &metrics {
+        head += &format!(" {:>w$}", m, w = m.len().max(10));
+    }
+    println!("{head}");
     for p in &curve {
         let g = |k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-        println!(
-            "{:>10} {:>8.2} {:>14.4} {:>14.4}",
-            g("env_steps"),
-            g("success_rate"),
-            g("addon_return"),
-            g(metric)
-        );
+        let mut line =
+            format!("{:>10} {:>8.2} {:>14.4}", g("env_steps"), g("success_rate"), g("addon_return"));
+        for m in &metrics {
+            line += &format!(" {:>w$.4}", g(m), w = m.len().max(10));
+        }
+        println!("{line}");
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod bench;
 mod check;
+mod clear_estop;
 mod customize;
 mod export;
 mod inspect;
@@ -109,6 +110,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Clear the robot's latched e-stop (an explicit operator action, logged): handshakes with
+    /// the firmware the bundle is written for, sends ClearEstop, and says whether the latch is
+    /// clear. resq never clears an e-stop on its own.
+    ClearEstop {
+        bundle: PathBuf,
+        /// Serial device of the firmware.
+        #[arg(long)]
+        port: String,
+        /// `lockstep` or `realtime` (must match the firmware).
+        #[arg(long, value_enum, default_value_t = LinkMode::Lockstep)]
+        mode: LinkMode,
+    },
     /// Customize over a serial link to firmware (a robot, or `resq rig`), recording every tick.
     Run {
         #[command(flatten)]
@@ -134,6 +147,17 @@ pub enum Command {
     },
 }
 
+/// The link to `bundle`'s firmware on `port` in `mode`: real time at the bundle's
+/// `[robot] period_ms` (the firmware's own when absent).
+fn link_config(port: &str, mode: LinkMode, bundle: &crate::Bundle) -> crate::robot::link::LinkConfig {
+    let mut cfg = crate::robot::link::LinkConfig::lock_step(port);
+    cfg.mode = mode.into();
+    if cfg.mode == firmware_bridge::Mode::RealTime {
+        cfg.period_us = bundle.manifest.robot.period_ms.map_or(0, |ms| (ms * 1000.0).round() as u32);
+    }
+    cfg
+}
+
 /// Runs one subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -148,5 +172,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench { bundle, json, sets } => bench::command(&bundle, json, &sets),
         Command::Export { bundle, out, from, sets } => export::export(&bundle, &out, from, &sets),
         Command::Inspect { record, json } => inspect::inspect(&record, json),
+        Command::ClearEstop { bundle, port, mode } => clear_estop::clear_estop(&bundle, &port, mode),
     }
 }

@@ -51,6 +51,11 @@ pub struct Decision {
     pub logp0_taken: f32,
     /// log-probability of the chosen action under the policy that acted.
     pub logpi_taken: f32,
+    /// The action was not drawn from that policy: it was its most likely action (greedy acting),
+    /// or the prior's (the deadline fallback). `logpi_taken` is then not the probability the
+    /// action was taken with, and a learner that needs the behaviour's probability (RPG) must
+    /// not learn from the transition.
+    pub not_drawn: bool,
     /// `KL(π_acting ‖ π0)` at this state, nats.
     pub kl: f32,
     /// The blend weight λ applied (1 = π̂ unconstrained, 0 = π0).
@@ -211,6 +216,7 @@ impl Controller {
             action: 0,
             logp0_taken: f32::NAN,
             logpi_taken: f32::NAN,
+            not_drawn: true,
             kl: 0.0,
             lambda: 0.0,
             fallback: true,
@@ -241,6 +247,7 @@ impl Controller {
         if d.prior_fault {
             return;
         }
+        d.not_drawn = true;
         if let Some(sa) = &mut self.continuous {
             let ch = sa.choose_prior(true);
             (d.action, d.logp0_taken, d.logpi_taken) = (ch.index, ch.logp0, ch.logpi);
@@ -296,6 +303,7 @@ impl Controller {
                 action: ch.index,
                 logp0_taken: ch.logp0,
                 logpi_taken: ch.logpi,
+                not_drawn: greedy,
                 kl: ch.kl,
                 lambda: ch.lambda,
                 fallback: ch.fallback || signal_fault,
@@ -329,6 +337,7 @@ impl Controller {
             action,
             logp0_taken: self.logp0[action],
             logpi_taken: self.log_pi[action],
+            not_drawn: mode == ActMode::Greedy,
             kl: kl(&self.log_pi, &self.logp0),
             lambda,
             fallback: fallback || signal_fault,

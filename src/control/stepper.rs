@@ -1,4 +1,4 @@
-//! The one control loop's step. Training ([`crate::session::customize`]), evaluation
+//! The one control loop's step. Training ([`crate::session::train`]), evaluation
 //! ([`crate::session::evaluate`]) and calibration ([`crate::session::calibrate`]) all move the
 //! robot through a [`Stepper`], so a step means the same everywhere:
 //!

@@ -10,7 +10,7 @@ pub struct StepEnd {
     /// The time limit was reached (bootstrap; a new episode follows).
     pub truncated: bool,
     /// The episode was cut by the link (reconnect, firmware reboot): also `truncated`; an
-    /// evaluation does not count such an episode.
+    /// evaluation does not count such an episode, and training does not learn from the step.
     pub interrupted: bool,
     /// The firmware flagged the episode's last Sensor SUCCESS.
     pub success: bool,

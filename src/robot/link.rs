@@ -90,6 +90,10 @@ pub struct Link {
     last_tx: Instant,
     heartbeat_seq: u32,
     started: Instant,
+    /// Sensors with the wrong number of values (ignored; counted in `other_errors`).
+    wrong_sensors: u64,
+    /// When the host last sent `Fault{4}` (at most one per `PROTOCOL_FAULT_INTERVAL_US`).
+    last_protocol_fault: Option<Instant>,
 }
 
 fn port_err(port: &str, detail: impl std::fmt::Display) -> EnvError {
@@ -135,6 +139,8 @@ impl Link {
             last_tx: Instant::now(),
             heartbeat_seq: 0,
             started: Instant::now(),
+            wrong_sensors: 0,
+            last_protocol_fault: None,
         };
         // A firmware still booting (or a simulator starting) gets the reconnect bound too.
         let within = link.cfg.reconnect_within.max(Duration::from_secs(5));
@@ -197,7 +203,14 @@ impl Link {
                 next_hello = Instant::now() + Duration::from_micros(HELLO_RETRY_US);
             }
             match self.recv_until(next_hello.min(until))? {
-                Some(Message::Hello(fw)) => {
+                Some(Message::Hello(fw)) if fw.role == firmware_bridge::Role::Firmware => {
+                    // PROTOCOL.md §7: the host checks the firmware's Hello exactly as the firmware
+                    // checks the host's; a firmware that should have refused is refused, and the
+                    // robot is never driven by a firmware of another layout or version.
+                    if let Err(reason) = self.hello.check_peer(&fw) {
+                        self.send(&Message::Reject(self.hello.reject(reason)))?;
+                        return Err(self.mismatch(&fw, reason));
+                    }
                     if let Some(old) = &self.firmware {
                         if old.boot_id != fw.boot_id {
                             warn!(
@@ -229,6 +242,28 @@ impl Link {
                 }));
             }
         }
+    }
+
+    /// The error for a firmware `Hello` that does not match the bundle (`reason`, the first
+    /// check that failed), naming both sides' values.
+    fn mismatch(&self, fw: &Hello, reason: RejectReason) -> EnvError {
+        let h = &self.hello;
+        EnvError::Refused(format!(
+            "the firmware on {} answered with a Hello that does not match the bundle ({reason:?}): protocol v{} (resq v{}), layout hash {:08x} (resq {:08x}), {} signals and {} commands (resq {} and {}), {:?} mode at {} µs (resq {:?} at {} µs); resq refused it and stopped\n  fix: flash or start the firmware this bundle is written for, or make [robot] list this firmware's signals and commands in wire order (resq check shows the bundle's)",
+            self.cfg.port,
+            fw.version,
+            h.version,
+            fw.layout_hash,
+            h.layout_hash,
+            fw.n_signals,
+            fw.n_actions,
+            h.n_signals,
+            h.n_actions,
+            fw.mode,
+            fw.period_us,
+            h.mode,
+            h.period_us,
+        ))
     }
 
     /// The error for a handshake the firmware refused, naming what differs. For a layout or
@@ -362,10 +397,20 @@ impl Link {
             }
             Err(e) => return Err(port_err(&self.cfg.port, format_args!("read: {e}"))),
         };
+        let mut wrong_count = false;
         for i in 0..n {
             if let Some(Ok(m)) = self.decoder.push(self.rx[i]) {
                 if matches!(m, Message::Heartbeat(_)) {
                     continue;
+                }
+                if let Message::Sensor(s) = &m {
+                    if s.values.len() != self.hello.n_signals as usize {
+                        // PROTOCOL.md §9: a Sensor whose n ≠ n_signals is a protocol error:
+                        // counted, answered with Fault{4}, never read (no value is made up).
+                        self.wrong_sensors += 1;
+                        wrong_count = true;
+                        continue;
+                    }
                 }
                 if self.pending.push_back(m).is_err() {
                     // More than the queue holds in one read: the oldest are stale anyway.
@@ -375,6 +420,23 @@ impl Link {
             }
         }
         self.sync_counters();
+        if wrong_count {
+            if self.wrong_sensors == 1 {
+                warn!(
+                    "the firmware on {} sent a Sensor with the wrong number of values (the bundle has {} signals): ignored and answered with Fault{{4}}; such frames are counted as other_errors",
+                    self.cfg.port, self.hello.n_signals
+                );
+            }
+            let due = self.last_protocol_fault.is_none_or(|t| {
+                t.elapsed() >= Duration::from_micros(firmware_bridge::PROTOCOL_FAULT_INTERVAL_US)
+            });
+            if due {
+                self.last_protocol_fault = Some(Instant::now());
+                let t_us = self.started.elapsed().as_micros() as u64;
+                let fault = firmware_bridge::Fault { code: firmware_bridge::FaultCode::Protocol, t_us };
+                self.send(&Message::Fault(fault))?;
+            }
+        }
         Ok(())
     }
 
@@ -408,10 +470,11 @@ impl Link {
 
     fn sync_counters(&mut self) {
         let s = self.past.plus(&self.decoder.stats());
-        self.counters.frames = s.frames;
+        // A Sensor of the wrong length decoded as a frame, but was rejected.
+        self.counters.frames = s.frames - self.wrong_sensors.min(s.frames);
         self.counters.crc_errors = s.crc_errors;
         self.counters.other_errors =
-            s.cobs_errors + s.length_errors + s.oversized + s.unknown_type + s.bad_field;
+            s.cobs_errors + s.length_errors + s.oversized + s.unknown_type + s.bad_field + self.wrong_sensors;
     }
 }
 
@@ -435,18 +498,20 @@ pub struct LinkEnv {
     /// firmware that reports WAITING is expected (otherwise resq still waits, and warns).
     pub operator_reset: bool,
     sent_intact: bool,
+    /// The seq of the episode's RESET Sensor (the firmware's step count is counted from it).
+    episode_seq0: u32,
 }
 
 impl LinkEnv {
-    /// Opens the link to `bundle`'s robot (handshake on its `[robot]` names) and runs its episodes
-    /// by its `[episode]` rules.
-    pub fn for_bundle(cfg: LinkConfig, bundle: &crate::Bundle) -> Result<LinkEnv, EnvError> {
-        let signals: Vec<&str> = bundle.signals.iter().map(String::as_str).collect();
-        let commands: Vec<&str> = bundle.commands.iter().map(String::as_str).collect();
-        let link = Link::open(cfg, &signals, &commands)?;
-        let mut env = LinkEnv::new(link, bundle.signals.len(), bundle.episode.time_limit());
-        env.operator_reset = bundle.episode.operator_reset;
-        Ok(env)
+    /// The operator's explicit clear of a latched e-stop (PROTOCOL.md §9): logs it, sends
+    /// `ClearEstop` and starts an episode to read the firmware's answer. Returns whether the latch
+    /// is clear (false: the firmware keeps it, e.g. while the physical e-stop is pressed). resq
+    /// never sends `ClearEstop` on its own.
+    pub fn clear_estop(&mut self) -> Result<bool, EnvError> {
+        warn!("operator: clearing the e-stop latch of the robot on {} (ClearEstop sent)", self.link.cfg.port);
+        self.link.send(&Message::ClearEstop)?;
+        Env::reset(self)?;
+        Ok(!self.estop)
     }
 
     pub fn new(link: Link, n_signals: usize, max_steps: u32) -> Self {
@@ -464,6 +529,7 @@ impl LinkEnv {
             waiting_s: 0.0,
             operator_reset: false,
             sent_intact: false,
+            episode_seq0: 0,
         }
     }
 
@@ -631,6 +697,7 @@ impl Env for LinkEnv {
             let seed = crate::streams::link_episode(self.seed_stream, self.episode);
             if self.exchange(&Message::Reset(Reset { seed }), None)? {
                 self.t = 0;
+                self.episode_seq0 = self.last.as_ref().map_or(0, |s| s.seq);
                 return Ok(());
             }
         }
@@ -665,18 +732,37 @@ impl Env for LinkEnv {
     fn observe(&mut self) -> Result<StepEnd, EnvError> {
         let (msg, want) = self.in_flight.take().ok_or(EnvError::Misuse("an observe without an act"))?;
         let intact = self.sent_intact && self.await_answer(&msg, Some(want))?;
-        self.t += 1;
+        // The firmware's own step count (one Sensor a step): in real time the Sensors resq
+        // skipped after a stall are steps of the episode too.
+        self.t = match (&self.last, intact) {
+            (Some(s), true) => s.seq.wrapping_sub(self.episode_seq0),
+            _ => self.t + 1,
+        };
         if !intact {
             // The link was re-established: this episode cannot continue; end it as a truncation.
+            // (Not `late`: the loop kept up; the robot went away. Not learned from either.)
             return Ok(StepEnd {
                 terminated: false,
                 truncated: true,
                 interrupted: true,
                 success: false,
-                late: true,
+                late: false,
             });
         }
         let flags = self.last.as_ref().map_or(SensorFlags::NONE, |s| s.flags);
+        if flags.contains(SensorFlags::RESET) {
+            // A late answer to a resent Reset (real time takes any newer Sensor): a new episode
+            // began at the firmware; this one ended there, cut.
+            self.episode_seq0 = self.last.as_ref().map_or(0, |s| s.seq);
+            self.t = 0;
+            return Ok(StepEnd {
+                terminated: false,
+                truncated: true,
+                interrupted: true,
+                success: false,
+                late: false,
+            });
+        }
         // Both flags: a terminal state at the firmware's own time limit counts as terminal.
         let terminated = flags.contains(SensorFlags::TERMINATED);
         let truncated = !terminated && (flags.contains(SensorFlags::TRUNCATED) || self.t >= self.max_steps);

@@ -26,7 +26,7 @@ use crate::control::{Controller, PolicyChoice, Supervisor};
 use crate::error::Fixable;
 use crate::policy::discrete::kl_budget;
 use crate::robot::firmware_process::FirmwareProcess;
-use crate::robot::link::{LinkConfig, LinkEnv};
+use crate::robot::link::LinkConfig;
 use crate::robot::{Env, LinkCounters, SimEnv};
 use crate::store::checkpoint::{self, History, Progress};
 use crate::store::record::{RecordMeta, Recorder, RecorderStats, DEFAULT_CAPACITY};
@@ -34,6 +34,10 @@ use crate::store::record::{RecordMeta, Recorder, RecorderStats, DEFAULT_CAPACITY
 /// What a run produced.
 pub struct Outcome {
     pub env_steps: u64,
+    /// The failure guard stopped the run at `env_steps`: why, and what to change. The learned
+    /// residual is saved; nothing is evaluated (`prior` and `customized` have no episodes): the
+    /// robot is driven no further.
+    pub stopped: Option<Fixable>,
     pub resumed_from: u64,
     pub updates: u64,
     pub diverged: bool,
@@ -55,6 +59,11 @@ pub struct Outcome {
     /// stepped before the command arrived, or under its safe action, or Sensors were skipped);
     /// not learned from.
     pub late_steps: u64,
+    /// RPG: training steps whose applied action the policy had not drawn (not learned from).
+    pub not_drawn_steps: u64,
+    /// Discrete actions: training steps whose command the supervisor changed into no action's
+    /// (not learned from).
+    pub unlearnable_commands: u64,
     /// Robot steps the prior acted greedily to calibrate its temperature (`"auto"`; 0 otherwise,
     /// and on a resumed run). Not training steps.
     pub calibration_steps: u64,
@@ -147,7 +156,7 @@ fn run_on_firmware_process(bundle: Bundle, command: &str, opts: &Options) -> Res
     let fw = FirmwareProcess::start(command, &bundle.dir, &log, Duration::from_secs(120))?;
     info!("simulated robot: `{command}` on {} (log {})", fw.port.display(), log.display());
     let cfg = LinkConfig::lock_step(&fw.port.to_string_lossy());
-    let mut env = LinkEnv::for_bundle(cfg, &bundle)?;
+    let mut env = bundle.link_env(cfg)?;
     let opts = Options { source: format!("{command} (pty)"), ..opts.clone() };
     let outcome = run_in(bundle, &mut env, &opts);
     drop(fw);
@@ -259,10 +268,15 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         None => None,
     };
     if end.estop {
-        anyhow::bail!(
-            "the robot reported an e-stop; the learned residual is saved in {}",
-            ckpt_path.display()
-        );
+        return Err(Fixable::new(
+            format!("the robot reported an e-stop; the learned residual is saved in {}", ckpt_path.display()),
+            format!(
+                "make the robot safe, then clear its latch explicitly: `resq clear-estop {} --port {}` (with the run's `--mode`; a firmware reboot clears it too), and run again",
+                ctl.bundle.dir.display(),
+                opts.source
+            ),
+        )
+        .into());
     }
 
     hand_over(learning.learner.as_ref(), &mut ctl);
@@ -270,10 +284,23 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     let ex = &ctl.bundle.manifest.exploration;
     ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, end.env_steps);
     let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
-    let prior = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, episodes, opts.seed)?;
-    let customized = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Customized, episodes, opts.seed)?;
+    let (prior, customized) = if end.stopped.is_some() {
+        // The guard judged this policy costly to the robot's task: it drives the robot no
+        // further, not even to evaluate it (the report says what training saw).
+        (PolicyEval::default(), PolicyEval::default())
+    } else {
+        let prior = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, episodes, opts.seed)?;
+        (prior, evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Customized, episodes, opts.seed)?)
+    };
     let Learning { learner, progress, .. } = learning;
-    Ok(Outcome {
+    let stopped = end.stopped.map(|s| {
+        Fixable::new(
+            format!("{}; the learned residual is saved in {}", s.problem, ckpt_path.display()),
+            s.fix,
+        )
+    });
+    let outcome = Outcome {
+        stopped,
         env_steps: end.env_steps,
         resumed_from,
         updates: learner.core().updates,
@@ -288,11 +315,51 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         signal_faults: end.counts.signal_faults,
         prior_faults: end.counts.prior_faults,
         late_steps: end.counts.late_steps,
+        not_drawn_steps: end.counts.not_drawn,
+        unlearnable_commands: end.counts.unlearnable_commands,
         calibration_steps,
         curve: curve.points,
         controller: ctl,
         learner,
-    })
+    };
+    match outcome.stopped.clone() {
+        Some(why) => Err(Stopped { outcome: std::sync::Mutex::new(Box::new(outcome)), why }.into()),
+        None => Ok(outcome),
+    }
+}
+
+/// The error of a run the failure guard stopped: why (and what to change), and the run's
+/// outcome — the learned residual saved and evaluated — for its report and plot.
+pub struct Stopped {
+    /// Behind a mutex only so that the error is `Sync`, as `anyhow` needs.
+    pub outcome: std::sync::Mutex<Box<Outcome>>,
+    pub why: Fixable,
+}
+
+impl std::fmt::Debug for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stopped({:?})", self.why)
+    }
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.why, f)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// The outcome of `result`, also when the failure guard stopped the run (then with `stopped`
+/// set); any other error as it is.
+pub fn outcome_of(result: Result<Outcome>) -> Result<Outcome> {
+    match result {
+        Ok(o) => Ok(o),
+        Err(e) => match e.downcast::<Stopped>() {
+            Ok(s) => Ok(*s.outcome.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// The record's header for this bundle.

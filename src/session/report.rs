@@ -22,6 +22,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         "prior": o.prior.to_map(),
         "customized": o.customized.to_map(),
         "warnings": warnings(o),
+        // The failure guard's stop: where and why (null when the run went to its end).
+        "stopped": o.stopped.as_ref().map(|s| json!({ "at_step": o.env_steps, "reason": s.problem, "fix": s.fix })),
         "curve": curve(o),
         "curve_worst": curve_worst(o),
         "training": {
@@ -41,6 +43,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             "signal_faults": o.signal_faults,
             "prior_faults": o.prior_faults,
             "late_steps": o.late_steps,
+            "not_drawn_steps": o.not_drawn_steps,
+            "unlearnable_commands": o.unlearnable_commands,
             "calibration_steps": o.calibration_steps,
             "prior_temperature": match o.controller.bundle.prior.kind {
                 crate::policy::prior::PriorKind::DiscreteQ { temperature } => Some(temperature),
@@ -51,8 +55,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
     })
 }
 
-/// The learning curve: the prior at step 0 (the customized policy starts on it), then each
-/// `--eval-every` point.
+/// The learning curve: the prior at step 0 (the customized policy starts on it), each
+/// `--eval-every` point, and the final evaluation.
 pub fn curve(o: &Outcome) -> Vec<serde_json::Value> {
     if o.curve.is_empty() {
         return Vec::new();
@@ -60,7 +64,16 @@ pub fn curve(o: &Outcome) -> Vec<serde_json::Value> {
     let mut start = serde_json::Map::new();
     start.insert("env_steps".into(), 0.into());
     start.extend(o.prior.to_map());
-    std::iter::once(start).chain(o.curve.iter().cloned()).map(serde_json::Value::Object).collect()
+    // The run's final evaluation (the same starts and episodes) ends the curve, unless the last
+    // point was taken at the last step.
+    let last = o.curve.last().and_then(|p| p.get("env_steps")).and_then(|v| v.as_u64()).unwrap_or(0);
+    let end = (o.env_steps > last).then(|| {
+        let mut end = serde_json::Map::new();
+        end.insert("env_steps".into(), o.env_steps.into());
+        end.extend(o.customized.to_map());
+        end
+    });
+    std::iter::once(start).chain(o.curve.iter().cloned()).chain(end).map(serde_json::Value::Object).collect()
 }
 
 /// The curve's worst points against the prior: the lowest success rate, and the largest

@@ -24,6 +24,7 @@ use super::guard::{FailureGuard, Trip, WINDOW};
 use super::learning::LoopLearning;
 use super::options::Options;
 use crate::algo::replay::Transition;
+use crate::bundle::ActionSpace;
 use crate::control::{Controller, Decision, Decisions, PolicyChoice, Stepper, Supervisor};
 use crate::error::Fixable;
 use crate::policy::discrete::kl_budget;
@@ -36,6 +37,8 @@ pub struct LoopEnd {
     pub env_steps: u64,
     /// The robot reported an e-stop.
     pub estop: bool,
+    /// The failure guard stopped the run: why, and what to change.
+    pub stopped: Option<Fixable>,
     pub counts: Counts,
 }
 
@@ -48,6 +51,12 @@ pub struct Counts {
     pub prior_faults: u64,
     /// The step did not follow from its command alone (not learned from).
     pub late_steps: u64,
+    /// RPG: the action applied was not drawn from the acting policy (the deadline fallback's,
+    /// or the supervisor changed it), so the behaviour's probability is unknown: not learned from.
+    pub not_drawn: u64,
+    /// Discrete actions: the supervisor changed the command into one that is no action's (a
+    /// rate limit between two table rows): not learned from.
+    pub unlearnable_commands: u64,
 }
 
 /// The training loop's parts.
@@ -90,6 +99,8 @@ impl Training<'_> {
         let budget_at = |step| kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, step);
         let deadline = Duration::from_secs_f32(ctl.bundle.safety.tick_deadline_ms / 1000.0);
         let layout = learning.layout();
+        // RPG's ratio and entropy term need the probability the action was drawn with.
+        let needs_behaviour = ctl.bundle.method == crate::bundle::Method::Rpg;
         let (act_dim, cand_width, pw) = (layout.act_dim, layout.cand_width, layout.param_width);
         let mut env_steps = from;
         let mut episodes = 0usize;
@@ -153,6 +164,15 @@ impl Training<'_> {
             } else {
                 buf.params.copy_from_slice(&ctl.logp0[..pw]);
             }
+            // Learn from what the robot received: where the supervisor clamped or rate-limited
+            // the command, the transition is about the applied command, not the chosen one.
+            let supervised =
+                decisions.contains(Decisions::CLAMPED) || decisions.contains(Decisions::RATE_LIMITED);
+            let applied_known =
+                !supervised || applied_action(ctl, &stepper.cmd, &mut d, &mut buf.action_unit);
+            if !applied_known {
+                counts.unlearnable_commands += 1;
+            }
             let tick_start = Instant::now();
             fill_before(&mut tick, ctl, env, d, &stepper.cmd, frame_at, last_tick_start, started);
             last_tick_start = Some(tick_start);
@@ -197,9 +217,20 @@ impl Training<'_> {
                 counts.late_steps += 1;
                 late_in_episode += 1;
             }
+            let unknown_behaviour = needs_behaviour && d.not_drawn;
+            if unknown_behaviour && !d.prior_fault {
+                if counts.not_drawn == 0 {
+                    warn!(
+                        "step {env_steps}: the robot received an action the policy did not draw (the deadline fallback's, or the supervisor's clamp or rate limit); residual policy gradient needs the probability an action was drawn with, so such steps are not learned from (counted as not_drawn_steps)"
+                    );
+                }
+                counts.not_drawn += 1;
+            }
             // A late step is the robot's, not the policy's: learning from it would credit the
             // command with what another command (or the safe action) did.
-            if finite && !end.late {
+            // Nor is a step the link cut (the firmware rebooted or the cable went): what followed
+            // the command is unknown.
+            if finite && !end.late && !end.interrupted && !unknown_behaviour && applied_known {
                 learning.transition(
                     &Transition {
                         obs: &buf.obs,
@@ -236,15 +267,19 @@ impl Training<'_> {
             let ended = next.is_none() || window_done;
             if ended {
                 // An episode (or a continuing task's window) ended.
-                let success = end.interrupted
-                    || ctl.bundle.episode.succeeded(end, &stepper.vals, window_steps, window_done);
+                // The episode's length is the robot's count (in real time resq may skip
+                // Sensors after a stall; they were steps all the same).
+                let steps = if continuing { window_steps } else { env.episode_steps() };
+                let success =
+                    end.interrupted || ctl.bundle.episode.succeeded(end, &stepper.vals, steps, window_done);
                 let len = window_steps.max(1);
                 learning.episode_end(len, ep_addon / len as f32, success)?;
                 let trip = guard.episode_end(env_steps, success, late_in_episode);
                 late_in_episode = 0;
                 if let Some(trip) = trip {
                     bar.finish_and_clear();
-                    return Err(guard_stop(ctl, trip, addon_hi));
+                    let stopped = Some(guard_stop(ctl, trip, addon_hi, env_steps));
+                    return Ok(LoopEnd { env_steps, estop, stopped, counts });
                 }
                 if next.is_none() {
                     episodes += 1;
@@ -284,7 +319,43 @@ impl Training<'_> {
             bar.set_position(env_steps);
         }
         bar.finish_and_clear();
-        Ok(LoopEnd { env_steps, estop, counts })
+        Ok(LoopEnd { env_steps, estop, stopped: None, counts })
+    }
+}
+
+/// The action the robot received when the supervisor changed the command `cmd`: continuous, the
+/// command mapped back to `[−1, 1]` units into `unit` (inside the squashed families' open
+/// interval); discrete, the table row it equals, whose log-probabilities then go into `d`.
+/// Either way the applied action was not drawn from the acting policy (`d.not_drawn`: RPG does
+/// not learn from it; the Q-learners do, about the action applied). Returns false when the
+/// command is no action's: a discrete command between two table rows, or a continuous one
+/// outside the action's `[low, high]` (e.g. on its way to a `safe` value outside them).
+fn applied_action(ctl: &Controller, cmd: &[f32], d: &mut Decision, unit: &mut [f32]) -> bool {
+    match &ctl.bundle.action_space {
+        ActionSpace::Continuous { low, high } => {
+            let edge = 1.0 - crate::policy::prior::SQUASH_EPS;
+            for (j, c) in cmd.iter().enumerate() {
+                let u = 2.0 * (c - low[j]) / (high[j] - low[j]) - 1.0;
+                if !(u.abs() <= 1.0 + 1e-6) {
+                    return false;
+                }
+                if u != unit[j] {
+                    d.not_drawn = true;
+                }
+                unit[j] = u.clamp(-edge, edge);
+            }
+            true
+        }
+        ActionSpace::Discrete => match ctl.bundle.action_table.iter().position(|row| row.as_slice() == cmd) {
+            Some(i) => {
+                if i != d.action {
+                    (d.action, d.logp0_taken, d.logpi_taken, d.not_drawn) =
+                        (i, ctl.logp0[i], ctl.log_pi[i], true);
+                }
+                true
+            }
+            None => false,
+        },
     }
 }
 
@@ -352,10 +423,10 @@ fn progress_bar(opts: &Options, env_steps: u64) -> ProgressBar {
 }
 
 /// Why the failure guard stopped the run, and what to change.
-fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32) -> anyhow::Error {
+fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, env_steps: u64) -> Fixable {
     let m = &ctl.bundle.manifest;
     let mut msg = format!(
-        "{} of the last {WINDOW} training episodes failed by `[episode] success`, against {} of {} for the prior alone in the warm-up: the customization is costing the robot its task, so the run stopped (`[safety] failed_episodes_stop = {}`)",
+        "{} of the last {WINDOW} training episodes failed by `[episode] success`, against {} of {} for the prior alone in the warm-up: the customization is costing the robot its task, so the run stopped at step {env_steps} (`[safety] failed_episodes_stop = {}`)",
         trip.failed, trip.prior_failed, trip.prior_episodes, m.safety.failed_episodes_stop
     );
     if trip.late_steps > 0 {
@@ -369,11 +440,22 @@ fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32) -> anyhow::Error {
             "\n  the add-on was <= 0 on every step (highest {addon_hi}): ending an episode early escapes it, so the residual learns to end episodes"
         );
     }
+    let budget = if m.exploration.kl_budget_end > 0.0 {
+        format!("tighten the KL budget (`exploration.kl_budget_end`, now {})", m.exploration.kl_budget_end)
+    } else {
+        "set a KL budget (`exploration.kl_budget_end`)".to_string()
+    };
+    // Advice about the add-on's sign only where it applies: it was <= 0 on every step.
+    let addon = if addon_hi <= 0.0 {
+        "; write the add-on so that doing well scores >= 0 (e.g. add a constant)"
+    } else {
+        ""
+    };
     let fix = format!(
-        "hold the prior's task more strongly: raise `residual.omega` and `residual.alpha` together (now {} and {}), or set a KL budget (`exploration.kl_budget_end`); write the add-on so that doing well scores >= 0 (e.g. add a constant); then start over with --fresh",
+        "hold the prior's task more strongly: raise `residual.omega` and `residual.alpha` together (now {} and {}), or {budget}{addon}; then start over with --fresh",
         m.residual.omega, m.residual.alpha
     );
-    Fixable::new(msg, fix).into()
+    Fixable::new(msg, fix)
 }
 
 /// One point of the curve for the log: success rate and the bundle's metrics.

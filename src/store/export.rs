@@ -212,7 +212,9 @@ pub fn export(bundle: &Bundle, learner: &dyn ResidualLearner, out: &Path) -> Res
             format!("prior/{n}")
         }
     };
-    for node in &mut graph.node {
+    // Node names must be unique in the exported graph; exporters often leave them empty.
+    let mut names = std::collections::HashSet::new();
+    for (i, node) in graph.node.iter_mut().enumerate() {
         if node.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty()) {
             bail!(
                 "{}: node `{}` ({}) holds a subgraph; resq exports priors without control flow",
@@ -223,7 +225,16 @@ pub fn export(bundle: &Bundle, learner: &dyn ResidualLearner, out: &Path) -> Res
         }
         node.input.iter_mut().for_each(|n| *n = rename(n));
         node.output.iter_mut().for_each(|n| *n = rename(n));
-        node.name = format!("prior/{}", node.name);
+        node.name = match node.name.as_str() {
+            "" => format!("prior/{}_{i}", node.op_type),
+            n => format!("prior/{n}"),
+        };
+        let base = node.name.clone();
+        let mut k = i;
+        while !names.insert(node.name.clone()) {
+            node.name = format!("{base}_{k}");
+            k += 1;
+        }
     }
     graph.initializer.iter_mut().for_each(|t| t.name = rename(&t.name));
     graph.value_info.iter_mut().for_each(|v| v.name = rename(&v.name));

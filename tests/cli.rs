@@ -1,0 +1,33 @@
+//! The `resq` command line as a user's shell runs it.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+/// `resq check models/cartpole | head -2` must end quietly when the reader stops reading: here
+/// the reader (`true`) is gone before resq writes a byte, so every write meets a closed pipe.
+/// It used to panic ("failed printing to stdout: Broken pipe").
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
+    let mut resq = common::resq_command();
+    let mut child =
+        resq.arg("check").arg(&bundle).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Close the read end before resq has loaded the bundle (it prints only after that).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "a panic's exit code: {stderr}");
+}
+
+/// `resq customize --help` names the simulated robot the bundle says (`[sim]`), not a built-in
+/// one only.
+#[test]
+fn customize_help_speaks_of_the_bundles_simulated_robot() {
+    let out = common::resq_command().args(["customize", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("the bundle's simulated robot"), "{help}");
+    assert!(!help.contains("on the built-in simulated robot"), "{help}");
+}
