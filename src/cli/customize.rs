@@ -157,12 +157,26 @@ impl Learn {
         );
         let h = &outcome.history;
         if !h.episode_success.is_empty() {
+            let (n0, k0) = outcome.prior_training_episodes;
+            let warmup = if n0 > 0 {
+                format!("the prior alone failed {k0} of {n0} in the warm-up")
+            } else {
+                "no episode of the prior alone ended in the warm-up".to_string()
+            };
+            let eval = if outcome.prior.episodes > 0 {
+                format!(
+                    ", {:.1} % of its {} evaluation episodes",
+                    100.0 * (1.0 - outcome.prior.success_rate),
+                    outcome.prior.episodes
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "training episodes failed: {} of {} ({:.1} %); the prior as deployed fails {:.1} %",
+                "training episodes failed: {} of {} ({:.1} %); {warmup}{eval}",
                 h.episodes_failed(),
                 h.episode_success.len(),
                 100.0 * h.failure_rate(),
-                100.0 * (1.0 - outcome.prior.success_rate)
             );
         }
         print_curve(outcome);

@@ -59,6 +59,9 @@ pub struct Outcome {
     /// stepped before the command arrived, or under its safe action, or Sensors were skipped);
     /// not learned from.
     pub late_steps: u64,
+    /// The prior's own training episodes in this run's warm-up (the residual still zero: the
+    /// robot acting on the prior as deployed), and how many failed by `[episode] success`.
+    pub prior_training_episodes: (u32, u32),
     /// RPG: training steps whose applied action the policy had not drawn (not learned from).
     pub not_drawn_steps: u64,
     /// Discrete actions: training steps whose command the supervisor changed into no action's
@@ -316,6 +319,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         prior_faults: end.counts.prior_faults,
         late_steps: end.counts.late_steps,
         not_drawn_steps: end.counts.not_drawn,
+        prior_training_episodes: end.prior_episodes,
         unlearnable_commands: end.counts.unlearnable_commands,
         calibration_steps,
         curve: curve.points,

@@ -18,6 +18,9 @@ pub struct PolicyEval {
     pub success_rate: f64,
     /// Mean per-episode sum of the prior's base reward (`[task] base_reward`), if given.
     pub base_return: Option<f64>,
+    /// Mean per-episode sum of `|base reward|`: the scale a change of the base return is judged
+    /// against (a return near zero, or negative, makes a relative change meaningless).
+    pub base_magnitude: Option<f64>,
     /// Mean per-episode sum of the add-on reward.
     pub addon_return: f64,
     /// Mean per-episode sum of each add-on term.
@@ -119,7 +122,9 @@ fn run_episodes(
                 *s += *t as f64;
             }
             if let Some(base) = &b.base_reward {
-                ep.base += base.expr.eval(vals) as f64;
+                let r = base.expr.eval(vals) as f64;
+                ep.base += r;
+                ep.base_abs += r.abs();
             }
             for (i, m) in b.metrics.iter().enumerate() {
                 let v = m.expr.eval(vals);
@@ -134,6 +139,8 @@ fn run_episodes(
             if end.done() || window_done {
                 if !end.interrupted {
                     ep.successes = b.episode.succeeded(end, vals, env.episode_steps(), window_done) as u64;
+                    // The robot's count: in real time resq may skip Sensors after a stall.
+                    ep.length = if continuing { ep.steps } else { env.episode_steps() as u64 };
                     total.add(&ep);
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;
@@ -149,9 +156,10 @@ fn run_episodes(
     let n = episodes.max(1) as f64;
     Ok(PolicyEval {
         episodes,
-        mean_episode_length: total.steps as f64 / n,
+        mean_episode_length: total.length as f64 / n,
         success_rate: total.successes as f64 / n,
         base_return: b.base_reward.as_ref().map(|_| total.base / n),
+        base_magnitude: b.base_reward.as_ref().map(|_| total.base_abs / n),
         addon_return: total.addon / n,
         addon_terms: b.addon.term_names().zip(&total.terms).map(|(k, v)| (k.to_string(), v / n)).collect(),
         metrics: b
@@ -174,9 +182,13 @@ fn run_episodes(
 
 /// Sums over steps (of one episode, or of all counted episodes).
 struct Tally {
+    /// Steps resq acted on (the denominator of per-step means).
     steps: u64,
+    /// Episode lengths as the robot counts them.
+    length: u64,
     successes: u64,
     base: f64,
+    base_abs: f64,
     addon: f64,
     terms: Vec<f64>,
     metric: Vec<f64>,
@@ -188,8 +200,10 @@ impl Tally {
     fn new(n_terms: usize, n_metrics: usize) -> Self {
         Tally {
             steps: 0,
+            length: 0,
             successes: 0,
             base: 0.0,
+            base_abs: 0.0,
             addon: 0.0,
             terms: vec![0.0; n_terms],
             metric: vec![0.0; n_metrics],
@@ -199,8 +213,10 @@ impl Tally {
 
     fn clear(&mut self) {
         self.steps = 0;
+        self.length = 0;
         self.successes = 0;
         self.base = 0.0;
+        self.base_abs = 0.0;
         self.addon = 0.0;
         self.terms.iter_mut().for_each(|v| *v = 0.0);
         self.metric.iter_mut().for_each(|v| *v = 0.0);
@@ -209,8 +225,10 @@ impl Tally {
 
     fn add(&mut self, o: &Tally) {
         self.steps += o.steps;
+        self.length += o.length;
         self.successes += o.successes;
         self.base += o.base;
+        self.base_abs += o.base_abs;
         self.addon += o.addon;
         self.terms.iter_mut().zip(&o.terms).for_each(|(a, b)| *a += b);
         self.metric.iter_mut().zip(&o.metric).for_each(|(a, b)| *a += b);

@@ -42,12 +42,12 @@ impl FailureGuard {
 
     /// An episode with `late_steps` late steps ended at `env_steps`; `Some` if the run must stop.
     pub fn episode_end(&mut self, env_steps: u64, success: bool, late_steps: u32) -> Option<Trip> {
-        if self.stop == 0 {
-            return None;
-        }
         if env_steps <= self.warmup_steps {
             self.prior_episodes += 1;
             self.prior_failed += !success as u32;
+            return None;
+        }
+        if self.stop == 0 {
             return None;
         }
         if self.recent.is_full() {
@@ -63,6 +63,14 @@ impl FailureGuard {
             prior_failed: self.prior_failed,
             late_steps: self.recent.iter().map(|(_, l)| l).sum(),
         })
+    }
+}
+
+impl FailureGuard {
+    /// The prior's own training episodes in the warm-up, and how many failed (counted whether
+    /// or not the guard is on).
+    pub fn prior(&self) -> (u32, u32) {
+        (self.prior_episodes, self.prior_failed)
     }
 }
 

@@ -31,7 +31,13 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             // the prior's failure rate as deployed (its evaluation policy).
             "episodes_failed": o.history.episodes_failed(),
             "failure_rate": o.history.failure_rate(),
-            "prior_failure_rate": 1.0 - o.prior.success_rate,
+            // The prior's measured failure rate, with the episodes behind it: its own training
+            // episodes in the warm-up (null when none ended there), and its evaluation's.
+            "prior_failure_rate": (o.prior_training_episodes.0 > 0)
+                .then(|| o.prior_training_episodes.1 as f64 / o.prior_training_episodes.0 as f64),
+            "prior_failure_episodes": o.prior_training_episodes.0,
+            "prior_eval_failure_rate": (o.prior.episodes > 0).then_some(1.0 - o.prior.success_rate),
+            "prior_eval_episodes": o.prior.episodes,
             "updates": o.updates,
             "episodes": o.history.episode_length.len(),
             // Without a time limit every episode ends "early": the count says nothing then.
@@ -123,10 +129,17 @@ pub fn prior_task_warnings(
     customized: &PolicyEval,
     omega: f32,
     max_drop: f32,
+    kl_budget_end: f32,
 ) -> Vec<String> {
     let mut w = Vec::new();
+    // The advice reads the manifest: a budget already set is tightened, not suggested.
+    let budget = if kl_budget_end > 0.0 {
+        format!("tighten the KL budget (`exploration.kl_budget_end`, now {kl_budget_end})")
+    } else {
+        "set a KL budget (`exploration.kl_budget_start`/`_end`)".to_string()
+    };
     let fix = format!(
-        "to hold the prior's task more strongly, raise `residual.omega` (ω' = {omega}; raise `residual.alpha` with it to start on the prior), or set a KL budget (`exploration.kl_budget_start`/`_end`)"
+        "to hold the prior's task more strongly, raise `residual.omega` (ω' = {omega}; raise `residual.alpha` with it to start on the prior), or {budget}"
     );
     if prior.success_rate - customized.success_rate > SUCCESS_SLIP {
         w.push(format!(
@@ -135,7 +148,10 @@ pub fn prior_task_warnings(
         ));
     }
     if let (Some(p), Some(c)) = (prior.base_return, customized.base_return) {
-        let drop = (p - c) / p.abs().max(1e-9);
+        // Relative to the return's scale: |return|, or the per-episode sum of |base reward|
+        // where that is larger (a return near zero or negative is a small net of large terms).
+        let scale = p.abs().max(prior.base_magnitude.unwrap_or(0.0)).max(1e-9);
+        let drop = (p - c) / scale;
         if drop > max_drop as f64 {
             w.push(format!(
                 "the prior's task (base return) fell by {:.0} % ({p:.2} -> {c:.2}): {fix}",
@@ -149,7 +165,13 @@ pub fn prior_task_warnings(
 /// [`prior_task_warnings`] for a run, with its bundle's settings.
 pub fn warnings(o: &Outcome) -> Vec<String> {
     let m = &o.controller.bundle.manifest;
-    let mut w = prior_task_warnings(&o.prior, &o.customized, m.residual.omega, m.task.max_base_return_drop);
+    let mut w = prior_task_warnings(
+        &o.prior,
+        &o.customized,
+        m.residual.omega,
+        m.task.max_base_return_drop,
+        m.exploration.kl_budget_end,
+    );
     if o.late_steps > 0 {
         w.push(format!(
             "{} of {} training steps ran late (the robot stepped before resq's command arrived, or under its safe action) and were not learned from: the loop does not always keep up with the robot's period (`learning.thread = true`, fewer `learning.updates_per_tick`, or `resq run --rt-priority 50` help)",
@@ -205,18 +227,37 @@ mod tests {
         PolicyEval { success_rate: success, base_return: Some(base), ..PolicyEval::default() }
     }
 
+    /// A base return that is a small net of large terms (here −0.05 from |r| summing to 20 an
+    /// episode) moving by 0.008 is a 0.04 % change of the task, not the 16 % of the return.
+    #[test]
+    fn a_small_net_base_return_is_judged_on_its_scale() {
+        let with_scale = |e: PolicyEval| PolicyEval { base_magnitude: Some(20.0), ..e };
+        let (p, c) = (with_scale(eval(1.0, -0.05)), with_scale(eval(1.0, -0.058)));
+        assert!(prior_task_warnings(&p, &c, 1.0, 0.1, 0.0).is_empty());
+        let c = with_scale(eval(1.0, -4.05));
+        assert_eq!(
+            prior_task_warnings(&p, &c, 1.0, 0.1, 0.0).len(),
+            1,
+            "a fall of a fifth of the scale is named"
+        );
+    }
+
     #[test]
     fn a_slipping_prior_task_is_named_with_its_fix() {
-        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(0.98, -108.0), 0.01, 0.1).is_empty());
-        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.6).is_empty());
-        let w = prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.1);
+        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(0.98, -108.0), 0.01, 0.1, 0.0).is_empty());
+        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.6, 0.0).is_empty());
+        let w = prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.1, 0.0);
         assert_eq!(w.len(), 1);
         assert!(
             w[0].contains("fell by 50 %") && w[0].contains("residual.omega") && w[0].contains("0.01"),
             "{w:?}"
         );
-        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), 0.003, 0.1);
+        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), 0.003, 0.1, 0.0);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("success rate fell from 1.00 to 0.60"));
+        assert!(w[0].contains("set a KL budget"), "{w:?}");
+        // With a budget in the manifest, the advice is to tighten it.
+        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), 0.003, 0.1, 0.5);
+        assert!(w[0].contains("tighten the KL budget") && w[0].contains("now 0.5"), "{w:?}");
     }
 }

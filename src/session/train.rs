@@ -28,7 +28,7 @@ use crate::bundle::ActionSpace;
 use crate::control::{Controller, Decision, Decisions, PolicyChoice, Stepper, Supervisor};
 use crate::error::Fixable;
 use crate::policy::discrete::kl_budget;
-use crate::robot::Env;
+use crate::robot::{Env, StepEnd};
 use crate::store::record::{tick, Recorder, TickRecord};
 use crate::streams;
 
@@ -39,6 +39,8 @@ pub struct LoopEnd {
     pub estop: bool,
     /// The failure guard stopped the run: why, and what to change.
     pub stopped: Option<Fixable>,
+    /// The prior's own training episodes in the warm-up, and how many failed.
+    pub prior_episodes: (u32, u32),
     pub counts: Counts,
 }
 
@@ -71,6 +73,8 @@ pub struct Training<'a> {
 
 /// Buffers a transition needs beyond the stepper's, allocated once.
 struct Buffers {
+    /// Width of the prior's parameters kept with a transition (`params`).
+    pw: usize,
     /// The residual's input at `s`.
     obs: Vec<f32>,
     /// `log π0(·|s')` (discrete: per action; continuous: per candidate).
@@ -80,6 +84,20 @@ struct Buffers {
     /// The prior at `s`, kept with the transition by the methods that need it: its Gaussian
     /// (residual SAC, RPG) or `log π0(·|s)` (discrete RPG).
     params: Vec<f32>,
+}
+
+impl Buffers {
+    /// Keeps what the transition needs of the state `s` the controller just decided at: the
+    /// residual's input, the continuous action taken, and the prior's parameters.
+    fn capture(&mut self, ctl: &Controller) {
+        self.obs.copy_from_slice(&ctl.res_obs);
+        if let Some(sa) = &ctl.continuous {
+            self.action_unit[..sa.act_dim].copy_from_slice(&sa.action);
+            self.params.copy_from_slice(&sa.gauss[..self.pw]);
+        } else {
+            self.params.copy_from_slice(&ctl.logp0[..self.pw]);
+        }
+    }
 }
 
 impl Training<'_> {
@@ -114,6 +132,7 @@ impl Training<'_> {
 
         let mut stepper = Stepper::new(&ctl.bundle);
         let mut buf = Buffers {
+            pw,
             obs: vec![0.0; ctl.bundle.residual_inputs()],
             next_logp0: vec![0.0; ctl.logp0.len()],
             action_unit: [0.0; firmware_bridge::MAX_COMMANDS],
@@ -157,13 +176,7 @@ impl Training<'_> {
                 estop = true;
                 break;
             }
-            buf.obs.copy_from_slice(&ctl.res_obs);
-            if let Some(sa) = &ctl.continuous {
-                buf.action_unit[..sa.act_dim].copy_from_slice(&sa.action);
-                buf.params.copy_from_slice(&sa.gauss[..pw]);
-            } else {
-                buf.params.copy_from_slice(&ctl.logp0[..pw]);
-            }
+            buf.capture(ctl);
             // Learn from what the robot received: where the supervisor clamped or rate-limited
             // the command, the transition is about the applied command, not the chosen one.
             let supervised =
@@ -209,28 +222,11 @@ impl Training<'_> {
                 && buf.obs.iter().chain(ctl.res_obs.iter()).all(|v| v.is_finite());
             if end.late {
                 decisions.0 |= Decisions::LATE;
-                if counts.late_steps == 0 {
-                    warn!(
-                        "step {env_steps} did not follow from resq's command alone (the robot stepped before the command arrived, or under its safe action, or Sensors were skipped): such steps are counted as late_steps and not learned from; many mean the loop does not keep up with the robot's period"
-                    );
-                }
-                counts.late_steps += 1;
                 late_in_episode += 1;
             }
-            let unknown_behaviour = needs_behaviour && d.not_drawn;
-            if unknown_behaviour && !d.prior_fault {
-                if counts.not_drawn == 0 {
-                    warn!(
-                        "step {env_steps}: the robot received an action the policy did not draw (the deadline fallback's, or the supervisor's clamp or rate limit); residual policy gradient needs the probability an action was drawn with, so such steps are not learned from (counted as not_drawn_steps)"
-                    );
-                }
-                counts.not_drawn += 1;
-            }
-            // A late step is the robot's, not the policy's: learning from it would credit the
-            // command with what another command (or the safe action) did.
-            // Nor is a step the link cut (the firmware rebooted or the cable went): what followed
-            // the command is unknown.
-            if finite && !end.late && !end.interrupted && !unknown_behaviour && applied_known {
+            // (Counted whatever else holds the step back.)
+            let learnable = learnable(end, &d, needs_behaviour, &mut counts, env_steps);
+            if finite && applied_known && learnable {
                 learning.transition(
                     &Transition {
                         obs: &buf.obs,
@@ -279,7 +275,7 @@ impl Training<'_> {
                 if let Some(trip) = trip {
                     bar.finish_and_clear();
                     let stopped = Some(guard_stop(ctl, trip, addon_hi, env_steps));
-                    return Ok(LoopEnd { env_steps, estop, stopped, counts });
+                    return Ok(LoopEnd { env_steps, estop, stopped, prior_episodes: guard.prior(), counts });
                 }
                 if next.is_none() {
                     episodes += 1;
@@ -319,8 +315,34 @@ impl Training<'_> {
             bar.set_position(env_steps);
         }
         bar.finish_and_clear();
-        Ok(LoopEnd { env_steps, estop, stopped: None, counts })
+        Ok(LoopEnd { env_steps, estop, stopped: None, prior_episodes: guard.prior(), counts })
     }
+}
+
+/// Whether a step may be learned from, counting (and warning once about) why not. A late step is
+/// the robot's, not the policy's: learning from it would credit the command with what another
+/// command (or the safe action) did. Nor is a step the link cut (the firmware rebooted, the
+/// cable went): what followed the command is unknown. Nor, for RPG, a step whose action the
+/// policy did not draw: its probability under the behaviour is unknown.
+fn learnable(end: StepEnd, d: &Decision, needs_behaviour: bool, counts: &mut Counts, env_steps: u64) -> bool {
+    if end.late {
+        if counts.late_steps == 0 {
+            warn!(
+                "step {env_steps} did not follow from resq's command alone (the robot stepped before the command arrived, or under its safe action, or Sensors were skipped): such steps are counted as late_steps and not learned from; many mean the loop does not keep up with the robot's period"
+            );
+        }
+        counts.late_steps += 1;
+    }
+    let unknown_behaviour = needs_behaviour && d.not_drawn;
+    if unknown_behaviour && !d.prior_fault {
+        if counts.not_drawn == 0 {
+            warn!(
+                "step {env_steps}: the robot received an action the policy did not draw (the deadline fallback's, or the supervisor's clamp or rate limit); residual policy gradient needs the probability an action was drawn with, so such steps are not learned from (counted as not_drawn_steps)"
+            );
+        }
+        counts.not_drawn += 1;
+    }
+    !end.late && !end.interrupted && !unknown_behaviour
 }
 
 /// The action the robot received when the supervisor changed the command `cmd`: continuous, the

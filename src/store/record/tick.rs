@@ -44,11 +44,14 @@ pub struct TickRecord {
     pub n_obs: u8,
     pub obs: [f32; MAX],
     pub n_actions: u8,
-    /// `log π0(·|s)`.
+    /// Discrete: `log π0(·|s)` of every action. Continuous: `log π0(a_k|s)` of each candidate
+    /// the prior drew at `s` (the first `MAX`; methods `sac` and `rpg` draw one), not of the
+    /// command sent: the sent command is the chosen candidate (`action`) for `sampled`, and the
+    /// actor's own draw for `sac` and `rpg`.
     pub logp0: [f32; MAX],
-    /// `Q_R(s,·)`.
+    /// `Q_R(s,·)`, per action or per candidate as `logp0`.
     pub q_r: [f32; MAX],
-    /// Index of the action chosen.
+    /// Index of the action (discrete) or candidate (continuous) chosen.
     pub action: u32,
     pub n_commands: u8,
     /// Command values sent (after the supervisor).
