@@ -21,6 +21,12 @@ pub struct StepEnd {
 }
 
 impl StepEnd {
+    /// An episode the link cut (a reconnect, a firmware reboot, a new episode begun at the
+    /// firmware): truncated and interrupted. Not `late` (the loop kept up; the robot went away);
+    /// not learned from, and an evaluation does not count the episode.
+    pub const CUT: StepEnd =
+        StepEnd { terminated: false, truncated: true, interrupted: true, success: false, late: false };
+
     pub fn done(self) -> bool {
         self.terminated || self.truncated
     }

@@ -741,13 +741,7 @@ impl Env for LinkEnv {
         if !intact {
             // The link was re-established: this episode cannot continue; end it as a truncation.
             // (Not `late`: the loop kept up; the robot went away. Not learned from either.)
-            return Ok(StepEnd {
-                terminated: false,
-                truncated: true,
-                interrupted: true,
-                success: false,
-                late: false,
-            });
+            return Ok(StepEnd::CUT);
         }
         let flags = self.last.as_ref().map_or(SensorFlags::NONE, |s| s.flags);
         if flags.contains(SensorFlags::RESET) {
@@ -755,13 +749,7 @@ impl Env for LinkEnv {
             // began at the firmware; this one ended there, cut.
             self.episode_seq0 = self.last.as_ref().map_or(0, |s| s.seq);
             self.t = 0;
-            return Ok(StepEnd {
-                terminated: false,
-                truncated: true,
-                interrupted: true,
-                success: false,
-                late: false,
-            });
+            return Ok(StepEnd::CUT);
         }
         // Both flags: a terminal state at the firmware's own time limit counts as terminal.
         let terminated = flags.contains(SensorFlags::TERMINATED);
