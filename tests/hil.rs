@@ -534,34 +534,17 @@ fn real_time_mode_runs_at_its_rate() {
 #[test]
 fn an_old_firmware_is_refused_with_a_clear_message() {
     let _cpu = shared();
-    use serialport::SerialPort;
-    use std::io::{Read, Write};
-    let (mut master, slave) = rig::pty_pair().unwrap();
-    master.set_timeout(Duration::from_millis(10)).unwrap();
-    let path = slave.name().unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    let old = std::thread::spawn(move || {
-        let mut decoder = firmware_bridge::Decoder::new();
-        let mut buf = [0u8; 256];
-        let mut frame = [0u8; firmware_bridge::MAX_FRAME];
-        while !s.load(Ordering::Relaxed) {
-            let n = master.read(&mut buf).unwrap_or(0);
-            for &b in &buf[..n] {
-                if let Some(Ok(firmware_bridge::Message::Hello(_))) = decoder.push(b) {
-                    let reject = firmware_bridge::Reject {
-                        reason: firmware_bridge::RejectReason::Version,
-                        version: 1,
-                        layout_hash: 0x1234_5678,
-                        n_signals: 4,
-                        n_actions: 1,
-                    };
-                    let n = firmware_bridge::encode(&firmware_bridge::Message::Reject(reject), &mut frame)
-                        .unwrap();
-                    master.write_all(&frame[..n]).unwrap();
-                }
-            }
+    let (path, stop, old, slave) = play_firmware(|m, _| match m {
+        firmware_bridge::Message::Hello(_) => {
+            vec![firmware_bridge::Message::Reject(firmware_bridge::Reject {
+                reason: firmware_bridge::RejectReason::Version,
+                version: 1,
+                layout_hash: 0x1234_5678,
+                n_signals: 4,
+                n_actions: 1,
+            })]
         }
+        _ => vec![],
     });
     let started = std::time::Instant::now();
     let err =
@@ -772,33 +755,14 @@ fn real_time_episodes_last_as_long_as_the_robot_counts() {
 #[test]
 fn a_plant_fault_at_reset_stops_with_its_reason() {
     let _cpu = shared();
-    use firmware_bridge::{encode, Decoder, Fault, FaultCode, Hello, Message, MAX_FRAME};
-    use serialport::SerialPort;
-    use std::io::{Read, Write};
-    let (mut master, slave) = rig::pty_pair().unwrap();
-    master.set_timeout(Duration::from_millis(10)).unwrap();
-    let path = slave.name().unwrap();
+    use firmware_bridge::{Fault, FaultCode, Hello, Message};
     let b = bundle();
     let signals: Vec<&str> = b.signals.iter().map(String::as_str).collect();
     let hash = firmware_bridge::layout_hash(&signals, &["force"]);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    let faulty = std::thread::spawn(move || {
-        let (mut decoder, mut buf, mut frame) = (Decoder::new(), [0u8; 256], [0u8; MAX_FRAME]);
-        while !s.load(Ordering::Relaxed) {
-            let n = master.read(&mut buf).unwrap_or(0);
-            for &byte in &buf[..n] {
-                let reply = match decoder.push(byte) {
-                    Some(Ok(Message::Hello(_))) => {
-                        Message::Hello(Hello::firmware(Mode::LockStep, 0, hash, 4, 1, 0xFA17))
-                    }
-                    Some(Ok(Message::Reset(_))) => Message::Fault(Fault { code: FaultCode::Plant, t_us: 1 }),
-                    _ => continue,
-                };
-                let n = encode(&reply, &mut frame).unwrap();
-                master.write_all(&frame[..n]).unwrap();
-            }
-        }
+    let (path, stop, faulty, slave) = play_firmware(move |m, _| match m {
+        Message::Hello(_) => vec![Message::Hello(Hello::firmware(Mode::LockStep, 0, hash, 4, 1, 0xFA17))],
+        Message::Reset(_) => vec![Message::Fault(Fault { code: FaultCode::Plant, t_us: 1 })],
+        _ => vec![],
     });
     let mut env = connect(&b, Path::new(&path), Mode::LockStep, 0).unwrap();
     let err = resq::robot::Env::reset(&mut env).expect_err("a plant fault stops the start of an episode");

@@ -222,8 +222,8 @@ pub fn sampled_budget_warning(candidates: usize, e: &manifest::ExplorationSectio
 }
 
 /// The shaping by `ω'·log π0` cancels the prior's task only when the residual discounts as the
-/// prior was trained (`docs/design.md` §1.2): a different γ leaves a bias (a mismatch of 0.99
-/// against 0.9 moved the tabular optimum's policy by 0.008). The warning names both, or `None`
+/// prior was trained (`docs/design.md` §1.2): a different γ leaves a bias in the customized
+/// policy. The warning names both, or `None`
 /// when they agree or the prior's γ is not stated (`[prior] gamma`).
 pub fn discount_warning(prior_gamma: Option<f32>, gamma: f32) -> Option<String> {
     let g0 = prior_gamma?;

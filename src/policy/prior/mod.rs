@@ -88,9 +88,9 @@ pub const COMPILE_TOLERANCE: f32 = 1e-5;
 /// The disagreement allowed between resq's kernels and tract for a network of layer widths
 /// `sizes` (`[n_in, h1, …, n_out]`): `COMPILE_TOLERANCE · √(Σ fan-in / 64)`, at least
 /// `COMPILE_TOLERANCE`. Both compute in f32 and sum in different orders; the rounding of a sum of
-/// n terms wanders like √n, and every layer's fan-in adds its own. The RQL authors' 4-256-256-2
-/// prior (Σ fan-in 516) differs by 1.2e-5 on random inputs — float32 rounding: onnxruntime
-/// itself differs from float64 by 2.4e-5 on it — and is allowed 2.8e-5.
+/// n terms wanders like √n, and every layer's fan-in adds its own. A 4-256-256-2 prior (Σ fan-in
+/// 516; `tests/data/onnx/wide_gemm_relu.onnx`, on which onnxruntime itself differs from float64
+/// by 1.2e-5, as `scripts/make_wide_prior.py` prints) is allowed 2.8e-5.
 pub fn compile_tolerance(sizes: &[usize]) -> f32 {
     let fan_in: usize = sizes[..sizes.len().saturating_sub(1)].iter().sum();
     COMPILE_TOLERANCE * (fan_in as f32 / 64.0).sqrt().max(1.0)
