@@ -361,6 +361,28 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "a failure guard that would always or never trip",
+            manifest: m(replace(
+                "tick_deadline_ms = 50.0",
+                "tick_deadline_ms = 50.0\nguard_false_alarm = 1.5",
+            )),
+            prior: p.clone(),
+            field: Some("safety.guard_false_alarm"),
+            says: "found 1.5, expected a probability in (0, 1)",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "a prior failure rate that is no rate",
+            manifest: m(replace(
+                "tick_deadline_ms = 50.0",
+                "tick_deadline_ms = 50.0\nprior_failure_rate = 1.0",
+            )),
+            prior: p.clone(),
+            field: Some("safety.prior_failure_rate"),
+            says: "expected a rate in [0, 1)",
+            file: "manifest.toml",
+        },
+        Case {
             what: "a safe command outside the limits",
             manifest: m(replace("safe = 0.0 ", "safe = 12.0 ")),
             prior: p,

@@ -1,7 +1,8 @@
 //! An add-on that rewards ending the episode (negative on every step: ending early escapes it).
 //! The run either keeps the prior's task, or the failure guard stops it with a message that
-//! says why and what to change, before the robot has failed more than 3 of 10 training episodes
-//! beyond the prior's own failures (`[safety] failed_episodes_stop`).
+//! says why and what to change, as soon as its training episodes, or the learning curve's
+//! greedy evaluations, fail more often than the prior's own whole episodes did (a sequential
+//! test at a false-alarm rate of 0.05 over the run; `session/guard.rs`).
 
 use resq::session::customize::{self, make_learner, Options, CHECKPOINT_FILE};
 use resq::store::checkpoint;
@@ -64,15 +65,51 @@ fn a_customization_that_drops_the_pole_is_stopped_with_the_reason() {
     assert!(json["stopped"]["reason"].as_str().unwrap().contains("training episodes failed"));
     assert_eq!(json["customized"]["episodes"], 0, "a stopped policy drives the robot no further");
     eprintln!("{err}");
-    assert!(err.contains("of the last 10 training episodes failed"), "{err}");
+    assert!(err.contains("training episodes failed by `[episode] success`"), "{err}");
+    assert!(
+        err.contains("of its 21 whole episodes failed"),
+        "20 measured before the run, 1 in the warm-up: {err}"
+    );
     assert!(err.contains("ending an episode early escapes it"), "{err}");
     assert!(err.contains("residual.omega") && err.contains("--fresh"), "{err}");
     assert!(err.contains(&out.join(CHECKPOINT_FILE).display().to_string()), "{err}");
 
-    // What was learned is saved, with the history: at most 3 failed episodes beyond the prior's.
+    // What was learned is saved, with the history: a handful of failed episodes, no more.
     let b = load();
     let mut learner = make_learner(&b, 0);
     let progress = checkpoint::load(&out.join(CHECKPOINT_FILE), learner.as_mut(), &b.manifest_text).unwrap();
     let failed = progress.history.episodes_failed();
-    assert!((1..=3).contains(&failed), "{failed} training episodes failed before the stop");
+    assert!((2..=6).contains(&failed), "{failed} training episodes failed before the stop");
+    // And the prior's baseline, so that a resumed run compares with the same.
+    assert_eq!(progress.prior_episodes.map(|(n, _)| n), Some(20));
+}
+
+/// Training episodes that keep the pole up do not make a customization safe: its greedy policy,
+/// evaluated on the learning curve, drives the cart off the track (an add-on that pays for going
+/// right). The training guard is out of the way (a declared prior failure rate of 0.99); the
+/// curve's point, failing 20 of 20 against the prior's 0 of 20, stops the run there.
+#[test]
+fn a_curve_point_that_fails_the_task_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides: Vec<String> = [
+        "addon.term=[{name=\"right\",expr=\"x/2.4\"}]",
+        "residual.omega=0.3",
+        "safety.prior_failure_rate=0.99",
+    ]
+    .map(String::from)
+    .into();
+    let b = Bundle::load_with(&root().join("models/cartpole"), &overrides).unwrap();
+    let opts = Options { eval_every: 1000, ..Options::new(8000, 0, dir.path()) };
+    let o = customize::outcome_of(customize::run(b, &opts)).unwrap();
+    let err = o.stopped.as_ref().expect("the curve's point stops the run").to_string();
+    assert!(err.contains("the learning curve's point at step"), "{err}");
+    assert!(err.contains("0 of its 20 evaluation episodes failed"), "{err}");
+    let last = o.curve.last().expect("a curve point");
+    assert_eq!(last["env_steps"], o.env_steps, "stopped at the point that failed");
+    assert!(last["success_rate"].as_f64().unwrap() < 0.5, "{last:?}");
+    // The report names the point.
+    let w = resq::session::report::warnings(&o).join("\n");
+    assert!(w.contains("the learning curve fell below the prior's success rate (1.00)"), "{w}");
+    // The prior was evaluated (before training); the stopped policy was not.
+    assert_eq!((o.prior.episodes, o.customized.episodes), (20, 0));
 }

@@ -84,9 +84,12 @@ fn connect(b: &Bundle, port: &Path, mode: Mode, period_us: u32) -> Result<LinkEn
     b.link_env(cfg)
 }
 
+/// As `resq run` drives a robot: the prior's failure rate from its warm-up episodes, no extra
+/// episodes of the prior before learning.
 fn options(out: &Path, steps: u64, episodes: usize) -> Options {
     Options {
         fresh: true,
+        measure_prior: false,
         eval_episodes: Some(episodes),
         record: Some(out.join("record.mcap")),
         source: "pty".into(),

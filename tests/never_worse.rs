@@ -125,3 +125,31 @@ fn deterministic_behaviour_clone() {
     let b = bundle(&root().join("models/pendulum-bc"), &[]);
     never_worse("deterministic BC", b, 10_000, Some("upright_fraction"), 0.2);
 }
+
+/// What resq reads of a prior's confidence before it customizes (`session::confidence`): the
+/// project's soft-Q and behaviour-cloned CartPole priors are not confident (median gap between
+/// their best and second action about 2 nats on the states they visit), the SB3 PPO actor is
+/// (about 4.6), and the report says so with the settings it will use.
+#[test]
+fn the_report_reads_the_priors_confidence() {
+    let read = |b: Bundle| {
+        let out = tempfile::tempdir().unwrap();
+        let opts = Options { fresh: true, eval_episodes: Some(5), ..Options::new(200, 0, out.path()) };
+        let o = customize::run(b, &opts).unwrap();
+        let json = resq::session::report::to_json("c", 0, &o);
+        (
+            o.prior_confidence.expect("measured"),
+            json["prior_confidence"]["reading"].as_str().unwrap().to_string(),
+        )
+    };
+    for model in ["cartpole", "cartpole-bc"] {
+        let (c, reading) = read(bundle(&root().join("models").join(model), &[]));
+        assert!(!c.confident && (1.0..3.0).contains(&c.median), "{model}: {c:?}");
+        assert!(reading.contains("not a confident prior") && reading.contains("omega' = 1"), "{reading}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_sb3_ppo_cartpole(dir.path());
+    let (c, reading) = read(bundle(dir.path(), &[]));
+    assert!(c.confident && c.median > 4.0 && c.states >= 5 * 500, "{c:?}");
+    assert!(reading.contains("a confident prior") && reading.contains("docs/priors.md"), "{reading}");
+}

@@ -887,6 +887,28 @@ fn parse_expr(file: &Path, field: &str, src: &str, vars: &Variables) -> Result<E
     })
 }
 
+/// `[safety]`'s failure guard: a false-alarm rate in (0, 1) and a prior failure rate in [0, 1).
+pub(super) fn guard(file: &Path, s: &crate::bundle::manifest::SafetySection) -> Result<(), BundleError> {
+    let d = s.guard_false_alarm;
+    if !(d > 0.0 && d < 1.0) {
+        return Err(BundleError::field(
+            file,
+            "safety.guard_false_alarm",
+            format!("found {d}, expected a probability in (0, 1) (the guard's false-alarm rate over a run)"),
+            "set `safety.guard_false_alarm` between 0 and 1, e.g. 0.05",
+        ));
+    }
+    match s.prior_failure_rate {
+        Some(p) if !(0.0..1.0).contains(&p) => Err(BundleError::field(
+            file,
+            "safety.prior_failure_rate",
+            format!("found {p}, expected a rate in [0, 1) (the share of the prior's episodes that fail)"),
+            "set `safety.prior_failure_rate` to the prior's measured rate, or leave it out and resq measures it",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn positive(file: &Path, field: &str, v: f32, what: &str) -> Result<(), BundleError> {
     if v > 0.0 && v.is_finite() {
         Ok(())

@@ -529,13 +529,28 @@ pub struct SafetySection {
     /// A tick whose decision takes longer than this (from signals received to command ready)
     /// sends the prior's action instead and counts a deadline miss.
     pub tick_deadline_ms: f32,
-    /// Stop a run when this many of the last 10 training episodes failed beyond the prior's own
-    /// failure rate (measured in the warm-up); 0 = never (see `guard.rs`).
+    /// The failure guard catches a customization that fails this many more of 10 episodes than
+    /// the prior's rate allows (`p1 = p0 + (1 − p0)·n/10`); 0 = never stop (`session/guard.rs`).
     pub failed_episodes_stop: u32,
+    /// The guard's false-alarm rate over a whole run, for a customization exactly as good as the
+    /// prior.
+    pub guard_false_alarm: f64,
+    /// The prior's failure rate per episode, when known (e.g. from the prior's own tests);
+    /// otherwise measured over the prior's whole episodes.
+    pub prior_failure_rate: Option<f64>,
+    /// `resq customize` (a simulated robot): whole episodes of the prior, acting as training
+    /// acts, run before learning to measure its failure rate (more give a tighter baseline).
+    pub prior_episodes: usize,
 }
 
 impl Default for SafetySection {
     fn default() -> Self {
-        SafetySection { tick_deadline_ms: 50.0, failed_episodes_stop: 3 }
+        SafetySection {
+            tick_deadline_ms: 50.0,
+            failed_episodes_stop: 3,
+            guard_false_alarm: 0.05,
+            prior_failure_rate: None,
+            prior_episodes: 20,
+        }
     }
 }

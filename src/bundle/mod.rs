@@ -260,6 +260,7 @@ impl Bundle {
         load::nonzero(f, "evaluation.episodes", m.evaluation.episodes, "evaluation episodes")?;
         let safety = SafetyLimits { limits: io.limits, tick_deadline_ms: m.safety.tick_deadline_ms };
         load::positive(f, "safety.tick_deadline_ms", safety.tick_deadline_ms, "the per-tick deadline")?;
+        load::guard(f, &m.safety)?;
         let method = load::method(f, m, kind, &action_space)?;
         let prior = Prior::load_on(&dir.join(&m.prior.file), kind, obs.len(), n_actions, m.prior.engine)?;
         if let Some(w) = discount_warning(m.prior.gamma, m.residual.gamma) {

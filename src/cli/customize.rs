@@ -86,6 +86,9 @@ pub fn run(
 ) -> Result<()> {
     let (b, mut opts) = learn.load("-link")?;
     opts.rt_priority = rt_priority;
+    // On the robot, the prior's failure rate comes from its warm-up episodes, the checkpoint or
+    // `[safety] prior_failure_rate`: no extra episodes before learning.
+    opts.measure_prior = false;
     let name = b.manifest.bundle.name.clone();
     let metric = first_metric(&b);
     opts.record = Some(record.unwrap_or_else(|| opts.out_dir.join("record.mcap")));
@@ -157,11 +160,11 @@ impl Learn {
         );
         let h = &outcome.history;
         if !h.episode_success.is_empty() {
-            let (n0, k0) = outcome.prior_training_episodes;
+            let (n0, k0) = (outcome.prior_training_episodes.episodes, outcome.prior_training_episodes.failed);
             let warmup = if n0 > 0 {
-                format!("the prior alone failed {k0} of {n0} in the warm-up")
+                format!("the prior alone, acting as training acts, failed {k0} of {n0}")
             } else {
-                "no episode of the prior alone ended in the warm-up".to_string()
+                "no whole episode of the prior alone was measured".to_string()
             };
             let eval = if outcome.prior.episodes > 0 {
                 format!(

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use log::{info, warn};
 
+use super::confidence::{self, Confidence};
 use super::curve::Curve;
-use super::evaluate::{evaluate, PolicyEval};
+use super::evaluate::{evaluate, evaluate_as, PolicyEval};
+use super::guard::Baseline;
 use super::learning::{
     hand_over, learner_thread, record_width, Learning, Message, ThreadSide, Weights, QUEUE_LEN, RECORD_FLOATS,
 };
 pub use super::options::Options;
-use super::train::{LoopEnd, Training};
+use super::train::{LoopEnd, PriorEpisodes, Training};
 use crate::algo::core::{ResidualLearner, Settings};
 use crate::algo::residual_sac::ResidualSac;
 use crate::algo::rpg::{PolicyHead, PpoSettings, ResidualPg};
@@ -59,9 +61,11 @@ pub struct Outcome {
     /// stepped before the command arrived, or under its safe action, or Sensors were skipped);
     /// not learned from.
     pub late_steps: u64,
-    /// The prior's own training episodes in this run's warm-up (the residual still zero: the
-    /// robot acting on the prior as deployed), and how many failed by `[episode] success`.
-    pub prior_training_episodes: (u32, u32),
+    /// The prior's own whole episodes acting as training acts — measured before the run
+    /// (`[safety] prior_episodes`) or kept in the checkpoint, plus those that ended in the
+    /// warm-up (the residual still zero) — and how many failed by `[episode] success`: the
+    /// failure guard's baseline.
+    pub prior_training_episodes: Baseline,
     /// RPG: training steps whose applied action the policy had not drawn (not learned from).
     pub not_drawn_steps: u64,
     /// Discrete actions: training steps whose command the supervisor changed into no action's
@@ -70,6 +74,8 @@ pub struct Outcome {
     /// Robot steps the prior acted greedily to calibrate its temperature (`"auto"`; 0 otherwise,
     /// and on a resumed run). Not training steps.
     pub calibration_steps: u64,
+    /// How confident the prior is on the states it visited in its evaluation.
+    pub prior_confidence: Option<Confidence>,
     /// The learning curve (`--eval-every`): one object per evaluation, `env_steps` and the
     /// numbers of [`PolicyEval::to_map`], oldest first (a resumed run's earlier points included).
     pub curve: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -208,6 +214,36 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         ctl = Controller::with_learner(bundle, learner.as_ref());
         progress.prior_temperature = Some(t);
     }
+    // The prior, first: as evaluated (the report's comparison and the learning curve's
+    // baseline), and as training acts (the failure guard's baseline).
+    let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
+    let prior = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, episodes, opts.seed)?;
+    let prior_confidence = confidence::summarize(&prior.confidence, ctl.continuous.is_some());
+    if let Some(c) = &prior_confidence {
+        info!("{}", confidence::reading(c, &ctl.bundle));
+    }
+    let training_baseline = match progress.prior_episodes {
+        Some((episodes, failed)) => Baseline { episodes, failed },
+        None if opts.measure_prior && ctl.bundle.manifest.safety.prior_episodes > 0 => {
+            let n = ctl.bundle.manifest.safety.prior_episodes;
+            info!("measuring the prior's failure rate: {n} of its episodes, acting as training acts");
+            let mode = ctl.bundle.manifest.exploration.mode;
+            let e = evaluate_as(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, mode, n, opts.seed)?;
+            Baseline {
+                episodes: e.outcomes.len() as u32,
+                failed: e.outcomes.iter().filter(|ok| !**ok).count() as u32,
+            }
+        }
+        None => Baseline::default(),
+    };
+    progress.prior_episodes = Some((training_baseline.episodes, training_baseline.failed));
+    let prior_episodes = PriorEpisodes {
+        training: training_baseline,
+        evaluation: (opts.eval_every > 0).then(|| Baseline {
+            episodes: prior.outcomes.len() as u32,
+            failed: prior.outcomes.iter().filter(|ok| !**ok).count() as u32,
+        }),
+    };
     let layout = learner.core().replay.layout();
     let mut learning = Learning::new(
         learner,
@@ -225,6 +261,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         recorder: recorder.as_ref(),
         opts,
         curve: &mut curve,
+        prior: prior_episodes,
     };
     // From here the loop (and the evaluations after it) run on this thread; the learner
     // thread spawned below puts itself in the background (`rt::background`).
@@ -286,14 +323,12 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     // Evaluate the policy as learned: the budget schedule's end value applies.
     let ex = &ctl.bundle.manifest.exploration;
     ctl.kl_budget = kl_budget(ex.kl_budget_start, ex.kl_budget_end, ex.kl_budget_ramp, end.env_steps);
-    let episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
-    let (prior, customized) = if end.stopped.is_some() {
+    let customized = if end.stopped.is_some() {
         // The guard judged this policy costly to the robot's task: it drives the robot no
         // further, not even to evaluate it (the report says what training saw).
-        (PolicyEval::default(), PolicyEval::default())
+        PolicyEval::default()
     } else {
-        let prior = evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, episodes, opts.seed)?;
-        (prior, evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Customized, episodes, opts.seed)?)
+        evaluate(&mut ctl, env, &mut supervisor, PolicyChoice::Customized, episodes, opts.seed)?
     };
     let Learning { learner, progress, .. } = learning;
     let stopped = end.stopped.map(|s| {
@@ -322,6 +357,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         prior_training_episodes: end.prior_episodes,
         unlearnable_commands: end.counts.unlearnable_commands,
         calibration_steps,
+        prior_confidence,
         curve: curve.points,
         controller: ctl,
         learner,

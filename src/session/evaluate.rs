@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
+use super::confidence;
 use crate::bundle::Reduce;
-use crate::control::{Controller, PolicyChoice, Stepper, Supervisor};
+use crate::control::{ActMode, Controller, PolicyChoice, Stepper, Supervisor};
 use crate::robot::{Env, EnvError};
 use crate::streams;
 
@@ -32,6 +33,12 @@ pub struct PolicyEval {
     pub first_metric_samples: Vec<f32>,
     /// Steps on which the residual was unusable and the prior acted alone.
     pub fallbacks: u64,
+    /// Each counted episode's success, in the order they ran (the failure guard's trials).
+    #[serde(skip)]
+    pub outcomes: Vec<bool>,
+    /// The prior alone: its confidence at every state it decided at ([`confidence::sample`]).
+    #[serde(skip)]
+    pub confidence: Vec<f32>,
 }
 
 impl PolicyEval {
@@ -74,8 +81,23 @@ pub fn evaluate(
     episodes: usize,
     seed: u64,
 ) -> Result<PolicyEval, EnvError> {
+    let mode = ctl.bundle.manifest.evaluation.policy;
+    evaluate_as(ctl, env, supervisor, policy, mode, episodes, seed)
+}
+
+/// [`evaluate`], acting in `mode` instead of `[evaluation] policy` (the failure guard measures
+/// the prior acting as training acts).
+pub fn evaluate_as(
+    ctl: &mut Controller,
+    env: &mut dyn Env,
+    supervisor: &mut Supervisor,
+    policy: PolicyChoice,
+    mode: ActMode,
+    episodes: usize,
+    seed: u64,
+) -> Result<PolicyEval, EnvError> {
     let training_draws = ctl.replace_draw_rng(streams::evaluation_prior_draws(seed));
-    let result = run_episodes(ctl, env, supervisor, policy, episodes, seed);
+    let result = run_episodes(ctl, env, supervisor, policy, mode, episodes, seed);
     ctl.replace_draw_rng(training_draws);
     result
 }
@@ -85,11 +107,11 @@ fn run_episodes(
     env: &mut dyn Env,
     supervisor: &mut Supervisor,
     policy: PolicyChoice,
+    mode: ActMode,
     episodes: usize,
     seed: u64,
 ) -> Result<PolicyEval, EnvError> {
     let b = &ctl.bundle;
-    let mode = b.manifest.evaluation.policy;
     env.reseed(streams::evaluation_episodes(seed));
     let mut stepper = Stepper::new(b);
     let mut rng = streams::evaluation_actions(seed);
@@ -102,6 +124,8 @@ fn run_episodes(
     let mut ep_samples = Vec::new();
     let mut fallbacks = 0;
     let mut counted = 0;
+    let mut outcomes = Vec::with_capacity(episodes);
+    let mut confidence = Vec::new();
     // Episodes cut by the link are void and run again (at most as many again).
     let mut attempts = 0;
     let mut fresh = true;
@@ -114,6 +138,9 @@ fn run_episodes(
         ep_samples.clear();
         loop {
             let (d, out) = stepper.step(ctl, env, supervisor, policy, mode, &mut rng)?;
+            if policy == PolicyChoice::Prior && !d.prior_fault {
+                confidence.extend(confidence::sample(ctl));
+            }
             let end = out.end;
             fallbacks += d.fallback as u64;
             let (b, vals) = (&ctl.bundle, &stepper.vals);
@@ -142,6 +169,7 @@ fn run_episodes(
                     // The robot's count: in real time resq may skip Sensors after a stall.
                     ep.length = if continuing { ep.steps } else { env.episode_steps() as u64 };
                     total.add(&ep);
+                    outcomes.push(ep.successes > 0);
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;
                 }
@@ -177,6 +205,8 @@ fn run_episodes(
             .collect(),
         first_metric_samples: samples,
         fallbacks,
+        outcomes,
+        confidence,
     })
 }
 

@@ -1,124 +1,347 @@
-//! The failure guard: a customization that makes the robot fail its task on the way is stopped,
-//! with what was learned saved, instead of failing episode after episode.
+//! The failure guard (`docs/design.md` §2.7): a customization that makes the robot fail its task
+//! more often than the prior did is stopped, with what was learned saved, instead of failing episode after episode.
 //!
-//! Training episodes are judged by `[episode] success`. Those that end within the learning
-//! warm-up are the prior's own (the residual is still zero): their failure rate `p0` is the
-//! baseline. After the warm-up, if `stop` + ⌈10·p0⌉ of the last 10 episodes failed, the run
-//! stops (`[safety] failed_episodes_stop`, 3 by default; 0 turns the guard off). With a prior
-//! that never fails, the robot fails at most 3 of any 10 customized episodes before resq stops.
+//! Each episode is a Bernoulli trial (failed by `[episode] success`, or not). The guard tests
+//! `H0: p = p0` (the customization fails as often as the prior) against `H1: p = p1`,
+//!
+//! ```text
+//! p1 = p0 + (1 − p0)·stop/10        (`[safety] failed_episodes_stop` = stop, 3 by default)
+//! ```
+//!
+//! with a mixture of likelihood-ratio tests, one started at every episode `j` with weight
+//! `w_j = 1/(j(j+1))` (so `Σ_j w_j = 1`):
+//!
+//! ```text
+//! M_t = Σ_{j≤t} w_j·Π_{j≤i≤t} LR_i + Σ_{j>t} w_j,   LR_i = p1/p0 (failed) or (1−p1)/(1−p0)
+//! ```
+//!
+//! `M` is a martingale with `M_0 = 1` under `H0`, so by Ville's inequality the guard trips
+//! (`M_t ≥ 1/δ`) with probability at most δ over a run of any length when the customization is
+//! exactly as good as the prior (`[safety] guard_false_alarm`, 0.05 by default); the restarts let
+//! it catch a customization that breaks late as fast as one that breaks early, at a cost of
+//! `ln(j(j+1))` nats of evidence. `M` updates in O(1): `S_t = LR_t·(S_{t−1} + w_t)`,
+//! `M_t = S_t + 1/(t+1)`.
+//!
+//! `p0` is the prior's failure rate: declared (`[safety] prior_failure_rate`; the test gets all
+//! of δ), or measured over the prior's own whole episodes (`k` failed of `n`) as the
+//! Clopper–Pearson upper bound at confidence `1 − δ/2`, the test getting the other `δ/2`:
+//! the bound is below the true rate with probability at most `δ/2`, and when it is not the
+//! likelihood ratios form a supermartingale, so the false-alarm bound δ holds for the two
+//! together. With no episode of the prior, `p0 = 1` and the guard cannot trip: nothing is known
+//! to compare with.
 
-use heapless::Deque;
-
-/// Episodes the guard looks back over.
+/// Episodes the trip message looks back over.
 pub const WINDOW: usize = 10;
+
+/// The prior's own whole episodes, and how many failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Baseline {
+    pub episodes: u32,
+    pub failed: u32,
+}
+
+impl Baseline {
+    /// The Clopper–Pearson upper bound `u` of the prior's failure rate at confidence `1 − δ`:
+    /// `P(Bin(n, u) ≤ k) = δ` (1 when every episode failed or there were none).
+    pub fn rate_upper(self, delta: f64) -> f64 {
+        let (n, k) = (self.episodes, self.failed.min(self.episodes));
+        if k >= n {
+            return 1.0;
+        }
+        let (mut lo, mut hi) = (k as f64 / n as f64, 1.0);
+        for _ in 0..100 {
+            let mid = 0.5 * (lo + hi);
+            if binomial_cdf(k, n, mid) > delta {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hi
+    }
+
+    pub fn add(&mut self, failed: bool) {
+        self.episodes += 1;
+        self.failed += failed as u32;
+    }
+}
+
+/// The sequential test of one stream of episodes against the prior's rate.
+#[derive(Clone, Debug)]
+pub struct SequentialTest {
+    /// `ln LR` of a failed and of a successful episode (`None`: the test cannot trip).
+    log_lr: Option<(f64, f64)>,
+    threshold: f64,
+    /// `S_t` in log space (`−∞` before the first episode), and `t`.
+    log_s: f64,
+    t: u64,
+    pub p0: f64,
+    pub p1: f64,
+    /// The last [`WINDOW`] outcomes (true = failed), newest last, and their count.
+    recent: u32,
+    seen: u32,
+}
+
+impl SequentialTest {
+    /// `stop`: `[safety] failed_episodes_stop` (0: never trips); `false_alarm`: δ.
+    pub fn new(p0: f64, stop: u32, false_alarm: f64) -> Self {
+        let p0 = p0.clamp(0.0, 1.0);
+        let p1 = p0 + (1.0 - p0) * (stop as f64 / WINDOW as f64).min(1.0);
+        let log_lr = (stop > 0 && p1 > p0 && p0 > 0.0 && p1 < 1.0)
+            .then(|| ((p1 / p0).ln(), ((1.0 - p1) / (1.0 - p0)).ln()));
+        SequentialTest {
+            log_lr,
+            threshold: 1.0 / false_alarm,
+            log_s: f64::NEG_INFINITY,
+            t: 0,
+            p0,
+            p1,
+            recent: 0,
+            seen: 0,
+        }
+    }
+
+    /// One more episode; true when the test rejects `H0` (the run must stop).
+    pub fn episode(&mut self, failed: bool) -> bool {
+        self.recent = ((self.recent << 1) | failed as u32) & ((1 << WINDOW) - 1);
+        self.seen += 1;
+        let Some((fail, ok)) = self.log_lr else { return false };
+        self.t += 1;
+        let t = self.t as f64;
+        let w = 1.0 / (t * (t + 1.0));
+        self.log_s = log_add(self.log_s, w.ln()) + if failed { fail } else { ok };
+        self.statistic() >= self.threshold
+    }
+
+    /// `M_t`.
+    pub fn statistic(&self) -> f64 {
+        self.log_s.exp() + 1.0 / (self.t as f64 + 1.0)
+    }
+
+    /// Failed episodes among the last [`WINDOW`] (or fewer, early on).
+    pub fn recent_failed(&self) -> usize {
+        self.recent.count_ones() as usize
+    }
+
+    /// Episodes the `recent_failed` count is over.
+    pub fn recent_len(&self) -> usize {
+        (self.seen as usize).min(WINDOW)
+    }
+
+    /// Whether the test can trip at all.
+    pub fn armed(&self) -> bool {
+        self.log_lr.is_some()
+    }
+}
+
+/// `P(Bin(n, p) ≤ k)`, summed in log space (`0 < p < 1`).
+fn binomial_cdf(k: u32, n: u32, p: f64) -> f64 {
+    let (lp, lq) = (p.ln(), (-p).ln_1p());
+    // ln C(n, i), built up term by term.
+    let mut log_c = 0.0f64;
+    let mut sum = f64::NEG_INFINITY;
+    for i in 0..=k {
+        if i > 0 {
+            log_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        sum = log_add(sum, log_c + i as f64 * lp + (n - i) as f64 * lq);
+    }
+    sum.exp().min(1.0)
+}
+
+/// `ln(eᵃ + eᵇ)`.
+fn log_add(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    if lo == f64::NEG_INFINITY {
+        hi
+    } else {
+        hi + (lo - hi).exp().ln_1p()
+    }
+}
 
 /// Why the guard stopped a run.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Trip {
-    /// Failed episodes among the last [`WINDOW`].
+    /// Failed episodes among the last [`WINDOW`], and how many that is over.
     pub failed: usize,
-    /// The prior's own episodes during the warm-up, and how many failed.
-    pub prior_episodes: u32,
-    pub prior_failed: u32,
+    pub window: usize,
+    /// The prior's rate the test compared with, and where it came from.
+    pub p0: f64,
+    pub baseline: Baseline,
+    pub declared: bool,
     /// Late steps (real time: the robot stepped before the command arrived) in the last
     /// [`WINDOW`] episodes: failures may be the loop's timing rather than the customization.
     pub late_steps: u32,
 }
 
+/// The guard over training episodes. Episodes that end within the learning warm-up are the
+/// prior's own (the residual is still zero) and add to the baseline, unless the rate is
+/// declared or the baseline is frozen; the test starts after the warm-up with the rate known
+/// then.
 pub struct FailureGuard {
     stop: u32,
+    false_alarm: f64,
     warmup_steps: u64,
-    prior_episodes: u32,
-    prior_failed: u32,
-    /// Outcomes after the warm-up, newest last: (failed, late steps).
-    recent: Deque<(bool, u32), WINDOW>,
+    declared: Option<f64>,
+    baseline: Baseline,
+    test: Option<SequentialTest>,
+    late: heapless::Deque<u32, WINDOW>,
 }
 
 impl FailureGuard {
-    /// `stop` = 0: never trips.
-    pub fn new(stop: u32, warmup_steps: u64) -> Self {
-        FailureGuard { stop, warmup_steps, prior_episodes: 0, prior_failed: 0, recent: Deque::new() }
+    /// `stop` = 0: never trips. `baseline`: the prior's episodes known before the run (measured
+    /// on the simulated robot, or kept in the checkpoint); `declared`: `[safety]
+    /// prior_failure_rate`, which takes precedence.
+    pub fn new(
+        stop: u32,
+        false_alarm: f64,
+        warmup_steps: u64,
+        baseline: Baseline,
+        declared: Option<f64>,
+    ) -> Self {
+        FailureGuard {
+            stop,
+            false_alarm,
+            warmup_steps,
+            declared,
+            baseline,
+            test: None,
+            late: heapless::Deque::new(),
+        }
+    }
+
+    /// The rate the test compares with, and the false-alarm share left for the test.
+    pub fn p0(&self) -> (f64, f64) {
+        match self.declared {
+            Some(p) => (p, self.false_alarm),
+            None => (self.baseline.rate_upper(0.5 * self.false_alarm), 0.5 * self.false_alarm),
+        }
     }
 
     /// An episode with `late_steps` late steps ended at `env_steps`; `Some` if the run must stop.
     pub fn episode_end(&mut self, env_steps: u64, success: bool, late_steps: u32) -> Option<Trip> {
         if env_steps <= self.warmup_steps {
-            self.prior_episodes += 1;
-            self.prior_failed += !success as u32;
+            self.baseline.add(!success);
             return None;
         }
-        if self.stop == 0 {
-            return None;
+        if self.test.is_none() {
+            let (p0, false_alarm) = self.p0();
+            self.test = Some(SequentialTest::new(p0, self.stop, false_alarm));
         }
-        if self.recent.is_full() {
-            self.recent.pop_front();
+        let test = self.test.as_mut().expect("set above");
+        if self.late.is_full() {
+            self.late.pop_front();
         }
-        let _ = self.recent.push_back((!success, late_steps));
-        let failed = self.recent.iter().filter(|(f, _)| *f).count();
-        let p0 = self.prior_failed as f64 / self.prior_episodes.max(1) as f64;
-        let allowed = self.stop as usize + (WINDOW as f64 * p0).ceil() as usize;
-        (failed >= allowed).then_some(Trip {
-            failed,
-            prior_episodes: self.prior_episodes,
-            prior_failed: self.prior_failed,
-            late_steps: self.recent.iter().map(|(_, l)| l).sum(),
+        let _ = self.late.push_back(late_steps);
+        test.episode(!success).then(|| Trip {
+            failed: test.recent_failed(),
+            window: test.recent_len(),
+            p0: test.p0,
+            baseline: self.baseline,
+            declared: self.declared.is_some(),
+            late_steps: self.late.iter().sum(),
         })
     }
-}
 
-impl FailureGuard {
-    /// The prior's own training episodes in the warm-up, and how many failed (counted whether
-    /// or not the guard is on).
-    pub fn prior(&self) -> (u32, u32) {
-        (self.prior_episodes, self.prior_failed)
+    /// The prior's whole episodes counted so far (before the run and in its warm-up).
+    pub fn baseline(&self) -> Baseline {
+        self.baseline
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
 
+    /// The bound against closed forms: with no failure in `n`, `u = 1 − δ^(1/n)`; with every
+    /// episode failed, or none run, 1.
     #[test]
-    fn trips_on_the_third_failure_in_ten_beyond_the_priors_own() {
-        // A prior that never failed in the warm-up: the third failure within 10 trips.
-        let mut g = FailureGuard::new(3, 1000);
-        for step in [500, 1000] {
-            assert_eq!(g.episode_end(step, true, 0), None);
+    fn the_clopper_pearson_bound_matches_its_closed_form() {
+        for n in [1u32, 3, 20, 200] {
+            let u = Baseline { episodes: n, failed: 0 }.rate_upper(0.025);
+            assert!((u - (1.0 - 0.025f64.powf(1.0 / n as f64))).abs() < 1e-9, "n = {n}: {u}");
         }
-        let outcomes = [true, false, true, false, true, true, false, true];
-        let mut tripped = None;
-        for (i, ok) in outcomes.iter().enumerate() {
-            if let Some(t) = g.episode_end(1500 + 500 * i as u64, *ok, 0) {
-                tripped = Some((i, t));
-                break;
+        assert_eq!(Baseline { episodes: 5, failed: 5 }.rate_upper(0.025), 1.0);
+        assert_eq!(Baseline::default().rate_upper(0.025), 1.0);
+        // k = 1 of n = 2: P(X ≤ 1) = 1 − u² = δ.
+        let u = Baseline { episodes: 2, failed: 1 }.rate_upper(0.025);
+        assert!((u - 0.975f64.sqrt()).abs() < 1e-9);
+    }
+
+    /// Simulated runs of a customization exactly as good as the prior, the prior's rate measured
+    /// over 3 or 20 of its episodes: the share of runs that trip stays under δ = 0.05, however
+    /// long the run (the issue measured 19 % and 10 % of 100-episode runs at a rate of 0.05,
+    /// 54 % and 27 % at 0.10, with the rule this replaces).
+    #[test]
+    fn a_customization_as_good_as_the_prior_trips_at_most_the_stated_rate() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
+        for p in [0.0, 0.05, 0.10, 0.24, 0.5] {
+            for n0 in [3u32, 20] {
+                let runs = 2000;
+                let mut trips = 0;
+                for _ in 0..runs {
+                    let mut g = FailureGuard::new(3, 0.05, 0, Baseline::default(), None);
+                    // The prior's own n0 episodes, then 300 of the customization at the same rate.
+                    (0..n0).for_each(|_| g.baseline.add(rng.random_bool(p)));
+                    trips += (0..300).any(|i| g.episode_end(1 + i, !rng.random_bool(p), 0).is_some()) as u32;
+                }
+                let rate = trips as f64 / runs as f64;
+                assert!(rate <= 0.05, "p = {p}, {n0} prior episodes: {rate} of runs tripped");
             }
         }
-        assert_eq!(tripped, Some((6, Trip { failed: 3, prior_episodes: 2, prior_failed: 0, late_steps: 0 })));
-        // Failures spread out (one in 10) never trip.
-        let mut g = FailureGuard::new(3, 0);
-        for i in 0..100u64 {
-            assert_eq!(g.episode_end(1 + i, i % 10 != 0, 0), None);
+    }
+
+    /// A customization that fails far more than the prior is caught; one that breaks late is
+    /// caught within a few more episodes (the price of testing from every start).
+    #[test]
+    fn a_customization_that_costs_the_task_is_caught() {
+        // A prior that never failed in 100 episodes (p0 = 0.036 at δ/2 = 0.025): a
+        // customization that fails every episode trips on its 2nd failure.
+        let mut g = FailureGuard::new(3, 0.05, 0, Baseline { episodes: 100, failed: 0 }, None);
+        let k = (1..=10).find(|&i| g.episode_end(i, false, 0).is_some());
+        assert_eq!(k, Some(2));
+        // After 200 good episodes, one that breaks (fails every episode) trips within 7.
+        let mut t = SequentialTest::new(0.036, 3, 0.025);
+        assert!((0..200).all(|_| !t.episode(false)));
+        let k = (1..=20).find(|_| t.episode(true)).expect("caught");
+        assert!(k <= 7, "{k} failures after the break");
+        // A prior that fails a quarter of its episodes (declared): a customization failing half
+        // of them is caught within 100 episodes on most runs.
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+        let caught = (0..200)
+            .filter(|_| {
+                let mut t = SequentialTest::new(0.25, 3, 0.05);
+                (0..100).any(|_| t.episode(rng.random_bool(0.5)))
+            })
+            .count();
+        assert!(caught >= 150, "{caught} of 200");
+        // Nothing known of the prior, or the guard off: never trips.
+        for mut t in [
+            SequentialTest::new(Baseline::default().rate_upper(0.025), 3, 0.05),
+            SequentialTest::new(0.1, 0, 0.05),
+        ] {
+            assert!(!t.armed() && (0..100).all(|_| !t.episode(true)));
         }
-        // A prior that fails half its warm-up episodes is allowed 3 + 5 failures in 10.
-        let mut g = FailureGuard::new(3, 1000);
-        for (s, ok) in [(100, false), (200, true), (300, false), (400, true)] {
-            g.episode_end(s, ok, 0);
-        }
-        for i in 0..7u64 {
-            assert_eq!(g.episode_end(2000 + i, false, 0), None, "{i}");
-        }
-        assert_eq!(g.episode_end(3000, false, 0).map(|t| (t.failed, t.prior_failed)), Some((8, 2)));
-        // The trip counts the late steps of the window's episodes only.
-        let mut g = FailureGuard::new(3, 0);
-        assert_eq!(g.episode_end(1, false, 100), None);
-        for i in 0..10u64 {
-            assert_eq!(g.episode_end(2 + i, true, 1), None);
-        }
-        assert_eq!(g.episode_end(20, false, 2), None);
-        assert_eq!(g.episode_end(21, false, 2), None);
-        assert_eq!(g.episode_end(22, false, 2).map(|t| (t.failed, t.late_steps)), Some((3, 13)));
-        // Off.
-        let mut g = FailureGuard::new(0, 0);
-        assert!((0..50).all(|i| g.episode_end(i + 1, false, 0).is_none()));
+    }
+
+    /// The warm-up's episodes are the prior's; a declared rate takes precedence; the trip
+    /// reports the window's failures and late steps.
+    #[test]
+    fn the_guard_takes_the_warm_up_as_the_priors_and_reports_the_window() {
+        let mut g = FailureGuard::new(3, 0.05, 1000, Baseline { episodes: 98, failed: 0 }, None);
+        assert_eq!(g.episode_end(500, true, 0), None);
+        assert_eq!(g.episode_end(1000, true, 0), None);
+        assert_eq!(g.baseline(), Baseline { episodes: 100, failed: 0 });
+        assert_eq!(g.episode_end(1500, false, 5), None);
+        assert_eq!(g.episode_end(2000, true, 1), None);
+        assert_eq!(g.episode_end(2500, false, 0), None);
+        let trip = g.episode_end(3000, false, 7).expect("three failures in four against 0 of 100");
+        assert_eq!((trip.failed, trip.window, trip.late_steps, trip.declared), (3, 4, 13, false));
+        assert!((trip.p0 - (1.0 - 0.025f64.powf(0.01))).abs() < 1e-9);
+        // Declared: the rate is the declared one, with all of δ.
+        let mut g = FailureGuard::new(3, 0.05, 0, Baseline::default(), Some(0.24));
+        assert_eq!(g.p0(), (0.24, 0.05));
+        assert!((0..3).all(|i| g.episode_end(1 + i, false, 0).is_none()));
     }
 }

@@ -1,10 +1,11 @@
 //! A session on a robot: [`customize`] (learn the residual online, then compare) and its
 //! training loop [`train`], [`evaluate`],
-//! the prior's temperature calibration ([`calibrate`]), the learning [`curve`], the failure
+//! the prior's temperature calibration ([`calibrate`]) and [`confidence`], the learning [`curve`], the failure
 //! [`guard`], the [`learning`] side (inline or on its own thread), the [`report`] and the
 //! [`plot`].
 
 pub mod calibrate;
+pub mod confidence;
 pub mod curve;
 pub mod customize;
 pub mod evaluate;

@@ -25,11 +25,16 @@ pub struct Options {
     pub eval_every: u64,
     /// Run the control loop under `SCHED_FIFO` at this priority (1–99; see [`crate::robot::rt`]).
     pub rt_priority: Option<u8>,
+    /// Run `[safety] prior_episodes` whole episodes of the prior, acting as training acts,
+    /// before learning to measure its failure rate (the failure guard's baseline; otherwise only
+    /// the warm-up's episodes count). A resumed run takes the checkpoint's instead.
+    pub measure_prior: bool,
 }
 
 impl Options {
     /// A quiet in-process run to `steps` (no progress bar, no record, resumes a checkpoint in
-    /// `out_dir`, the manifest's evaluation episodes); set the other fields with `..`.
+    /// `out_dir`, the manifest's evaluation episodes, the prior's failure rate measured); set the
+    /// other fields with `..`.
     pub fn new(steps: u64, seed: u64, out_dir: impl Into<PathBuf>) -> Self {
         Options {
             steps,
@@ -42,6 +47,7 @@ impl Options {
             source: "sim".into(),
             eval_every: 0,
             rt_priority: None,
+            measure_prior: true,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::json;
 
+use crate::session::confidence;
 use crate::session::customize::Outcome;
 use crate::session::evaluate::PolicyEval;
 
@@ -21,6 +22,12 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         "resumed_from_step": o.resumed_from,
         "prior": o.prior.to_map(),
         "customized": o.customized.to_map(),
+        // How confident the prior is on the states it visits, and what that means here.
+        "prior_confidence": o.prior_confidence.as_ref().map(|c| {
+            let mut v = serde_json::to_value(c).expect("plain numbers");
+            v["reading"] = confidence::reading(c, &o.controller.bundle).into();
+            v
+        }),
         "warnings": warnings(o),
         // The failure guard's stop: where and why (null when the run went to its end).
         "stopped": o.stopped.as_ref().map(|s| json!({ "at_step": o.env_steps, "reason": s.problem, "fix": s.fix })),
@@ -31,11 +38,12 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             // the prior's failure rate as deployed (its evaluation policy).
             "episodes_failed": o.history.episodes_failed(),
             "failure_rate": o.history.failure_rate(),
-            // The prior's measured failure rate, with the episodes behind it: its own training
-            // episodes in the warm-up (null when none ended there), and its evaluation's.
-            "prior_failure_rate": (o.prior_training_episodes.0 > 0)
-                .then(|| o.prior_training_episodes.1 as f64 / o.prior_training_episodes.0 as f64),
-            "prior_failure_episodes": o.prior_training_episodes.0,
+            // The prior's measured failure rate, with the episodes behind it: its own whole
+            // episodes acting as training acts (null when none were run or ended in the
+            // warm-up), and its evaluation's.
+            "prior_failure_rate": (o.prior_training_episodes.episodes > 0)
+                .then(|| o.prior_training_episodes.failed as f64 / o.prior_training_episodes.episodes as f64),
+            "prior_failure_episodes": o.prior_training_episodes.episodes,
             "prior_eval_failure_rate": (o.prior.episodes > 0).then_some(1.0 - o.prior.success_rate),
             "prior_eval_episodes": o.prior.episodes,
             "updates": o.updates,
@@ -165,13 +173,34 @@ pub fn prior_task_warnings(
 /// [`prior_task_warnings`] for a run, with its bundle's settings.
 pub fn warnings(o: &Outcome) -> Vec<String> {
     let m = &o.controller.bundle.manifest;
-    let mut w = prior_task_warnings(
-        &o.prior,
-        &o.customized,
-        m.residual.omega,
-        m.task.max_base_return_drop,
-        m.exploration.kl_budget_end,
-    );
+    // A run the guard stopped has no evaluation of the customized policy to compare.
+    let mut w = if o.customized.episodes > 0 {
+        prior_task_warnings(
+            &o.prior,
+            &o.customized,
+            m.residual.omega,
+            m.task.max_base_return_drop,
+            m.exploration.kl_budget_end,
+        )
+    } else {
+        Vec::new()
+    };
+    // Every point of the learning curve below the prior's success (− 0.05): the guard stops a run
+    // only on statistical evidence, the report names each one.
+    let below: Vec<String> = o
+        .curve
+        .iter()
+        .filter_map(|p| Some((p.get("env_steps")?.as_u64()?, p.get("success_rate")?.as_f64()?)))
+        .filter(|(_, s)| o.prior.episodes > 0 && *s < o.prior.success_rate - 0.05)
+        .map(|(at, s)| format!("{s:.2} at step {at}"))
+        .collect();
+    if !below.is_empty() {
+        w.push(format!(
+            "the learning curve fell below the prior's success rate ({:.2}) − 0.05: {}; the customized policy, as evaluated, did not always keep the prior's task on the way",
+            o.prior.success_rate,
+            below.join(", ")
+        ));
+    }
     if o.late_steps > 0 {
         w.push(format!(
             "{} of {} training steps ran late (the robot stepped before resq's command arrived, or under its safe action) and were not learned from: the loop does not always keep up with the robot's period (`learning.thread = true`, fewer `learning.updates_per_tick`, or `resq run --rt-priority 50` help)",

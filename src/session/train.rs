@@ -20,7 +20,7 @@ use log::{info, warn};
 
 use super::curve::{next_due, Curve};
 use super::evaluate::{evaluate, PolicyEval};
-use super::guard::{FailureGuard, Trip, WINDOW};
+use super::guard::{Baseline, FailureGuard, SequentialTest, Trip};
 use super::learning::LoopLearning;
 use super::options::Options;
 use crate::algo::replay::Transition;
@@ -39,8 +39,9 @@ pub struct LoopEnd {
     pub estop: bool,
     /// The failure guard stopped the run: why, and what to change.
     pub stopped: Option<Fixable>,
-    /// The prior's own training episodes in the warm-up, and how many failed.
-    pub prior_episodes: (u32, u32),
+    /// The prior's own whole episodes acting as training acts (before the run, in the warm-up,
+    /// or from the checkpoint), and how many failed.
+    pub prior_episodes: Baseline,
     pub counts: Counts,
 }
 
@@ -69,6 +70,16 @@ pub struct Training<'a> {
     pub recorder: Option<&'a Recorder>,
     pub opts: &'a Options,
     pub curve: &'a mut Curve,
+    /// The prior's own whole episodes known before training (the failure guard's baselines).
+    pub prior: PriorEpisodes,
+}
+
+/// The prior's own whole episodes: acting as training acts (the baseline for training episodes)
+/// and as evaluation acts (the baseline for the learning curve's points, when there is a curve).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PriorEpisodes {
+    pub training: Baseline,
+    pub evaluation: Option<Baseline>,
 }
 
 /// Buffers a transition needs beyond the stepper's, allocated once.
@@ -106,10 +117,20 @@ impl Training<'_> {
         let (env, ctl, supervisor, opts) = (&mut *self.env, &mut *self.ctl, &mut *self.supervisor, self.opts);
         let mut eval_due = if opts.eval_every > 0 { next_due(from, opts.eval_every) } else { u64::MAX };
         let eval_episodes = opts.eval_episodes.unwrap_or(ctl.bundle.manifest.evaluation.episodes);
+        let safety = &ctl.bundle.manifest.safety;
         let mut guard = FailureGuard::new(
-            ctl.bundle.manifest.safety.failed_episodes_stop,
+            safety.failed_episodes_stop,
+            safety.guard_false_alarm,
             ctl.bundle.manifest.learning.warmup as u64,
+            self.prior.training,
+            safety.prior_failure_rate,
         );
+        // The curve's points (greedy, as evaluation acts) against the prior's evaluation.
+        let half = 0.5 * safety.guard_false_alarm;
+        let mut curve_test = self
+            .prior
+            .evaluation
+            .map(|b| (b, SequentialTest::new(b.rate_upper(half), safety.failed_episodes_stop, half)));
         // The highest add-on reward of any training step (for the guard's message).
         let mut addon_hi = f32::NEG_INFINITY;
         let explore = ctl.bundle.manifest.exploration.mode;
@@ -275,7 +296,13 @@ impl Training<'_> {
                 if let Some(trip) = trip {
                     bar.finish_and_clear();
                     let stopped = Some(guard_stop(ctl, trip, addon_hi, env_steps));
-                    return Ok(LoopEnd { env_steps, estop, stopped, prior_episodes: guard.prior(), counts });
+                    return Ok(LoopEnd {
+                        env_steps,
+                        estop,
+                        stopped,
+                        prior_episodes: guard.baseline(),
+                        counts,
+                    });
                 }
                 if next.is_none() {
                     episodes += 1;
@@ -299,6 +326,20 @@ impl Training<'_> {
                     evaluate(ctl, env, supervisor, PolicyChoice::Customized, eval_episodes, opts.seed)?;
                 self.curve.push(env_steps, &eval)?;
                 info!("learning curve at step {env_steps}: {}", curve_line(&eval));
+                if let Some((prior, test)) = curve_test.as_mut() {
+                    // Every episode is a trial, in the order it ran.
+                    if eval.outcomes.iter().any(|ok| test.episode(!ok)) {
+                        bar.finish_and_clear();
+                        let stopped = Some(curve_stop(ctl, &eval, *prior, test, env_steps));
+                        return Ok(LoopEnd {
+                            env_steps,
+                            estop,
+                            stopped,
+                            prior_episodes: guard.baseline(),
+                            counts,
+                        });
+                    }
+                }
                 eval_due = next_due(env_steps, opts.eval_every);
                 env.reseed(streams::training_episodes(opts.seed, env_steps));
                 restart = true;
@@ -315,7 +356,7 @@ impl Training<'_> {
             bar.set_position(env_steps);
         }
         bar.finish_and_clear();
-        Ok(LoopEnd { env_steps, estop, stopped: None, prior_episodes: guard.prior(), counts })
+        Ok(LoopEnd { env_steps, estop, stopped: None, prior_episodes: guard.baseline(), counts })
     }
 }
 
@@ -447,9 +488,17 @@ fn progress_bar(opts: &Options, env_steps: u64) -> ProgressBar {
 /// Why the failure guard stopped the run, and what to change.
 fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, env_steps: u64) -> Fixable {
     let m = &ctl.bundle.manifest;
+    let baseline = if trip.declared {
+        format!("the prior's declared rate {:.3} (`[safety] prior_failure_rate`)", trip.p0)
+    } else {
+        format!(
+            "the prior's rate of at most {:.3} ({} of its {} whole episodes failed)",
+            trip.p0, trip.baseline.failed, trip.baseline.episodes
+        )
+    };
     let mut msg = format!(
-        "{} of the last {WINDOW} training episodes failed by `[episode] success`, against {} of {} for the prior alone in the warm-up: the customization is costing the robot its task, so the run stopped at step {env_steps} (`[safety] failed_episodes_stop = {}`)",
-        trip.failed, trip.prior_failed, trip.prior_episodes, m.safety.failed_episodes_stop
+        "{} of the last {} training episodes failed by `[episode] success`, against {baseline}: more than the prior fails, at a false-alarm rate of {} over the run (`[safety] guard_false_alarm`); the customization is costing the robot its task, so the run stopped at step {env_steps}",
+        trip.failed, trip.window, m.safety.guard_false_alarm
     );
     if trip.late_steps > 0 {
         msg += &format!(
@@ -462,22 +511,48 @@ fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, env_steps: u64) -> Fi
             "\n  the add-on was <= 0 on every step (highest {addon_hi}): ending an episode early escapes it, so the residual learns to end episodes"
         );
     }
+    Fixable::new(msg, hold_the_task(m, addon_hi <= 0.0))
+}
+
+/// Why a point of the learning curve stopped the run.
+fn curve_stop(
+    ctl: &Controller,
+    eval: &PolicyEval,
+    prior: Baseline,
+    test: &SequentialTest,
+    env_steps: u64,
+) -> Fixable {
+    let m = &ctl.bundle.manifest;
+    let failed = eval.outcomes.iter().filter(|ok| !**ok).count();
+    let msg = format!(
+        "the learning curve's point at step {env_steps} failed {failed} of {} evaluation episodes (success {:.2}), against at most {:.3} for the prior ({} of its {} evaluation episodes failed): the customized policy, as evaluated, is costing the robot its task, so the run stopped at step {env_steps} (false-alarm rate {} over the run, `[safety] guard_false_alarm`)",
+        eval.outcomes.len(),
+        eval.success_rate,
+        test.p0,
+        prior.failed,
+        prior.episodes,
+        m.safety.guard_false_alarm
+    );
+    Fixable::new(msg, hold_the_task(m, false))
+}
+
+/// What to change when the customization costs the robot its task.
+fn hold_the_task(m: &crate::bundle::manifest::Manifest, addon_never_positive: bool) -> String {
     let budget = if m.exploration.kl_budget_end > 0.0 {
         format!("tighten the KL budget (`exploration.kl_budget_end`, now {})", m.exploration.kl_budget_end)
     } else {
         "set a KL budget (`exploration.kl_budget_end`)".to_string()
     };
     // Advice about the add-on's sign only where it applies: it was <= 0 on every step.
-    let addon = if addon_hi <= 0.0 {
+    let addon = if addon_never_positive {
         "; write the add-on so that doing well scores >= 0 (e.g. add a constant)"
     } else {
         ""
     };
-    let fix = format!(
+    format!(
         "hold the prior's task more strongly: raise `residual.omega` and `residual.alpha` together (now {} and {}), or {budget}{addon}; then start over with --fresh",
         m.residual.omega, m.residual.alpha
-    );
-    Fixable::new(msg, fix)
+    )
 }
 
 /// One point of the curve for the log: success rate and the bundle's metrics.

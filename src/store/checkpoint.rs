@@ -57,6 +57,9 @@ pub struct Progress {
     /// The prior's temperature as calibrated (`[prior] temperature = "auto"`), so that a resumed
     /// run acts and learns at the same one.
     pub prior_temperature: Option<f32>,
+    /// The prior's own whole episodes the failure guard measured its rate on, and how many
+    /// failed, so that a resumed run compares with the same baseline.
+    pub prior_episodes: Option<(u32, u32)>,
 }
 
 /// FNV-1a 64 of the manifest text: a checkpoint is only resumed by the bundle that wrote it.
@@ -219,6 +222,9 @@ pub fn encode(
     meta.extend(extra_meta);
     if let Some(t) = progress.prior_temperature {
         meta.insert("prior_temperature".into(), t.to_string());
+    }
+    if let Some((n, k)) = progress.prior_episodes {
+        meta.insert("prior_episodes".into(), format!("{n} {k}"));
     }
     Ok(safetensors::serialize(views, Some(meta))?)
 }
@@ -435,7 +441,15 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
             })?),
             None => None,
         };
-    Ok(Progress { env_steps: num("env_steps")?, history, prior_temperature })
+    let prior_episodes =
+        match meta.get("prior_episodes").map(|v| v.split(' ').map(str::parse::<u32>).collect::<Vec<_>>()) {
+            Some(v) => match v[..] {
+                [Ok(n), Ok(k)] if k <= n => Some((n, k)),
+                _ => bail!("{}: metadata `prior_episodes` is not `<episodes> <failed>`", path.display()),
+            },
+            None => None,
+        };
+    Ok(Progress { env_steps: num("env_steps")?, history, prior_temperature, prior_episodes })
 }
 
 /// Restores the replay ring if the checkpoint has one of the same shape; otherwise the resumed
