@@ -87,8 +87,9 @@ impl SequentialTest {
     pub fn new(p0: f64, stop: u32, false_alarm: f64) -> Self {
         let p0 = p0.clamp(0.0, 1.0);
         let p1 = p0 + (1.0 - p0) * (stop as f64 / WINDOW as f64).min(1.0);
-        let log_lr = (stop > 0 && p1 > p0 && p0 > 0.0 && p1 < 1.0)
-            .then(|| ((p1 / p0).ln(), ((1.0 - p1) / (1.0 - p0)).ln()));
+        // p0 = 0 (declared: the prior never fails): one failure is conclusive (ln LR = +∞).
+        let log_lr =
+            (stop > 0 && p1 > p0 && p1 < 1.0).then(|| ((p1 / p0).ln(), ((1.0 - p1) / (1.0 - p0)).ln()));
         SequentialTest {
             log_lr,
             threshold: 1.0 / false_alarm,
@@ -339,6 +340,9 @@ mod tests {
         let trip = g.episode_end(3000, false, 7).expect("three failures in four against 0 of 100");
         assert_eq!((trip.failed, trip.window, trip.late_steps, trip.declared), (3, 4, 13, false));
         assert!((trip.p0 - (1.0 - 0.025f64.powf(0.01))).abs() < 1e-9);
+        // Declared 0: the first failure stops the run.
+        let mut g = FailureGuard::new(3, 0.05, 0, Baseline::default(), Some(0.0));
+        assert!(g.episode_end(1, true, 0).is_none() && g.episode_end(2, false, 0).is_some());
         // Declared: the rate is the declared one, with all of δ.
         let mut g = FailureGuard::new(3, 0.05, 0, Baseline::default(), Some(0.24));
         assert_eq!(g.p0(), (0.24, 0.05));

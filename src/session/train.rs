@@ -258,7 +258,9 @@ impl Training<'_> {
                         next_prior_params: next_params,
                         reward: r,
                         logp0_taken: d.logp0_taken,
-                        logpi_taken: d.logpi_taken,
+                        // The probability the applied action was taken with: 1 for one the
+                        // policy did not draw (greedy acting, the deadline fallback).
+                        logpi_taken: if d.not_drawn { 0.0 } else { d.logpi_taken },
                         next_obs: &ctl.res_obs,
                         next_logp0: &buf.next_logp0,
                         terminal: end.terminated,
