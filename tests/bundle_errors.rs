@@ -193,6 +193,14 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "unknown traces",
+            manifest: m(replace("n_step = 10", "n_step = 10\ntraces = \"tree-backup\"")),
+            prior: p.clone(),
+            field: Some("learning.traces"),
+            says: "unknown value `tree-backup`",
+            file: "manifest.toml",
+        },
+        Case {
             what: "unknown residual method",
             manifest: m(replace("activation = \"relu\"", "activation = \"relu\"\nmethod = \"ppo\"")),
             prior: p.clone(),

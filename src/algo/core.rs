@@ -26,6 +26,9 @@ pub struct Settings {
     pub grad_clip: f32,
     pub warmup: usize,
     pub updates_per_tick: usize,
+    /// Residual soft Q: weigh the n-step target's steps with Retrace's truncated importance
+    /// weights (`rql_discrete`; `[learning] traces = "retrace"`).
+    pub traces: bool,
 }
 
 /// The n-step residual return from one replay entry at step `t`, over `m ≤ n` consecutive
@@ -36,13 +39,16 @@ pub struct Settings {
 ///     + discount·V⁻(s_{t+m})
 /// ```
 ///
-/// `g` holds the first sum (add-on rewards only). The second is each learner's, under the
-/// *current* π̂ (the one whose value the head learns), never the π̂ stored at acting time, which
-/// was the KL-blended or an older policy: with it the target would be too low by about
-/// `α̂·γ^k·KL(π_b‖π̂)` per intermediate step. With the current π̂ the target is exact at the
-/// fixed point on any data, since `ω'·log π0 − α̂·log π̂ = V(s) − Q_R(s,a)` and the sum
-/// telescopes (tested against a tabular solution). The intermediate steps are the entries
-/// `first_step + k`, `1 ≤ k < m` ([`LearnerCore::mid_steps`]).
+/// `g` holds the first sum (add-on rewards only); the second is each learner's. Residual soft Q
+/// and the sampled method take it under the *current* π̂ (the one whose value the head learns):
+/// with the π̂ stored at acting time, which was the KL-blended or an older policy, the target would
+/// be too low by about `α̂·γ^k·KL(π_b‖π̂)` per intermediate step. With the current π̂ the target is
+/// exact at the fixed point on any data, since `ω'·log π0 − α̂·log π̂ = V(s) − Q_R(s,a)` and the
+/// sum telescopes (tested against a tabular solution). Exact at the fixed point is not a
+/// contraction off-policy: residual soft Q can weigh the steps with Retrace's truncated
+/// importance weights (`rql_discrete`, `[learning] traces`). Residual SAC still takes the stored
+/// behaviour's `log π` (issue 25). The
+/// intermediate steps are the entries `first_step + k`, `1 ≤ k < m` ([`LearnerCore::mid_steps`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NStep {
     /// Slot of the first transition (its `s`, `a`).
@@ -274,6 +280,7 @@ mod tests {
             grad_clip: 0.0,
             warmup: 1,
             updates_per_tick: 1,
+            traces: false,
         };
         let replay = Replay::new(16, Layout { n_obs: 1, n_actions: 2, ..Layout::default() });
         LearnerCore::new(settings, 1, 2, replay, 0)

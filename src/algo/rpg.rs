@@ -587,6 +587,7 @@ mod tests {
             grad_clip: 0.0,
             warmup: 0,
             updates_per_tick: 1,
+            traces: false,
         }
     }
 

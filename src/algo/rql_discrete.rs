@@ -7,7 +7,8 @@
 //! ```
 //!
 //! and `Q_R` is fitted (Huber loss, Adam, target network `Q_R⁻` by Polyak averaging) to the
-//! n-step residual soft target with Retrace's truncated importance weights (Munos et al., 2016)
+//! n-step residual soft target, with Retrace's truncated importance weights (Munos et al., 2016)
+//! where the bundle asks (`[learning] traces = "retrace"`; otherwise every `C = 1`)
 //!
 //! ```text
 //! y = Q_R⁻(s_t,a_t) + Σ_{k<m} γ^k·C_k·δ_{t+k}
@@ -25,10 +26,12 @@
 //!       + γ^m·(1−d)·C_{m−1}·V⁻(s_{t+m})
 //! ```
 //!
-//! With every `C = 1` (on-policy data) this is the uncorrected n-step soft target, exact at the
-//! fixed point on any data; the traces make the expected operator a contraction whatever the
-//! behaviour (a KL-budgeted blend near π0, or an adversarial one), where the uncorrected one can
-//! expand off-policy (issue 25; `tests` below). Everything the target needs is stored with the
+//! With every `C = 1` this is the uncorrected n-step soft target, exact at the fixed point on any
+//! data but not a contraction off-policy: it can expand where the behaviour differs from π̂ (a
+//! KL-budgeted blend near π0, greedy acting); the traces make the expected operator a contraction
+//! whatever the behaviour (`tests` below). They also cut the returns that carry the prior's
+//! future behaviour, and change what the bundles' settings give (`docs/design.md` §1.4), so
+//! they are not the default. Everything the target needs is stored with the
 //! transitions ([`super::replay`]): `log π0(·|s_{t+k})` is the previous entry's `log π0(·|s')`,
 //! so an update never runs the prior. With `n = 1` this is `y = r_R + γ(1−d)·V⁻(s')`.
 
@@ -196,7 +199,8 @@ impl ResidualSoftQ {
             let v = soft_value(q, logp0, omega, alpha);
             // log π̂⁻(a|s) = (Q_R⁻(s,a) + ω'·log π0(a|s) − V⁻(s)) / α̂.
             let log_pi = (q[a] + omega * logp0[a] - v) / alpha;
-            let c = (log_pi - self.mid_log_mu[i]).exp().min(1.0);
+            let c =
+                if self.core.settings.traces { (log_pi - self.mid_log_mu[i]).exp().min(1.0) } else { 1.0 };
             let c = if c.is_finite() { c } else { 0.0 };
             let before = self.trace[row];
             self.trace[row] = before * c;
@@ -285,6 +289,7 @@ mod tests {
             grad_clip: 0.0,
             warmup: 1,
             updates_per_tick: 1,
+            traces: false,
         };
         let q = fixed_point(omega as f64, alpha as f64, gamma as f64);
         let mut l = ResidualSoftQ::new(settings, S, A, 0);
@@ -404,12 +409,10 @@ mod tests {
 
     /// Hard target iterations `Q ← T̂Q` from `Q*` (T̂Q(s,a): the mean 10-step target of the
     /// replay's (s,a) entries, 8 000 steps of `behaviour`): the largest change of the first and
-    /// of the last of 60 iterations (stopping early past 1e3). `uncorrected` stores the
-    /// behaviour's log-probability as −∞, which turns every trace `min(1, π̂/μ)` to 1: the
-    /// n-step target without traces.
+    /// of the last of 60 iterations (stopping early past 1e3), with or without traces.
     fn hard_iterations(
         behaviour: impl Fn(usize, &mut rand_pcg::Pcg64Mcg) -> (usize, f32),
-        uncorrected: bool,
+        traces: bool,
     ) -> (f64, f64) {
         let batch = 64;
         let settings = Settings {
@@ -427,6 +430,7 @@ mod tests {
             grad_clip: 0.0,
             warmup: 1,
             updates_per_tick: 1,
+            traces,
         };
         let mut l = ResidualSoftQ::new(settings, N5, A, 0);
         let one_hot = |s: usize| {
@@ -453,7 +457,7 @@ mod tests {
                 action_values: &[],
                 reward: R5[s][a] as f32,
                 logp0_taken: PRIOR5[s][a].ln() as f32,
-                logpi_taken: if uncorrected { f32::NEG_INFINITY } else { log_mu },
+                logpi_taken: log_mu,
                 next_obs: &o2,
                 next_logp0: &lp2,
                 next_candidates: &[],
@@ -523,8 +527,8 @@ mod tests {
             (a, if a == worst { 0.9f32.ln() } else { 0.1f32.ln() })
         };
         let runs = [
-            ("behaviour = π0", hard_iterations(prior, false), hard_iterations(prior, true)),
-            ("adversarial", hard_iterations(adversarial, false), hard_iterations(adversarial, true)),
+            ("behaviour = π0", hard_iterations(prior, true), hard_iterations(prior, false)),
+            ("adversarial", hard_iterations(adversarial, true), hard_iterations(adversarial, false)),
         ];
         for (name, traces, plain) in &runs {
             eprintln!(

@@ -818,6 +818,9 @@ fn manifest_error(f: &Path, text: &str, e: &toml::de::Error) -> BundleError {
             "use `sampled` (actor-free, K candidates from the prior), `sac` (residual SAC) or `rpg` (residual policy gradient); leave it out for residual soft Q over every discrete action"
         }
         Some("residual.activation") => "use relu, tanh, sigmoid or identity",
+        Some("learning.traces") => {
+            "use `retrace` (truncated importance weights: a contraction whatever the behaviour) or `none`"
+        }
         Some("prior.engine") => {
             "use `auto` (resq's kernels where the graph allows, checked against tract) or `tract` (always tract: allocates, not real-time safe)"
         }

@@ -417,6 +417,18 @@ pub struct LearningSection {
     pub gae_lambda: f32,
     /// Method `rpg`: value-head steps per minibatch.
     pub value_steps: usize,
+    /// Residual soft Q (discrete): `retrace` weighs the n-step target's steps with truncated
+    /// importance weights, a contraction whatever the behaviour; `none` (the default) does not.
+    pub traces: Traces,
+}
+
+/// `[learning] traces`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Traces {
+    #[default]
+    None,
+    Retrace,
 }
 
 impl Default for LearningSection {
@@ -437,6 +449,7 @@ impl Default for LearningSection {
             clip: 0.2,
             gae_lambda: 0.95,
             value_steps: 4,
+            traces: Traces::None,
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn settings(bundle: &Bundle) -> Settings {
         grad_clip: m.learning.grad_clip,
         warmup: m.learning.warmup,
         updates_per_tick: m.learning.updates_per_tick,
+        traces: m.learning.traces == crate::bundle::manifest::Traces::Retrace,
     }
 }
 
