@@ -113,3 +113,28 @@ fn a_curve_point_that_fails_the_task_stops_the_run() {
     // The prior was evaluated (before training); the stopped policy was not.
     assert_eq!((o.prior.episodes, o.customized.episodes), (20, 0));
 }
+
+/// A pure penalty on a robot whose episodes end in failure: the plain SB3 DQN sampled at
+/// temperature 1 drops the pole in some of its own episodes, and the add-on (−|x|/2.4) is ≤ 0 on
+/// every step, so resq says, before learning and in the report, what to write instead. The soft
+/// prior, which never fails, gets no such warning for the same add-on.
+#[test]
+fn a_pure_penalty_on_a_robot_that_falls_is_named_before_learning() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sb3_dqn_cartpole(dir.path());
+    let run = |b: Bundle| {
+        let out = tempfile::tempdir().unwrap();
+        let opts = Options { fresh: true, eval_episodes: Some(5), ..Options::new(200, 0, out.path()) };
+        let o = customize::outcome_of(customize::run(b, &opts)).unwrap();
+        (o.prior_early_failures, resq::session::report::warnings(&o).join("\n"))
+    };
+    let (early, w) = run(Bundle::load(dir.path()).unwrap());
+    assert!(early > 0, "the sampled DQN dropped the pole in none of its episodes");
+    assert!(
+        w.contains("ending an episode early escapes a pure penalty") && w.contains("add a constant"),
+        "{w}"
+    );
+    let (early, w) = run(Bundle::load(&root().join("models/cartpole")).unwrap());
+    assert_eq!(early, 0);
+    assert!(!w.contains("pure penalty"), "{w}");
+}

@@ -74,6 +74,9 @@ pub struct Outcome {
     /// Robot steps the prior acted greedily to calibrate its temperature (`"auto"`; 0 otherwise,
     /// and on a resumed run). Not training steps.
     pub calibration_steps: u64,
+    /// The prior's own episodes, evaluated and measured before training, that failed early (by a
+    /// termination): with an add-on ≤ 0 on every step, a pure penalty ending them escapes.
+    pub prior_early_failures: usize,
     /// How confident the prior is on the states it visited in its evaluation.
     pub prior_confidence: Option<Confidence>,
     /// The learning curve (`--eval-every`): one object per evaluation, `env_steps` and the
@@ -223,6 +226,8 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     if let Some(c) = &prior_confidence {
         info!("{}", confidence::reading(c, &ctl.bundle));
     }
+    // (The prior's episodes that failed early, by a termination: a pure penalty's way out.)
+    let mut early_failures = prior.early_failures;
     let training_baseline = match progress.prior_episodes {
         Some((episodes, failed)) => Baseline { episodes, failed },
         None if opts.measure_prior && ctl.bundle.manifest.safety.prior_episodes > 0 => {
@@ -230,6 +235,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             info!("measuring the prior's failure rate: {n} of its episodes, acting as training acts");
             let mode = ctl.bundle.manifest.exploration.mode;
             let e = evaluate_as(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, mode, n, opts.seed)?;
+            early_failures += e.early_failures;
             Baseline {
                 episodes: e.outcomes.len() as u32,
                 failed: e.outcomes.iter().filter(|ok| !**ok).count() as u32,
@@ -238,6 +244,9 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         None => Baseline::default(),
     };
     progress.prior_episodes = Some((training_baseline.episodes, training_baseline.failed));
+    if let Some(w) = prior.pure_penalty_warning(early_failures) {
+        warn!("{w}");
+    }
     let prior_episodes = PriorEpisodes {
         training: training_baseline,
         evaluation: (opts.eval_every > 0).then(|| Baseline {
@@ -356,6 +365,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         late_steps: end.counts.late_steps,
         not_drawn_steps: end.counts.not_drawn,
         prior_training_episodes: end.prior_episodes,
+        prior_early_failures: early_failures,
         unlearnable_commands: end.counts.unlearnable_commands,
         calibration_steps,
         prior_confidence,

@@ -24,6 +24,12 @@ pub struct PolicyEval {
     pub base_magnitude: Option<f64>,
     /// Mean per-episode sum of the add-on reward.
     pub addon_return: f64,
+    /// The add-on reward's highest and lowest value on any step (±∞ with no step).
+    #[serde(skip)]
+    pub addon_range: (f64, f64),
+    /// Failed episodes that ended early, by a termination (not the time limit).
+    #[serde(skip)]
+    pub early_failures: usize,
     /// Mean per-episode sum of each add-on term.
     pub addon_terms: Vec<(String, f64)>,
     /// The bundle's metrics.
@@ -42,6 +48,21 @@ pub struct PolicyEval {
 }
 
 impl PolicyEval {
+    /// A requirement written as a pure penalty (the add-on ≤ 0 on every step of this evaluation of
+    /// the prior) on a robot whose episodes end early in failure (`early_failures` of the prior's
+    /// own did): ending an episode early escapes the penalty, so the residual can learn to fail.
+    /// Says what to write instead: the add-on plus a constant at least its largest penalty seen.
+    pub fn pure_penalty_warning(&self, early_failures: usize) -> Option<String> {
+        let (hi, lo) = self.addon_range;
+        (early_failures > 0 && hi <= 0.0 && lo.is_finite()).then(|| {
+            format!(
+                "the add-on is <= 0 on every step the prior was evaluated on (lowest {lo:.4}) and {early_failures} of the prior's own episodes ended early in failure: ending an episode early escapes a pure penalty, so the residual can learn to fail; write the add-on so that doing well scores >= 0, e.g. add a constant of at least {:.4} to it (`[[addon.term]] expr = \"{:.4}\"`)",
+                -lo,
+                -lo
+            )
+        })
+    }
+
     /// Flat `name → number` map for the JSON report.
     pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
@@ -126,6 +147,8 @@ fn run_episodes(
     let mut counted = 0;
     let mut outcomes = Vec::with_capacity(episodes);
     let mut confidence = Vec::new();
+    let mut addon_range = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut early_failures = 0;
     // Episodes cut by the link are void and run again (at most as many again).
     let mut attempts = 0;
     let mut fresh = true;
@@ -145,6 +168,9 @@ fn run_episodes(
             fallbacks += d.fallback as u64;
             let (b, vals) = (&ctl.bundle, &stepper.vals);
             ep.addon += out.reward as f64;
+            if out.reward.is_finite() {
+                addon_range = (addon_range.0.max(out.reward as f64), addon_range.1.min(out.reward as f64));
+            }
             for (s, t) in ep.terms.iter_mut().zip(&stepper.terms) {
                 *s += *t as f64;
             }
@@ -170,6 +196,7 @@ fn run_episodes(
                     ep.length = if continuing { ep.steps } else { env.episode_steps() as u64 };
                     total.add(&ep);
                     outcomes.push(ep.successes > 0);
+                    early_failures += (ep.successes == 0 && end.terminated) as usize;
                     samples.extend_from_slice(&ep_samples);
                     counted += 1;
                 }
@@ -189,6 +216,8 @@ fn run_episodes(
         base_return: b.base_reward.as_ref().map(|_| total.base / n),
         base_magnitude: b.base_reward.as_ref().map(|_| total.base_abs / n),
         addon_return: total.addon / n,
+        addon_range,
+        early_failures,
         addon_terms: b.addon.term_names().zip(&total.terms).map(|(k, v)| (k.to_string(), v / n)).collect(),
         metrics: b
             .metrics

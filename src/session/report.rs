@@ -185,6 +185,7 @@ pub fn warnings(o: &Outcome) -> Vec<String> {
     } else {
         Vec::new()
     };
+    w.extend(o.prior.pure_penalty_warning(o.prior_early_failures));
     // Every point of the learning curve below the prior's success (− 0.05): the guard stops a run
     // only on statistical evidence, the report names each one.
     let below: Vec<String> = o
