@@ -288,6 +288,7 @@ mod tests {
                     trips += (0..300).any(|i| g.episode_end(1 + i, !rng.random_bool(p), 0).is_some()) as u32;
                 }
                 let rate = trips as f64 / runs as f64;
+                eprintln!("p = {p}, {n0} prior episodes: {rate:.4} of runs tripped");
                 assert!(rate <= 0.05, "p = {p}, {n0} prior episodes: {rate} of runs tripped");
             }
         }
