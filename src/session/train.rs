@@ -45,6 +45,13 @@ pub struct LoopEnd {
     pub counts: Counts,
 }
 
+impl LoopEnd {
+    /// The failure guard stopped the loop at `env_steps`, for `why`.
+    fn stopped(env_steps: u64, estop: bool, why: Fixable, prior_episodes: Baseline, counts: Counts) -> Self {
+        LoopEnd { env_steps, estop, stopped: Some(why), prior_episodes, counts }
+    }
+}
+
 /// Training ticks that were not ordinary, counted for the report.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counts {
@@ -297,14 +304,8 @@ impl Training<'_> {
                 late_in_episode = 0;
                 if let Some(trip) = trip {
                     bar.finish_and_clear();
-                    let stopped = Some(guard_stop(ctl, trip, addon_hi, env_steps));
-                    return Ok(LoopEnd {
-                        env_steps,
-                        estop,
-                        stopped,
-                        prior_episodes: guard.baseline(),
-                        counts,
-                    });
+                    let why = guard_stop(ctl, trip, addon_hi, env_steps);
+                    return Ok(LoopEnd::stopped(env_steps, estop, why, guard.baseline(), counts));
                 }
                 if next.is_none() {
                     episodes += 1;
@@ -332,14 +333,8 @@ impl Training<'_> {
                     // Every episode is a trial, in the order it ran.
                     if eval.outcomes.iter().any(|ok| test.episode(!ok)) {
                         bar.finish_and_clear();
-                        let stopped = Some(curve_stop(ctl, &eval, *prior, test, env_steps));
-                        return Ok(LoopEnd {
-                            env_steps,
-                            estop,
-                            stopped,
-                            prior_episodes: guard.baseline(),
-                            counts,
-                        });
+                        let why = curve_stop(ctl, &eval, *prior, test, env_steps);
+                        return Ok(LoopEnd::stopped(env_steps, estop, why, guard.baseline(), counts));
                     }
                 }
                 eval_due = next_due(env_steps, opts.eval_every);
