@@ -236,10 +236,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
             let mode = ctl.bundle.manifest.exploration.mode;
             let e = evaluate_as(&mut ctl, env, &mut supervisor, PolicyChoice::Prior, mode, n, opts.seed)?;
             early_failures += e.early_failures;
-            Baseline {
-                episodes: e.outcomes.len() as u32,
-                failed: e.outcomes.iter().filter(|ok| !**ok).count() as u32,
-            }
+            Baseline::of(&e.outcomes)
         }
         None => Baseline::default(),
     };
@@ -249,10 +246,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     }
     let prior_episodes = PriorEpisodes {
         training: training_baseline,
-        evaluation: (opts.eval_every > 0).then(|| Baseline {
-            episodes: prior.outcomes.len() as u32,
-            failed: prior.outcomes.iter().filter(|ok| !**ok).count() as u32,
-        }),
+        evaluation: (opts.eval_every > 0).then(|| Baseline::of(&prior.outcomes)),
     };
     let layout = learner.core().replay.layout();
     let mut learning = Learning::new(

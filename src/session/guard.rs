@@ -60,6 +60,14 @@ impl Baseline {
         hi
     }
 
+    /// The episodes of `outcomes` (true = succeeded), and how many failed.
+    pub fn of(outcomes: &[bool]) -> Self {
+        Baseline {
+            episodes: outcomes.len() as u32,
+            failed: outcomes.iter().filter(|ok| !**ok).count() as u32,
+        }
+    }
+
     pub fn add(&mut self, failed: bool) {
         self.episodes += 1;
         self.failed += failed as u32;
@@ -76,10 +84,6 @@ pub struct SequentialTest {
     log_s: f64,
     t: u64,
     pub p0: f64,
-    pub p1: f64,
-    /// The last [`WINDOW`] outcomes (true = failed), newest last, and their count.
-    recent: u32,
-    seen: u32,
 }
 
 impl SequentialTest {
@@ -90,22 +94,11 @@ impl SequentialTest {
         // p0 = 0 (declared: the prior never fails): one failure is conclusive (ln LR = +∞).
         let log_lr =
             (stop > 0 && p1 > p0 && p1 < 1.0).then(|| ((p1 / p0).ln(), ((1.0 - p1) / (1.0 - p0)).ln()));
-        SequentialTest {
-            log_lr,
-            threshold: 1.0 / false_alarm,
-            log_s: f64::NEG_INFINITY,
-            t: 0,
-            p0,
-            p1,
-            recent: 0,
-            seen: 0,
-        }
+        SequentialTest { log_lr, threshold: 1.0 / false_alarm, log_s: f64::NEG_INFINITY, t: 0, p0 }
     }
 
     /// One more episode; true when the test rejects `H0` (the run must stop).
     pub fn episode(&mut self, failed: bool) -> bool {
-        self.recent = ((self.recent << 1) | failed as u32) & ((1 << WINDOW) - 1);
-        self.seen += 1;
         let Some((fail, ok)) = self.log_lr else { return false };
         self.t += 1;
         let t = self.t as f64;
@@ -117,16 +110,6 @@ impl SequentialTest {
     /// `M_t`.
     pub fn statistic(&self) -> f64 {
         self.log_s.exp() + 1.0 / (self.t as f64 + 1.0)
-    }
-
-    /// Failed episodes among the last [`WINDOW`] (or fewer, early on).
-    pub fn recent_failed(&self) -> usize {
-        self.recent.count_ones() as usize
-    }
-
-    /// Episodes the `recent_failed` count is over.
-    pub fn recent_len(&self) -> usize {
-        (self.seen as usize).min(WINDOW)
     }
 
     /// Whether the test can trip at all.
@@ -186,7 +169,8 @@ pub struct FailureGuard {
     declared: Option<f64>,
     baseline: Baseline,
     test: Option<SequentialTest>,
-    late: heapless::Deque<u32, WINDOW>,
+    /// The last [`WINDOW`] episodes after the warm-up: (failed, late steps), newest last.
+    recent: heapless::Deque<(bool, u32), WINDOW>,
 }
 
 impl FailureGuard {
@@ -207,7 +191,7 @@ impl FailureGuard {
             declared,
             baseline,
             test: None,
-            late: heapless::Deque::new(),
+            recent: heapless::Deque::new(),
         }
     }
 
@@ -230,17 +214,17 @@ impl FailureGuard {
             self.test = Some(SequentialTest::new(p0, self.stop, false_alarm));
         }
         let test = self.test.as_mut().expect("set above");
-        if self.late.is_full() {
-            self.late.pop_front();
+        if self.recent.is_full() {
+            self.recent.pop_front();
         }
-        let _ = self.late.push_back(late_steps);
+        let _ = self.recent.push_back((!success, late_steps));
         test.episode(!success).then(|| Trip {
-            failed: test.recent_failed(),
-            window: test.recent_len(),
+            failed: self.recent.iter().filter(|(f, _)| *f).count(),
+            window: self.recent.len(),
             p0: test.p0,
             baseline: self.baseline,
             declared: self.declared.is_some(),
-            late_steps: self.late.iter().sum(),
+            late_steps: self.recent.iter().map(|(_, l)| l).sum(),
         })
     }
 

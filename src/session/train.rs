@@ -520,7 +520,7 @@ fn curve_stop(
     env_steps: u64,
 ) -> Fixable {
     let m = &ctl.bundle.manifest;
-    let failed = eval.outcomes.iter().filter(|ok| !**ok).count();
+    let failed = Baseline::of(&eval.outcomes).failed;
     let msg = format!(
         "the learning curve's point at step {env_steps} failed {failed} of {} evaluation episodes (success {:.2}), against at most {:.3} for the prior ({} of its {} evaluation episodes failed): the customized policy, as evaluated, is costing the robot its task, so the run stopped at step {env_steps} (false-alarm rate {} over the run, `[safety] guard_false_alarm`)",
         eval.outcomes.len(),
