@@ -46,6 +46,7 @@ fn filled_soft_q(s: resq::algo::core::Settings) -> ResidualSoftQ {
             obs: &o,
             action: i % 2,
             action_values: &[],
+            pre_action: &[],
             next_candidates: &[],
             prior_params: &[],
             next_prior_params: &[],
@@ -136,7 +137,7 @@ fn benches(c: &mut Criterion) {
             let o = [-0.5 + 0.3 * (i as f32 * 0.01).sin(), 0.01 * (i as f32 * 0.02).cos()];
             let d = ctl.step(&o, PolicyChoice::Customized, ActMode::Sample, &mut rng);
             let sa = ctl.continuous.as_ref().unwrap();
-            let (a, params) = (sa.action.clone(), sa.gauss.clone());
+            let (a, u, params) = (sa.action.clone(), sa.pre_action.clone(), sa.gauss.clone());
             let obs = ctl.res_obs.clone();
             ctl.observe(&[o[0] + 0.001, o[1]]);
             let sa = ctl.continuous.as_ref().unwrap();
@@ -144,6 +145,7 @@ fn benches(c: &mut Criterion) {
                 obs: &obs,
                 action: d.action,
                 action_values: &a,
+                pre_action: &u,
                 next_candidates: &sa.candidates[..layout.cand_width],
                 prior_params: &params[..layout.param_width],
                 next_prior_params: &sa.gauss[..layout.param_width],

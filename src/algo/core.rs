@@ -46,8 +46,8 @@ pub struct Settings {
 /// exact at the fixed point on any data, since `ω'·log π0 − α̂·log π̂ = V(s) − Q_R(s,a)` and the
 /// sum telescopes (tested against a tabular solution). Exact at the fixed point is not a
 /// contraction off-policy: residual soft Q can weigh the steps with Retrace's truncated
-/// importance weights (`rql_discrete`, `[learning] traces`). Residual SAC still takes the stored
-/// behaviour's `log π` (issue 25). The
+/// importance weights (`rql_discrete`, `[learning] traces`). Residual SAC takes the stored
+/// behaviour's `log π`, a measured choice (see [`super::residual_sac`]'s doc). The
 /// intermediate steps are the entries `first_step + k`, `1 ≤ k < m` ([`LearnerCore::mid_steps`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NStep {
@@ -291,6 +291,7 @@ mod tests {
             obs: &[0.0],
             action: 0,
             action_values: &[],
+            pre_action: &[],
             next_candidates: &[],
             prior_params: &[],
             next_prior_params: &[],

@@ -17,6 +17,11 @@ pub struct Transition<'a> {
     pub action: usize,
     /// Continuous: the action taken, in [−1, 1] units (empty for discrete actions).
     pub action_values: &'a [f32],
+    /// Continuous: the pre-action `u` the action was drawn as (`a = tanh(u)` or `a = u`), or NaN
+    /// where unknown (an action the supervisor changed, an old checkpoint's entry): a reader of
+    /// `log π(a)` takes it from `u`, since `atanh(a)` of a squashed f32 action saturates at
+    /// `|u| ≈ 7.25` (empty for discrete actions).
+    pub pre_action: &'a [f32],
     /// The add-on reward `r_R(s, a, s')`.
     pub reward: f32,
     /// `log π0(a|s)` of the taken action.
@@ -75,6 +80,7 @@ pub struct Replay {
     pub next_prior_params: Vec<f32>,
     pub action: Vec<u32>,
     pub action_values: Vec<f32>,
+    pub pre_actions: Vec<f32>,
     pub reward: Vec<f32>,
     pub logp0_taken: Vec<f32>,
     pub logpi_taken: Vec<f32>,
@@ -101,6 +107,7 @@ impl Replay {
             next_prior_params: vec![0.0; capacity * param_width],
             next_candidates: vec![0.0; capacity * cand_width],
             action_values: vec![0.0; capacity * act_dim],
+            pre_actions: vec![f32::NAN; capacity * act_dim],
             written: 0,
             last_step: None,
             obs: vec![0.0; capacity * n_obs],
@@ -124,6 +131,7 @@ impl Replay {
             + self.prior_params.len()
             + self.next_prior_params.len()
             + self.action_values.len()
+            + self.pre_actions.len()
             + self.reward.len()
             + self.logp0_taken.len()
             + self.logpi_taken.len();
@@ -162,6 +170,7 @@ impl Replay {
         self.next_logp0[i * na..(i + 1) * na].copy_from_slice(t.next_logp0);
         let (ad, cw) = (self.act_dim, self.cand_width);
         self.action_values[i * ad..(i + 1) * ad].copy_from_slice(t.action_values);
+        self.pre_actions[i * ad..(i + 1) * ad].copy_from_slice(t.pre_action);
         self.next_candidates[i * cw..(i + 1) * cw].copy_from_slice(t.next_candidates);
         let pw = self.param_width;
         self.prior_params[i * pw..(i + 1) * pw].copy_from_slice(t.prior_params);
@@ -199,6 +208,11 @@ impl Replay {
 
     pub fn action_values_at(&self, slot: usize) -> &[f32] {
         &self.action_values[slot * self.act_dim..(slot + 1) * self.act_dim]
+    }
+
+    /// The pre-actions `u` of the entry in `slot` (NaN where unknown; see [`Transition::pre_action`]).
+    pub fn pre_action_at(&self, slot: usize) -> &[f32] {
+        &self.pre_actions[slot * self.act_dim..(slot + 1) * self.act_dim]
     }
 
     /// `[obs, action_values]` of the entry in `slot`, into `out` (a continuous head's input).

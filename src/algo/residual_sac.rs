@@ -295,16 +295,18 @@ impl ResidualLearner for ResidualSac {
             let mut xb = self.x_boot.row_mut(row);
             let xb = xb.as_slice_mut().expect("row-major");
             xb[..no].copy_from_slice(self.next_obs.row(row).as_slice().expect("row-major"));
-            let mut a = [0.0f32; firmware_bridge::MAX_COMMANDS];
+            // log π0 of the draw from its pre-action u: read back from the f32 action, a draw
+            // with |u| > 8.7 would be taken for u ≈ 7.25 (`Family::log_prob_pre`).
+            let mut u = [0.0f32; firmware_bridge::MAX_COMMANDS];
             let mut lp_theta = 0.0f32;
             for j in 0..ad {
                 let e = normal(&mut self.core.rng);
                 let dr = draw(fam, p0, d, ad, j, e);
-                a[j] = dr.a;
+                u[j] = dr.u;
                 xb[no + j] = dr.a;
                 lp_theta += -0.5 * e * e - dr.log_std - HALF_LN_2PI + fam.log_det(dr.a).0;
             }
-            let lp0 = fam.log_prob(&p0[..ad], &p0[ad..], &a[..ad]);
+            let lp0 = fam.log_prob_pre(&p0[..ad], &p0[ad..], &u[..ad]);
             self.boot_soft[row] = omega * lp0 - alpha * lp_theta;
         }
         let q1t = self.core.target.forward(self.x_boot.view(), &mut self.target1_trace);

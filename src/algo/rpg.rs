@@ -51,7 +51,7 @@ use rand::seq::SliceRandom;
 use super::core::{gradient_step, LearnerCore, NamedNet, NamedNetMut, ResidualLearner, Settings};
 use super::replay::{Layout, Replay};
 use crate::nn::{mlp::Trace, Adam, Grads, Mlp};
-use crate::policy::prior::{Family, LOG_STD_MAX, LOG_STD_MIN, SQUASH_EPS};
+use crate::policy::prior::{Family, LOG_STD_MAX, LOG_STD_MIN};
 
 const HALF_LN_2PI: f64 = crate::policy::prior::gaussian::HALF_LN_2PI;
 
@@ -104,14 +104,15 @@ impl PolicyHead {
     }
 
     /// `log π_θ(a|s)` for the prior's parameters `base` and the residual's output `delta`, and
-    /// its gradient in `delta` into `grad`. `action` is the discrete index, `values` the
-    /// continuous action (in [−1, 1] units). No allocation.
+    /// its gradient in `delta` into `grad`. `action` is the discrete index, `pre` the
+    /// continuous action's pre-action `u` (`a = tanh(u)` or `a = u`, [−1, 1] units). No
+    /// allocation.
     pub fn log_prob_and_grad(
         self,
         base: &[f32],
         delta: &[f32],
         action: usize,
-        values: &[f32],
+        pre: &[f32],
         grad: &mut [f32],
     ) -> f32 {
         match self {
@@ -131,14 +132,7 @@ impl PolicyHead {
                     let mu = (base[j] + delta[j]) as f64;
                     let raw = base[ad + j] + delta[ad + j];
                     let ls = raw.clamp(LOG_STD_MIN, LOG_STD_MAX) as f64;
-                    let (u, log_det) = match family {
-                        Family::Squashed => {
-                            let eps = SQUASH_EPS as f64;
-                            let ac = (values[j] as f64).clamp(-(1.0 - eps), 1.0 - eps);
-                            (ac.atanh(), -(1.0 - ac * ac + 1e-6).ln())
-                        }
-                        Family::Clipped => (values[j] as f64, 0.0),
-                    };
+                    let (u, log_det) = (pre[j] as f64, family.log_det_pre(pre[j]));
                     let sigma = ls.exp();
                     let z = (u - mu) / sigma;
                     lp += -0.5 * z * z - ls - HALF_LN_2PI + log_det;
@@ -377,7 +371,15 @@ impl ResidualPg {
             self.obs.row_mut(row).as_slice_mut().expect("row-major").copy_from_slice(r.obs_at(slot));
             self.base[row * w..(row + 1) * w].copy_from_slice(r.prior_params_at(slot));
             self.actions[row] = r.action[slot];
-            self.values[row * ad..(row + 1) * ad].copy_from_slice(r.action_values_at(slot));
+            // The drawn pre-action u; read back from the action only where it is unknown.
+            let fam = match self.head {
+                PolicyHead::Gaussian { family, .. } => family,
+                PolicyHead::Logits { .. } => Family::Clipped,
+            };
+            let (a, u) = (r.action_values_at(slot), r.pre_action_at(slot));
+            for j in 0..ad {
+                self.values[row * ad + j] = if u[j].is_nan() { fam.pre_action(a[j]) } else { u[j] };
+            }
             self.logp_behaviour[row] = r.logpi_taken[slot];
             self.adv_b[row] = self.adv[i];
             self.ret_b[row] = self.ret[i];
@@ -684,11 +686,30 @@ mod tests {
         let p0 = [0.3f32, -0.2, -1.0, -0.7];
         let a = [0.5f32, -0.4];
         for family in [Family::Squashed, Family::Clipped] {
+            let u = a.map(|v| family.pre_action(v));
             let lp =
-                PolicyHead::Gaussian { family, act_dim: 2 }.log_prob_and_grad(&p0, &[0.0; 4], 0, &a, &mut g);
+                PolicyHead::Gaussian { family, act_dim: 2 }.log_prob_and_grad(&p0, &[0.0; 4], 0, &u, &mut g);
             let want = family.log_prob(&p0[..2], &p0[2..], &a);
             assert!((lp - want).abs() < 1e-5, "{family:?}: {lp} vs {want}");
         }
+    }
+
+    /// A squashed draw far in the tail (`|u| > 8.7`: `tanh(u)` is ±1 in f32): the learner's
+    /// `log π_θ` of it, from the stored `u`, is the acting policy's, so the first epoch's ratio is
+    /// 1. Read back from the action (`u ≈ 7.25`), it was off by nats.
+    #[test]
+    fn a_draw_in_the_tail_has_ratio_one() {
+        let p0 = [9.0f32, 0.5f32.ln()];
+        let head = PolicyHead::Gaussian { family: Family::Squashed, act_dim: 1 };
+        let mut g = [0.0f32; 2];
+        for u in [9.4f32, 10.3, 8.0] {
+            let behaviour = Family::Squashed.log_prob_pre(&p0[..1], &p0[1..], &[u]);
+            let lp = head.log_prob_and_grad(&p0, &[0.0; 2], 0, &[u], &mut g);
+            assert!((lp - behaviour).abs() < 1e-4, "u {u}: {lp} vs {behaviour}");
+        }
+        let read_back = Family::Squashed.pre_action(Family::Squashed.action(10.3));
+        let lp = head.log_prob_and_grad(&p0, &[0.0; 2], 0, &[read_back], &mut g);
+        assert!((lp - Family::Squashed.log_prob_pre(&p0[..1], &p0[1..], &[10.3])).abs() > 1.0);
     }
 
     /// GAE against its definition written out: discounted sums of TD errors, cut at episode
@@ -725,6 +746,7 @@ mod tests {
                 obs: &obs,
                 action: (step % 2) as usize,
                 action_values: &[],
+                pre_action: &[],
                 reward: -0.1,
                 logp0_taken: lp[0],
                 logpi_taken: lp[0],

@@ -46,8 +46,10 @@ pub struct ContinuousActor {
     pub raw: Vec<f32>,
     /// `[mean, log_std]` of the prior at the current state, [−1, 1] units.
     pub gauss: Vec<f32>,
-    /// Candidates `[K, act_dim]`, action-variable units.
+    /// Candidates `[K, act_dim]`, action-variable units, and the pre-actions `u` they were
+    /// drawn as.
     pub candidates: Vec<f32>,
+    pub candidate_pre: Vec<f32>,
     /// `log π0(a_k|s)`.
     pub logp0: Vec<f32>,
     pub q_r: Vec<f32>,
@@ -55,8 +57,10 @@ pub struct ContinuousActor {
     /// The prior's most likely action `family(mean)` and its `log π0`.
     pub mean_action: Vec<f32>,
     pub mean_logp0: f32,
-    /// The action chosen at the last step (action-variable units).
+    /// The action chosen at the last step (action-variable units), and its pre-action `u`
+    /// (`action = family(u)`), kept because `atanh` of a squashed f32 action saturates.
     pub action: Vec<f32>,
+    pub pre_action: Vec<f32>,
     /// Command units → [−1, 1], per dimension: `(x − mid) / half` (identity for squashed
     /// priors).
     mid: Vec<f32>,
@@ -170,12 +174,14 @@ impl ContinuousActor {
             raw: vec![0.0; kind.raw_width(act_dim)],
             gauss: vec![0.0; 2 * act_dim],
             candidates: vec![0.0; k * act_dim],
+            candidate_pre: vec![0.0; k * act_dim],
             logp0: vec![0.0; k],
             q_r: vec![0.0; k],
             logits: vec![0.0; k],
             mean_action: vec![0.0; act_dim],
             mean_logp0: 0.0,
             action: vec![0.0; act_dim],
+            pre_action: vec![0.0; act_dim],
             mid,
             half,
             fixed_log_std,
@@ -207,14 +213,16 @@ impl ContinuousActor {
         for j in 0..ad {
             self.mean_action[j] = fam.action(mean[j]);
         }
-        self.mean_logp0 = fam.log_prob(mean, log_std, &self.mean_action);
+        self.mean_logp0 = fam.log_prob_pre(mean, log_std, mean);
         for c in 0..self.k {
             let a = &mut self.candidates[c * ad..(c + 1) * ad];
+            let u = &mut self.candidate_pre[c * ad..(c + 1) * ad];
             for j in 0..ad {
                 let std = log_std[j].clamp(LOG_STD_MIN, LOG_STD_MAX).exp();
-                a[j] = fam.action(mean[j] + std * normal(rng));
+                u[j] = mean[j] + std * normal(rng);
+                a[j] = fam.action(u[j]);
             }
-            self.logp0[c] = fam.log_prob(mean, log_std, a);
+            self.logp0[c] = fam.log_prob_pre(mean, log_std, u);
         }
     }
 
@@ -227,6 +235,7 @@ impl ContinuousActor {
     pub fn choose_prior(&mut self, greedy: bool) -> Choice {
         if greedy {
             self.action.copy_from_slice(&self.mean_action);
+            self.pre_action.copy_from_slice(&self.gauss[..self.act_dim]);
             Choice {
                 index: 0,
                 logp0: self.mean_logp0,
@@ -237,6 +246,7 @@ impl ContinuousActor {
             }
         } else {
             self.action.copy_from_slice(&self.candidates[..self.act_dim]);
+            self.pre_action.copy_from_slice(&self.candidate_pre[..self.act_dim]);
             Choice {
                 index: 0,
                 logp0: self.logp0[0],
@@ -305,6 +315,9 @@ impl ContinuousActor {
             let (mean, log_std) = self.gauss.split_at(ad);
             let lp0 = self.family.log_prob(mean, log_std, &point[..ad]);
             self.action.copy_from_slice(&point[..ad]);
+            for j in 0..ad {
+                self.pre_action[j] = self.family.pre_action(point[j]);
+            }
             return Choice { index: 0, logp0: lp0, logpi: logpi(q, lp0), fallback: false, kl, lambda };
         }
         // Sample k ~ softmax(λ·ℓ) by inverse CDF.
@@ -318,6 +331,7 @@ impl ContinuousActor {
             }
         }
         self.action.copy_from_slice(&self.candidates[c * ad..(c + 1) * ad]);
+        self.pre_action.copy_from_slice(&self.candidate_pre[c * ad..(c + 1) * ad]);
         Choice {
             index: c,
             logp0: self.logp0[c],
@@ -349,14 +363,15 @@ impl ContinuousActor {
         let (lambda, kl) = shift_within_budget(&self.gauss, delta, kl_budget, &mut self.policy);
         for j in 0..ad {
             let eps = if greedy { 0.0 } else { normal(rng) };
-            self.action[j] = fam.action(self.policy[j] + self.policy[ad + j].exp() * eps);
+            self.pre_action[j] = self.policy[j] + self.policy[ad + j].exp() * eps;
+            self.action[j] = fam.action(self.pre_action[j]);
         }
         let (mean0, log_std0) = self.gauss.split_at(ad);
         let (mean, log_std) = self.policy.split_at(ad);
         Choice {
             index: 0,
-            logp0: fam.log_prob(mean0, log_std0, &self.action),
-            logpi: fam.log_prob(mean, log_std, &self.action),
+            logp0: fam.log_prob_pre(mean0, log_std0, &self.pre_action),
+            logpi: fam.log_prob_pre(mean, log_std, &self.pre_action),
             fallback: false,
             kl,
             lambda,

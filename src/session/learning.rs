@@ -154,7 +154,7 @@ impl LoopLearning for Learning {
 }
 
 /// Floats a queued transition can carry: `obs`, `next_obs`, `next_logp0`, `action_values`,
-/// `next_candidates`, `prior_params`, `next_prior_params` together (bundles wider than this learn
+/// `pre_action`, `next_candidates`, `prior_params`, `next_prior_params` together (bundles wider than this learn
 /// inline).
 pub const RECORD_FLOATS: usize = 192;
 /// Messages the queue holds.
@@ -185,7 +185,7 @@ pub enum Message {
 
 /// The floats a transition of `layout` needs.
 pub fn record_width(l: &Layout) -> usize {
-    2 * l.n_obs + l.n_actions + l.act_dim + l.cand_width + 2 * l.param_width
+    2 * l.n_obs + l.n_actions + 2 * l.act_dim + l.cand_width + 2 * l.param_width
 }
 
 impl Record {
@@ -207,6 +207,7 @@ impl Record {
             t.next_obs,
             t.next_logp0,
             t.action_values,
+            t.pre_action,
             t.next_candidates,
             t.prior_params,
             t.next_prior_params,
@@ -219,8 +220,9 @@ impl Record {
 
     /// The transition again, for a replay of `layout`.
     pub fn unpack(&self, l: &Layout) -> Transition<'_> {
-        let widths = [l.n_obs, l.n_obs, l.n_actions, l.act_dim, l.cand_width, l.param_width, l.param_width];
-        let mut parts: [&[f32]; 7] = [&[]; 7];
+        let widths =
+            [l.n_obs, l.n_obs, l.n_actions, l.act_dim, l.act_dim, l.cand_width, l.param_width, l.param_width];
+        let mut parts: [&[f32]; 8] = [&[]; 8];
         let mut at = 0;
         for (p, w) in parts.iter_mut().zip(widths) {
             *p = &self.floats[at..at + w];
@@ -232,9 +234,10 @@ impl Record {
             next_logp0: parts[2],
             action: self.action as usize,
             action_values: parts[3],
-            next_candidates: parts[4],
-            prior_params: parts[5],
-            next_prior_params: parts[6],
+            pre_action: parts[4],
+            next_candidates: parts[5],
+            prior_params: parts[6],
+            next_prior_params: parts[7],
             reward: self.reward,
             logp0_taken: self.logp0_taken,
             logpi_taken: self.logpi_taken,
@@ -394,14 +397,15 @@ mod tests {
     fn a_record_round_trips_a_transition() {
         let l = Layout { n_obs: 3, n_actions: 4, act_dim: 1, cand_width: 4, param_width: 2 };
         let v: Vec<f32> = (0..record_width(&l)).map(|i| i as f32 * 0.5).collect();
-        let (o, no, lp, a, c, p, np) =
-            (&v[0..3], &v[3..6], &v[6..10], &v[10..11], &v[11..15], &v[15..17], &v[17..19]);
+        let (o, no, lp, a, u, c, p, np) =
+            (&v[0..3], &v[3..6], &v[6..10], &v[10..11], &v[11..12], &v[12..16], &v[16..18], &v[18..20]);
         let t = Transition {
             obs: o,
             next_obs: no,
             next_logp0: lp,
             action: 2,
             action_values: a,
+            pre_action: u,
             next_candidates: c,
             prior_params: p,
             next_prior_params: np,

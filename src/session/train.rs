@@ -99,6 +99,8 @@ struct Buffers {
     next_logp0: Vec<f32>,
     /// The continuous action taken, in [−1, 1] units (what the continuous heads take as input).
     action_unit: [f32; firmware_bridge::MAX_COMMANDS],
+    /// Its pre-action `u` (NaN where the supervisor changed the action).
+    pre_action: [f32; firmware_bridge::MAX_COMMANDS],
     /// The prior at `s`, kept with the transition by the methods that need it: its Gaussian
     /// (residual SAC, RPG) or `log π0(·|s)` (discrete RPG).
     params: Vec<f32>,
@@ -111,6 +113,7 @@ impl Buffers {
         self.obs.copy_from_slice(&ctl.res_obs);
         if let Some(sa) = &ctl.continuous {
             self.action_unit[..sa.act_dim].copy_from_slice(&sa.action);
+            self.pre_action[..sa.act_dim].copy_from_slice(&sa.pre_action);
             self.params.copy_from_slice(&sa.gauss[..self.pw]);
         } else {
             self.params.copy_from_slice(&ctl.logp0[..self.pw]);
@@ -164,6 +167,7 @@ impl Training<'_> {
             obs: vec![0.0; ctl.bundle.residual_inputs()],
             next_logp0: vec![0.0; ctl.logp0.len()],
             action_unit: [0.0; firmware_bridge::MAX_COMMANDS],
+            pre_action: [0.0; firmware_bridge::MAX_COMMANDS],
             params: vec![0.0; pw],
         };
         let started = Instant::now();
@@ -209,8 +213,8 @@ impl Training<'_> {
             // the command, the transition is about the applied command, not the chosen one.
             let supervised =
                 decisions.contains(Decisions::CLAMPED) || decisions.contains(Decisions::RATE_LIMITED);
-            let applied_known =
-                !supervised || applied_action(ctl, &stepper.cmd, &mut d, &mut buf.action_unit);
+            let applied_known = !supervised
+                || applied_action(ctl, &stepper.cmd, &mut d, &mut buf.action_unit, &mut buf.pre_action);
             if !applied_known {
                 counts.unlearnable_commands += 1;
             }
@@ -260,6 +264,7 @@ impl Training<'_> {
                         obs: &buf.obs,
                         action: d.action,
                         action_values: &buf.action_unit[..act_dim],
+                        pre_action: &buf.pre_action[..act_dim],
                         next_candidates,
                         prior_params: &buf.params,
                         next_prior_params: next_params,
@@ -385,12 +390,18 @@ fn learnable(end: StepEnd, d: &Decision, needs_behaviour: bool, counts: &mut Cou
 
 /// The action the robot received when the supervisor changed the command `cmd`: continuous, the
 /// command mapped back to `[−1, 1]` units into `unit` (inside the squashed families' open
-/// interval); discrete, the table row it equals, whose log-probabilities then go into `d`.
+/// interval; its pre-action in `pre` becomes unknown, NaN); discrete, the table row it equals, whose log-probabilities then go into `d`.
 /// Either way the applied action was not drawn from the acting policy (`d.not_drawn`: RPG does
 /// not learn from it; the Q-learners do, about the action applied). Returns false when the
 /// command is no action's: a discrete command between two table rows, or a continuous one
 /// outside the action's `[low, high]` (e.g. on its way to a `safe` value outside them).
-fn applied_action(ctl: &Controller, cmd: &[f32], d: &mut Decision, unit: &mut [f32]) -> bool {
+fn applied_action(
+    ctl: &Controller,
+    cmd: &[f32],
+    d: &mut Decision,
+    unit: &mut [f32],
+    pre: &mut [f32],
+) -> bool {
     match &ctl.bundle.action_space {
         ActionSpace::Continuous { low, high } => {
             let edge = 1.0 - crate::policy::prior::SQUASH_EPS;
@@ -401,6 +412,7 @@ fn applied_action(ctl: &Controller, cmd: &[f32], d: &mut Decision, unit: &mut [f
                 }
                 if u != unit[j] {
                     d.not_drawn = true;
+                    pre[j] = f32::NAN;
                 }
                 unit[j] = u.clamp(-edge, edge);
             }

@@ -173,7 +173,7 @@ pub fn encode(
     // The replay ring, so a resumed run learns on at once (no second warm-up).
     let r = &learner.replay;
     let flags = |v: &[bool]| v.iter().map(|b| *b as u8).collect::<Vec<u8>>();
-    let ring: [(&str, Dtype, Vec<usize>, Vec<u8>); 13] = [
+    let ring: [(&str, Dtype, Vec<usize>, Vec<u8>); 14] = [
         ("replay.obs", Dtype::F32, vec![r.capacity, r.n_obs], f32_bytes(&r.obs)),
         ("replay.next_obs", Dtype::F32, vec![r.capacity, r.n_obs], f32_bytes(&r.next_obs)),
         ("replay.next_logp0", Dtype::F32, vec![r.capacity, r.n_actions], f32_bytes(&r.next_logp0)),
@@ -189,6 +189,7 @@ pub fn encode(
         ("replay.terminal", Dtype::U8, vec![r.capacity], flags(&r.terminal)),
         ("replay.episode_end", Dtype::U8, vec![r.capacity], flags(&r.episode_end)),
         ("replay.action_values", Dtype::F32, vec![r.capacity, r.act_dim], f32_bytes(&r.action_values)),
+        ("replay.pre_actions", Dtype::F32, vec![r.capacity, r.act_dim], f32_bytes(&r.pre_actions)),
         ("replay.next_candidates", Dtype::F32, vec![r.capacity, r.cand_width], f32_bytes(&r.next_candidates)),
         ("replay.prior_params", Dtype::F32, vec![r.capacity, r.param_width], f32_bytes(&r.prior_params)),
         (
@@ -486,6 +487,9 @@ fn restore_replay(st: &SafeTensors, learner: &mut LearnerCore, written: u64) {
         r.terminal = flags("replay.terminal", cap)?;
         r.episode_end = flags("replay.episode_end", cap)?;
         r.action_values = f32s("replay.action_values", cap * r.act_dim)?;
+        // Not in checkpoints before it was stored: unknown (NaN), read back from the action.
+        r.pre_actions =
+            f32s("replay.pre_actions", cap * r.act_dim).unwrap_or_else(|| vec![f32::NAN; cap * r.act_dim]);
         r.next_candidates = f32s("replay.next_candidates", cap * r.cand_width)?;
         r.prior_params = f32s("replay.prior_params", cap * r.param_width)?;
         r.next_prior_params = f32s("replay.next_prior_params", cap * r.param_width)?;

@@ -64,6 +64,40 @@ impl Family {
         }
     }
 
+    /// `log π(a)` for a draw known by its pre-action `u` (`a = action(u)`): the Gaussian density
+    /// at `u` itself, not at `atanh(a)` recomputed from the f32 action, which for the squashed
+    /// family rounds to `a = ±1` once `|u| > 8.7` and would be read back as `u ≈ ±7.25`. The
+    /// change of variables is `−Σ_j ln(sech²(u_j) + 1e-6)`, equal to [`Self::log_det`] at `a`
+    /// wherever `a` is representable.
+    pub fn log_prob_pre(self, mean: &[f32], log_std: &[f32], u: &[f32]) -> f32 {
+        let lp = gaussian_log_prob(mean, log_std, u) as f64;
+        (lp + u.iter().map(|&uj| self.log_det_pre(uj)).sum::<f64>()) as f32
+    }
+
+    /// [`Self::log_det`]'s value from the pre-action: `−ln(sech²(u) + 1e-6)` (squashed), 0
+    /// (clipped).
+    #[inline]
+    pub fn log_det_pre(self, u: f32) -> f64 {
+        match self {
+            Family::Squashed => -(1.0 / (u as f64).cosh().powi(2) + 1e-6).ln(),
+            Family::Clipped => 0.0,
+        }
+    }
+
+    /// The pre-action of an action variable `a` where only `a` is known: `atanh(a)` (clamped
+    /// to ±(1 − ε) first) or `a`. Exact only while `|u| < 8.7` for the squashed family: keep
+    /// the drawn `u` where there is one.
+    #[inline]
+    pub fn pre_action(self, a: f32) -> f32 {
+        match self {
+            Family::Squashed => {
+                let eps = SQUASH_EPS as f64;
+                (a as f64).clamp(-(1.0 - eps), 1.0 - eps).atanh() as f32
+            }
+            Family::Clipped => a,
+        }
+    }
+
     /// `−Σ_j ln(1 − a_j² + 1e-6)` for the squashed family (0 for clipped): the change of
     /// variables from `u` to `a`, and its derivative in `u_j`, `2a(1−a²)/(1−a²+1e-6)`.
     #[inline]
@@ -134,6 +168,28 @@ mod tests {
             let want = gaussian_log_prob(&m, &ls, &u) + Family::Squashed.log_det(a).0;
             assert!((squashed_gaussian_log_prob(&m, &ls, &[a]) - want).abs() < 1e-4);
         }
+    }
+
+    /// A draw far in the tail (`|u| > 8.7`, where `tanh(u)` rounds to ±1 in f32) keeps its
+    /// density: from `u`, not from the action, which reads back as `u ≈ 7.25`.
+    #[test]
+    fn a_draw_in_the_tail_keeps_its_density() {
+        let (m, ls) = ([9.0f32], [0.0f32]);
+        for u in [9.5f32, 12.0, -3.0, 0.4] {
+            let a = Family::Squashed.action(u);
+            let z = u as f64 - 9.0;
+            let want = -0.5 * z * z - HALF_LN_2PI - (1.0 / (u as f64).cosh().powi(2) + 1e-6).ln();
+            let got = Family::Squashed.log_prob_pre(&m, &ls, &[u]) as f64;
+            assert!((got - want).abs() < 1e-4, "u {u}: {got} vs {want}");
+            if u.abs() < 5.0 {
+                // Where the action is representable, the two forms agree.
+                assert!((Family::Squashed.log_prob(&m, &ls, &[a]) as f64 - want).abs() < 2e-3);
+            }
+        }
+        // From the rounded action, u = 9.5 reads as ~7.25: the density is off by nats.
+        let from_a = Family::Squashed.log_prob(&m, &ls, &[Family::Squashed.action(9.5)]);
+        assert!((from_a - Family::Squashed.log_prob_pre(&m, &ls, &[9.5])).abs() > 1.0);
+        assert_eq!(Family::Clipped.log_prob_pre(&m, &ls, &[9.5]), gaussian_log_prob(&m, &ls, &[9.5]));
     }
 
     /// The log-det derivative against a central difference in `u`.
