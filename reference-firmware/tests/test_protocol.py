@@ -722,6 +722,38 @@ class LockStepEndToEnd(unittest.TestCase):
         self.assertEqual(rc, 0, fw.stderr)
         self.assertIn("host attached", fw.stderr)
 
+    def test_a_closed_pty_ends_the_session_at_once(self) -> None:
+        # PROTOCOL.md section 10 (settled): a firmware that sees the host close the port ends
+        # the session at once, not after LINK_TIMEOUT_US; a host that opens it again handshakes.
+        import gymnasium  # noqa: F401
+
+        fw = FirmwareProcess("--env", "CartPole-v1", "--port", "pty", "--mode", "lockstep")
+        host = None
+        try:
+            host = Host(fw.path)
+            host.send(host_hello(p.MODE_LOCKSTEP, 0, CARTPOLE_HASH, 4, 1))
+            self.assertIsInstance(host.recv({p.HELLO})[1], p.Hello)
+            host.send(p.Reset(3))
+            _, s = host.recv({p.SENSOR})
+            t_closed = time.monotonic()
+            host.close()
+            host = None
+            time.sleep(0.1)
+            host = Host(fw.path)
+            host.send(p.Command(s.seq, 0, [1.0]))     # the old session's next Command
+            _, m = host.recv({p.FAULT, p.SENSOR})
+            self.assertEqual((m.TYPE, m.code), (p.FAULT, p.FAULT_PROTOCOL))
+            self.assertLess(time.monotonic() - t_closed, p.LINK_TIMEOUT_US / 1e6)
+            host.send(host_hello(p.MODE_LOCKSTEP, 0, CARTPOLE_HASH, 4, 1))
+            self.assertIsInstance(host.recv({p.HELLO})[1], p.Hello)
+        finally:
+            if host is not None:
+                host.close()
+            rc = fw.stop()
+        self.assertEqual(rc, 0, fw.stderr)
+        self.assertIn("link lost (host closed the port)", fw.stderr)
+        self.assertNotIn("nothing received for 500 ms", fw.stderr)
+
 
 class RealTimeEndToEnd(unittest.TestCase):
     def test_pendulum_realtime_50hz(self) -> None:
