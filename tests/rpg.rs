@@ -4,6 +4,8 @@
 //! as the prior; and a checkpoint written in the middle of an update phase resumes
 //! that phase exactly (its rollout, advantages and minibatch order).
 
+mod common;
+
 use std::path::Path;
 
 use rand::SeedableRng;
@@ -28,7 +30,11 @@ fn metric(e: &resq::session::evaluate::PolicyEval, name: &str) -> f64 {
 #[test]
 fn rpg_moves_the_cartpole_to_the_centre_and_keeps_the_pole_up() {
     let out = tempfile::tempdir().unwrap();
-    let opts = Options { eval_episodes: Some(40), eval_every: 5_000, ..Options::new(20_000, 0, out.path()) };
+    let opts = Options {
+        eval_episodes: Some(40),
+        eval_every: 5_000,
+        ..Options::new(20_000, common::seed(0), out.path())
+    };
     let o = customize::run(bundle(), &opts).unwrap();
     let (p, c) = (metric(&o.prior, "mean_abs_x"), metric(&o.customized, "mean_abs_x"));
     eprintln!(
@@ -38,6 +44,8 @@ fn rpg_moves_the_cartpole_to_the_centre_and_keeps_the_pole_up() {
         o.history.episodes_failed(),
         o.updates
     );
+    common::figure("cartpole-rpg mean|x| ratio", c / p, "<=", 0.5);
+    common::figure("cartpole-rpg success", o.customized.success_rate, ">=", 0.95);
     assert!(c <= 0.5 * p, "customized mean|x| {c:.4} is not ≤ half the prior's {p:.4}");
     assert!(
         o.customized.success_rate >= 0.95,
@@ -56,7 +64,8 @@ fn rpg_moves_the_cartpole_to_the_centre_and_keeps_the_pole_up() {
 fn rpg_pushes_the_continuous_mountaincar_left_less() {
     let out = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar-rpg");
-    let o = customize::run(Bundle::load(&dir).unwrap(), &Options::new(200_000, 0, out.path())).unwrap();
+    let o = customize::run(Bundle::load(&dir).unwrap(), &Options::new(200_000, common::seed(0), out.path()))
+        .unwrap();
     let (p, c) = (metric(&o.prior, "left_push_fraction"), metric(&o.customized, "left_push_fraction"));
     eprintln!(
         "rpg, MountainCarContinuous: left pushes {p:.3} -> {c:.3} ({:.3}x); goal {:.2} -> {:.2}",
@@ -64,6 +73,8 @@ fn rpg_pushes_the_continuous_mountaincar_left_less() {
         o.prior.success_rate,
         o.customized.success_rate
     );
+    common::figure("mountaincar-rpg left-push ratio", c / p, "<=", 0.5);
+    common::figure("mountaincar-rpg goal", o.customized.success_rate, ">=", 0.9);
     assert!(c <= 0.5 * p, "left pushes {c:.3} vs the prior's {p:.3}");
     assert!(o.customized.success_rate >= 0.9, "goal in {:.2} of episodes", o.customized.success_rate);
     assert!(!o.diverged);
@@ -130,7 +141,8 @@ fn a_fresh_residual_acts_exactly_as_the_prior_for_every_prior_kind() {
 /// A deadline fallback sends the prior's own action, which was not drawn from the acting
 /// policy: residual policy gradient, which weighs each action by the probability it was drawn
 /// with, learns nothing from such steps; residual soft Q (off-policy) learns from them as from
-/// any other. Every tick misses a deadline of a nanosecond here.
+/// any other. Every tick misses a deadline of a nanosecond here, on a simulated robot that keeps
+/// its own time as a real-time one does (`SimEnv::real_time`).
 #[test]
 fn rpg_never_learns_from_actions_it_did_not_draw() {
     let run = |bundle: &str| {
@@ -138,7 +150,10 @@ fn rpg_never_learns_from_actions_it_did_not_draw() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(bundle);
         let b = Bundle::load_with(&dir, &["safety.tick_deadline_ms=0.000001".to_string()]).unwrap();
         let opts = Options { eval_episodes: Some(2), ..Options::new(1_500, 0, out.path()) };
-        customize::run(b, &opts).unwrap()
+        let plant = b.sim_plant.clone().unwrap();
+        let mut env = resq::robot::SimEnv::new(&plant, b.episode.time_limit(), 0).unwrap();
+        env.real_time = true;
+        customize::run_in(b, &mut env, &opts).unwrap()
     };
     let rpg = run("cartpole-rpg");
     assert_eq!(rpg.updates, 0, "RPG learned from steps whose action it did not draw");

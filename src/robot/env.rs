@@ -77,6 +77,13 @@ pub trait Env {
     fn episode_steps(&self) -> u32;
     /// Restarts the stream of episode starts: the same seed gives the same sequence of starts.
     fn reseed(&mut self, seed: u64);
+    /// The robot keeps its own time (a real-time firmware): a decision that misses the tick
+    /// deadline is replaced by the prior's fallback. A lock-step robot (a simulation, in process
+    /// or over the link) waits for the command, so a slow decision is not a miss, and a seeded
+    /// run does not depend on how busy the machine is.
+    fn real_time(&self) -> bool {
+        false
+    }
     /// The robot reports its e-stop pressed.
     fn estop(&self) -> bool {
         false

@@ -690,6 +690,10 @@ impl LinkEnv {
 }
 
 impl Env for LinkEnv {
+    fn real_time(&self) -> bool {
+        self.link.cfg.mode == Mode::RealTime
+    }
+
     fn reset(&mut self) -> Result<(), EnvError> {
         self.waiting_s = 0.0;
         for _ in 0..3 {

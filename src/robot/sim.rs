@@ -17,6 +17,10 @@ pub struct SimEnv {
     /// The command given to `act`, applied by `observe`.
     command: Vec<f32>,
     rng: rand_pcg::Pcg64Mcg,
+    /// Act as a robot that keeps its own time ([`Env::real_time`]): decisions past the tick
+    /// deadline fall back to the prior. Off by default (a simulation waits for its command); on
+    /// in tests of the fallback.
+    pub real_time: bool,
 }
 
 impl SimEnv {
@@ -31,11 +35,16 @@ impl SimEnv {
             signals: vec![0.0; n],
             command: Vec::with_capacity(firmware_bridge::MAX_VALUES),
             rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed),
+            real_time: false,
         })
     }
 }
 
 impl Env for SimEnv {
+    fn real_time(&self) -> bool {
+        self.real_time
+    }
+
     fn reset(&mut self) -> Result<(), EnvError> {
         self.plant.reset(&mut self.rng);
         self.plant.signals(&mut self.signals);

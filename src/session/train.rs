@@ -188,9 +188,10 @@ impl Training<'_> {
             if env.estop() {
                 supervisor.latch_estop();
             }
-            // The decision for these signals was made when they arrived; check its deadline.
-            let mut decisions =
-                decision_flags(ctl, env, &mut d, frame_at.elapsed() > deadline, &mut counts, env_steps);
+            // The decision for these signals was made when they arrived; check its deadline (a
+            // lock-step robot waits for it: `Env::real_time`).
+            let missed = env.real_time() && frame_at.elapsed() > deadline;
+            let mut decisions = decision_flags(ctl, env, &mut d, missed, &mut counts, env_steps);
             decisions.0 |= stepper.filter(ctl, supervisor).0;
             if supervisor.estop_latched() {
                 // Honoured until an explicit reset: restarting resq is that reset. The tick that

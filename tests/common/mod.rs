@@ -28,3 +28,18 @@ pub fn python(needs: &str) -> String {
         panic!("RESQ_PYTHON is not set: run the tests with scripts/test.sh, which makes the Python venv ({needs})")
     })
 }
+
+/// The seed of an end-to-end customization test: `RESQ_TEST_SEED`, or the test's own. The bars
+/// hold over seeds 0–4 with the margins `scripts/seed_margins.sh` measures (docs/testing.md).
+pub fn seed(default: u64) -> u64 {
+    match std::env::var("RESQ_TEST_SEED") {
+        Ok(s) if !s.trim().is_empty() => s.trim().parse().expect("RESQ_TEST_SEED is a number"),
+        _ => default,
+    }
+}
+
+/// Prints an end-to-end test's figure against its bar, in the one format
+/// `scripts/seed_margins.sh` collects: `figure <name>: <value> (bar <= <bar>)` or `>=`.
+pub fn figure(name: &str, value: f64, cmp: &str, bar: f64) {
+    eprintln!("figure {name}: {value:.4} (bar {cmp} {bar:.4})");
+}
