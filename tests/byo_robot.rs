@@ -80,7 +80,7 @@ fn a_mismatched_bundle_is_told_which_names_differ() {
 /// MountainCar-v0's bar, customized by `bundle` over the link: left pushes ≤ 0.5× the prior's,
 /// the goal in ≥ 90 % of episodes.
 fn pushes_left_half_as_often(bundle: &str, steps: u64) {
-    let (o, _dir) = run(bundle, steps, 0);
+    let (o, _dir) = run(bundle, steps, common::seed(0));
     let (p, c) = (metric(&o.prior, "left_fraction"), metric(&o.customized, "left_fraction"));
     eprintln!(
         "{bundle} over the link, {} steps: left {p:.3} -> {c:.3} ({:.2}x), goal {:.2} -> {:.2}",
@@ -89,6 +89,8 @@ fn pushes_left_half_as_often(bundle: &str, steps: u64) {
         o.prior.success_rate,
         o.customized.success_rate
     );
+    common::figure(&format!("{bundle} left-push ratio"), c / p, "<=", 0.5);
+    common::figure(&format!("{bundle} goal"), o.customized.success_rate, ">=", 0.9);
     assert!(c <= 0.5 * p, "left fraction {c:.3} vs the prior's {p:.3}");
     assert!(o.customized.success_rate >= 0.9, "goal in {:.2} of episodes", o.customized.success_rate);
 }
@@ -96,7 +98,7 @@ fn pushes_left_half_as_often(bundle: &str, steps: u64) {
 /// Reacher's bar, customized by `bundle` over the link: the second joint's τ₂² ≤ 0.6× the
 /// prior's, while the final fingertip distance stays ≤ 1.2× the prior's.
 fn spares_the_second_joint(bundle: &str, steps: u64) {
-    let (o, _dir) = run(bundle, steps, 0);
+    let (o, _dir) = run(bundle, steps, common::seed(0));
     let (p, c) = (metric(&o.prior, "tau2_sq"), metric(&o.customized, "tau2_sq"));
     let (pd, cd) = (metric(&o.prior, "final_distance"), metric(&o.customized, "final_distance"));
     eprintln!(
@@ -105,6 +107,8 @@ fn spares_the_second_joint(bundle: &str, steps: u64) {
         c / p,
         cd / pd
     );
+    common::figure(&format!("{bundle} tau2² ratio"), c / p, "<=", 0.6);
+    common::figure(&format!("{bundle} final distance ratio"), cd / pd, "<=", 1.2);
     assert!(c <= 0.6 * p, "tau2^2 {c:.4} vs the prior's {p:.4}");
     assert!(cd <= 1.2 * pd, "final distance {cd:.4} vs the prior's {pd:.4}");
 }
@@ -148,7 +152,7 @@ fn reacher_rpg_spares_its_second_joint() {
 /// velocity kept ≥ 0.8× (measured at 20 000 steps: 0.75×, 0.87×).
 #[test]
 fn halfcheetah_commands_get_smoother() {
-    let (o, _dir) = run("halfcheetah", 20_000, 0);
+    let (o, _dir) = run("halfcheetah", 20_000, common::seed(0));
     let (p, c) = (metric(&o.prior, "command_jump_sq"), metric(&o.customized, "command_jump_sq"));
     let (pv, cv) = (metric(&o.prior, "forward_velocity"), metric(&o.customized, "forward_velocity"));
     eprintln!(
@@ -157,6 +161,8 @@ fn halfcheetah_commands_get_smoother() {
         c / p,
         cv / pv
     );
+    common::figure("halfcheetah |da|² ratio", c / p, "<=", 0.85);
+    common::figure("halfcheetah velocity ratio", cv / pv, ">=", 0.8);
     assert!(c <= 0.85 * p, "|da|^2 {c:.3} vs the prior's {p:.3}");
     assert!(cv >= 0.8 * pv, "velocity {cv:.3} vs the prior's {pv:.3}");
 }

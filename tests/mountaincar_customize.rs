@@ -10,6 +10,8 @@
 //!   35 % fewer left pushes (measured 0.469× median, 0.581× worst: it reaches half on 3 seeds
 //!   of 5), same goal bar.
 
+mod common;
+
 use std::path::Path;
 
 use resq::session::customize::{self, Options, Outcome};
@@ -20,7 +22,8 @@ fn customize(method: &str) -> Outcome {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar");
     let b = Bundle::load_with(&dir, &[format!("residual.method={method:?}")]).unwrap();
     assert!(b.prior.is_realtime_safe(), "the SAC actor compiles to resq's kernels");
-    let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
+    let opts =
+        Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, common::seed(0), out.path()) };
     let o = customize::run(b, &opts).unwrap();
     assert!(!o.diverged);
     o
@@ -40,6 +43,7 @@ fn left_pushes(o: &Outcome, method: &str) -> (f64, f64) {
         o.prior.mean_episode_length,
         o.customized.mean_episode_length
     );
+    common::figure(&format!("mountaincar {method} goal"), o.customized.success_rate, ">=", 0.9);
     assert!(p > 0.3, "the prior pushes left often ({p})");
     assert!(o.customized.success_rate >= 0.9, "goal reached in only {:.2}", o.customized.success_rate);
     (p, c)
@@ -49,6 +53,7 @@ fn left_pushes(o: &Outcome, method: &str) -> (f64, f64) {
 fn residual_sac_halves_left_pushes_and_still_reaches_the_goal() {
     let mut o = customize("sac");
     let (p, c) = left_pushes(&o, "sac");
+    common::figure("mountaincar sac left-push ratio", c / p, "<=", 0.5);
     assert!(c <= 0.5 * p, "customized {c} vs prior {p}");
 
     // The learned actor under a tight KL budget: every decision keeps within it, and the budget
@@ -71,6 +76,7 @@ fn residual_sac_halves_left_pushes_and_still_reaches_the_goal() {
 #[test]
 fn sampled_residual_pushes_left_less_and_still_reaches_the_goal() {
     let (p, c) = left_pushes(&customize("sampled"), "sampled");
+    common::figure("mountaincar sampled left-push ratio", c / p, "<=", 0.65);
     assert!(c <= 0.65 * p, "customized {c} vs prior {p}");
 }
 

@@ -13,6 +13,8 @@
 //! `scripts/steps_to_customize.py` commands), with the bundles' 8 updates a tick for SAC (2 for
 //! the sampled method): 0.714× / 0.859×, 0.831× / 0.916×, 0.510× / 0.649×, 0.650× / 0.751×.
 
+mod common;
+
 use std::path::Path;
 
 use resq::session::customize::{self, Options};
@@ -25,7 +27,8 @@ fn torque_sq(bundle: &str, overrides: &[&str]) -> (f64, f64) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(bundle);
     let b = Bundle::load_with(&dir, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     let method = format!("{:?}", b.method);
-    let opts = Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, 0, out.path()) };
+    let opts =
+        Options { fresh: true, eval_episodes: Some(20), ..Options::new(10_000, common::seed(0), out.path()) };
     let o = customize::run(b, &opts).unwrap();
     assert!(!o.diverged);
     let m =
@@ -36,6 +39,7 @@ fn torque_sq(bundle: &str, overrides: &[&str]) -> (f64, f64) {
         "{bundle} {method}: torque²: prior {tp:.4} customized {tc:.4} ({:+.1} %); upright: prior {up:.3} customized {uc:.3}",
         100.0 * (tc - tp) / tp
     );
+    common::figure(&format!("{bundle} {method} upright ratio"), uc / up, ">=", 0.9);
     assert!(uc >= 0.9 * up, "upright {uc} vs prior {up}");
     (tp, tc)
 }
@@ -43,6 +47,7 @@ fn torque_sq(bundle: &str, overrides: &[&str]) -> (f64, f64) {
 #[test]
 fn residual_sac_saves_torque_and_keeps_the_pendulum_up() {
     let (tp, tc) = torque_sq("models/pendulum", &[]);
+    common::figure("pendulum sac torque² ratio", tc / tp, "<=", 0.9);
     assert!(tc <= 0.9 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
@@ -51,18 +56,21 @@ fn sampled_residual_saves_torque_and_keeps_the_pendulum_up() {
     // Its update scores K candidates at each state: 2 a tick, not the bundle's 8 for SAC.
     let (tp, tc) =
         torque_sq("models/pendulum", &["residual.method=\"sampled\"", "learning.updates_per_tick=2"]);
+    common::figure("pendulum sampled torque² ratio", tc / tp, "<=", 0.95);
     assert!(tc <= 0.95 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
 #[test]
 fn residual_sac_customizes_a_deterministic_behaviour_cloned_prior() {
     let (tp, tc) = torque_sq("models/pendulum-bc", &[]);
+    common::figure("pendulum-bc sac torque² ratio", tc / tp, "<=", 0.8);
     assert!(tc <= 0.8 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
 #[test]
 fn residual_sac_customizes_a_plain_gaussian_prior() {
     let (tp, tc) = torque_sq("models/pendulum-gaussian", &[]);
+    common::figure("pendulum-gaussian sac torque² ratio", tc / tp, "<=", 0.85);
     assert!(tc <= 0.85 * tp, "customized torque² {tc} vs prior {tp}");
 }
 
