@@ -6,9 +6,10 @@
 //! - **Lock-step**: the plant advances one step per valid Command and the firmware answers with the
 //!   next Sensor frame. A Command for a sequence number already answered (a retry after a lost
 //!   frame) is not applied twice: the last Sensor frame is sent again.
-//! - **Real-time**: every `period_us` the plant advances with the last valid Command, or with the
-//!   safe action (all zeros) once that Command is older than its `valid_for_us` (flag
-//!   COMMAND_TIMEOUT), and a Sensor frame is sent.
+//! - **Real-time**: every `period_us` the plant advances with the command in force, or with the
+//!   safe action (all zeros) once that command has expired (`valid_for_us` after its receipt: one
+//!   `Fault{CommandTimeout}` per expiry, and the flag COMMAND_TIMEOUT), and a Sensor frame is sent.
+//!   A step that runs late (an overrun) does not make up for the due times it missed.
 //!
 //! Either way, a Hello with the wrong version, layout or counts is answered with a Reject; nothing
 //! moves before a valid handshake; silence from the host for `LINK_TIMEOUT_US` applies the safe
@@ -57,7 +58,10 @@ pub struct FirmwareStats {
     pub resets: u64,
     pub repeated_sensor_frames: u64,
     pub stale_commands: u64,
+    /// Real-time commands that expired while in force (each sent one `Fault{CommandTimeout}`).
     pub command_timeouts: u64,
+    /// Real-time steps that ran a whole period or more after their due time (PROTOCOL.md §8.2).
+    pub overruns: u64,
     /// Real-time steps that did not run on the answer to the Sensor before them (LATE_COMMAND).
     pub late_steps: u64,
     pub link_timeouts: u64,
@@ -80,7 +84,14 @@ pub struct SimFirmware {
     terminated: bool,
     seq: u32,
     last_sensor: Option<Sensor>,
+    /// Real time: the command in force and when it expires (firmware clock, µs): it is in force
+    /// at `t` iff `t < expiry` (PROTOCOL.md §8.2).
     command: Option<(Values, u64)>,
+    /// Real time: the command in force expired and no Command was accepted since (§9).
+    timeout_active: bool,
+    /// Real time: a command expired since the last Sensor (that Sensor's period had the safe
+    /// action for a timeout, even if a new Command ended the timeout before the step).
+    timeout_since_sensor: bool,
     estop: bool,
     last_rx_us: u64,
     last_tx_us: u64,
@@ -88,7 +99,8 @@ pub struct SimFirmware {
     heartbeat_seq: u32,
     last_fault_us: u64,
     last_reset_seed: Option<u64>,
-    /// A Command was applied since the last Reset.
+    /// Lock-step: a Command was applied (the plant stepped on it) since the episode started;
+    /// only then does a `Reset` with the same seed start a new episode (PROTOCOL.md §8.1).
     commanded: bool,
     /// Real time: the seq of the episode's RESET Sensor, and of the last Command accepted in
     /// the episode (PROTOCOL.md §8.2).
@@ -126,6 +138,8 @@ impl SimFirmware {
             seq: 0,
             last_sensor: None,
             command: None,
+            timeout_active: false,
+            timeout_since_sensor: false,
             estop: false,
             last_rx_us: 0,
             last_tx_us: 0,
@@ -184,9 +198,12 @@ impl SimFirmware {
         self.estop = false;
     }
 
-    /// Presses the (simulated) e-stop: the safe action applies and a Fault is sent.
+    /// Presses the (simulated) e-stop: the safe action applies and a Fault is sent. The command
+    /// in force is dropped, and no command times out while the latch is set (PROTOCOL.md §9).
     pub fn press_estop(&mut self, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
         self.estop = true;
+        self.command = None;
+        self.timeout_active = false;
         self.send(&Message::Fault(Fault { code: FaultCode::EStop, t_us: now_us }), now_us, emit);
     }
 
@@ -319,10 +336,14 @@ impl SimFirmware {
                 }
             }
             _ if !self.connected => {}
+            // Lock-step only (PROTOCOL.md §8.1): a retried Reset whose answer was lost, the same
+            // episode start, sent again. In real time every Reset starts a new episode (§8.2).
             Message::Reset(r)
-                if self.episode_live && self.last_reset_seed == Some(r.seed) && !self.commanded =>
+                if self.mode == Mode::LockStep
+                    && self.episode_live
+                    && self.last_reset_seed == Some(r.seed)
+                    && !self.commanded =>
             {
-                // A retried Reset whose answer was lost: the same episode start, sent again.
                 self.stats.repeated_sensor_frames += 1;
                 if let Some(s) = self.last_sensor.clone() {
                     self.send(&Message::Sensor(s), now_us, emit);
@@ -371,6 +392,8 @@ impl SimFirmware {
         self.commanded = false;
         self.last_reset_seed = Some(seed);
         self.command = None;
+        self.timeout_active = false;
+        self.timeout_since_sensor = false;
         self.waiting = None;
         self.seq = self.seq.wrapping_add(1);
         self.first_seq = self.seq;
@@ -398,10 +421,13 @@ impl SimFirmware {
             self.send(&Message::Fault(Fault { code: FaultCode::Protocol, t_us: now_us }), now_us, emit);
             return;
         }
-        self.commanded = true;
         match self.mode {
             Mode::LockStep => {
                 if c.seq == self.seq {
+                    // Only a Command that is applied is the episode's first (PROTOCOL.md §8.1):
+                    // not a stale one, nor one with `seq == last − 1`, also right after the RESET
+                    // Sensor, where it answers a Sensor from before the episode.
+                    self.commanded = true;
                     let flags = self.step_plant(Some(&c.values));
                     self.seq = self.seq.wrapping_add(1);
                     self.emit_sensor(flags, now_us, emit);
@@ -422,12 +448,34 @@ impl SimFirmware {
                 let newer = self.applied_seq.is_none_or(|a| firmware_bridge::timing::seq_after(c.seq, a));
                 if sent && newer {
                     self.applied_seq = Some(c.seq);
-                    self.command = Some((c.values, now_us + c.valid_for_us as u64));
+                    // While the e-stop is latched it is accepted but not put in force (§9).
+                    if !self.estop {
+                        self.command = Some((c.values, now_us.saturating_add(c.valid_for_us as u64)));
+                        self.timeout_active = false;
+                        // `valid_for_us = 0` expires on receipt: a command timeout (§8.2).
+                        self.expire_command(now_us, emit);
+                    }
                 } else {
                     self.stats.stale_commands += 1;
                 }
             }
         }
+    }
+
+    /// Real time: ends the command in force if it has expired at `now_us` (in force iff
+    /// `now_us < t_r + valid_for_us`, PROTOCOL.md §8.2): the safe action applies, one
+    /// `Fault{CommandTimeout}` is sent for this expiry, and the timeout lasts until the next
+    /// accepted Command (§9).
+    fn expire_command(&mut self, now_us: u64, emit: &mut dyn FnMut(&[u8])) {
+        let Some((_, expiry)) = &self.command else { return };
+        if now_us < *expiry {
+            return;
+        }
+        self.command = None;
+        self.timeout_active = true;
+        self.timeout_since_sensor = true;
+        self.stats.command_timeouts += 1;
+        self.send(&Message::Fault(Fault { code: FaultCode::CommandTimeout, t_us: now_us }), now_us, emit);
     }
 
     /// Real time: when the next step is due (firmware clock, µs), while an episode runs.
@@ -454,22 +502,33 @@ impl SimFirmware {
             self.command = None;
             self.waiting = None;
         }
-        if self.mode == Mode::RealTime && self.connected && self.episode_live && now_us >= self.next_tick_us {
-            self.next_tick_us += self.period_us as u64;
-            if self.next_tick_us < now_us {
-                self.next_tick_us = now_us + self.period_us as u64;
+        let running = self.mode == Mode::RealTime && self.connected && self.episode_live;
+        if running && !self.terminated {
+            self.expire_command(now_us, emit);
+        }
+        if running && now_us >= self.next_tick_us {
+            // §8.2, overruns: the next step is due one period after this one's due time or, if
+            // that is not after now (a whole period or more was missed), one period after now.
+            // The due times missed are skipped.
+            self.next_tick_us = self.next_tick_us.saturating_add(self.period_us as u64);
+            if self.next_tick_us <= now_us {
+                self.stats.overruns += 1;
+                self.next_tick_us = now_us.saturating_add(self.period_us as u64);
             }
-            let valid = match &self.command {
-                Some((_, deadline)) => now_us <= *deadline,
-                None => false,
-            };
-            let values = if valid { self.command.as_ref().map(|(v, _)| v.clone()) } else { None };
+            // The command in force (expired ones were dropped just above), or the safe action.
+            let values = self.command.as_ref().map(|(v, _)| v.clone());
             // The step runs on the answer to the Sensor just before it, or it is late.
             let answered = self.applied_seq == Some(self.seq);
             let mut flags = self.step_plant(values.as_deref());
-            if !valid && self.commanded {
-                self.stats.command_timeouts += 1;
+            // The period before this Sensor had the safe action for a command timeout (§9).
+            if self.timeout_active || self.timeout_since_sensor {
                 flags.insert(SensorFlags::COMMAND_TIMEOUT);
+            }
+            self.timeout_since_sensor = false;
+            if self.terminated {
+                // The episode ended: no command is in force any more (and none expires).
+                self.command = None;
+                self.timeout_active = false;
             }
             if !answered {
                 self.stats.late_steps += 1;
@@ -483,5 +542,393 @@ impl SimFirmware {
             let hb = Heartbeat { seq: self.heartbeat_seq, t_us: now_us };
             self.send(&Message::Heartbeat(hb), now_us, emit);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rules PROTOCOL.md marks *Settled:* that this firmware used to get wrong (and the
+    //! command timeout of §9 they lean on), each at its exact boundary: frames in, the firmware's
+    //! own clock (µs) passed in, frames out.
+
+    use super::*;
+    use crate::plant::CartPole;
+    use firmware_bridge::timing::WAITING_INTERVAL_US;
+    use firmware_bridge::Reset;
+
+    const PERIOD: u32 = 20_000;
+
+    /// A cartpole firmware in session from t = 0, and what it sent (Heartbeats left out).
+    struct Bench {
+        fw: SimFirmware,
+        out: Vec<u8>,
+    }
+
+    impl Bench {
+        fn new(mode: Mode) -> Self {
+            let period = if mode == Mode::RealTime { PERIOD } else { 0 };
+            let fw = SimFirmware::new("cartpole", mode, period, 1).expect("a known plant");
+            let mut b = Bench { fw, out: Vec::new() };
+            let hash = firmware_bridge::layout_hash(&CartPole::SIGNALS, &["force"]);
+            let got = b.send(Message::Hello(Hello::host(mode, 0, hash, 4, 1)), 0);
+            assert!(matches!(got.as_slice(), [Message::Hello(_)]), "{got:?}");
+            b
+        }
+
+        fn send(&mut self, msg: Message, t: u64) -> Vec<Message> {
+            let frame = firmware_bridge::encode_to_vec(&msg).expect("encodes");
+            let out = &mut self.out;
+            self.fw.on_bytes(&frame, t, &mut |b| out.extend_from_slice(b));
+            self.take()
+        }
+
+        fn poll(&mut self, t: u64) -> Vec<Message> {
+            let out = &mut self.out;
+            self.fw.poll(t, &mut |b| out.extend_from_slice(b));
+            self.take()
+        }
+
+        /// The host keeps the session alive.
+        fn heartbeat(&mut self, t: u64) -> Vec<Message> {
+            self.send(Message::Heartbeat(Heartbeat { seq: 0, t_us: t }), t)
+        }
+
+        fn take(&mut self) -> Vec<Message> {
+            let mut d = Decoder::new();
+            let got = d
+                .push_slice(&self.out)
+                .map(|m| m.expect("the firmware sent a broken frame"))
+                .filter(|m| !matches!(m, Message::Heartbeat(_)))
+                .collect();
+            self.out.clear();
+            got
+        }
+    }
+
+    fn reset(seed: u64) -> Message {
+        Message::Reset(Reset { seed })
+    }
+
+    fn command(seq: u32, valid_for_us: u32, force: f32) -> Message {
+        Message::Command(Command { seq, valid_for_us, values: Values::from_slice(&[force]).unwrap() })
+    }
+
+    fn sensors(msgs: &[Message]) -> Vec<Sensor> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                Message::Sensor(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn one_sensor(msgs: &[Message]) -> Sensor {
+        let s = sensors(msgs);
+        assert_eq!(s.len(), 1, "expected one Sensor, got {msgs:?}");
+        s[0].clone()
+    }
+
+    fn faults(msgs: &[Message]) -> Vec<FaultCode> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                Message::Fault(f) => Some(f.code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The signals of a cartpole started from `seed` after one step on each of `forces` (0.0 is
+    /// the safe action): what a Sensor shows if the firmware's steps ran on exactly these.
+    fn after(seed: u64, forces: &[f32]) -> Values {
+        let mut p = plant::make("cartpole").unwrap();
+        p.reset(&mut SplitMix64(seed));
+        for f in forces {
+            p.step(&[*f]);
+        }
+        let mut s = [0.0f32; 4];
+        p.signals(&mut s);
+        Values::from_slice(&s).unwrap()
+    }
+
+    // ---- §8.1: which Command is the episode's first --------------------------------------
+
+    /// §8.1 *Settled:* right after the RESET Sensor, `seq == last − 1` re-sends the RESET Sensor,
+    /// does not step, and is not the episode's first Command: a resent `Reset` (same seed) still
+    /// re-sends the RESET Sensor.
+    #[test]
+    fn lock_step_last_minus_one_after_the_reset_sensor_is_not_the_first_command() {
+        let mut b = Bench::new(Mode::LockStep);
+        let r0 = one_sensor(&b.send(reset(5), 1_000));
+        let s1 = one_sensor(&b.send(command(r0.seq, 0, 1.0), 2_000));
+        // A new episode before the last one ended.
+        let r = one_sensor(&b.send(reset(6), 3_000));
+        assert_eq!((r.seq, r.flags), (s1.seq.wrapping_add(1), SensorFlags::RESET));
+        // It answers the previous episode's Sensor: the RESET Sensor again, no step.
+        assert_eq!(b.send(command(r.seq.wrapping_sub(1), 0, 1.0), 4_000), [Message::Sensor(r.clone())]);
+        assert_eq!(b.fw.stats.steps, 1);
+        assert_eq!(b.send(reset(6), 5_000), [Message::Sensor(r.clone())]);
+        assert_eq!(b.fw.stats.resets, 2);
+        let s = one_sensor(&b.send(command(r.seq, 0, 1.0), 6_000));
+        assert_eq!(s.seq, r.seq.wrapping_add(1));
+        assert_eq!(s.values, after(6, &[1.0]));
+    }
+
+    /// §8.1: the `Reset` exception holds until a Command is *applied*; ignored (stale) Commands
+    /// do not count.
+    #[test]
+    fn lock_step_a_stale_command_is_not_the_first_command() {
+        let mut b = Bench::new(Mode::LockStep);
+        let r = one_sensor(&b.send(reset(5), 1_000));
+        for seq in [r.seq.wrapping_add(1), r.seq.wrapping_sub(2), r.seq.wrapping_add(1_000)] {
+            assert!(b.send(command(seq, 0, 1.0), 2_000).is_empty());
+        }
+        assert_eq!(b.fw.stats.stale_commands, 3);
+        assert_eq!(b.send(reset(5), 3_000), [Message::Sensor(r.clone())]);
+        assert_eq!((b.fw.stats.resets, b.fw.stats.steps), (1, 0));
+    }
+
+    // ---- §8: a lost RESET Sensor after an operator wait ----------------------------------
+
+    /// Waits for a (simulated) operator from t = 1 000 to 301 000 with the host heartbeating;
+    /// returns the last WAITING Sensor and the RESET Sensor that ends the wait (lost on its way
+    /// to the host).
+    fn wait_and_lose_the_reset_sensor(b: &mut Bench) -> (Sensor, Sensor) {
+        b.fw.set_operator_reset(300_000);
+        let w = one_sensor(&b.send(reset(9), 1_000));
+        assert_eq!(w.flags, SensorFlags::WAITING);
+        // A Command during the wait is ignored.
+        assert!(b.send(command(w.seq, 40_000, 1.0), 2_000).is_empty());
+        let mut got = Vec::new();
+        for t in (51_000..=301_000).step_by(50_000) {
+            got.extend(b.heartbeat(t));
+            got.extend(b.poll(t));
+        }
+        let got = sensors(&got);
+        let waiting: Vec<_> = got.iter().filter(|s| s.flags == SensorFlags::WAITING).collect();
+        let resets: Vec<_> = got.iter().filter(|s| s.flags.contains(SensorFlags::RESET)).collect();
+        assert_eq!((waiting.len(), resets.len()), (2, 1), "{got:?}");
+        assert_eq!(waiting[1].t_us, 1_000 + 2 * WAITING_INTERVAL_US);
+        assert_eq!(resets[0].seq, waiting[1].seq.wrapping_add(1));
+        assert_eq!(b.fw.stats.resets, 1);
+        (waiting[1].clone(), resets[0].clone())
+    }
+
+    /// §8 *Settled:* lock-step: the host resends its `Reset` (same seed) once no WAITING Sensor
+    /// came for `LINK_TIMEOUT_US`; the firmware re-sends the RESET Sensor unchanged and does not
+    /// wait again, also when late Commands for the WAITING Sensors arrived after it.
+    #[test]
+    fn lock_step_a_lost_reset_sensor_after_an_operator_wait_is_sent_again() {
+        let mut b = Bench::new(Mode::LockStep);
+        let (last_waiting, lost) = wait_and_lose_the_reset_sensor(&mut b);
+        // Late answers to WAITING Sensors: one stale, one with seq == last − 1 (the RESET Sensor
+        // is re-sent, lost again). Neither is applied.
+        let first_waiting = last_waiting.seq.wrapping_sub(2);
+        assert!(b.send(command(first_waiting, 40_000, 1.0), 302_000).is_empty());
+        assert_eq!(b.send(command(last_waiting.seq, 40_000, 1.0), 303_000), [Message::Sensor(lost.clone())]);
+        let t = 301_000 + LINK_TIMEOUT_US;
+        for hb in (351_000..t).step_by(100_000) {
+            b.heartbeat(hb);
+            assert!(sensors(&b.poll(hb)).is_empty());
+        }
+        assert_eq!(b.send(reset(9), t), [Message::Sensor(lost.clone())]);
+        assert_eq!((b.fw.stats.resets, b.fw.stats.steps), (1, 0));
+        let s = one_sensor(&b.send(command(lost.seq, 0, 1.0), t + 1_000));
+        assert_eq!((s.seq, s.flags), (lost.seq.wrapping_add(1), SensorFlags::NONE));
+        assert_eq!(s.values, after(9, &[1.0]));
+    }
+
+    /// §8 *Settled:* in real time the resent `Reset` starts a new episode: the robot waits for
+    /// the operator again.
+    #[test]
+    fn real_time_a_resent_reset_after_an_operator_wait_waits_again() {
+        let mut b = Bench::new(Mode::RealTime);
+        let (_, lost) = wait_and_lose_the_reset_sensor(&mut b);
+        let w = one_sensor(&b.send(reset(9), 320_000));
+        assert_eq!((w.seq, w.flags), (lost.seq.wrapping_add(1), SensorFlags::WAITING));
+        assert_eq!(b.fw.next_step_us(), None, "no episode runs while the operator works");
+    }
+
+    // ---- §8.2: Reset in real time --------------------------------------------------------
+
+    /// §8.2: `Reset` in real time always starts a new episode (a new RESET Sensor), also with the
+    /// same seed and no Command yet.
+    #[test]
+    fn real_time_a_repeated_reset_starts_a_new_episode() {
+        let mut b = Bench::new(Mode::RealTime);
+        let r = one_sensor(&b.send(reset(3), 1_000));
+        let again = one_sensor(&b.send(reset(3), 2_000));
+        assert_eq!((again.seq, again.flags), (r.seq.wrapping_add(1), SensorFlags::RESET));
+        assert_eq!((again.t_us, b.fw.stats.resets), (2_000, 2));
+        // Its period timer starts from the new RESET Sensor.
+        assert_eq!(b.fw.next_step_us(), Some(2_000 + PERIOD as u64));
+        assert_eq!(b.fw.stats.repeated_sensor_frames, 0);
+    }
+
+    // ---- §8.2 / §9: expiry and command timeouts -------------------------------------------
+
+    /// A real-time episode whose RESET Sensor goes out at 1 000: steps are due at 21 000,
+    /// 41 000, …
+    fn real_time_episode(seed: u64) -> (Bench, Sensor) {
+        let mut b = Bench::new(Mode::RealTime);
+        let r = one_sensor(&b.send(reset(seed), 1_000));
+        assert_eq!(b.fw.next_step_us(), Some(21_000));
+        (b, r)
+    }
+
+    /// §8.2 *Settled:* in force iff `t_r ≤ t < t_r + valid_for_us`: the step at exactly
+    /// `t_r + valid_for_us` runs on the safe action, and the expiry is a command timeout (§9:
+    /// `Fault{2}`, COMMAND_TIMEOUT).
+    #[test]
+    fn real_time_a_step_at_receipt_plus_valid_for_runs_on_the_safe_action() {
+        let (mut b, r) = real_time_episode(1);
+        assert!(b.send(command(r.seq, 19_000, 1.0), 2_000).is_empty()); // expires at 21 000
+        assert!(b.poll(20_999).is_empty());
+        let out = b.poll(21_000);
+        assert_eq!(faults(&out), [FaultCode::CommandTimeout]);
+        assert!(
+            matches!(out[0], Message::Fault(Fault { t_us: 21_000, .. })),
+            "the Fault comes first: {out:?}"
+        );
+        let s = one_sensor(&out);
+        assert_eq!(s.values, after(1, &[0.0]));
+        assert!(s.flags.contains(SensorFlags::COMMAND_TIMEOUT), "{:?}", s.flags);
+        assert!(!s.flags.contains(SensorFlags::LATE_COMMAND), "{:?}", s.flags);
+        assert_eq!(b.fw.stats.command_timeouts, 1);
+    }
+
+    /// The other side of the boundary: one microsecond more and the step runs on the command.
+    #[test]
+    fn real_time_a_step_before_receipt_plus_valid_for_runs_on_the_command() {
+        let (mut b, r) = real_time_episode(1);
+        assert!(b.send(command(r.seq, 19_001, 1.0), 2_000).is_empty());
+        let out = b.poll(21_000);
+        assert_eq!(faults(&out), []);
+        let s = one_sensor(&out);
+        assert_eq!(s.values, after(1, &[1.0]));
+        assert_eq!(s.flags, SensorFlags::NONE);
+        // ... and it expires one microsecond later.
+        assert_eq!(faults(&b.poll(21_001)), [FaultCode::CommandTimeout]);
+    }
+
+    /// §8.2 *Settled:* `valid_for_us = 0` is accepted (it becomes `applied`) but expires on
+    /// receipt: never applied, and a command timeout like any other (`Fault{2}` at once).
+    #[test]
+    fn real_time_valid_for_0_expires_on_receipt() {
+        let (mut b, r) = real_time_episode(1);
+        let out = b.send(command(r.seq, 0, 1.0), 2_000);
+        assert_eq!(out, [Message::Fault(Fault { code: FaultCode::CommandTimeout, t_us: 2_000 })]);
+        let s = one_sensor(&b.poll(21_000));
+        assert_eq!(s.values, after(1, &[0.0]));
+        assert!(s.flags.contains(SensorFlags::COMMAND_TIMEOUT), "{:?}", s.flags);
+        assert!(!s.flags.contains(SensorFlags::LATE_COMMAND), "accepted: applied == last");
+        // It was accepted: a copy is stale, not a new command; no second Fault.
+        assert!(b.send(command(r.seq, 40_000, 1.0), 22_000).is_empty());
+        assert_eq!(b.fw.stats.stale_commands, 1);
+        let out = b.poll(41_000);
+        assert_eq!(faults(&out), []);
+        assert_eq!(one_sensor(&out).values, after(1, &[0.0, 0.0]));
+        assert_eq!(b.fw.stats.command_timeouts, 1);
+    }
+
+    /// §9: one `Fault{2}` per expiry; COMMAND_TIMEOUT on every Sensor after a period under the
+    /// safe action for it; a new accepted Command ends the timeout, and its own expiry is a new
+    /// one.
+    #[test]
+    fn real_time_one_fault_per_expiry() {
+        let (mut b, r) = real_time_episode(2);
+        b.send(command(r.seq, 19_000, 1.0), 2_000); // expires at 21 000
+        let out = b.poll(21_000);
+        assert_eq!(faults(&out), [FaultCode::CommandTimeout]);
+        assert!(one_sensor(&out).flags.contains(SensorFlags::COMMAND_TIMEOUT));
+        let out = b.poll(41_000);
+        assert_eq!(faults(&out), []);
+        let s2 = one_sensor(&out);
+        assert!(s2.flags.contains(SensorFlags::COMMAND_TIMEOUT), "{:?}", s2.flags);
+        assert!(b.send(command(s2.seq, 30_000, -1.0), 42_000).is_empty()); // in force until 72 000
+        let out = b.poll(61_000);
+        assert_eq!(faults(&out), []);
+        let s3 = one_sensor(&out);
+        assert_eq!(s3.flags, SensorFlags::NONE);
+        assert_eq!(s3.values, after(2, &[0.0, 0.0, -1.0]));
+        let out = b.poll(81_000);
+        assert_eq!(faults(&out), [FaultCode::CommandTimeout]);
+        assert!(one_sensor(&out).flags.contains(SensorFlags::COMMAND_TIMEOUT));
+        assert_eq!(faults(&b.poll(101_000)), []);
+        assert_eq!(b.fw.stats.command_timeouts, 2);
+    }
+
+    /// §8.2: until the episode's first Command is *accepted* the safe action is applied, and
+    /// that is not a timeout; a stale Command does not change that.
+    #[test]
+    fn real_time_a_stale_command_before_the_first_is_not_a_timeout() {
+        let (mut b, r) = real_time_episode(1);
+        // For a Sensor not sent yet, and for one from before the episode.
+        assert!(b.send(command(r.seq.wrapping_add(1), 40_000, 1.0), 2_000).is_empty());
+        assert!(b.send(command(r.seq.wrapping_sub(1), 40_000, 1.0), 3_000).is_empty());
+        assert_eq!(b.fw.stats.stale_commands, 2);
+        let out = b.poll(21_000);
+        assert_eq!(faults(&out), []);
+        let s = one_sensor(&out);
+        assert_eq!(s.values, after(1, &[0.0]));
+        assert_eq!(s.flags, SensorFlags::LATE_COMMAND);
+    }
+
+    /// §9: no command times out while the e-stop is latched (no COMMAND_TIMEOUT, no `Fault{2}`);
+    /// a Command received while latched is accepted but not put in force; after `ClearEstop`,
+    /// commands apply again from the next accepted one, and time out again.
+    #[test]
+    fn real_time_no_command_times_out_while_the_estop_is_latched() {
+        let (mut b, r) = real_time_episode(4);
+        b.send(command(r.seq, 19_000, 1.0), 2_000); // would expire at 21 000
+        let out = &mut b.out;
+        b.fw.press_estop(10_000, &mut |x| out.extend_from_slice(x));
+        assert_eq!(faults(&b.take()), [FaultCode::EStop]);
+        let out = b.poll(21_000);
+        assert_eq!(faults(&out), []);
+        let s1 = one_sensor(&out);
+        assert_eq!(s1.flags, SensorFlags::ESTOP);
+        assert!(b.send(command(s1.seq, 100_000, 1.0), 22_000).is_empty());
+        let out = b.poll(41_000);
+        assert_eq!(faults(&out), []);
+        assert_eq!(one_sensor(&out).flags, SensorFlags::ESTOP, "accepted (not late), not in force");
+        assert!(b.send(Message::ClearEstop, 42_000).is_empty());
+        let out = b.poll(61_000);
+        assert_eq!(faults(&out), []);
+        let s3 = one_sensor(&out);
+        assert!(!s3.flags.intersects(SensorFlags::ESTOP | SensorFlags::COMMAND_TIMEOUT), "{:?}", s3.flags);
+        assert_eq!(s3.values, after(4, &[0.0, 0.0, 0.0]));
+        b.send(command(s3.seq, 30_000, 1.0), 62_000); // in force until 92 000
+        let out = b.poll(81_000);
+        assert_eq!(faults(&out), []);
+        assert_eq!(one_sensor(&out).values, after(4, &[0.0, 0.0, 0.0, 1.0]));
+        assert_eq!(faults(&b.poll(101_000)), [FaultCode::CommandTimeout]);
+        assert_eq!(b.fw.stats.command_timeouts, 1);
+    }
+
+    // ---- §8.2: overruns ------------------------------------------------------------------
+
+    /// §8.2 *Settled:* a late step runs once; the next is due one period after its due time or,
+    /// if that is not after its start, one period after its start. Late by exactly one period,
+    /// `due + period == start` is not after the start: no second step at once.
+    #[test]
+    fn real_time_an_overrun_does_not_catch_up() {
+        let mut b = Bench::new(Mode::RealTime);
+        let r = one_sensor(&b.send(reset(1), 0)); // due: 20 000, 40 000, …
+        let s1 = one_sensor(&b.poll(20_000));
+        assert_eq!(b.fw.next_step_us(), Some(40_000));
+        // Due at 40 000, runs at 60 000: exactly one period late.
+        let s2 = one_sensor(&b.poll(60_000));
+        assert_eq!((s1.seq, s2.seq, s2.t_us), (r.seq + 1, r.seq + 2, 60_000));
+        assert_eq!(b.fw.next_step_us(), Some(80_000));
+        assert!(sensors(&b.poll(60_000)).is_empty(), "no catching up");
+        assert!(sensors(&b.poll(79_999)).is_empty());
+        assert_eq!(one_sensor(&b.poll(80_000)).seq, r.seq + 3);
+        // Due at 100 000, runs at 150 000: one step, not three; due times skipped, no seq gap.
+        assert_eq!(one_sensor(&b.poll(150_000)).seq, r.seq + 4);
+        assert_eq!(b.fw.next_step_us(), Some(170_000));
+        // Late by less than a period: the schedule is kept.
+        assert_eq!(one_sensor(&b.poll(185_000)).seq, r.seq + 5);
+        assert_eq!(b.fw.next_step_us(), Some(190_000));
+        assert_eq!((b.fw.stats.overruns, b.fw.stats.steps), (2, 5));
     }
 }
