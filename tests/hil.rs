@@ -34,14 +34,16 @@ fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
 /// SCHED_FIFO priorities of the real-time rig (a microcontroller keeps its period whatever the
 /// host computer does) and of resq's control loop (`--rt-priority`), where this machine permits
 /// them: on a shared CI machine, other work would otherwise decide whether the robot keeps its
-/// period. Where it does not, the tests run without and say so.
+/// period. Where it does not (or with `RESQ_TEST_NO_RT=1`, to try them as such a machine runs
+/// them), the tests run without and say so.
 const RIG_PRIORITY: u8 = 40;
 const LOOP_PRIORITY: u8 = 30;
 
 fn realtime_priority(p: u8) -> Option<u8> {
     static PERMITTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *PERMITTED.get_or_init(|| {
-        let ok = resq::robot::rt::permitted(RIG_PRIORITY);
+        let refused = std::env::var("RESQ_TEST_NO_RT").is_ok_and(|v| v == "1");
+        let ok = !refused && resq::robot::rt::permitted(RIG_PRIORITY);
         if !ok {
             eprintln!("SCHED_FIFO is not permitted here: the real-time tests run with ordinary scheduling, at the mercy of this machine's load");
         }
@@ -104,6 +106,16 @@ fn options(out: &Path, steps: u64, episodes: usize) -> Options {
 /// the guard would take for the customization's doing. The guard is tested in lock-step
 /// (`tests/failure_guard.rs`); these tests judge the customization by its evaluation.
 const GUARD_OFF: &str = "safety.failed_episodes_stop=0";
+
+/// A real-time run on a busy machine says so: its late steps (the robot stepped before the
+/// command arrived) are the load's measure. Measured with six busy loops and no SCHED_FIFO
+/// (`RESQ_TEST_NO_RT=1`): 448 of 20 000 steps late, and RPG on its thread still met its bar
+/// (0.032 against the prior's 0.19).
+fn say_if_busy(late: u64, steps: u64) {
+    if late * 100 > steps {
+        eprintln!("this machine was busy: {late} of {steps} steps ran late (not learned from)");
+    }
+}
 
 fn realtime_options(out: &Path, steps: u64, episodes: usize) -> Options {
     Options { rt_priority: realtime_priority(LOOP_PRIORITY), ..options(out, steps, episodes) }
@@ -429,6 +441,7 @@ fn a_learner_thread_customizes_a_real_time_robot() {
         "learner thread, 200 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped, {} late\n{s}\nfirmware {:?}",
         o.updates, o.transitions_dropped, o.late_steps, report.firmware
     );
+    say_if_busy(o.late_steps, steps);
     assert_eq!(o.transitions_dropped, 0);
     // Late steps (the robot stepped before the command arrived) are not learned from.
     assert!(o.updates >= (steps - warmup - o.late_steps) * per_tick * 9 / 10, "{} updates", o.updates);
@@ -464,6 +477,7 @@ fn rpg_learns_on_its_own_thread_in_real_time() {
         "rpg, learner thread, 200 Hz: mean|x| prior {p:.4} customized {c:.4}; {} updates, {} dropped, {} late\nfirmware {:?}",
         o.updates, o.transitions_dropped, o.late_steps, report.firmware
     );
+    say_if_busy(o.late_steps, steps);
     assert_eq!(o.transitions_dropped, 0);
     // Every rollout but the last (whose phase may still be running at the end) had its phase.
     // (Late steps are not learned from: they fill no rollout.)
