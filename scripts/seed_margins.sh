@@ -27,7 +27,7 @@ for t in $TESTS; do
     for s in $SEEDS; do
       if [ "$k" = native ]; then unset RESQ_KERNELS; else export RESQ_KERNELS=$k; fi
       RESQ_TEST_SEED=$s cargo test --release -q --test "$t" -- --nocapture --test-threads 1 2>&1 \
-        | grep '^figure ' | sed "s/^/seed $s$([ "$k" = native ] || echo "/$k") /" | tee -a "$out" >&2 || true
+        | grep '^figure ' | sed "s|^|seed $s$([ "$k" = native ] || echo "/$k") |" | tee -a "$out" >&2 || true
     done
   done
 done
