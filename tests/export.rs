@@ -22,11 +22,13 @@ fn load(name: &str, overrides: &[&str]) -> Bundle {
     Bundle::load_with(&dir, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
 }
 
-/// A short customization, so that the exported heads are not zero.
+/// A short customization, so that the exported heads are not zero (learning from step 100,
+/// whatever the bundle's warm-up).
 fn learned(name: &str, overrides: &[&str], steps: u64) -> Box<dyn ResidualLearner + Send> {
     let out = tempfile::tempdir().unwrap();
     let opts = Options { eval_episodes: Some(1), ..Options::new(steps, 0, out.path()) };
-    let o = customize::run(load(name, overrides), &opts).unwrap();
+    let overrides: Vec<&str> = ["learning.warmup=100"].into_iter().chain(overrides.iter().copied()).collect();
+    let o = customize::run(load(name, &overrides), &opts).unwrap();
     assert!(o.updates > 0, "{name}: the heads learned something");
     o.learner
 }
