@@ -153,6 +153,12 @@ impl Training<'_> {
         let (act_dim, cand_width, pw) = (layout.act_dim, layout.cand_width, layout.param_width);
         let mut env_steps = from;
         let mut episodes = 0usize;
+        // The step of the first update of a fresh run (RPG updates per rollout instead).
+        let first_update = match ctl.bundle.method {
+            crate::bundle::Method::Rpg => u64::MAX,
+            _ if from > 0 => u64::MAX,
+            _ => ctl.bundle.manifest.learning.warmup as u64,
+        };
 
         // A resumed run draws fresh episodes, actions and prior draws from streams keyed by
         // where it resumed.
@@ -326,6 +332,9 @@ impl Training<'_> {
                 ep_addon = 0.0;
                 window_steps = 0;
             }
+            if env_steps == first_update && episodes < 2 && !continuing {
+                warn!("{}", early_first_update(env_steps, episodes, &ctl.bundle.manifest.learning));
+            }
             let mut restart = next.is_none();
             if ended && env_steps >= eval_due {
                 // A point of the learning curve, on the evaluation starts; then training goes on
@@ -387,6 +396,14 @@ fn learnable(end: StepEnd, d: &Decision, needs_behaviour: bool, counts: &mut Cou
         counts.not_drawn += 1;
     }
     !end.late && !end.interrupted && !unknown_behaviour
+}
+
+/// The warning for a first update that comes before two whole episodes have ended.
+fn early_first_update(step: u64, episodes: usize, l: &crate::bundle::manifest::LearningSection) -> String {
+    format!(
+        "learning starts at step {step}, after {episodes} whole episode(s): a residual fitted to fewer than two episodes at {} updates a tick can overshoot on starts it has not seen (docs/results/customization.md, \"The first steps\"). fix: raise learning.warmup (now {}) to span two episodes",
+        l.updates_per_tick, l.warmup
+    )
 }
 
 /// The action the robot received when the supervisor changed the command `cmd`: continuous, the
@@ -609,4 +626,22 @@ fn fill_before(
     t.latency_ns = now.duration_since(frame_at).as_nanos().min(u32::MAX as u128) as u32;
     t.period_ns = last_tick.map_or(0, |l| now.duration_since(l).as_nanos().min(u64::MAX as u128) as u64);
     t.link = env.counters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The early-update warning names the step, the episodes behind it and the field to raise.
+    #[test]
+    fn an_early_first_update_names_its_fix() {
+        let l = crate::bundle::manifest::LearningSection {
+            warmup: 100,
+            updates_per_tick: 16,
+            ..Default::default()
+        };
+        let w = early_first_update(100, 0, &l);
+        assert!(w.contains("step 100, after 0 whole episode") && w.contains("16 updates a tick"), "{w}");
+        assert!(w.contains("raise learning.warmup (now 100)"), "{w}");
+    }
 }
