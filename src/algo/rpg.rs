@@ -33,11 +33,15 @@
 //! call**, so the phase is spread over the ticks of the next rollout (`updates_per_tick` per
 //! tick) and never stalls the control loop; on a learner thread it runs there. The next rollout
 //! is meanwhile collected by the policy of its moment, `π_b` (KL-limited or not, a few minibatches
-//! old), whose log-probability is stored with each action. The surrogate is decoupled PPO's
-//! (Hilton et al. 2021): the clip holds π_θ near `π_old`, π_θ as it was when the phase started,
-//! and a truncated importance weight corrects for the policy that acted, so a binding KL budget
-//! limits how the robot acts, not how far π_θ learns (with the ratio against `π_b`, the clip held
-//! π_θ within 1.2× of the blend):
+//! old), whose log-probability is stored with each action. With a KL budget the surrogate is
+//! decoupled PPO's (Hilton et al. 2021): the clip holds π_θ near `π_old`, π_θ as it was when the
+//! phase started, and a truncated importance weight corrects for the policy that acted, so a
+//! binding budget limits how the robot acts, not how far π_θ learns (with the ratio against `π_b`,
+//! the clip held π_θ within 1.2× of the blend). Without a budget `π_b` is π_θ itself, a few
+//! minibatches (on a learner thread, phases) old, and the clip is against it (`π_old = π_b`,
+//! `w = 1`): each phase's step stays relative to the policy the data came from. (Decoupled there
+//! too, one run of `hil::rpg_learns_on_its_own_thread_in_real_time` ended at 1.22× the prior's
+//! mean |x|, learning each phase from stale rollouts as if they were π_old's.)
 //!
 //! ```text
 //! ρ = π_θ(a|s) / π_old(a|s)     w = min(π_old(a|s) / π_b(a|s), w̄)     w̄ = 2
@@ -80,6 +84,11 @@ pub struct PpoSettings {
     /// Value-head steps per minibatch (the advantages are only as good as `V`, which has to
     /// learn the returns' scale and shape before the policy can follow them).
     pub value_steps: usize,
+    /// Decoupled PPO (the clip against π_old, the importance weight `min(π_old/π_b, w̄)`), for a
+    /// robot that acts by a KL-budgeted blend, which differs from π_θ by design. Without a
+    /// budget the clip is against `π_b`, π_θ itself a few minibatches old (or phases, on a
+    /// learner thread): each phase's step then stays relative to the policy the data came from.
+    pub decoupled: bool,
 }
 
 /// What π_θ is a distribution over.
@@ -438,7 +447,7 @@ impl ResidualPg {
             stored_pre(self.head, r, slot, &mut self.values[row * ad..(row + 1) * ad]);
             self.logp_behaviour[row] = r.logpi_taken[slot];
             let old = self.phase_logp_old[i];
-            self.logp_old[row] = if old.is_nan() { r.logpi_taken[slot] } else { old };
+            self.logp_old[row] = if old.is_nan() || !self.ppo.decoupled { r.logpi_taken[slot] } else { old };
             self.adv_b[row] = self.adv[i];
             self.ret_b[row] = self.ret[i];
         }
@@ -666,7 +675,7 @@ mod tests {
     }
 
     const PPO: PpoSettings =
-        PpoSettings { rollout: 8, epochs: 2, clip: 0.2, gae_lambda: 0.9, value_steps: 1 };
+        PpoSettings { rollout: 8, epochs: 2, clip: 0.2, gae_lambda: 0.9, value_steps: 1, decoupled: true };
 
     /// A learner with a random (non-zero) residual and a random minibatch whose behaviour
     /// log-probabilities put some ratios inside the clip range and some outside.
@@ -877,7 +886,14 @@ mod tests {
             let mut s = settings(16);
             (s.omega, s.alpha, s.lr, s.hidden) = (0.1, 0.1, 3e-3, vec![8]);
             s.replay_capacity = 128;
-            let ppo = PpoSettings { rollout: 64, epochs: 4, clip: 0.2, gae_lambda: 0.9, value_steps: 1 };
+            let ppo = PpoSettings {
+                rollout: 64,
+                epochs: 4,
+                clip: 0.2,
+                gae_lambda: 0.9,
+                value_steps: 1,
+                decoupled: budget > 0.0,
+            };
             let mut pg = ResidualPg::new(s, ppo, 1, PolicyHead::Logits { n_actions: 2 }, 3);
             let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
             let (obs, lp0) = ([1.0f32], [0.5f32.ln(); 2]);

@@ -128,6 +128,8 @@ pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner + Sen
                 clip: l.clip,
                 gae_lambda: l.gae_lambda,
                 value_steps: l.value_steps,
+                decoupled: bundle.manifest.exploration.kl_budget_start > 0.0
+                    || bundle.manifest.exploration.kl_budget_end > 0.0,
             };
             let head = match bundle.prior.kind.family() {
                 Some(family) => PolicyHead::Gaussian { family, act_dim: n_act },
