@@ -31,3 +31,28 @@ fn customize_help_speaks_of_the_bundles_simulated_robot() {
     assert!(help.contains("the bundle's simulated robot"), "{help}");
     assert!(!help.contains("on the built-in simulated robot"), "{help}");
 }
+
+/// `resq customize --record PATH` records every training tick, as `resq run` does: the file
+/// holds one tick per training step, with the bundle's names, and `resq inspect` reads it.
+#[test]
+fn customize_records_every_training_tick_when_asked() {
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("ticks.mcap");
+    let out = common::resq_command()
+        .arg("customize")
+        .arg(&bundle)
+        .args(["--fresh", "--quiet", "--steps", "300", "--episodes", "1", "--out"])
+        .arg(dir.path().join("run"))
+        .arg("--record")
+        .arg(&record)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("record: 300 ticks written, 0 dropped"), "{stdout}");
+    let s = resq::store::record::inspect(&record).unwrap();
+    assert_eq!(s.ticks, 300);
+    let shown = common::resq_command().arg("inspect").arg(&record).output().unwrap();
+    assert!(shown.status.success() && String::from_utf8_lossy(&shown.stdout).contains("300"));
+}

@@ -55,9 +55,10 @@ pub struct Learn {
     pub overrides: Vec<String>,
 }
 
-/// `resq customize`.
-pub fn customize(learn: &Learn) -> Result<()> {
-    let (b, opts) = learn.load("")?;
+/// `resq customize`, recording to `record` if given.
+pub fn customize(learn: &Learn, record: Option<PathBuf>) -> Result<()> {
+    let (b, mut opts) = learn.load("")?;
+    opts.record = record;
     let name = b.manifest.bundle.name.clone();
     let metric = first_metric(&b);
     let robot = match (&b.sim_plant, &b.sim_firmware) {
@@ -72,6 +73,9 @@ pub fn customize(learn: &Learn) -> Result<()> {
         opts.out_dir.display()
     );
     let outcome = customize::outcome_of(customize::run(b, &opts))?;
+    if let (Some(r), Some(path)) = (&outcome.record_stats, &opts.record) {
+        println!("record: {} ticks written, {} dropped -> {}", r.written, r.dropped, path.display());
+    }
     learn.finish(&name, &metric, &opts, &outcome)
 }
 

@@ -52,7 +52,14 @@ pub enum Command {
     /// Learn the bundle's add-on requirement on the bundle's simulated robot (`[sim]`: the
     /// built-in plant or its firmware on a pseudo-terminal), then compare the prior and the
     /// customized policy (table, JSON report, PNG plot, checkpoint).
-    Customize(Learn),
+    Customize {
+        #[command(flatten)]
+        learn: Learn,
+        /// Also record every training tick to this MCAP file, as `resq run` does (the records
+        /// `resq inspect` reads).
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
     /// Load and validate a bundle, and say how its prior runs.
     Check { bundle: PathBuf },
     /// Serve the bundle's simulated robot as firmware on a new pseudo-terminal (hardware in the
@@ -161,7 +168,7 @@ fn link_config(port: &str, mode: LinkMode, bundle: &crate::Bundle) -> crate::rob
 /// Runs one subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Customize(learn) => customize::customize(&learn),
+        Command::Customize { learn, record } => customize::customize(&learn, record),
         Command::Run { learn, port, mode, record, reconnect_within, rt_priority } => {
             customize::run(&learn, &port, mode, record, reconnect_within, rt_priority)
         }
