@@ -167,13 +167,14 @@ impl PolicyHead {
 }
 
 /// The clipped surrogate of one sample, `−min(ρ·Â, clip(ρ, 1−ε, 1+ε)·Â)` with
-/// `ρ = exp(log π_θ − log π_ref)`, and its derivative in `log π_θ`. For `Â < 0` it is also
-/// bounded by `−DUAL_CLIP·Â` (dual-clip PPO, Ye et al. 2020): a ratio far above 1 on an action
-/// with a negative advantage would otherwise step without bound (and overflow f32).
-pub fn clipped_surrogate(logp: f32, logp_ref: f32, advantage: f32, clip: f32) -> (f32, f32) {
+/// `ρ = exp(log π_θ − log π_ref)`, and its derivative in `log π_θ`. With `dual`, for `Â < 0` it
+/// is also bounded by `−DUAL_CLIP·Â` (dual-clip PPO, Ye et al. 2020): decoupled from the
+/// behaviour, a ratio far above 1 on an action with a negative advantage would otherwise step
+/// without bound (and overflow f32).
+pub fn clipped_surrogate(logp: f32, logp_ref: f32, advantage: f32, clip: f32, dual: bool) -> (f32, f32) {
     let ratio = (logp - logp_ref).exp();
     let (plain, clipped) = (ratio * advantage, ratio.clamp(1.0 - clip, 1.0 + clip) * advantage);
-    if advantage < 0.0 && ratio > DUAL_CLIP {
+    if dual && advantage < 0.0 && ratio > DUAL_CLIP {
         (-DUAL_CLIP * advantage, 0.0)
     } else if plain <= clipped {
         (-plain, -plain)
@@ -475,7 +476,8 @@ impl ResidualPg {
                 &self.values[row * ad..(row + 1) * ad],
                 g,
             );
-            let (l, dl) = clipped_surrogate(lp, self.logp_old[row], self.adv_b[row], self.ppo.clip);
+            let (l, dl) =
+                clipped_surrogate(lp, self.logp_old[row], self.adv_b[row], self.ppo.clip, self.ppo.decoupled);
             let w = (self.logp_old[row] - self.logp_behaviour[row]).exp().min(WEIGHT_CAP);
             clipped += (dl == 0.0) as usize;
             // An action π_old all but excludes (w = 0) or a clipped ratio (dl = 0) adds
