@@ -518,6 +518,13 @@ def host_hello(mode: int, period_us: int, layout_hash: int, n_sig: int, n_act: i
 
 
 class LockStepEndToEnd(unittest.TestCase):
+    def lockstep_session(self, fw: "FirmwareProcess") -> Host:
+        """A host on the firmware's port with a CartPole lock-step session handshaken."""
+        host = Host(fw.path)
+        host.send(host_hello(p.MODE_LOCKSTEP, 0, CARTPOLE_HASH, 4, 1))
+        self.assertIsInstance(host.recv({p.HELLO})[1], p.Hello)
+        return host
+
     def test_cartpole_lockstep(self) -> None:
         import gymnasium  # noqa: F401  (fail loudly if missing)
 
@@ -652,9 +659,7 @@ class LockStepEndToEnd(unittest.TestCase):
         fw = FirmwareProcess("--env", "CartPole-v1", "--port", "pty", "--mode", "lockstep")
         host = None
         try:
-            host = Host(fw.path)
-            host.send(host_hello(p.MODE_LOCKSTEP, 0, CARTPOLE_HASH, 4, 1))
-            self.assertIsInstance(host.recv({p.HELLO})[1], p.Hello)
+            host = self.lockstep_session(fw)
             host.send(p.Reset(2))
             _, s = host.recv({p.SENSOR})
             os.kill(fw.proc.pid, signal.SIGUSR1)          # the e-stop button
@@ -683,9 +688,7 @@ class LockStepEndToEnd(unittest.TestCase):
                              "0.35")
         try:
             # A first host handshakes and goes away; the firmware keeps serving.
-            host = Host(fw.path)
-            host.send(host_hello(p.MODE_LOCKSTEP, 0, CARTPOLE_HASH, 4, 1))
-            self.assertIsInstance(host.recv({p.HELLO})[1], p.Hello)
+            host = self.lockstep_session(fw)
             host.close()
             time.sleep(0.2)
             host = Host(fw.path)
@@ -730,9 +733,7 @@ class LockStepEndToEnd(unittest.TestCase):
         fw = FirmwareProcess("--env", "CartPole-v1", "--port", "pty", "--mode", "lockstep")
         host = None
         try:
-            host = Host(fw.path)
-            host.send(host_hello(p.MODE_LOCKSTEP, 0, CARTPOLE_HASH, 4, 1))
-            self.assertIsInstance(host.recv({p.HELLO})[1], p.Hello)
+            host = self.lockstep_session(fw)
             host.send(p.Reset(3))
             _, s = host.recv({p.SENSOR})
             t_closed = time.monotonic()
