@@ -40,6 +40,8 @@ fn a_customization_that_drops_the_pole_is_stopped_with_the_reason() {
         "prior.temperature=\"auto\"",
         "residual.omega=0.035",
         "residual.alpha=0.035",
+        // A failure valued at 0, RQL as written: ending an episode escapes the pure penalty.
+        "residual.failure_value=0.0",
         "learning.updates_per_tick=4",
         "learning.lr=0.001",
         "learning.warmup=500",
@@ -116,25 +118,79 @@ fn a_curve_point_that_fails_the_task_stops_the_run() {
 
 /// A pure penalty on a robot whose episodes end in failure: the plain SB3 DQN sampled at
 /// temperature 1 drops the pole in some of its own episodes, and the add-on (−|x|/2.4) is ≤ 0 on
-/// every step, so resq says, before learning and in the report, what to write instead. The soft
-/// prior, which never fails, gets no such warning for the same add-on.
+/// every step. Where the bundle values a failure at 0 (RQL as written), resq says, before
+/// learning and in the report, what to write instead; at the default `failure_value = "worst"`
+/// failing escapes nothing and there is nothing to say. The soft prior, which never fails, gets
+/// no such warning either way.
 #[test]
 fn a_pure_penalty_on_a_robot_that_falls_is_named_before_learning() {
     let dir = tempfile::tempdir().unwrap();
     write_sb3_dqn_cartpole(dir.path());
+    let zero = ["residual.failure_value=0.0".to_string()];
     let run = |b: Bundle| {
         let out = tempfile::tempdir().unwrap();
         let opts = Options { fresh: true, eval_episodes: Some(5), ..Options::new(200, 0, out.path()) };
         let o = customize::outcome_of(customize::run(b, &opts)).unwrap();
         (o.prior_early_failures, resq::session::report::warnings(&o).join("\n"))
     };
-    let (early, w) = run(Bundle::load(dir.path()).unwrap());
+    let (early, w) = run(Bundle::load_with(dir.path(), &zero).unwrap());
     assert!(early > 0, "the sampled DQN dropped the pole in none of its episodes");
     assert!(
-        w.contains("ending an episode early escapes a pure penalty") && w.contains("add a constant"),
+        w.contains("ending an episode early escapes a pure penalty")
+            && w.contains("failure_value = 0")
+            && w.contains("add a constant"),
         "{w}"
     );
-    let (early, w) = run(Bundle::load(&root().join("models/cartpole")).unwrap());
+    let (early, w) = run(Bundle::load(dir.path()).unwrap());
+    assert!(early > 0);
+    assert!(!w.contains("pure penalty"), "{w}");
+    let (early, w) = run(Bundle::load_with(&root().join("models/cartpole"), &zero).unwrap());
     assert_eq!(early, 0);
     assert!(!w.contains("pure penalty"), "{w}");
+}
+
+/// A failed episode's end is worth the add-on's worst, forever (`[residual] failure_value =
+/// "worst"`, the default): the learner's last reward of an episode that dropped the pole is
+/// `r_R + γ·min(0, r_lo)/(1−γ)`, `r_lo` the lowest add-on seen; with `failure_value = 0` it is
+/// the add-on alone. The SB3 DQN sampled at temperature 1 drops the pole in some episodes; the
+/// warm-up is longer than the run, so every transition is in the replay as acted.
+#[test]
+fn a_failed_episode_ends_at_the_addons_worst_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sb3_dqn_cartpole(dir.path());
+    let terminal_rewards = |value: &str| {
+        let b = Bundle::load_with(
+            dir.path(),
+            &["learning.warmup=5000".to_string(), format!("residual.failure_value={value}")],
+        )
+        .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let opts = Options { fresh: true, eval_episodes: Some(1), ..Options::new(3000, 0, out.path()) };
+        let o = customize::outcome_of(customize::run(b, &opts)).unwrap();
+        let r = &o.learner.core().replay;
+        let n = r.written as usize;
+        assert!(n >= 2900, "{n} transitions kept");
+        // (lowest add-on before the terminal step, the learner's reward of that step)
+        let mut lo = 0.0f32;
+        let mut ends = Vec::new();
+        for i in 0..n {
+            if r.terminal[i] {
+                ends.push((lo, r.reward[i]));
+            } else {
+                assert!(r.reward[i] >= -1.1 && r.reward[i] <= 0.0, "step {i}: {}", r.reward[i]);
+                lo = lo.min(r.reward[i]);
+            }
+        }
+        ends
+    };
+    let worst = terminal_rewards("\"worst\"");
+    assert!(!worst.is_empty(), "the sampled DQN never dropped the pole");
+    for (lo, r) in &worst {
+        // r = r_R + 0.99·min(lo, r_R)/0.01 with r_R in [−1.1, 0].
+        assert!(*r <= 99.0 * lo + 1e-3 && *r >= 99.0 * lo.min(-1.1) - 1.1, "lo {lo}: {r}");
+        assert!(*r < -20.0, "lo {lo}: {r}");
+    }
+    let zero = terminal_rewards("0.0");
+    assert_eq!(zero.len(), worst.len(), "the same episodes (the learner did not act)");
+    assert!(zero.iter().all(|(_, r)| (-1.1..=0.0).contains(r)), "{zero:?}");
 }

@@ -625,6 +625,35 @@ pub(super) fn settings(f: &Path, m: &Manifest) -> Result<(), BundleError> {
             "set `residual.gamma`, e.g. 0.99",
         ));
     }
+    if let Some(k) = r.kl_per_step {
+        if !(k >= 0.0 && k.is_finite()) {
+            return Err(BundleError::field(
+                f,
+                "residual.kl_per_step",
+                format!("found {k}, expected a number ≥ 0 (nats per step)"),
+                "e.g. kl_per_step = 0.5, or 0 to keep ω' and α̂ as written",
+            ));
+        }
+    }
+    match &r.failure_value {
+        manifest::FailureValue::Value(v) if !v.is_finite() => {
+            return Err(BundleError::field(
+                f,
+                "residual.failure_value",
+                format!("found {v}, expected a finite number or \"worst\""),
+                "leave it out (\"worst\"), or give the value of a failed episode's end in add-on units",
+            ))
+        }
+        manifest::FailureValue::Word(w) if w != "worst" => {
+            return Err(BundleError::field(
+                f,
+                "residual.failure_value",
+                format!("`{w}` is neither a number nor \"worst\""),
+                "leave it out (\"worst\"), or give the value of a failed episode's end in add-on units",
+            ))
+        }
+        _ => {}
+    }
     if r.hidden.is_empty() || r.hidden.contains(&0) {
         return Err(BundleError::field(
             f,
@@ -709,6 +738,14 @@ fn rpg_samples(f: &Path, m: &Manifest) -> Result<(), BundleError> {
             "exploration.mode",
             "`greedy` with `residual.method = \"rpg\"`: residual policy gradient weighs each action by the probability it was drawn with (PPO's ratio, the entropy term), and a greedy robot draws nothing (one action per state, its probability not the one it was taken with)",
             "use `mode = \"sample\"` with rpg (evaluate greedily with `[evaluation] policy = \"greedy\"` if you wish), or a residual Q method for greedy exploration",
+        ));
+    }
+    if m.residual.kl_per_step.is_some_and(|k| k > 0.0) {
+        return Err(BundleError::field(
+            f,
+            "residual.kl_per_step",
+            "a KL target with `residual.method = \"rpg\"`: RPG keeps omega' and alpha as written (its policy is not RQL's closed form, whose multiplier the target moves)",
+            "bound how far RPG moves with `[exploration] kl_budget_start`/`kl_budget_end`, or use a residual Q method",
         ));
     }
     Ok(())

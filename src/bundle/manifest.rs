@@ -340,6 +340,30 @@ pub struct ResidualSection {
     /// `rpg` (residual policy gradient: PPO on `r_R + ω'·log π0 − α̂·log π_θ`).
     /// Absent: residual soft Q over every action (discrete), `sampled` (continuous).
     pub method: Option<MethodName>,
+    /// How far the customized policy may move from the prior, in nats per step: ω' and α̂ then
+    /// scale together, from the values above, as the multiplier of `E[KL(π̂‖π0)] ≤ kl_per_step`
+    /// (`session::trade_off`). 0: ω' and α̂ fixed (RQL as written). Absent: resq decides once
+    /// it has read the prior (a confident prior, or a DQN at `temperature = "auto"`: 0.5).
+    pub kl_per_step: Option<f32>,
+    /// What a termination that `[episode] success` counts as a failure is worth to the residual
+    /// (its value after the last step): `"worst"` (the lowest add-on reward seen so far, every
+    /// step forever: `min(0, r_lo)/(1−γ)`), or a number (0: RQL as written).
+    #[serde(default)]
+    pub failure_value: FailureValue,
+}
+
+/// `[residual] failure_value`: a number or a word (`"worst"`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum FailureValue {
+    Value(f32),
+    Word(String),
+}
+
+impl Default for FailureValue {
+    fn default() -> Self {
+        FailureValue::Word("worst".into())
+    }
 }
 
 /// `[residual] method`.

@@ -96,6 +96,9 @@ pub struct Bundle {
     /// `[prior] temperature = "auto"`: the calibration steps (the prior's temperature is 1 until
     /// the run calibrates it, `session::calibrate`).
     pub auto_temperature: Option<u64>,
+    /// The trade-off's multiplier on the manifest's ω' and α̂ (`session::trade_off`): 1 unless
+    /// `[residual] kl_per_step` moves it.
+    pub weight_scale: f32,
 }
 
 /// The residual method (`docs/design.md` §1.10), from the action space and `residual.method`.
@@ -274,6 +277,7 @@ impl Bundle {
         let prev_command_input = addon.terms.iter().any(|t| t.expr.variables().any(|i| vars.is_prev(i)));
         Ok(Bundle {
             auto_temperature,
+            weight_scale: 1.0,
             prev_command_input,
             dir: dir.to_path_buf(),
             manifest_path: manifest_path.clone(),
@@ -310,18 +314,36 @@ impl Bundle {
         Ok(env)
     }
 
-    /// The residual's input width: the observation, plus the previous command when an add-on
-    /// term reads it ([`Bundle::prev_command_input`]).
     /// `(ω', α̂)` of the acting policy `log π = log_softmax((head + ω'·log π0)/α̂)` over discrete
-    /// actions: the manifest's for residual soft Q; `(1, 1)` for RPG, whose head gives logit
+    /// actions: [`Bundle::weights`] for residual soft Q; `(1, 1)` for RPG, whose head gives logit
     /// offsets to the prior.
     pub fn acting_weights(&self) -> (f32, f32) {
         match self.method {
             Method::Rpg => (1.0, 1.0),
-            _ => (self.manifest.residual.omega, self.manifest.residual.alpha),
+            _ => self.weights(),
         }
     }
 
+    /// `(ω', α̂)` the residual learns and acts with: the manifest's, times the trade-off's
+    /// multiplier ([`Bundle::weight_scale`]).
+    pub fn weights(&self) -> (f32, f32) {
+        let r = &self.manifest.residual;
+        (self.weight_scale * r.omega, self.weight_scale * r.alpha)
+    }
+
+    /// What the end of a failed episode is worth to the residual, `[residual] failure_value`,
+    /// given the lowest add-on reward seen so far: `"worst"` is `min(0, r_lo)/(1−γ)`, the
+    /// add-on's worst forever, so that no pure penalty is escaped by failing.
+    pub fn failure_value(&self, addon_lo: f32) -> f32 {
+        let r = &self.manifest.residual;
+        match r.failure_value {
+            manifest::FailureValue::Value(v) => v,
+            manifest::FailureValue::Word(_) => addon_lo.min(0.0) / (1.0 - r.gamma),
+        }
+    }
+
+    /// The residual's input width: the observation, plus the previous command when an add-on
+    /// term reads it ([`Bundle::prev_command_input`]).
     pub fn residual_inputs(&self) -> usize {
         self.obs.len() + if self.prev_command_input { self.commands.len() } else { 0 }
     }

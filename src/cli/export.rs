@@ -26,6 +26,7 @@ pub fn export(bundle: &Path, out: &Path, from: Option<PathBuf>, sets: &[String])
     }
     let mut learner = customize::make_learner(&b, 0);
     let progress = checkpoint::load(&ckpt, learner.as_mut(), &b.manifest_text)?;
+    crate::session::trade_off::resume(&mut b, learner.as_mut(), progress.weight_scale);
     if let Some(t) = progress.prior_temperature {
         b.prior.kind = crate::policy::prior::PriorKind::DiscreteQ { temperature: t };
     }

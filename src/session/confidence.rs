@@ -102,11 +102,16 @@ pub fn reading(c: &Confidence, b: &Bundle) -> String {
     };
     let tail = if c.confident {
         format!(
-            "; a confident prior (a PPO actor, a behaviour clone or a DQN typically is): RQL at omega' = {omega}, alpha = {alpha} will move it little, and lowering both together trades its task for the add-on; see docs/priors.md"
+            "; a confident prior (a PPO actor, a behaviour clone or a DQN typically is): RQL at omega' = {omega}, alpha = {alpha} will move it little, and lowering both together trades its task for the add-on{}; see docs/priors.md",
+            if r.kl_per_step.is_some_and(|k| k > 0.0) {
+                ""
+            } else {
+                "; `residual.kl_per_step = 0.5` lets resq lower them while the robot moves at most that many nats per step from the prior"
+            }
         )
     } else {
         format!(
-            "; not a confident prior: at omega' = {omega}, alpha = {alpha} how far it moves depends on how much the add-on is worth against it (a plain DQN read at its calibrated temperature can still barely move); see docs/priors.md"
+            "; not a confident prior: at omega' = {omega}, alpha = {alpha} how far it moves depends on how much the add-on is worth against it (a plain DQN read at its calibrated temperature can still barely move: `residual.kl_per_step = 0.5` moves it); see docs/priors.md"
         )
     };
     head + &tail

@@ -14,9 +14,11 @@ use super::curve::Curve;
 use super::evaluate::{evaluate, evaluate_as, PolicyEval};
 use super::guard::Baseline;
 use super::learning::{
-    hand_over, learner_thread, record_width, Learning, Message, ThreadSide, Weights, QUEUE_LEN, RECORD_FLOATS,
+    hand_over, learner_thread, record_width, Learning, LoopLearning, Message, ThreadSide, Weights, QUEUE_LEN,
+    RECORD_FLOATS,
 };
 pub use super::options::Options;
+use super::trade_off::{self, TradeOff};
 use super::train::{LoopEnd, PriorEpisodes, Training};
 use crate::algo::core::{ResidualLearner, Settings};
 use crate::algo::residual_sac::ResidualSac;
@@ -79,6 +81,8 @@ pub struct Outcome {
     pub prior_early_failures: usize,
     /// How confident the prior is on the states it visited in its evaluation.
     pub prior_confidence: Option<Confidence>,
+    /// ω' and α̂ as the run ended (`session::trade_off`).
+    pub trade_off: trade_off::Summary,
     /// The learning curve (`--eval-every`): one object per evaluation, `env_steps` and the
     /// numbers of [`PolicyEval::to_map`], oldest first (a resumed run's earlier points included).
     pub curve: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -89,9 +93,10 @@ pub struct Outcome {
 /// The learner settings a bundle asks for.
 pub fn settings(bundle: &Bundle) -> Settings {
     let m = &bundle.manifest;
+    let (omega, alpha) = bundle.weights();
     Settings {
-        omega: m.residual.omega,
-        alpha: m.residual.alpha,
+        omega,
+        alpha,
         gamma: m.residual.gamma,
         hidden: m.residual.hidden.clone(),
         activation: bundle.hidden_activation,
@@ -180,13 +185,14 @@ fn run_on_firmware_process(bundle: Bundle, command: &str, opts: &Options) -> Res
 
 /// Runs the customization loop in `env` (simulated in process, or firmware over a link), then
 /// evaluates prior and customized policies in the same `env`.
-pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outcome> {
+pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outcome> {
     let mut learner = make_learner(&bundle, opts.seed);
     let ckpt_path = opts.out_dir.join(CHECKPOINT_FILE);
     let mut progress = Progress::default();
     if ckpt_path.exists() && !opts.fresh {
         progress = checkpoint::load(&ckpt_path, learner.as_mut(), &bundle.manifest_text)?;
         info!("resumed from {} at step {}", ckpt_path.display(), progress.env_steps);
+        trade_off::resume(&mut bundle, learner.as_mut(), progress.weight_scale);
     }
     let resumed_from = progress.env_steps;
     let on_thread = bundle.manifest.learning.thread;
@@ -228,6 +234,10 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     if let Some(c) = &prior_confidence {
         info!("{}", confidence::reading(c, &ctl.bundle));
     }
+    let (kl_per_step, why) = trade_off::target(&ctl.bundle);
+    let trade = TradeOff::new(kl_per_step, ctl.bundle.weight_scale);
+    let trade_why = why;
+    info!("{}", trade_off::reading(&trade, why, &ctl.bundle));
     // (The prior's episodes that failed early, by a termination: a pure penalty's way out.)
     let mut early_failures = prior.early_failures;
     let training_baseline = match progress.prior_episodes {
@@ -243,7 +253,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         None => Baseline::default(),
     };
     progress.prior_episodes = Some((training_baseline.episodes, training_baseline.failed));
-    if let Some(w) = prior.pure_penalty_warning(early_failures) {
+    if let Some(w) = prior.pure_penalty_warning(early_failures, &ctl.bundle) {
         warn!("{w}");
     }
     let prior_episodes = PriorEpisodes {
@@ -257,6 +267,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         ckpt_path.clone(),
         ctl.bundle.manifest_text.clone(),
         ctl.bundle.manifest.run.checkpoint_every,
+        (ctl.bundle.manifest.residual.omega, ctl.bundle.manifest.residual.alpha),
     )?;
     let mut curve =
         if opts.eval_every > 0 { Curve::open(&opts.out_dir, resumed_from)? } else { Curve::none() };
@@ -268,6 +279,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         opts,
         curve: &mut curve,
         prior: prior_episodes,
+        trade,
     };
     // From here the loop (and the evaluations after it) run on this thread; the learner
     // thread spawned below puts itself in the background (`rt::background`).
@@ -299,6 +311,11 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
     } else {
         (drive.run(&mut learning, resumed_from), 0, learning)
     };
+    // The learner hears of the multiplier every few ticks: its checkpoint takes the last one.
+    if drive.trade.active() {
+        learning.set_scale(drive.trade.scale());
+    }
+    let trade_off = trade_off::Summary::of(&drive.trade, trade_why, &ctl.bundle);
     if dropped > 0 {
         warn!("{dropped} transition(s) dropped: the learner thread fell behind the robot");
     }
@@ -365,6 +382,7 @@ pub fn run_in(bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outco
         unlearnable_commands: end.counts.unlearnable_commands,
         calibration_steps,
         prior_confidence,
+        trade_off,
         curve: curve.points,
         controller: ctl,
         learner,

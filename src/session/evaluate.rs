@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::confidence;
-use crate::bundle::Reduce;
+use crate::bundle::{Bundle, Reduce};
 use crate::control::{ActMode, Controller, PolicyChoice, Stepper, Supervisor};
 use crate::robot::{Env, EnvError};
 use crate::streams;
@@ -50,13 +50,18 @@ pub struct PolicyEval {
 impl PolicyEval {
     /// A requirement written as a pure penalty (the add-on ≤ 0 on every step of this evaluation of
     /// the prior) on a robot whose episodes end early in failure (`early_failures` of the prior's
-    /// own did): ending an episode early escapes the penalty, so the residual can learn to fail.
-    /// Says what to write instead: the add-on plus a constant at least its largest penalty seen.
-    pub fn pure_penalty_warning(&self, early_failures: usize) -> Option<String> {
+    /// own did), where the bundle values a failure (`[residual] failure_value`, `value` of
+    /// [`Bundle::failure_value`] at the lowest add-on seen) above the penalty's worst forever,
+    /// `lo/(1−γ)`: ending an episode early escapes the penalty, so the residual can learn to
+    /// fail. Says what to write instead. With `failure_value = "worst"` (the default) it never
+    /// escapes.
+    pub fn pure_penalty_warning(&self, early_failures: usize, bundle: &Bundle) -> Option<String> {
         let (hi, lo) = self.addon_range;
-        (early_failures > 0 && hi <= 0.0 && lo.is_finite()).then(|| {
+        let worst = lo / (1.0 - bundle.manifest.residual.gamma as f64);
+        let value = bundle.failure_value(lo as f32) as f64;
+        (early_failures > 0 && hi <= 0.0 && lo.is_finite() && value > worst + 1e-3 * worst.abs()).then(|| {
             format!(
-                "the add-on is <= 0 on every step the prior was evaluated on (lowest {lo:.4}) and {early_failures} of the prior's own episodes ended early in failure: ending an episode early escapes a pure penalty, so the residual can learn to fail; write the add-on so that doing well scores >= 0, e.g. add a constant of at least {:.4} to it (`[[addon.term]] expr = \"{:.4}\"`)",
+                "the add-on is <= 0 on every step the prior was evaluated on (lowest {lo:.4}) and {early_failures} of the prior's own episodes ended early in failure: with `residual.failure_value = {value}` ending an episode early escapes a pure penalty, so the residual can learn to fail; leave `failure_value` out (\"worst\": {worst:.2}), or write the add-on so that doing well scores >= 0, e.g. add a constant of at least {:.4} to it (`[[addon.term]] expr = \"{:.4}\"`)",
                 -lo,
                 -lo
             )

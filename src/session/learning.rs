@@ -39,6 +39,8 @@ pub trait LoopLearning {
     fn diverged(&self) -> bool;
     /// The widths of a transition.
     fn layout(&self) -> Layout;
+    /// The trade-off's multiplier on the manifest's ω' and α̂ from now on ([`super::trade_off`]).
+    fn set_scale(&mut self, scale: f32);
 }
 
 /// The learner with its progress and checkpoints.
@@ -51,6 +53,8 @@ pub struct Learning {
     checkpoint_every: u64,
     /// The step of the last periodic checkpoint.
     checkpointed_at: Option<u64>,
+    /// The manifest's ω' and α̂, which the trade-off's multiplier scales.
+    weights: (f32, f32),
 }
 
 impl Learning {
@@ -60,6 +64,7 @@ impl Learning {
         path: PathBuf,
         manifest_text: String,
         checkpoint_every: u64,
+        weights: (f32, f32),
     ) -> Result<Learning> {
         let writer = checkpoint::Writer::start(&path)?;
         Ok(Learning {
@@ -70,6 +75,7 @@ impl Learning {
             manifest_text,
             checkpoint_every,
             checkpointed_at: None,
+            weights,
         })
     }
 
@@ -151,6 +157,12 @@ impl LoopLearning for Learning {
     fn layout(&self) -> Layout {
         self.learner.core().replay.layout()
     }
+
+    fn set_scale(&mut self, scale: f32) {
+        let s = &mut self.learner.core_mut().settings;
+        (s.omega, s.alpha) = (scale * self.weights.0, scale * self.weights.1);
+        self.progress.weight_scale = Some(scale);
+    }
 }
 
 /// Floats a queued transition can carry: `obs`, `next_obs`, `next_logp0`, `action_values`,
@@ -180,7 +192,13 @@ pub struct Record {
 #[allow(clippy::large_enum_variant)]
 pub enum Message {
     Transition(Record),
-    EpisodeEnd { length: u32, addon_per_step: f32, success: bool },
+    EpisodeEnd {
+        length: u32,
+        addon_per_step: f32,
+        success: bool,
+    },
+    /// The trade-off's multiplier on ω' and α̂.
+    Scale(f32),
 }
 
 /// The floats a transition of `layout` needs.
@@ -313,6 +331,10 @@ impl LoopLearning for ThreadSide<'_> {
     fn layout(&self) -> Layout {
         self.layout
     }
+
+    fn set_scale(&mut self, scale: f32) {
+        self.send(Message::Scale(scale));
+    }
 }
 
 /// Idle polling interval of the learner thread: from `IDLE_MIN`, doubling while nothing arrives,
@@ -353,6 +375,7 @@ pub fn learner_thread(
                 Message::EpisodeEnd { length, addon_per_step, success } => {
                     learning.episode_end(length, addon_per_step, success)?
                 }
+                Message::Scale(m) => learning.set_scale(m),
             }
         }
         let mut updated = false;

@@ -14,4 +14,5 @@ pub mod learning;
 pub mod options;
 pub mod plot;
 pub mod report;
+pub mod trade_off;
 pub mod train;

@@ -28,6 +28,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             v["reading"] = confidence::reading(c, &o.controller.bundle).into();
             v
         }),
+        // ω' and α̂ as the run ended, and the KL target that moved them.
+        "trade_off": o.trade_off,
         "warnings": warnings(o),
         // The failure guard's stop: where and why (null when the run went to its end).
         "stopped": o.stopped.as_ref().map(|s| json!({ "at_step": o.env_steps, "reason": s.problem, "fix": s.fix })),
@@ -185,7 +187,7 @@ pub fn warnings(o: &Outcome) -> Vec<String> {
     } else {
         Vec::new()
     };
-    w.extend(o.prior.pure_penalty_warning(o.prior_early_failures));
+    w.extend(o.prior.pure_penalty_warning(o.prior_early_failures, &o.controller.bundle));
     // Every point of the learning curve below the prior's success (− 0.05): the guard stops a run
     // only on statistical evidence, the report names each one.
     let below: Vec<String> = o

@@ -23,6 +23,7 @@ use super::evaluate::{evaluate, PolicyEval};
 use super::guard::{Baseline, FailureGuard, SequentialTest, Trip};
 use super::learning::LoopLearning;
 use super::options::Options;
+use super::trade_off::TradeOff;
 use crate::algo::replay::Transition;
 use crate::bundle::ActionSpace;
 use crate::control::{Controller, Decision, Decisions, PolicyChoice, Stepper, Supervisor};
@@ -79,6 +80,8 @@ pub struct Training<'a> {
     pub curve: &'a mut Curve,
     /// The prior's own whole episodes known before training (the failure guard's baselines).
     pub prior: PriorEpisodes,
+    /// The multiplier on ω' and α̂ and how it moves.
+    pub trade: TradeOff,
 }
 
 /// The prior's own whole episodes: acting as training acts (the baseline for training episodes)
@@ -185,6 +188,9 @@ impl Training<'_> {
         let mut estop = false;
         let mut counts = Counts::default();
         let mut late_in_episode = 0u32;
+        // The lowest add-on reward seen (what `failure_value = "worst"` is made of).
+        let mut addon_lo = 0.0f32;
+        let warmup = ctl.bundle.manifest.learning.warmup as u64;
 
         stepper.new_episode(ctl, env, supervisor)?;
         ctl.kl_budget = budget_at(env_steps);
@@ -265,6 +271,17 @@ impl Training<'_> {
             }
             // (Counted whatever else holds the step back.)
             let learnable = learnable(end, &d, needs_behaviour, &mut counts, env_steps);
+            addon_lo = addon_lo.min(r);
+            // A termination the bundle counts as a failure ends the add-on's stream: valued at 0
+            // it would make failing the cheapest way out of a penalty. Its value is folded into
+            // the last reward the learner sees (the recorded add-on stays the robot's).
+            let failed_end = end.terminated
+                && !ctl.bundle.episode.succeeded(end, &stepper.vals, env.episode_steps(), false);
+            let r_learn = if failed_end {
+                r + ctl.bundle.manifest.residual.gamma * ctl.bundle.failure_value(addon_lo)
+            } else {
+                r
+            };
             if finite && applied_known && learnable {
                 learning.transition(
                     &Transition {
@@ -275,7 +292,7 @@ impl Training<'_> {
                         next_candidates,
                         prior_params: &buf.params,
                         next_prior_params: next_params,
-                        reward: r,
+                        reward: r_learn,
                         logp0_taken: d.logp0_taken,
                         // The probability the applied action was taken with: 1 for one the
                         // policy did not draw (greedy acting, the deadline fallback).
@@ -287,6 +304,11 @@ impl Training<'_> {
                     },
                     env_steps,
                 )?;
+            }
+            // The trade-off measures the policy that acted, after the warm-up (before it, the
+            // residual is zero and π̂ the tempered prior).
+            if env_steps > warmup && self.trade.tick(d.kl) {
+                set_scale(ctl, learning, &self.trade, env_steps, false);
             }
             if let Some(rec) = self.recorder {
                 tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
@@ -312,11 +334,14 @@ impl Training<'_> {
                     end.interrupted || ctl.bundle.episode.succeeded(end, &stepper.vals, steps, window_done);
                 let len = window_steps.max(1);
                 learning.episode_end(len, ep_addon / len as f32, success)?;
+                if !success && self.trade.failed() {
+                    set_scale(ctl, learning, &self.trade, env_steps, true);
+                }
                 let trip = guard.episode_end(env_steps, success, late_in_episode);
                 late_in_episode = 0;
                 if let Some(trip) = trip {
                     bar.finish_and_clear();
-                    let why = guard_stop(ctl, trip, addon_hi, env_steps);
+                    let why = guard_stop(ctl, trip, (addon_lo, addon_hi), env_steps);
                     return Ok(LoopEnd::stopped(env_steps, estop, why, guard.baseline(), counts));
                 }
                 if next.is_none() {
@@ -369,6 +394,30 @@ impl Training<'_> {
         }
         bar.finish_and_clear();
         Ok(LoopEnd { env_steps, estop, stopped: None, prior_episodes: guard.baseline(), counts })
+    }
+}
+
+/// Acts at the trade-off's new multiplier from the next tick on. The learner hears of it every
+/// 16 steps, or at once (`now`) when a failure moved it: a change of `η` a tick matters only
+/// over many ticks, and a message a tick would double the learner thread's queue.
+fn set_scale(
+    ctl: &mut Controller,
+    learning: &mut dyn LoopLearning,
+    trade: &TradeOff,
+    env_steps: u64,
+    now: bool,
+) {
+    ctl.bundle.weight_scale = trade.scale();
+    if now || env_steps.is_multiple_of(16) {
+        learning.set_scale(trade.scale());
+    }
+    if env_steps.is_multiple_of(1000) {
+        info!(
+            "trade-off at step {env_steps}: omega' and alpha at {:.4}x the manifest's, KL from the prior {:.3} nats per step (target {})",
+            trade.scale(),
+            trade.kl_avg(),
+            trade.target
+        );
     }
 }
 
@@ -513,7 +562,7 @@ fn progress_bar(opts: &Options, env_steps: u64) -> ProgressBar {
 }
 
 /// Why the failure guard stopped the run, and what to change.
-fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, env_steps: u64) -> Fixable {
+fn guard_stop(ctl: &Controller, trip: Trip, (addon_lo, addon_hi): (f32, f32), env_steps: u64) -> Fixable {
     let m = &ctl.bundle.manifest;
     let baseline = if trip.declared {
         format!("the prior's declared rate {:.3} (`[safety] prior_failure_rate`)", trip.p0)
@@ -533,12 +582,17 @@ fn guard_stop(ctl: &Controller, trip: Trip, addon_hi: f32, env_steps: u64) -> Fi
             trip.late_steps, m.learning.updates_per_tick
         );
     }
-    if addon_hi <= 0.0 {
+    // Ending an episode escapes a pure penalty only where the bundle values a failure above the
+    // penalty's worst forever (`[residual] failure_value` set to a number).
+    let escapes = addon_hi <= 0.0
+        && ctl.bundle.failure_value(addon_lo) > addon_lo / (1.0 - m.residual.gamma) * (1.0 - 1e-3);
+    if escapes {
         msg += &format!(
-            "\n  the add-on was <= 0 on every step (highest {addon_hi}): ending an episode early escapes it, so the residual learns to end episodes"
+            "\n  the add-on was <= 0 on every step (highest {addon_hi}) and `residual.failure_value` is {}: ending an episode early escapes it, so the residual learns to end episodes",
+            ctl.bundle.failure_value(addon_lo)
         );
     }
-    Fixable::new(msg, hold_the_task(m, addon_hi <= 0.0))
+    Fixable::new(msg, hold_the_task(m, escapes))
 }
 
 /// Why a point of the learning curve stopped the run.
@@ -564,21 +618,28 @@ fn curve_stop(
 }
 
 /// What to change when the customization costs the robot its task.
-fn hold_the_task(m: &crate::bundle::manifest::Manifest, addon_never_positive: bool) -> String {
+fn hold_the_task(m: &crate::bundle::manifest::Manifest, addon_escapes: bool) -> String {
     let budget = if m.exploration.kl_budget_end > 0.0 {
         format!("tighten the KL budget (`exploration.kl_budget_end`, now {})", m.exploration.kl_budget_end)
     } else {
         "set a KL budget (`exploration.kl_budget_end`)".to_string()
     };
-    // Advice about the add-on's sign only where it applies: it was <= 0 on every step.
-    let addon = if addon_never_positive {
-        "; write the add-on so that doing well scores >= 0 (e.g. add a constant)"
+    // Advice about the add-on's sign only where it applies: it was <= 0 on every step and a
+    // failure was valued above its worst.
+    let addon = if addon_escapes {
+        "; leave `residual.failure_value` out (\"worst\"), or write the add-on so that doing well scores >= 0 (e.g. add a constant)"
     } else {
         ""
     };
+    let weights = match m.residual.kl_per_step {
+        Some(k) if k > 0.0 => format!("lower `residual.kl_per_step` (now {k} nats per step)"),
+        _ => format!(
+            "raise `residual.omega` and `residual.alpha` together (now {} and {})",
+            m.residual.omega, m.residual.alpha
+        ),
+    };
     format!(
-        "hold the prior's task more strongly: raise `residual.omega` and `residual.alpha` together (now {} and {}), or {budget}{addon}; then start over with --fresh",
-        m.residual.omega, m.residual.alpha
+        "hold the prior's task more strongly: {weights}, or {budget}{addon}; then start over with --fresh"
     )
 }
 

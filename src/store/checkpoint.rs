@@ -60,6 +60,9 @@ pub struct Progress {
     /// The prior's own whole episodes the failure guard measured its rate on, and how many
     /// failed, so that a resumed run compares with the same baseline.
     pub prior_episodes: Option<(u32, u32)>,
+    /// The trade-off's multiplier on ω' and α̂ (`session::trade_off`), so that a resumed run,
+    /// `resq export` and `resq run` act as the residual learned.
+    pub weight_scale: Option<f32>,
 }
 
 /// FNV-1a 64 of the manifest text: a checkpoint is only resumed by the bundle that wrote it.
@@ -226,6 +229,9 @@ pub fn encode(
     }
     if let Some((n, k)) = progress.prior_episodes {
         meta.insert("prior_episodes".into(), format!("{n} {k}"));
+    }
+    if let Some(m) = progress.weight_scale {
+        meta.insert("weight_scale".into(), m.to_string());
     }
     Ok(safetensors::serialize(views, Some(meta))?)
 }
@@ -435,13 +441,14 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
             }
         }
     }
-    let prior_temperature =
-        match meta.get("prior_temperature") {
-            Some(t) => Some(t.parse().with_context(|| {
-                format!("{}: metadata `prior_temperature` is not a number", path.display())
-            })?),
-            None => None,
-        };
+    let positive = |key: &str| -> Result<Option<f32>> {
+        match meta.get(key).map(|t| t.parse::<f32>()) {
+            Some(Ok(t)) if t > 0.0 && t.is_finite() => Ok(Some(t)),
+            Some(_) => bail!("{}: metadata `{key}` is not a positive number", path.display()),
+            None => Ok(None),
+        }
+    };
+    let (prior_temperature, weight_scale) = (positive("prior_temperature")?, positive("weight_scale")?);
     let prior_episodes =
         match meta.get("prior_episodes").map(|v| v.split(' ').map(str::parse::<u32>).collect::<Vec<_>>()) {
             Some(v) => match v[..] {
@@ -450,7 +457,7 @@ pub fn load(path: &Path, learner_all: &mut dyn ResidualLearner, manifest_text: &
             },
             None => None,
         };
-    Ok(Progress { env_steps: num("env_steps")?, history, prior_temperature, prior_episodes })
+    Ok(Progress { env_steps: num("env_steps")?, history, prior_temperature, prior_episodes, weight_scale })
 }
 
 /// Restores the replay ring if the checkpoint has one of the same shape; otherwise the resumed

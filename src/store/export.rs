@@ -267,7 +267,8 @@ pub fn export(bundle: &Bundle, learner: &dyn ResidualLearner, out: &Path) -> Res
         let prev = g.affine("prev_command", &scale, &shift);
         res_in = g.op("Concat", &[&res_in, &prev], vec![attr_int("axis", 1)]);
     }
-    let (omega, alpha) = (bundle.manifest.residual.omega, bundle.manifest.residual.alpha);
+    // As learned: the trade-off's multiplier included (`Bundle::weights`).
+    let (omega, alpha) = bundle.weights();
     let float = pb::tensor_proto::DataType::Float;
     let outputs = match &bundle.action_space {
         ActionSpace::Discrete => {
