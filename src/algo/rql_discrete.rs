@@ -8,7 +8,8 @@
 //!
 //! and `Q_R` is fitted (Huber loss, Adam, target network `Q_R⁻` by Polyak averaging) to the
 //! n-step residual soft target, with Retrace's truncated importance weights (Munos et al., 2016)
-//! where the bundle asks (`[learning] traces = "retrace"`; otherwise every `C = 1`)
+//! where the bundle asks (`[learning] traces = "retrace"`, or `"auto"` with a moving ω',
+//! `[residual] kl_per_step`; otherwise every `C = 1`)
 //!
 //! ```text
 //! y = Q_R⁻(s_t,a_t) + Σ_{k<m} γ^k·C_k·δ_{t+k}

@@ -856,7 +856,7 @@ fn manifest_error(f: &Path, text: &str, e: &toml::de::Error) -> BundleError {
         }
         Some("residual.activation") => "use relu, tanh, sigmoid or identity",
         Some("learning.traces") => {
-            "use `retrace` (truncated importance weights: a contraction whatever the behaviour) or `none`"
+            "use `retrace` (truncated importance weights: a contraction whatever the behaviour), `none`, or `auto` (retrace with `residual.kl_per_step`, none otherwise)"
         }
         Some("prior.engine") => {
             "use `auto` (resq's kernels where the graph allows, checked against tract) or `tract` (always tract: allocates, not real-time safe)"

@@ -442,7 +442,8 @@ pub struct LearningSection {
     /// Method `rpg`: value-head steps per minibatch.
     pub value_steps: usize,
     /// Residual soft Q (discrete): `retrace` weighs the n-step target's steps with truncated
-    /// importance weights, a contraction whatever the behaviour; `none` (the default) does not.
+    /// importance weights, a contraction whatever the behaviour; `none` does not; `auto` (the
+    /// default): `retrace` when `[residual] kl_per_step` moves ω' and α̂, `none` otherwise.
     pub traces: Traces,
 }
 
@@ -451,6 +452,7 @@ pub struct LearningSection {
 #[serde(rename_all = "lowercase")]
 pub enum Traces {
     #[default]
+    Auto,
     None,
     Retrace,
 }
@@ -473,7 +475,7 @@ impl Default for LearningSection {
             clip: 0.2,
             gae_lambda: 0.95,
             value_steps: 4,
-            traces: Traces::None,
+            traces: Traces::Auto,
         }
     }
 }

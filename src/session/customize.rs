@@ -25,6 +25,7 @@ use crate::algo::residual_sac::ResidualSac;
 use crate::algo::rpg::{PolicyHead, PpoSettings, ResidualPg};
 use crate::algo::rql_discrete::ResidualSoftQ;
 use crate::algo::rql_sampled::ResidualSampledQ;
+use crate::bundle::manifest::Traces;
 use crate::bundle::{Bundle, Method};
 use crate::control::{Controller, PolicyChoice, Supervisor};
 use crate::error::Fixable;
@@ -109,7 +110,13 @@ pub fn settings(bundle: &Bundle) -> Settings {
         grad_clip: m.learning.grad_clip,
         warmup: m.learning.warmup,
         updates_per_tick: m.learning.updates_per_tick,
-        traces: m.learning.traces == crate::bundle::manifest::Traces::Retrace,
+        // With a moving multiplier the replay holds another policy's behaviour than the one
+        // whose value is learned: uncorrected n-step targets then expand (docs/results/priors.md).
+        traces: match m.learning.traces {
+            Traces::Retrace => true,
+            Traces::None => false,
+            Traces::Auto => m.residual.kl_per_step.is_some_and(|k| k > 0.0),
+        },
     }
 }
 

@@ -129,6 +129,16 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
 /// Largest drop of the success rate (absolute) before a warning.
 pub const SUCCESS_SLIP: f64 = 0.05;
 
+/// The first advice for holding the prior's task: a lower KL target where `[residual]
+/// kl_per_step` moves ω' (`kl_per_step` > 0), else a higher ω'.
+pub fn hold_advice(omega: f32, kl_per_step: f32) -> String {
+    if kl_per_step > 0.0 {
+        format!("lower `residual.kl_per_step` (now {kl_per_step} nats per step)")
+    } else {
+        format!("raise `residual.omega` (ω' = {omega}; raise `residual.alpha` with it to start on the prior)")
+    }
+}
+
 /// Warnings when the customized policy lost much of the prior's own task: its success rate or
 /// its base return (`[task] base_reward`) fell beyond [`SUCCESS_SLIP`] / `max_drop` (relative;
 /// the bundle's `[task] max_base_return_drop`).
@@ -137,7 +147,7 @@ pub const SUCCESS_SLIP: f64 = 0.05;
 pub fn prior_task_warnings(
     prior: &PolicyEval,
     customized: &PolicyEval,
-    omega: f32,
+    hold: &str,
     max_drop: f32,
     kl_budget_end: f32,
 ) -> Vec<String> {
@@ -148,9 +158,7 @@ pub fn prior_task_warnings(
     } else {
         "set a KL budget (`exploration.kl_budget_start`/`_end`)".to_string()
     };
-    let fix = format!(
-        "to hold the prior's task more strongly, raise `residual.omega` (ω' = {omega}; raise `residual.alpha` with it to start on the prior), or {budget}"
-    );
+    let fix = format!("to hold the prior's task more strongly, {hold}, or {budget}");
     if prior.success_rate - customized.success_rate > SUCCESS_SLIP {
         w.push(format!(
             "the success rate fell from {:.2} to {:.2}: {fix}",
@@ -180,7 +188,7 @@ pub fn warnings(o: &Outcome) -> Vec<String> {
         prior_task_warnings(
             &o.prior,
             &o.customized,
-            m.residual.omega,
+            &hold_advice(m.residual.omega, o.trade_off.kl_per_step),
             m.task.max_base_return_drop,
             m.exploration.kl_budget_end,
         )
@@ -265,10 +273,10 @@ mod tests {
     fn a_small_net_base_return_is_judged_on_its_scale() {
         let with_scale = |e: PolicyEval| PolicyEval { base_magnitude: Some(20.0), ..e };
         let (p, c) = (with_scale(eval(1.0, -0.05)), with_scale(eval(1.0, -0.058)));
-        assert!(prior_task_warnings(&p, &c, 1.0, 0.1, 0.0).is_empty());
+        assert!(prior_task_warnings(&p, &c, &hold_advice(1.0, 0.0), 0.1, 0.0).is_empty());
         let c = with_scale(eval(1.0, -4.05));
         assert_eq!(
-            prior_task_warnings(&p, &c, 1.0, 0.1, 0.0).len(),
+            prior_task_warnings(&p, &c, &hold_advice(1.0, 0.0), 0.1, 0.0).len(),
             1,
             "a fall of a fifth of the scale is named"
         );
@@ -276,20 +284,39 @@ mod tests {
 
     #[test]
     fn a_slipping_prior_task_is_named_with_its_fix() {
-        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(0.98, -108.0), 0.01, 0.1, 0.0).is_empty());
-        assert!(prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.6, 0.0).is_empty());
-        let w = prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), 0.01, 0.1, 0.0);
+        assert!(prior_task_warnings(
+            &eval(1.0, -100.0),
+            &eval(0.98, -108.0),
+            &hold_advice(0.01, 0.0),
+            0.1,
+            0.0
+        )
+        .is_empty());
+        assert!(prior_task_warnings(
+            &eval(1.0, -100.0),
+            &eval(1.0, -150.0),
+            &hold_advice(0.01, 0.0),
+            0.6,
+            0.0
+        )
+        .is_empty());
+        let w =
+            prior_task_warnings(&eval(1.0, -100.0), &eval(1.0, -150.0), &hold_advice(0.01, 0.0), 0.1, 0.0);
         assert_eq!(w.len(), 1);
         assert!(
             w[0].contains("fell by 50 %") && w[0].contains("residual.omega") && w[0].contains("0.01"),
             "{w:?}"
         );
-        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), 0.003, 0.1, 0.0);
+        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), &hold_advice(0.003, 0.0), 0.1, 0.0);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("success rate fell from 1.00 to 0.60"));
         assert!(w[0].contains("set a KL budget"), "{w:?}");
         // With a budget in the manifest, the advice is to tighten it.
-        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), 0.003, 0.1, 0.5);
+        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), &hold_advice(0.003, 0.0), 0.1, 0.5);
         assert!(w[0].contains("tighten the KL budget") && w[0].contains("now 0.5"), "{w:?}");
+        // Where a KL target moves ω', the advice is to lower the target.
+        let w = prior_task_warnings(&eval(1.0, 94.0), &eval(0.6, 56.0), &hold_advice(1.0, 0.5), 0.1, 0.0);
+        assert!(w[0].contains("lower `residual.kl_per_step` (now 0.5"), "{w:?}");
+        assert!(!w[0].contains("residual.omega"), "{w:?}");
     }
 }
