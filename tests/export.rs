@@ -53,8 +53,16 @@ fn onnxruntime(model: &Path, obs: &[Vec<f32>]) -> serde_json::Value {
 }
 
 fn close(what: &str, ours: f32, theirs: f64) -> f64 {
-    let err = (ours as f64 - theirs).abs() / (1.0 + theirs.abs());
-    assert!(err <= 1e-5, "{what}: resq {ours} vs onnxruntime {theirs}");
+    close_at(what, ours, theirs, 0.0)
+}
+
+/// As [`close`], relative to the largest of `theirs` and `scale`: a log-softmax of logits as
+/// large as `scale` is computed by either side to about f32's precision times `scale`, however
+/// small the result (a residual that learned a failure's value, −100 in add-on units, has
+/// logits that large; its log-probabilities are their differences).
+fn close_at(what: &str, ours: f32, theirs: f64, scale: f64) -> f64 {
+    let err = (ours as f64 - theirs).abs() / (1.0 + theirs.abs().max(scale));
+    assert!(err <= 1e-5, "{what}: resq {ours} vs onnxruntime {theirs} (logits up to {scale})");
     err
 }
 
@@ -78,7 +86,11 @@ fn exported_policy_matches_resq(name: &str, overrides: &[&str], steps: u64) {
         assert!(!d.fallback);
         obs.push(ctl.obs.clone());
         let params = ctl.continuous.as_ref().map(|sa| sa.policy.clone());
-        ours.push((d.action, ctl.log_pi.clone(), ctl.command.clone(), params));
+        // The largest logit `(Q_R + ω'·log π0)/α̂` the discrete policy was a softmax of.
+        let (w, a) = ctl.bundle.acting_weights();
+        let logits = ctl.q_r.iter().zip(&ctl.logp0).map(|(q, l)| ((q + w * l) / a).abs() as f64);
+        let scale = logits.filter(|v| v.is_finite()).fold(0.0, f64::max);
+        ours.push((d.action, ctl.log_pi.clone(), ctl.command.clone(), params, scale));
         if env.step(&ctl.command.clone()).unwrap().done() {
             env.reset().unwrap();
         }
@@ -88,7 +100,7 @@ fn exported_policy_matches_resq(name: &str, overrides: &[&str], steps: u64) {
         theirs[key][i].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
     };
     let mut worst = 0.0f64;
-    for (i, (action, log_pi, command, params)) in ours.iter().enumerate() {
+    for (i, (action, log_pi, command, params, scale)) in ours.iter().enumerate() {
         for (j, c) in command.iter().enumerate() {
             worst = worst.max(close(&format!("{name} state {i} command {j}"), *c, row("command", i)[j]));
         }
@@ -96,8 +108,8 @@ fn exported_policy_matches_resq(name: &str, overrides: &[&str], steps: u64) {
             None => {
                 assert_eq!(theirs["action"][i].as_u64().unwrap() as usize, *action, "{name} state {i}");
                 for (j, l) in log_pi.iter().enumerate() {
-                    worst =
-                        worst.max(close(&format!("{name} state {i} log π̂ {j}"), *l, row("log_probs", i)[j]));
+                    let what = format!("{name} state {i} log π̂ {j}");
+                    worst = worst.max(close_at(&what, *l, row("log_probs", i)[j], *scale));
                 }
             }
             Some(p) => {
