@@ -55,4 +55,25 @@ fn customize_records_every_training_tick_when_asked() {
     assert_eq!(s.ticks, 300);
     let shown = common::resq_command().arg("inspect").arg(&record).output().unwrap();
     assert!(shown.status.success() && String::from_utf8_lossy(&shown.stdout).contains("300"));
+
+    // A prior tempered to near chance drops the pole within a few dozen steps: every episode of
+    // 300 steps ends by a termination (the time limit is 500), and the record says so.
+    let record = dir.path().join("falls.mcap");
+    let out = common::resq_command()
+        .arg("customize")
+        .arg(&bundle)
+        .args(["--fresh", "--quiet", "--steps", "300", "--episodes", "1", "--set", "prior.temperature=100.0"])
+        .args(["--set", "safety.failed_episodes_stop=0", "--out"])
+        .arg(dir.path().join("falls"))
+        .arg("--record")
+        .arg(&record)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = resq::store::record::inspect(&record).unwrap();
+    assert!(s.episodes_ended >= 5, "{} episodes ended", s.episodes_ended);
+    assert_eq!(s.episodes_terminated, s.episodes_ended);
+    let shown = common::resq_command().arg("inspect").arg(&record).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains(&format!("({} by a termination)", s.episodes_ended)), "{shown}");
 }

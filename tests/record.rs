@@ -123,6 +123,7 @@ fn synthetic() -> Vec<TickRecord> {
             set(i % 19 == 2, Decisions::SIGNAL_FAULT);
             set(i % 23 == 4, Decisions::PRIOR_FAULT);
             set(i % 29 == 6, Decisions::LATE);
+            set(i % 1000 == 999, Decisions::TERMINATED);
             r.decisions = Decisions(d);
             r.link = LinkCounters {
                 frames: i + 1,

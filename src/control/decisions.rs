@@ -27,10 +27,15 @@ impl Decisions {
     /// stepped before the command arrived, or under its safe action, or Sensors were skipped):
     /// not learned from.
     pub const LATE: u16 = 1 << 9;
+    /// The episode ended at this tick by a termination (a fall, a goal: the robot's or the
+    /// bundle's `terminate`), not by a time limit: nothing follows it, where a truncated
+    /// episode's value goes on. Set with [`Decisions::EPISODE_END`]; a learner reading the record
+    /// needs the split (`docs/design.md` §2.6).
+    pub const TERMINATED: u16 = 1 << 10;
 
     /// Every flag with its name in the record (the protobuf field `decisions.<name>`), in the
     /// order of their field numbers (1, 2, …) and bits.
-    pub const NAMES: [(&'static str, u16); 10] = [
+    pub const NAMES: [(&'static str, u16); 11] = [
         ("fallback", Decisions::FALLBACK),
         ("deadline_miss", Decisions::DEADLINE_MISS),
         ("estop", Decisions::ESTOP),
@@ -41,6 +46,7 @@ impl Decisions {
         ("signal_fault", Decisions::SIGNAL_FAULT),
         ("prior_fault", Decisions::PRIOR_FAULT),
         ("late", Decisions::LATE),
+        ("terminated", Decisions::TERMINATED),
     ];
 
     pub fn contains(self, bit: u16) -> bool {
@@ -60,6 +66,10 @@ mod tests {
             assert_eq!(*bit, 1 << i, "{name}");
             assert_eq!(Decisions::NAMES.iter().filter(|(n, _)| n == name).count(), 1, "{name}");
         }
-        assert_eq!(Decisions::NAMES.last().map(|n| n.1), Some(Decisions::LATE), "the highest flag is named");
+        assert_eq!(
+            Decisions::NAMES.last().map(|n| n.1),
+            Some(Decisions::TERMINATED),
+            "the highest flag is named"
+        );
     }
 }

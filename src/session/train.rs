@@ -311,7 +311,9 @@ impl Training<'_> {
                 set_scale(ctl, learning, &self.trade, env_steps, false);
             }
             if let Some(rec) = self.recorder {
-                tick.decisions = Decisions(decisions.0 | if end.done() { Decisions::EPISODE_END } else { 0 });
+                let ended = if end.done() { Decisions::EPISODE_END } else { 0 };
+                let terminated = if end.terminated { Decisions::TERMINATED } else { 0 };
+                tick.decisions = Decisions(decisions.0 | ended | terminated);
                 tick.addon_reward = r;
                 let n = stepper.terms.len().min(tick::MAX);
                 tick.n_terms = n as u8;

@@ -70,6 +70,8 @@ pub struct Summary {
     pub rate_limited: u64,
     pub kl_limited: u64,
     pub episodes_ended: u64,
+    /// Of those, the episodes that ended by a termination (not a time limit).
+    pub episodes_terminated: u64,
     /// Ticks with a signal outside its declared range (the prior acted alone).
     pub signal_faults: u64,
     /// Ticks on which the prior failed (the safe command was sent).
@@ -168,6 +170,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                 s.rate_limited += d.rate_limited as u64;
                 s.kl_limited += d.kl_limited as u64;
                 s.episodes_ended += d.episode_end as u64;
+                s.episodes_terminated += d.terminated as u64;
                 s.signal_faults += d.signal_fault as u64;
                 s.prior_faults += d.prior_fault as u64;
                 s.late_steps += d.late as u64;
@@ -343,8 +346,8 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "episodes ended  {}   signals out of range {}   prior faults {}   late steps {}",
-            self.episodes_ended, self.signal_faults, self.prior_faults, self.late_steps
+            "episodes ended  {} ({} by a termination)   signals out of range {}   prior faults {}   late steps {}",
+            self.episodes_ended, self.episodes_terminated, self.signal_faults, self.prior_faults, self.late_steps
         )?;
         let l = &self.link;
         writeln!(

@@ -111,6 +111,8 @@ pub struct DecisionsPb {
     pub prior_fault: bool,
     #[prost(bool, tag = "10")]
     pub late: bool,
+    #[prost(bool, tag = "11")]
+    pub terminated: bool,
 }
 
 impl DecisionsPb {
@@ -127,6 +129,7 @@ impl DecisionsPb {
             signal_fault: b(Decisions::SIGNAL_FAULT),
             prior_fault: b(Decisions::PRIOR_FAULT),
             late: b(Decisions::LATE),
+            terminated: b(Decisions::TERMINATED),
         }
     }
 }
@@ -408,7 +411,7 @@ mod tests {
         assert_eq!(names(nested("Signals")), ["x", "theta"]);
         assert_eq!(names(nested("Command")), ["force"]);
         assert_eq!(names(nested("Addon")), ["centre"]);
-        assert_eq!(names(nested("Decisions")).len(), 10);
+        assert_eq!(names(nested("Decisions")).len(), Decisions::NAMES.len());
         assert_eq!(file.enum_type[0].value[1].name(), "right");
         // Every field of TickPb is in the schema, with the same number.
         let numbers: Vec<i32> = tick.field.iter().map(|f| f.number()).collect();
