@@ -91,6 +91,8 @@ fn synthetic() -> Vec<TickRecord> {
                 n_commands: 1,
                 n_terms: 2,
                 kl: 1e-4 * (i % 5) as f32,
+                // A drawn action's log-probability, NaN (not drawn) on every ninth tick.
+                logpi: if i % 9 == 4 { f32::NAN } else { -0.1 * (i % 7) as f32 },
                 latency_ns: latency_ns(i),
                 period_ns: period_ns(i),
                 ..TickRecord::default()
@@ -380,6 +382,7 @@ fn mcap_layout_is_what_foxglove_reads() {
         assert_eq!(f32_of(&get(&v["addon"], "smooth")), r.addon_terms[1]);
         assert_eq!(f32_of(&get(v, "addon_reward")), r.addon_reward);
         assert_eq!(f32_of(&get(v, "kl")), r.kl);
+        assert!(same_f32(f32_of(&get(v, "logpi")), r.logpi), "logpi {:?} vs {}", v.get("logpi"), r.logpi);
         let d = v.get("decisions").cloned().unwrap_or_default();
         for (k, bit) in Decisions::NAMES {
             assert_eq!(

@@ -686,6 +686,7 @@ fn fill_before(
     t.n_commands = cmd.len() as u8;
     t.command[..cmd.len()].copy_from_slice(cmd);
     t.kl = d.kl;
+    t.logpi = if d.not_drawn { f32::NAN } else { d.logpi_taken };
     t.latency_ns = now.duration_since(frame_at).as_nanos().min(u32::MAX as u128) as u32;
     t.period_ns = last_tick.map_or(0, |l| now.duration_since(l).as_nanos().min(u64::MAX as u128) as u64);
     t.link = env.counters();

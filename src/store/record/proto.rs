@@ -13,7 +13,7 @@
 //!   message Signals  { float x = 1; float x_dot = 2; ... }   // the meta's signal names
 //!   message Command  { float force = 1; ... }                // command names
 //!   message Addon    { float centre = 1; ... }               // add-on term names
-//!   message Decisions { bool fallback = 1; ... bool late = 10; }
+//!   message Decisions { bool fallback = 1; ... bool late = 10; bool terminated = 11; }
 //!   message Link     { uint64 frames = 1; ... uint64 reconnects = 7; }
 //!   uint64 tick = 2;            uint32 seq = 3;         uint64 firmware_t_us = 4;
 //!   Signals signals = 5;        repeated float obs = 6; repeated float logp0 = 7;
@@ -21,6 +21,7 @@
 //!   Command command = 10;       Addon addon = 11;       float addon_reward = 12;
 //!   float kl = 13;              Decisions decisions = 14;
 //!   uint32 latency_ns = 15;     uint64 period_ns = 16;  Link link = 17;
+//!   float logpi = 18;           // log π of the command sent, as drawn; NaN: not drawn
 //! }
 //! ```
 //!
@@ -86,6 +87,8 @@ pub struct TickPb {
     pub period_ns: u64,
     #[prost(message, optional, tag = "17")]
     pub link: Option<LinkPb>,
+    #[prost(float, tag = "18")]
+    pub logpi: f32,
 }
 
 /// `resq.Tick.Decisions`.
@@ -199,6 +202,7 @@ impl TickEncoder {
         floats_message(&r.addon_terms[..len(r.n_terms)], &mut m.addon);
         m.addon_reward = r.addon_reward;
         m.kl = r.kl;
+        m.logpi = r.logpi;
         m.decisions = (r.decisions != Decisions::default()).then(|| DecisionsPb::from_bits(r.decisions));
         m.latency_ns = r.latency_ns;
         m.period_ns = r.period_ns;
@@ -320,6 +324,7 @@ pub fn tick_schema(meta: &RecordMeta) -> Vec<u8> {
             field("latency_ns", 15, Type::Uint32, None, false),
             field("period_ns", 16, Type::Uint64, None, false),
             field("link", 17, Type::Message, Some(".resq.Tick.Link"), false),
+            field("logpi", 18, Type::Float, None, false),
         ],
         ..Default::default()
     };
@@ -415,6 +420,6 @@ mod tests {
         assert_eq!(file.enum_type[0].value[1].name(), "right");
         // Every field of TickPb is in the schema, with the same number.
         let numbers: Vec<i32> = tick.field.iter().map(|f| f.number()).collect();
-        assert_eq!(numbers, (2..=17).collect::<Vec<_>>());
+        assert_eq!(numbers, (2..=18).collect::<Vec<_>>());
     }
 }

@@ -62,6 +62,10 @@ pub struct TickRecord {
     pub addon_reward: f32,
     /// `KL(π_acting ‖ π0)`, nats.
     pub kl: f32,
+    /// `log π(a|s)` of the action sent, under the policy that drew it (what an off-policy
+    /// learner weighs a recorded step by); NaN where no policy drew it (greedy acting, the
+    /// deadline fallback, a supervisor change).
+    pub logpi: f32,
     pub decisions: Decisions,
     /// Time from frame received to command written, ns.
     pub latency_ns: u32,
@@ -91,6 +95,7 @@ impl Default for TickRecord {
             addon_terms: [0.0; MAX],
             addon_reward: 0.0,
             kl: 0.0,
+            logpi: 0.0,
             decisions: Decisions::default(),
             latency_ns: 0,
             period_ns: 0,
