@@ -76,4 +76,29 @@ fn customize_records_every_training_tick_when_asked() {
     let shown = common::resq_command().arg("inspect").arg(&record).output().unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains(&format!("({} by a termination)", s.episodes_ended)), "{shown}");
+
+    // Each tick holds log π of the command sent, as drawn. Before the first update (the warm-up
+    // is 1 000 steps) and at ω' = α̂ the policy is the prior, so it is the recorded log π0 of
+    // the recorded action: read back by the independent reader (scripts/read_record.py).
+    let python = common::python("mcap, mcap-protobuf-support: reads records as Foxglove does");
+    let read = std::process::Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/read_record.py"))
+        .arg(&record)
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let ticks: Vec<serde_json::Value> = String::from_utf8_lossy(&read.stdout)
+        .lines()
+        .skip(1) // the meta message
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ticks.len(), 300);
+    let num = |v: Option<&serde_json::Value>| v.map_or(0.0, |v| v.as_f64().unwrap());
+    for t in &ticks {
+        // proto3 leaves out zero values: an absent action is the first label.
+        let a = usize::from(t.get("action").and_then(|a| a.as_str()) == Some("right"));
+        let logp0 = num(t["logp0"].as_array().unwrap().get(a));
+        let logpi = num(t.get("logpi"));
+        assert!((logpi - logp0).abs() < 1e-5 && logpi < 0.0, "{t}");
+    }
 }
