@@ -18,6 +18,10 @@ SEEDS=${2:-"0 1 2"}
 SETTINGS=${3:-"default 0.1 0.03"}
 PRIORS=${4:-"soft bc ppo dqn"}
 R=${RESQ:-${CARGO_TARGET_DIR:-target}/release/resq}
+# A stale build (an old target/ beside a CARGO_TARGET_DIR elsewhere) would not measure this tree.
+if [ -n "$(find src sim-robot/src firmware-bridge/src -newer "$R" -type f -print -quit 2>/dev/null)" ]; then
+  echo "warning: $R is older than the sources: run cargo build --release (with the CARGO_TARGET_DIR you build with)" >&2
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

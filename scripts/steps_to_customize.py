@@ -29,6 +29,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,6 +54,22 @@ p.add_argument("--resq", default=os.path.join(os.environ.get("CARGO_TARGET_DIR",
 p.add_argument("--per-seed", action="store_true", help="print each seed's result as it finishes")
 a = p.parse_args()
 
+
+def warn_if_stale(binary):
+    """Says so on stderr when a source file is newer than `binary` (a stale build, e.g. an old
+    target/ beside a CARGO_TARGET_DIR elsewhere): its figures would not be this tree's."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    built = os.path.getmtime(binary)
+    for d in ("src", "sim-robot/src", "firmware-bridge/src"):
+        for dirpath, _, files in os.walk(os.path.join(root, d)):
+            for f in files:
+                if os.path.getmtime(os.path.join(dirpath, f)) > built:
+                    print(f"warning: {binary} is older than {os.path.join(dirpath, f)}: run cargo build --release "
+                          "(with the CARGO_TARGET_DIR you build with)", file=sys.stderr)
+                    return
+
+
+warn_if_stale(a.resq)
 
 
 def meets(m, prior):
