@@ -55,6 +55,11 @@ fn customize_records_every_training_tick_when_asked() {
     assert_eq!(s.ticks, 300);
     let shown = common::resq_command().arg("inspect").arg(&record).output().unwrap();
     assert!(shown.status.success() && String::from_utf8_lossy(&shown.stdout).contains("300"));
+    // The header names the manifest and the prior the record was made with.
+    let b = resq::Bundle::load(&bundle).unwrap();
+    let prior_hash = resq::store::checkpoint::fnv1a64(&std::fs::read(bundle.join("prior.onnx")).unwrap());
+    assert_eq!(s.meta.manifest_fnv1a64, resq::store::checkpoint::manifest_hash(&b.manifest_text));
+    assert_eq!(s.meta.prior_fnv1a64, prior_hash);
 
     // A prior tempered to near chance drops the pole within a few dozen steps: every episode of
     // 300 steps ends by a termination (the time limit is 500), and the record says so.
@@ -72,6 +77,9 @@ fn customize_records_every_training_tick_when_asked() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = resq::store::record::inspect(&record).unwrap();
     assert!(s.episodes_ended >= 5, "{} episodes ended", s.episodes_ended);
+    // Another manifest (an override), the same prior.
+    assert_ne!(s.meta.manifest_fnv1a64, resq::store::checkpoint::manifest_hash(&b.manifest_text));
+    assert_eq!(s.meta.prior_fnv1a64, prior_hash);
     assert_eq!(s.episodes_terminated, s.episodes_ended);
     let shown = common::resq_command().arg("inspect").arg(&record).output().unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout);

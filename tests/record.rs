@@ -31,6 +31,8 @@ fn meta() -> RecordMeta {
         commands: s(&["force"]),
         addon_terms: s(&["centre", "smooth"]),
         source: "sim".into(),
+        manifest_fnv1a64: "00112233445566ff".into(),
+        prior_fnv1a64: "ffeeddccbbaa9988".into(),
     }
 }
 
@@ -344,6 +346,8 @@ fn mcap_layout_is_what_foxglove_reads() {
     assert_eq!(m["format"], "resq.record");
     assert_eq!(m["version"], 2);
     assert_eq!(m["bundle"], "models/cartpole");
+    assert_eq!(m["manifest_fnv1a64"], "00112233445566ff");
+    assert_eq!(m["prior_fnv1a64"], "ffeeddccbbaa9988");
     assert_eq!(m["actions"][1], "right");
     let started_unix_ns = m["started_unix_ns"].as_u64().unwrap();
     // Wall-clock log times: Foxglove shows the date of the run, not 1970.

@@ -205,7 +205,7 @@ pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<O
     let on_thread = bundle.manifest.learning.thread;
     let mut supervisor = Supervisor::for_bundle(&bundle);
     let recorder = match &opts.record {
-        Some(path) => Some(Recorder::start(path, record_meta(&bundle, &opts.source), DEFAULT_CAPACITY)?),
+        Some(path) => Some(Recorder::start(path, record_meta(&bundle, &opts.source)?, DEFAULT_CAPACITY)?),
         None => None,
     };
     let mut ctl = Controller::with_learner(bundle, learner.as_ref());
@@ -435,8 +435,12 @@ pub fn outcome_of(result: Result<Outcome>) -> Result<Outcome> {
 }
 
 /// The record's header for this bundle.
-pub fn record_meta(b: &Bundle, source: &str) -> RecordMeta {
-    RecordMeta {
+pub fn record_meta(b: &Bundle, source: &str) -> Result<RecordMeta> {
+    let prior_path = b.dir.join(&b.manifest.prior.file);
+    let prior = std::fs::read(&prior_path).with_context(|| format!("reading {}", prior_path.display()))?;
+    Ok(RecordMeta {
+        manifest_fnv1a64: checkpoint::manifest_hash(&b.manifest_text),
+        prior_fnv1a64: checkpoint::fnv1a64(&prior),
         bundle: b.manifest.bundle.name.clone(),
         signals: b.signals.clone(),
         obs: b.obs.names.clone(),
@@ -444,5 +448,5 @@ pub fn record_meta(b: &Bundle, source: &str) -> RecordMeta {
         commands: b.commands.clone(),
         addon_terms: b.addon.term_names().map(str::to_string).collect(),
         source: source.to_string(),
-    }
+    })
 }

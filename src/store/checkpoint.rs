@@ -67,9 +67,14 @@ pub struct Progress {
 
 /// FNV-1a 64 of the manifest text: a checkpoint is only resumed by the bundle that wrote it.
 pub fn manifest_hash(text: &str) -> String {
+    fnv1a64(text.as_bytes())
+}
+
+/// FNV-1a 64 of `bytes`, in 16 hex digits (an identity, not a security check).
+pub fn fnv1a64(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in text.bytes() {
-        h ^= b as u64;
+    for b in bytes {
+        h ^= *b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("{h:016x}")

@@ -291,6 +291,8 @@ fn meta_schema() -> Vec<u8> {
             "commands": strings,
             "addon_terms": strings,
             "source": {"type": "string", "description": "\"sim\" or the serial port path"},
+            "manifest_fnv1a64": {"type": "string", "description": "FNV-1a 64 of the manifest text the run used"},
+            "prior_fnv1a64": {"type": "string", "description": "FNV-1a 64 of the prior's ONNX file"},
         },
     });
     serde_json::to_vec(&schema).expect("a JSON value serialises")

@@ -27,6 +27,13 @@ pub struct RecordMeta {
     pub addon_terms: Vec<String>,
     /// `"sim"` or the serial port path.
     pub source: String,
+    /// FNV-1a 64 of the manifest text the run used (overrides included), as checkpoints hold
+    /// it, and of the prior's ONNX file: what a learner reading the record checks it was made
+    /// by the same bundle and prior. Empty in records written before they were kept.
+    #[serde(default)]
+    pub manifest_fnv1a64: String,
+    #[serde(default)]
+    pub prior_fnv1a64: String,
 }
 
 /// One tick. Arrays hold `n_*` valid entries; the rest are zero.
