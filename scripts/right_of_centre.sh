@@ -6,7 +6,8 @@
 #   scripts/right_of_centre.sh [STEPS=10000] [SEEDS="0 1 2"] [SETTINGS="default 0.1 0.03"] [PRIORS="soft bc ppo dqn"]
 #
 # A setting is `default` (the bundle's), a number w (omega' = alpha = w) or `kl=E` (the bundle's
-# omega' and alpha, moved by [residual] kl_per_step = E).
+# omega' and alpha, moved by [residual] kl_per_step = E). EXTRA='--set a.b=c ...' adds overrides
+# to every run (e.g. EXTRA='--set learning.traces="none"').
 # Prints one line per run: the customized/prior ratio of mean |x-0.5|, the customized success
 # rate, the worst learning-curve success, failed training episodes, the step the failure guard
 # stopped at (- if none) and the prior's median confidence gap (nats). Needs the release binary
@@ -46,7 +47,7 @@ for p in $PRIORS; do
     esac
     for s in $SEEDS; do
       "$R" customize "${BUNDLE[$p]}" --steps "$STEPS" --seed "$s" --quiet --fresh --out "$work/run" \
-        --eval-every 2000 "${ROC[@]}" "${extra[@]}" > /dev/null 2>&1 || true
+        --eval-every 2000 "${ROC[@]}" "${extra[@]}" ${EXTRA:-} > /dev/null 2>&1 || true
       python3 - "$work/run/report.json" "$p" "$w" "$s" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1])); p, c = r["prior"], r["customized"]

@@ -342,6 +342,14 @@ impl Bundle {
         }
     }
 
+    /// Whether ending an episode in failure escapes an add-on that was at least `addon_lo` on
+    /// every step and never positive: the failure is valued above that penalty's worst forever,
+    /// `addon_lo/(1−γ)` (never at `failure_value = "worst"`).
+    pub fn failure_escapes(&self, addon_lo: f32, addon_hi: f32) -> bool {
+        let worst = addon_lo / (1.0 - self.manifest.residual.gamma);
+        addon_hi <= 0.0 && addon_lo.is_finite() && self.failure_value(addon_lo) > worst + 1e-3 * worst.abs()
+    }
+
     /// The residual's input width: the observation, plus the previous command when an add-on
     /// term reads it ([`Bundle::prev_command_input`]).
     pub fn residual_inputs(&self) -> usize {

@@ -106,7 +106,7 @@ pub fn reading(c: &Confidence, b: &Bundle) -> String {
             if r.kl_per_step.is_some_and(|k| k > 0.0) {
                 ""
             } else {
-                "; `residual.kl_per_step = 0.5` lets resq lower them while the robot moves at most that many nats per step from the prior"
+                "; `residual.kl_per_step` lets resq lower them while the robot moves at most that many nats per step from the prior (start at 0.1 and raise it while the learning curve keeps the task)"
             }
         )
     } else {

@@ -243,7 +243,6 @@ pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<O
     }
     let (kl_per_step, why) = trade_off::target(&ctl.bundle);
     let trade = TradeOff::new(kl_per_step, ctl.bundle.weight_scale);
-    let trade_why = why;
     info!("{}", trade_off::reading(&trade, why, &ctl.bundle));
     // (The prior's episodes that failed early, by a termination: a pure penalty's way out.)
     let mut early_failures = prior.early_failures;
@@ -274,7 +273,6 @@ pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<O
         ckpt_path.clone(),
         ctl.bundle.manifest_text.clone(),
         ctl.bundle.manifest.run.checkpoint_every,
-        (ctl.bundle.manifest.residual.omega, ctl.bundle.manifest.residual.alpha),
     )?;
     let mut curve =
         if opts.eval_every > 0 { Curve::open(&opts.out_dir, resumed_from)? } else { Curve::none() };
@@ -320,9 +318,9 @@ pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<O
     };
     // The learner hears of the multiplier every few ticks: its checkpoint takes the last one.
     if drive.trade.active() {
-        learning.set_scale(drive.trade.scale());
+        learning.set_weights(drive.trade.scale(), drive.ctl.bundle.weights());
     }
-    let trade_off = trade_off::Summary::of(&drive.trade, trade_why, &ctl.bundle);
+    let trade_off = trade_off::Summary::of(&drive.trade, why, &drive.ctl.bundle);
     if dropped > 0 {
         warn!("{dropped} transition(s) dropped: the learner thread fell behind the robot");
     }

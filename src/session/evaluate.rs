@@ -58,8 +58,8 @@ impl PolicyEval {
     pub fn pure_penalty_warning(&self, early_failures: usize, bundle: &Bundle) -> Option<String> {
         let (hi, lo) = self.addon_range;
         let worst = lo / (1.0 - bundle.manifest.residual.gamma as f64);
-        let value = bundle.failure_value(lo as f32) as f64;
-        (early_failures > 0 && hi <= 0.0 && lo.is_finite() && value > worst + 1e-3 * worst.abs()).then(|| {
+        let value = bundle.failure_value(lo as f32);
+        (early_failures > 0 && bundle.failure_escapes(lo as f32, hi as f32)).then(|| {
             format!(
                 "the add-on is <= 0 on every step the prior was evaluated on (lowest {lo:.4}) and {early_failures} of the prior's own episodes ended early in failure: with `residual.failure_value = {value}` ending an episode early escapes a pure penalty, so the residual can learn to fail; leave `failure_value` out (\"worst\": {worst:.2}), or write the add-on so that doing well scores >= 0, e.g. add a constant of at least {:.4} to it (`[[addon.term]] expr = \"{:.4}\"`)",
                 -lo,

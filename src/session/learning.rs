@@ -39,8 +39,9 @@ pub trait LoopLearning {
     fn diverged(&self) -> bool;
     /// The widths of a transition.
     fn layout(&self) -> Layout;
-    /// The trade-off's multiplier on the manifest's ω' and α̂ from now on ([`super::trade_off`]).
-    fn set_scale(&mut self, scale: f32);
+    /// ω' and α̂ from now on, `weights` ([`crate::Bundle::weights`]) at the trade-off's
+    /// multiplier `scale` ([`super::trade_off`]; kept in the checkpoint).
+    fn set_weights(&mut self, scale: f32, weights: (f32, f32));
 }
 
 /// The learner with its progress and checkpoints.
@@ -53,8 +54,6 @@ pub struct Learning {
     checkpoint_every: u64,
     /// The step of the last periodic checkpoint.
     checkpointed_at: Option<u64>,
-    /// The manifest's ω' and α̂, which the trade-off's multiplier scales.
-    weights: (f32, f32),
 }
 
 impl Learning {
@@ -64,7 +63,6 @@ impl Learning {
         path: PathBuf,
         manifest_text: String,
         checkpoint_every: u64,
-        weights: (f32, f32),
     ) -> Result<Learning> {
         let writer = checkpoint::Writer::start(&path)?;
         Ok(Learning {
@@ -75,7 +73,6 @@ impl Learning {
             manifest_text,
             checkpoint_every,
             checkpointed_at: None,
-            weights,
         })
     }
 
@@ -158,9 +155,9 @@ impl LoopLearning for Learning {
         self.learner.core().replay.layout()
     }
 
-    fn set_scale(&mut self, scale: f32) {
+    fn set_weights(&mut self, scale: f32, (omega, alpha): (f32, f32)) {
         let s = &mut self.learner.core_mut().settings;
-        (s.omega, s.alpha) = (scale * self.weights.0, scale * self.weights.1);
+        (s.omega, s.alpha) = (omega, alpha);
         self.progress.weight_scale = Some(scale);
     }
 }
@@ -197,8 +194,11 @@ pub enum Message {
         addon_per_step: f32,
         success: bool,
     },
-    /// The trade-off's multiplier on ω' and α̂.
-    Scale(f32),
+    /// ω' and α̂ at the trade-off's multiplier.
+    Weights {
+        scale: f32,
+        weights: (f32, f32),
+    },
 }
 
 /// The floats a transition of `layout` needs.
@@ -332,8 +332,8 @@ impl LoopLearning for ThreadSide<'_> {
         self.layout
     }
 
-    fn set_scale(&mut self, scale: f32) {
-        self.send(Message::Scale(scale));
+    fn set_weights(&mut self, scale: f32, weights: (f32, f32)) {
+        self.send(Message::Weights { scale, weights });
     }
 }
 
@@ -375,7 +375,7 @@ pub fn learner_thread(
                 Message::EpisodeEnd { length, addon_per_step, success } => {
                     learning.episode_end(length, addon_per_step, success)?
                 }
-                Message::Scale(m) => learning.set_scale(m),
+                Message::Weights { scale, weights } => learning.set_weights(scale, weights),
             }
         }
         let mut updated = false;

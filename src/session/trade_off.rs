@@ -125,31 +125,23 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// `bundle` acts at `t`'s multiplier (the loop keeps [`Bundle::weight_scale`] at it).
     pub fn of(t: &TradeOff, why: &'static str, bundle: &Bundle) -> Self {
-        let r = &bundle.manifest.residual;
-        Summary {
-            kl_per_step: t.target,
-            why,
-            scale: t.scale(),
-            omega: t.scale() * r.omega,
-            alpha: t.scale() * r.alpha,
-            kl_avg: t.kl_avg(),
-        }
+        let (omega, alpha) = bundle.weights();
+        Summary { kl_per_step: t.target, why, scale: t.scale(), omega, alpha, kl_avg: t.kl_avg() }
     }
 }
 
 /// What the run will do with ω' and α̂, for the log.
 pub fn reading(t: &TradeOff, why: &str, bundle: &Bundle) -> String {
-    let (w, a) = (bundle.manifest.residual.omega, bundle.manifest.residual.alpha);
+    let (w, a) = bundle.weights();
     if t.active() {
         format!(
-            "trade-off ({why}): omega' and alpha start at {:.4} and {:.4} and scale together until the customized policy moves {} nats per step from the prior (docs/priors.md); a failed training episode doubles them",
-            t.scale() * w,
-            t.scale() * a,
+            "trade-off ({why}): omega' and alpha start at {w:.4} and {a:.4} and scale together until the customized policy moves {} nats per step from the prior (docs/priors.md); a failed training episode doubles them",
             t.target
         )
     } else {
-        format!("trade-off ({why}): omega' = {:.4} and alpha = {:.4}, fixed", t.scale() * w, t.scale() * a)
+        format!("trade-off ({why}): omega' = {w:.4} and alpha = {a:.4}, fixed")
     }
 }
 

@@ -411,7 +411,7 @@ fn set_scale(
 ) {
     ctl.bundle.weight_scale = trade.scale();
     if now || env_steps.is_multiple_of(16) {
-        learning.set_scale(trade.scale());
+        learning.set_weights(trade.scale(), ctl.bundle.weights());
     }
     if env_steps.is_multiple_of(1000) {
         info!(
@@ -584,10 +584,7 @@ fn guard_stop(ctl: &Controller, trip: Trip, (addon_lo, addon_hi): (f32, f32), en
             trip.late_steps, m.learning.updates_per_tick
         );
     }
-    // Ending an episode escapes a pure penalty only where the bundle values a failure above the
-    // penalty's worst forever (`[residual] failure_value` set to a number).
-    let escapes = addon_hi <= 0.0
-        && ctl.bundle.failure_value(addon_lo) > addon_lo / (1.0 - m.residual.gamma) * (1.0 - 1e-3);
+    let escapes = ctl.bundle.failure_escapes(addon_lo, addon_hi);
     if escapes {
         msg += &format!(
             "\n  the add-on was <= 0 on every step (highest {addon_hi}) and `residual.failure_value` is {}: ending an episode early escapes it, so the residual learns to end episodes",
