@@ -91,7 +91,22 @@ pub struct Replay {
     pub episode_end: Vec<bool>,
     /// The robot's step count of the newest entry (None: unknown, e.g. after a restore).
     pub last_step: Option<u64>,
+    /// Learning from records (discrete actions): which actions each entry's state supports.
+    /// `None` online (every action supported).
+    pub support: Option<Support>,
 }
+
+/// Which actions the records support at each entry's state `s` (bit `a` of `mask`), and
+/// `log π0(·|s)` there: what the support constraint ([`super::rql_discrete`]) needs. An entry
+/// written without one supports every action.
+#[derive(Clone, Debug)]
+pub struct Support {
+    pub mask: Vec<u64>,
+    pub logp0: Vec<f32>,
+}
+
+/// Every action supported.
+pub const ALL_ACTIONS: u64 = u64::MAX;
 
 impl Replay {
     pub fn new(capacity: usize, layout: Layout) -> Self {
@@ -119,7 +134,30 @@ impl Replay {
             logpi_taken: vec![0.0; capacity],
             terminal: vec![false; capacity],
             episode_end: vec![false; capacity],
+            support: None,
         }
+    }
+
+    /// Marks the newest entry's supported actions (`mask`, bit `a` for action `a`) and its
+    /// state's `log π0(·|s)` (allocates the support's arrays on first use: offline only).
+    pub fn set_support(&mut self, mask: u64, logp0: &[f32]) {
+        assert!(self.written > 0, "an entry to mark");
+        let (cap, na) = (self.capacity, self.n_actions);
+        let sup = self
+            .support
+            .get_or_insert_with(|| Support { mask: vec![ALL_ACTIONS; cap], logp0: vec![0.0; cap * na] });
+        let i = ((self.written - 1) % cap as u64) as usize;
+        sup.mask[i] = mask;
+        sup.logp0[i * na..(i + 1) * na].copy_from_slice(logp0);
+    }
+
+    /// The supported actions of the entry at `slot` and its `log π0(·|s)`, where it has a
+    /// support narrower than every action.
+    pub fn support_at(&self, slot: usize) -> Option<(u64, &[f32])> {
+        let sup = self.support.as_ref()?;
+        let na = self.n_actions;
+        let mask = sup.mask[slot];
+        (mask & low_bits(na) != low_bits(na)).then(|| (mask, &sup.logp0[slot * na..(slot + 1) * na]))
     }
 
     /// Bytes the ring holds when full (allocated at start; the pages become resident as it fills).
@@ -158,6 +196,9 @@ impl Replay {
     /// predecessor is unknown), the newest entry is marked as a chain's end, so no n-step return
     /// runs across the gap. No allocation.
     pub fn push_step(&mut self, t: &Transition, step: u64) {
+        if let Some(sup) = &mut self.support {
+            sup.mask[(self.written % self.capacity as u64) as usize] = ALL_ACTIONS;
+        }
         if self.written > 0 && self.last_step.is_none_or(|last| step != last + 1) {
             let prev = ((self.written - 1) % self.capacity as u64) as usize;
             self.episode_end[prev] = true;
@@ -242,5 +283,14 @@ impl Replay {
 
     pub fn next_candidates_at(&self, slot: usize) -> &[f32] {
         &self.next_candidates[slot * self.cand_width..(slot + 1) * self.cand_width]
+    }
+}
+
+/// The mask of actions `0..n` (all 64 bits for `n ≥ 64`).
+pub fn low_bits(n: usize) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
     }
 }

@@ -53,6 +53,11 @@ pub struct ResidualSoftQ {
     x_target: Array2<f32>,
     logp0_boot: Array2<f32>,
     actions: Vec<usize>,
+    /// The replay slot of each row's first transition.
+    first_slot: Vec<usize>,
+    /// The target head's pass at the rows' states, for the support constraint (offline data
+    /// only; allocated on first use).
+    support_trace: Option<Trace>,
     /// `r_R` of each row's first transition.
     returns: Vec<f32>,
     /// `γ^m`, or 0 after a true termination.
@@ -95,6 +100,8 @@ impl ResidualSoftQ {
             x_target: Array2::zeros((b + mids, n_obs)),
             logp0_boot: Array2::zeros((b, n_actions)),
             actions: vec![0; b],
+            first_slot: vec![0; b],
+            support_trace: None,
             returns: vec![0.0; b],
             boot_discount: vec![0.0; b],
             steps: vec![0; b],
@@ -137,6 +144,17 @@ impl ResidualLearner for ResidualSoftQ {
             loss += l;
             self.d_out[[row, a]] = g / b as f32;
         }
+        if self.core.replay.support.is_some() {
+            let trace = self.support_trace.get_or_insert_with(|| self.core.target.trace(b));
+            loss += support_constraint(
+                &self.core,
+                self.x.view(),
+                &self.first_slot,
+                trace,
+                q.view(),
+                &mut self.d_out,
+            );
+        }
         self.core.apply(&mut self.online_trace, self.d_out.view(), loss / b as f32)
     }
 }
@@ -152,6 +170,7 @@ impl ResidualSoftQ {
             let r = &self.core.replay;
             self.x.row_mut(row).as_slice_mut().expect("row-major").copy_from_slice(r.obs_at(n.first));
             self.actions[row] = r.action[n.first] as usize;
+            self.first_slot[row] = n.first;
             self.returns[row] = r.reward[n.first];
             self.boot_discount[row] = n.discount;
             self.x_target
@@ -217,6 +236,52 @@ impl ResidualSoftQ {
             self.y[row] += self.boot_discount[row] * self.trace[row] * v;
         }
     }
+}
+
+/// The support constraint of offline data: at a row whose state the records support only
+/// the actions `S` (bit mask), every other action `u` is fitted (Huber, into `d_out`) to
+///
+/// ```text
+/// Q̄⁻(s) = α̂·( logsumexp_{b∈S}((Q_R⁻(s,b) + ω'·log π0(b|s))/α̂) − logsumexp_{b∈S}(ω'·log π0(b|s)/α̂) )
+/// ```
+///
+/// the soft value of the supported actions under the prior, so that
+/// `π̂(u|s) ∝ π0(u|s)^{ω'/α̂}·exp(Q̄/α̂)` keeps the (tempered) prior's probability and the
+/// supported actions share the rest by their learned `Q_R`; the soft value over all actions
+/// is then `Q̄⁻` itself, and targets bootstrapped there are the constrained ones. Returns the
+/// added loss (summed over rows).
+fn support_constraint(
+    core: &LearnerCore,
+    x: ndarray::ArrayView2<f32>,
+    first_slot: &[usize],
+    trace: &mut Trace,
+    q: ndarray::ArrayView2<f32>,
+    d_out: &mut Array2<f32>,
+) -> f32 {
+    let b = core.settings.batch;
+    let (omega, alpha) = (core.settings.omega, core.settings.alpha);
+    let q_target = core.target.forward(x, trace);
+    let mut loss = 0.0;
+    for row in 0..b {
+        let Some((mask, logp0)) = core.replay.support_at(first_slot[row]) else { continue };
+        let qt = q_target.row(row);
+        let supported = |a: &usize| mask & (1u64 << *a) != 0;
+        let lse = |f: &dyn Fn(usize) -> f32| {
+            let m = (0..logp0.len()).filter(supported).map(f).fold(f32::NEG_INFINITY, f32::max);
+            m + (0..logp0.len()).filter(supported).map(|a| (f(a) - m).exp()).sum::<f32>().ln()
+        };
+        let q_bar =
+            alpha * (lse(&|a| (qt[a] + omega * logp0[a]) / alpha) - lse(&|a| omega * logp0[a] / alpha));
+        if !q_bar.is_finite() {
+            continue;
+        }
+        for u in (0..logp0.len()).filter(|a| !supported(a)) {
+            let (l, g) = core.huber(q[[row, u]] - q_bar);
+            loss += l;
+            d_out[[row, u]] += g / b as f32;
+        }
+    }
+    loss
 }
 
 #[cfg(test)]
@@ -371,6 +436,130 @@ mod tests {
             worst_stored = worst_stored.max((stored - mid).abs());
         }
         assert!(worst_stored > 0.05, "the stored log π_b would have biased the target by {worst_stored}");
+    }
+
+    /// Offline data that never shows action 1 at state 1 (the records acted greedily there):
+    /// with the support constraint the learned `Q_R` matches the exact fixed point of the
+    /// constrained operator (value iteration with `Q(1,1) := Q̄(1) = Q(1,0)`, the soft value of
+    /// the supported action under the prior) on every covered pair, and π̂(·|1) stays the
+    /// prior's; with the plain target the shared bias moves `Q_R(1,1)`, and the policy at state
+    /// 1 with it, on a guess.
+    #[test]
+    fn offline_support_matches_the_exact_solution_where_covered_and_keeps_the_prior_elsewhere() {
+        let (omega, alpha, gamma) = (0.5f32, 0.5f32, 0.9f32);
+        let exact = {
+            let (o, al, g) = (omega as f64, alpha as f64, gamma as f64);
+            let mut q = [[0.0f64; A]; S];
+            for _ in 0..3000 {
+                let mut c = q;
+                c[1][1] = c[1][0];
+                let v = |s: usize| {
+                    al * (0..A).map(|a| ((c[s][a] + o * logp0_of(s, a)) / al).exp()).sum::<f64>().ln()
+                };
+                let mut n = q;
+                for (s, row) in n.iter_mut().enumerate() {
+                    for (a, cell) in row.iter_mut().enumerate() {
+                        let (s2, r, done) = mdp(s, a);
+                        *cell = r + if done { 0.0 } else { g * v(s2) };
+                    }
+                }
+                q = n;
+            }
+            q
+        };
+        let learn = |support: bool| {
+            let settings = Settings {
+                omega,
+                alpha,
+                gamma,
+                hidden: vec![],
+                activation: Activation::Relu,
+                lr: 3e-3,
+                batch: 64,
+                replay_capacity: 4096,
+                n_step: 1,
+                target_tau: 0.02,
+                huber_delta: 100.0,
+                grad_clip: 0.0,
+                warmup: 1,
+                updates_per_tick: 1,
+                traces: false,
+            };
+            let mut l = ResidualSoftQ::new(settings, S, A, 0);
+            let one_hot = |s: usize| {
+                let mut v = [0.0f32; S];
+                v[s] = 1.0;
+                v
+            };
+            let logp0 = |s: usize| [logp0_of(s, 0) as f32, logp0_of(s, 1) as f32];
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+            let mut s = 0usize;
+            for _ in 0..4000 {
+                let a = if s == 1 { 0 } else { rng.random_range(0..A) };
+                let (s2, r, done) = mdp(s, a);
+                let (o, o2, lp, lp2) = (one_hot(s), one_hot(s2), logp0(s), logp0(s2));
+                l.core.replay.push(&Transition {
+                    obs: &o,
+                    action: a,
+                    action_values: &[],
+                    pre_action: &[],
+                    reward: r as f32,
+                    logp0_taken: lp[a],
+                    logpi_taken: 0.0,
+                    next_obs: &o2,
+                    next_logp0: &lp2,
+                    next_candidates: &[],
+                    prior_params: &[],
+                    next_prior_params: &[],
+                    terminal: done,
+                    truncated: false,
+                });
+                if support {
+                    l.core.replay.set_support(if s == 1 { 0b01 } else { 0b11 }, &lp);
+                }
+                s = if done { 0 } else { s2 };
+            }
+            for _ in 0..30_000 {
+                l.update().expect("learns");
+            }
+            let mut scratch = l.core.online.scratch();
+            let q: Vec<[f32; A]> = (0..S)
+                .map(|s| {
+                    let q = l.core.online.forward1(&one_hot(s), &mut scratch);
+                    [q[0], q[1]]
+                })
+                .collect();
+            q
+        };
+        // π̂(1|1) = softmax((Q_R + ω'·log π0)/α̂) and the tempered prior's.
+        let pi_1 = |q: &[f32; A], tempered: bool| {
+            let z = |a: usize| {
+                ((if tempered { 0.0 } else { q[a] as f64 } + omega as f64 * logp0_of(1, a)) / alpha as f64)
+                    .exp()
+            };
+            z(1) / (z(0) + z(1))
+        };
+        let q = learn(true);
+        for (s, a) in [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1)] {
+            assert!(
+                (q[s][a] as f64 - exact[s][a]).abs() < 0.03,
+                "covered ({s},{a}): learned {} vs exact {}",
+                q[s][a],
+                exact[s][a]
+            );
+        }
+        let prior = pi_1(&q[1], true);
+        assert!(
+            (pi_1(&q[1], false) - prior).abs() < 0.01,
+            "π̂(1|1) {} vs the prior's {prior}",
+            pi_1(&q[1], false)
+        );
+        let plain = learn(false);
+        assert!(
+            (pi_1(&plain[1], false) - prior).abs() > 0.05,
+            "the plain target moved π̂(1|1) to {} (prior {prior})",
+            pi_1(&plain[1], false)
+        );
     }
 
     /// A 5-state, 2-action MDP whose uncorrected 10-step soft operator expands at its fixed point

@@ -445,6 +445,13 @@ pub struct LearningSection {
     /// importance weights, a contraction whatever the behaviour; `none` does not; `auto` (the
     /// default): `retrace` when `[residual] kl_per_step` moves ω' and α̂, `none` otherwise.
     pub traces: Traces,
+    /// `resq learn --from` (discrete actions): an action is supported at a recorded state when
+    /// the policy that recorded it drew it with probability at least this share of its most
+    /// likely action's (an action not drawn, e.g. greedy acting, supports only itself); the
+    /// residual holds every other action at the state's soft value, so the learned policy
+    /// gives it the prior's probability, never more on a guess. 0: the plain residual soft-Q
+    /// target (every action learned as the head generalises).
+    pub offline_support: f32,
 }
 
 /// `[learning] traces`.
@@ -476,6 +483,7 @@ impl Default for LearningSection {
             gae_lambda: 0.95,
             value_steps: 4,
             traces: Traces::Auto,
+            offline_support: 0.3,
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct Learn {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// The prior acts alone (sampled or greedy, as `exploration.mode` says) and nothing is
+    /// learned: a record of the prior at work, for `resq learn --from`.
+    #[arg(long)]
+    pub prior_only: bool,
     /// Override a manifest field for this run, e.g. `--set learning.n_step=5` (repeatable).
     #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
     pub overrides: Vec<String>,
@@ -130,6 +134,7 @@ impl Learn {
             eval_episodes: self.episodes,
             eval_every: self.eval_every.unwrap_or(0),
             progress: !self.quiet,
+            prior_only: self.prior_only,
             ..Options::new(
                 self.steps.unwrap_or(b.manifest.run.steps),
                 self.seed.unwrap_or(b.manifest.run.seed),

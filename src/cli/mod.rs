@@ -9,6 +9,7 @@ mod clear_estop;
 mod customize;
 mod export;
 mod inspect;
+mod learn;
 mod rig;
 
 use std::path::PathBuf;
@@ -60,6 +61,11 @@ pub enum Command {
         #[arg(long)]
         record: Option<PathBuf>,
     },
+    /// Learn the residual offline from records of the robot (the prior at work, or an earlier
+    /// customization) into the bundle's checkpoint, then compare prior and customized policy on
+    /// the bundle's simulated robot, as `customize` does; `customize`, `run` and `export` go on
+    /// from the checkpoint.
+    Learn(learn::LearnFrom),
     /// Load and validate a bundle, and say how its prior runs.
     Check { bundle: PathBuf },
     /// Serve the bundle's simulated robot as firmware on a new pseudo-terminal (hardware in the
@@ -172,6 +178,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run { learn, port, mode, record, reconnect_within, rt_priority } => {
             customize::run(&learn, &port, mode, record, reconnect_within, rt_priority)
         }
+        Command::Learn(a) => learn::learn(&a),
         Command::Check { bundle } => check::check(&bundle),
         Command::Rig { bundle, mode, rate, link, rt_priority } => {
             rig::rig(&bundle, mode, rate, link, rt_priority)

@@ -154,40 +154,55 @@ pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner + Sen
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
-/// Runs the customization loop on the built-in simulated plant, then the evaluation.
+/// Runs the customization loop on the bundle's simulated robot, then the evaluation.
 pub fn run(bundle: Bundle, opts: &Options) -> Result<Outcome> {
-    if let Some(command) = bundle.sim_firmware.clone() {
-        return run_on_firmware_process(bundle, &command, opts);
-    }
-    let Some(plant) = bundle.sim_plant.clone() else {
-        return Err(Fixable::new(
-            format!(
-                "the bundle {} names no simulated robot ([sim] plant or firmware), so `resq customize` cannot run it",
-                bundle.dir.display()
-            ),
-            format!(
-                "run it over the link to its firmware: `resq run {} --port /dev/ttyACM0`; to try it on a simulator first, serve one with the reference firmware (`resq-firmware --env ... --port pty`, see docs/manifest.md, \"A new robot, step by step\")",
-                bundle.dir.display()
-            ),
-        )
-        .into());
-    };
-    let mut env = SimEnv::new(&plant, bundle.episode.time_limit(), opts.seed).context("plant")?;
-    run_in(bundle, &mut env, opts)
+    let mut sim = SimRobot::open(&bundle, opts.seed, &opts.out_dir)?;
+    let opts = Options { source: sim.source.clone(), ..opts.clone() };
+    run_in(bundle, sim.env.as_mut(), &opts)
 }
 
-/// `[sim] firmware`: starts the simulator's firmware on a pseudo-terminal and runs over the
-/// link to it, in lock-step (its output goes to `<out>/firmware.log`).
-fn run_on_firmware_process(bundle: Bundle, command: &str, opts: &Options) -> Result<Outcome> {
-    let log = opts.out_dir.join("firmware.log");
-    let fw = FirmwareProcess::start(command, &bundle.dir, &log, Duration::from_secs(120))?;
-    info!("simulated robot: `{command}` on {} (log {})", fw.port.display(), log.display());
-    let cfg = LinkConfig::lock_step(&fw.port.to_string_lossy());
-    let mut env = bundle.link_env(cfg)?;
-    let opts = Options { source: format!("{command} (pty)"), ..opts.clone() };
-    let outcome = run_in(bundle, &mut env, &opts);
-    drop(fw);
-    outcome
+/// A bundle's simulated robot (`[sim]`), open: the built-in plant in process, or a simulator's
+/// firmware on a pseudo-terminal driven in lock-step over the link (stopped when this is
+/// dropped).
+pub struct SimRobot {
+    pub env: Box<dyn Env>,
+    /// Where the robot is, for records: "sim", or the firmware's command.
+    pub source: String,
+    /// Dropped after `env` (fields drop in order): the link closes before the firmware stops.
+    _firmware: Option<FirmwareProcess>,
+}
+
+impl SimRobot {
+    /// Opens the bundle's simulated robot (the plant seeded by `seed`; a firmware's output goes
+    /// to `<out_dir>/firmware.log`), or says how to run a bundle that names none.
+    pub fn open(b: &Bundle, seed: u64, out_dir: &std::path::Path) -> Result<SimRobot> {
+        if let Some(command) = &b.sim_firmware {
+            let log = out_dir.join("firmware.log");
+            let fw = FirmwareProcess::start(command, &b.dir, &log, Duration::from_secs(120))?;
+            info!("simulated robot: `{command}` on {} (log {})", fw.port.display(), log.display());
+            let env = b.link_env(LinkConfig::lock_step(&fw.port.to_string_lossy()))?;
+            return Ok(SimRobot {
+                env: Box::new(env),
+                source: format!("{command} (pty)"),
+                _firmware: Some(fw),
+            });
+        }
+        let Some(plant) = &b.sim_plant else {
+            return Err(Fixable::new(
+                format!(
+                    "the bundle {} names no simulated robot ([sim] plant or firmware), so it cannot be run or evaluated here",
+                    b.dir.display()
+                ),
+                format!(
+                    "run it over the link to its firmware: `resq run {} --port /dev/ttyACM0`; to try it on a simulator first, serve one with the reference firmware (`resq-firmware --env ... --port pty`, see docs/manifest.md, \"A new robot, step by step\")",
+                    b.dir.display()
+                ),
+            )
+            .into());
+        };
+        let env = SimEnv::new(plant, b.episode.time_limit(), seed).context("plant")?;
+        Ok(SimRobot { env: Box::new(env), source: "sim".into(), _firmware: None })
+    }
 }
 
 /// Runs the customization loop in `env` (simulated in process, or firmware over a link), then

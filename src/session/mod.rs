@@ -11,6 +11,7 @@ pub mod customize;
 pub mod evaluate;
 pub mod guard;
 pub mod learning;
+pub mod offline;
 pub mod options;
 pub mod plot;
 pub mod report;

@@ -29,6 +29,9 @@ pub struct Options {
     /// before learning to measure its failure rate (the failure guard's baseline; otherwise only
     /// the warm-up's episodes count). A resumed run takes the checkpoint's instead.
     pub measure_prior: bool,
+    /// The prior acts alone, as `[exploration] mode` says, and nothing is learned: a record of
+    /// the prior at work (for `resq learn --from`).
+    pub prior_only: bool,
 }
 
 impl Options {
@@ -48,6 +51,7 @@ impl Options {
             eval_every: 0,
             rt_priority: None,
             measure_prior: true,
+            prior_only: false,
         }
     }
 }

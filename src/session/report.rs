@@ -243,10 +243,15 @@ fn rows(p: &PolicyEval) -> Vec<(String, f64)> {
 
 /// The comparison table, prior vs customized, with the change in percent.
 pub fn table(o: &Outcome) -> String {
-    let (a, b) = (rows(&o.prior), rows(&o.customized));
+    comparison(&o.prior, &o.customized)
+}
+
+/// The comparison table of two evaluations on the same starts, with the change in percent.
+pub fn comparison(prior: &PolicyEval, customized: &PolicyEval) -> String {
+    let (a, b) = (rows(prior), rows(customized));
     let mut s = format!(
         "{:<30} {:>12} {:>12} {:>9}\n",
-        format!("over {} episodes", o.prior.episodes),
+        format!("over {} episodes", prior.episodes),
         "prior",
         "customized",
         "change"

@@ -195,7 +195,9 @@ impl Training<'_> {
         stepper.new_episode(ctl, env, supervisor)?;
         ctl.kl_budget = budget_at(env_steps);
         let mut frame_at = Instant::now();
-        let mut d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+        // `--prior-only`: the prior acts alone and nothing is learned (a record of it at work).
+        let acting = if opts.prior_only { PolicyChoice::Prior } else { PolicyChoice::Customized };
+        let mut d = ctl.step(env.signals(), acting, explore, &mut rng);
         while env_steps < opts.steps {
             if env.estop() {
                 supervisor.latch_estop();
@@ -214,7 +216,7 @@ impl Training<'_> {
                     tick.decisions = decisions;
                     tick.addon_reward = f32::NAN;
                     tick.n_terms = 0;
-                    rec.record(&tick);
+                    keep(rec, &tick, env.real_time());
                 }
                 stepper.act(env)?;
                 env.observe()?;
@@ -249,7 +251,7 @@ impl Training<'_> {
             let (next, next_ok) = if end.done() {
                 (None, ctl.observe(env.signals()))
             } else {
-                let n = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+                let n = ctl.step(env.signals(), acting, explore, &mut rng);
                 (Some(n), !n.prior_fault)
             };
             buf.next_logp0.copy_from_slice(&ctl.logp0);
@@ -282,7 +284,7 @@ impl Training<'_> {
             } else {
                 r
             };
-            if finite && applied_known && learnable {
+            if finite && applied_known && learnable && !opts.prior_only {
                 learning.transition(
                     &Transition {
                         obs: &buf.obs,
@@ -307,18 +309,22 @@ impl Training<'_> {
             }
             // The trade-off measures the policy that acted, after the warm-up (before it, the
             // residual is zero and π̂ the tempered prior).
-            if env_steps > warmup && self.trade.tick(d.kl) {
+            if env_steps > warmup && !opts.prior_only && self.trade.tick(d.kl) {
                 set_scale(ctl, learning, &self.trade, env_steps, false);
             }
             if let Some(rec) = self.recorder {
                 let ended = if end.done() { Decisions::EPISODE_END } else { 0 };
                 let terminated = if end.terminated { Decisions::TERMINATED } else { 0 };
+                if end.done() {
+                    let (sig, n) = (env.signals(), tick.n_signals as usize);
+                    tick.end_signals[..n].copy_from_slice(&sig[..n]);
+                }
                 tick.decisions = Decisions(decisions.0 | ended | terminated);
                 tick.addon_reward = r;
                 let n = stepper.terms.len().min(tick::MAX);
                 tick.n_terms = n as u8;
                 tick.addon_terms[..n].copy_from_slice(&stepper.terms[..n]);
-                rec.record(&tick);
+                keep(rec, &tick, env.real_time());
             }
             if learning.diverged() {
                 warn!("the learner diverged at step {env_steps}: learning stopped, the prior acts alone");
@@ -389,13 +395,23 @@ impl Training<'_> {
                     // (The add-on sum and the window's count were cleared when the episode ended.)
                     stepper.new_episode(ctl, env, supervisor)?;
                     frame_at = Instant::now();
-                    d = ctl.step(env.signals(), PolicyChoice::Customized, explore, &mut rng);
+                    d = ctl.step(env.signals(), acting, explore, &mut rng);
                 }
             }
             bar.set_position(env_steps);
         }
         bar.finish_and_clear();
         Ok(LoopEnd { env_steps, estop, stopped: None, prior_episodes: guard.baseline(), counts })
+    }
+}
+
+/// Hands `tick` to the recorder: never waiting on a robot with its own clock (`real_time`);
+/// waiting for room on one that waits for resq, so that a simulation's record is whole.
+fn keep(rec: &Recorder, tick: &TickRecord, real_time: bool) {
+    if real_time {
+        rec.record(tick);
+    } else {
+        rec.record_waiting(tick);
     }
 }
 

@@ -6,20 +6,14 @@
 //! (1-based) rank `⌈p·n/100⌉`.
 
 use std::fmt;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
-use prost::Message;
+use anyhow::anyhow;
 use serde::Serialize;
 
-use super::proto::TickPb;
-use super::recorder::{
-    MetaMessage, RecorderStats, FORMAT, FORMAT_VERSION, TOPIC_META, TOPIC_STATS, TOPIC_TICK,
-};
+use super::read::Item;
+use super::recorder::{RecorderStats, TOPIC_META};
 use super::tick::RecordMeta;
-use crate::error::Fixable;
 use crate::robot::LinkCounters;
 
 /// Nearest-rank percentiles of a duration, µs.
@@ -95,17 +89,7 @@ pub struct Summary {
 /// summarised up to the cut (`complete == false`, `read_error` says why).
 pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
     let name = path.display();
-    let mut file = File::open(path).with_context(|| format!("cannot open record {name}"))?;
-    {
-        use std::io::{Read, Seek};
-        let mut head = Vec::with_capacity(8);
-        (&mut file).take(8).read_to_end(&mut head).with_context(|| format!("cannot read record {name}"))?;
-        if head != mcap::MAGIC {
-            return Err(anyhow!("{name}: not an MCAP file (it does not start with the MCAP magic bytes)"));
-        }
-        file.rewind().with_context(|| format!("cannot read record {name}"))?;
-    }
-    let reader = mcap::io::MessageReader::new(BufReader::with_capacity(1 << 16, file));
+    let reader = super::read::messages(path)?;
 
     let mut s = Summary { path: name.to_string(), ..Summary::default() };
     let mut have_meta = false;
@@ -117,36 +101,22 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
     let mut estop_prev = false;
     let mut tick_set_min_max = (u64::MAX, 0u64);
 
-    for msg in reader {
-        let msg = match msg {
+    for item in reader {
+        let item = match item {
             Ok(m) => m,
             Err(e) => {
                 if s.ticks == 0 {
-                    return Err(anyhow!(e).context(format!("{name}: not a readable MCAP record")));
+                    return Err(e);
                 }
-                log::warn!("{name}: reading stopped early: {e}");
-                s.read_error = Some(e.to_string());
+                log::warn!("{e:#}");
+                s.read_error = Some(format!("{e:#}"));
                 break;
             }
         };
-        match msg.channel.topic.as_str() {
-            TOPIC_TICK => {
-                if msg.channel.message_encoding != "protobuf" {
-                    return Err(Fixable::new(
-                        format!(
-                            "{name}: its ticks are `{}` messages, written by an older resq (record format 1); this resq reads format {FORMAT_VERSION} (protobuf ticks)",
-                            msg.channel.message_encoding
-                        ),
-                        "open the file in Foxglove, or inspect it with the resq that wrote it",
-                    )
-                    .into());
-                }
-                let t = TickPb::decode(&msg.data[..]).with_context(|| {
-                    format!("{name}: {TOPIC_TICK} message {} is not a resq tick", msg.sequence)
-                })?;
+        match item {
+            Item::Tick(t, t_ns) => {
                 // Log times are wall-clock, the run's start plus the tick's monotonic t_ns;
                 // only differences are used here.
-                let t_ns = msg.log_time;
                 if first.is_none() {
                     first = Some((t_ns, t.tick));
                 }
@@ -176,30 +146,11 @@ pub fn inspect(path: &Path) -> anyhow::Result<Summary> {
                 s.late_steps += d.late as u64;
                 s.link = t.link.unwrap_or_default().counters();
             }
-            TOPIC_META => {
-                let m: MetaMessage = serde_json::from_slice(&msg.data)
-                    .with_context(|| format!("{name}: the {TOPIC_META} message is unreadable"))?;
-                if m.format != FORMAT {
-                    return Err(anyhow!(
-                        "{name}: not a resq record (format `{}`, expected `{FORMAT}`)",
-                        m.format
-                    ));
-                }
-                if m.version > FORMAT_VERSION {
-                    log::warn!(
-                        "{name}: record format version {} is newer than this resq's ({FORMAT_VERSION})",
-                        m.version
-                    );
-                }
-                s.meta = m.meta;
+            Item::Meta(m) => {
+                s.meta = m;
                 have_meta = true;
             }
-            TOPIC_STATS => {
-                let st: RecorderStats = serde_json::from_slice(&msg.data)
-                    .with_context(|| format!("{name}: the {TOPIC_STATS} message is unreadable"))?;
-                s.recorder = Some(st);
-            }
-            _ => {}
+            Item::Stats(st) => s.recorder = Some(st),
         }
     }
     if !have_meta {

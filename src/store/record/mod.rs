@@ -3,6 +3,7 @@
 
 pub mod inspect;
 pub mod proto;
+pub mod read;
 pub mod recorder;
 pub mod tick;
 

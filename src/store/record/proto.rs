@@ -22,6 +22,7 @@
 //!   float kl = 13;              Decisions decisions = 14;
 //!   uint32 latency_ns = 15;     uint64 period_ns = 16;  Link link = 17;
 //!   float logpi = 18;           // log π of the command sent, as drawn; NaN: not drawn
+//!   Signals end_signals = 19;   // at an episode's last tick: the signals it ended on (s')
 //! }
 //! ```
 //!
@@ -89,6 +90,10 @@ pub struct TickPb {
     pub link: Option<LinkPb>,
     #[prost(float, tag = "18")]
     pub logpi: f32,
+    /// `resq.Tick.Signals`, encoded: at the last tick of an episode, the signals it ended on
+    /// (the state `s'` no later tick shows); empty otherwise, and in records before it was kept.
+    #[prost(bytes = "vec", tag = "19")]
+    pub end_signals: Vec<u8>,
 }
 
 /// `resq.Tick.Decisions`.
@@ -207,6 +212,11 @@ impl TickEncoder {
         m.latency_ns = r.latency_ns;
         m.period_ns = r.period_ns;
         m.link = (r.link != LinkCounters::default()).then(|| LinkPb::from(&r.link));
+        if r.decisions.contains(Decisions::EPISODE_END) {
+            floats_message(&r.end_signals[..len(r.n_signals)], &mut m.end_signals);
+        } else {
+            m.end_signals.clear();
+        }
         self.buf.clear();
         m.encode(&mut self.buf).expect("a Vec grows as needed");
         &self.buf
@@ -232,6 +242,22 @@ fn floats_message(values: &[f32], out: &mut Vec<u8>) {
             prost::encoding::float::encode(i as u32 + 1, v, out);
         }
     }
+}
+
+/// Decodes a message of floats numbered 1, 2, … (as the encoder writes signals, commands and add-on terms) into `n` values (absent fields are 0);
+/// `None` if it is not such a message (another wire type, a field number outside `1..=n`, cut).
+pub fn decode_floats(mut bytes: &[u8], n: usize) -> Option<Vec<f32>> {
+    use prost::encoding::{decode_key, WireType};
+    let mut out = vec![0.0f32; n];
+    while !bytes.is_empty() {
+        let (tag, wire) = decode_key(&mut bytes).ok()?;
+        if wire != WireType::ThirtyTwoBit || tag == 0 || tag as usize > n || bytes.len() < 4 {
+            return None;
+        }
+        out[tag as usize - 1] = f32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        bytes = &bytes[4..];
+    }
+    Some(out)
 }
 
 /// The names a record's schema gives to `given` (completed to [`MAX`] entries with
@@ -325,6 +351,7 @@ pub fn tick_schema(meta: &RecordMeta) -> Vec<u8> {
             field("period_ns", 16, Type::Uint64, None, false),
             field("link", 17, Type::Message, Some(".resq.Tick.Link"), false),
             field("logpi", 18, Type::Float, None, false),
+            field("end_signals", 19, Type::Message, Some(".resq.Tick.Signals"), false),
         ],
         ..Default::default()
     };
@@ -360,21 +387,6 @@ pub fn tick_schema(meta: &RecordMeta) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Decodes a message written by [`floats_message`] into `n` values (absent fields are 0).
-    fn decode_floats(mut bytes: &[u8], n: usize) -> Option<Vec<f32>> {
-        use prost::encoding::{decode_key, WireType};
-        let mut out = vec![0.0f32; n];
-        while !bytes.is_empty() {
-            let (tag, wire) = decode_key(&mut bytes).ok()?;
-            if wire != WireType::ThirtyTwoBit || tag == 0 || tag as usize > n || bytes.len() < 4 {
-                return None;
-            }
-            out[tag as usize - 1] = f32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
-            bytes = &bytes[4..];
-        }
-        Some(out)
-    }
 
     #[test]
     fn names_are_identifiers_completed_and_unique() {
@@ -420,6 +432,6 @@ mod tests {
         assert_eq!(file.enum_type[0].value[1].name(), "right");
         // Every field of TickPb is in the schema, with the same number.
         let numbers: Vec<i32> = tick.field.iter().map(|f| f.number()).collect();
-        assert_eq!(numbers, (2..=18).collect::<Vec<_>>());
+        assert_eq!(numbers, (2..=19).collect::<Vec<_>>());
     }
 }

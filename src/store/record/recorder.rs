@@ -183,6 +183,20 @@ impl Recorder {
         false
     }
 
+    /// Queues one record, waiting for room when the queue is full: for a robot that waits for
+    /// resq (a simulation in process or in lock-step), where a faster-than-real-time loop would
+    /// otherwise outrun the writer and drop ticks an offline learner needs. Never on a robot
+    /// with its own clock. `false` (counted as dropped) only if the writer has failed.
+    pub fn record_waiting(&self, r: &TickRecord) -> bool {
+        if let Some(tx) = &self.tx {
+            if tx.send(*r).is_ok() {
+                return true;
+            }
+        }
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
     /// Records dropped so far.
     pub fn dropped(&self) -> u64 {
         self.counters.dropped.load(Ordering::Relaxed)

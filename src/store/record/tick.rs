@@ -48,6 +48,9 @@ pub struct TickRecord {
     pub firmware_t_us: u64,
     pub n_signals: u8,
     pub signals: [f32; MAX],
+    /// At an episode's last tick (`decisions` has `EPISODE_END`): the signals the episode ended
+    /// on, the `s'` of its last transition (written only then).
+    pub end_signals: [f32; MAX],
     pub n_obs: u8,
     pub obs: [f32; MAX],
     pub n_actions: u8,
@@ -90,6 +93,7 @@ impl Default for TickRecord {
             firmware_t_us: 0,
             n_signals: 0,
             signals: [0.0; MAX],
+            end_signals: [0.0; MAX],
             n_obs: 0,
             obs: [0.0; MAX],
             n_actions: 0,
