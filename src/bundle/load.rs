@@ -769,6 +769,25 @@ pub(super) fn method(
         }
         (None | Some(M::Sampled), true) => Method::Sampled,
         (Some(M::Sac), true) => Method::Sac,
+        (Some(M::Plan), false) => {
+            if m.sim.as_ref().and_then(|s| s.plant.as_ref()).is_none() {
+                return Err(BundleError::field(
+                    f,
+                    "residual.method",
+                    "`plan` searches the robot's model, and this bundle names none: only the built-in plants (`[sim] plant`) serve as models so far",
+                    "give the bundle `[sim] plant = \"cartpole\"` (or `mountaincar`, `pendulum`), or learn the residual instead (remove `method`)",
+                ));
+            }
+            Method::Plan
+        }
+        (Some(M::Plan), true) => {
+            return Err(BundleError::field(
+                f,
+                "residual.method",
+                "`plan` searches over discrete actions only so far",
+                "remove `method` (the sampled residual) or write `method = \"sac\"`",
+            ))
+        }
         (Some(M::Sac), false) => {
             return Err(BundleError::field(
                 f,

@@ -28,6 +28,9 @@ pub struct Manifest {
     pub residual: ResidualSection,
     #[serde(default)]
     pub learning: LearningSection,
+    /// `[plan]`: the tree search of `residual.method = "plan"`.
+    #[serde(default)]
+    pub plan: PlanSection,
     #[serde(default)]
     pub exploration: ExplorationSection,
     #[serde(default)]
@@ -373,6 +376,28 @@ pub enum MethodName {
     Sampled,
     Sac,
     Rpg,
+    Plan,
+}
+
+/// `[plan]`: zero-shot customization by tree search on the bundle's model
+/// (`residual.method = "plan"`, `control::plan`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanSection {
+    /// Steps of the tree over every action.
+    pub depth: usize,
+    /// Steps of each prior rollout from a leaf.
+    pub horizon: usize,
+    /// Most rounds of rollouts (one from every leaf each).
+    pub rollouts: usize,
+    /// Time for one decision, ms: rounds stop once it is spent (at least one runs).
+    pub budget_ms: f32,
+}
+
+impl Default for PlanSection {
+    fn default() -> Self {
+        PlanSection { depth: 2, horizon: 200, rollouts: 8, budget_ms: 10.0 }
+    }
 }
 
 /// `[residual] activation`: the residual's hidden activation.

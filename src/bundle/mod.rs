@@ -112,6 +112,9 @@ pub enum Method {
     Sac,
     /// Any actions: residual policy gradient (PPO on the augmented reward, `algo::rpg`).
     Rpg,
+    /// Discrete actions, zero-shot: no learning; `Q_R` by tree search on the bundle's model
+    /// (`control::plan`).
+    Plan,
 }
 
 /// The kind of action the robot takes.

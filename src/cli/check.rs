@@ -80,5 +80,12 @@ fn method(b: &Bundle) -> String {
             "residual policy gradient (PPO, rollout {}, {} epochs, clip {}, GAE λ {})",
             l.rollout, l.epochs, l.clip, l.gae_lambda
         ),
+        Method::Plan => {
+            let p = &b.manifest.plan;
+            format!(
+                "zero-shot tree search on the model (depth {}, prior rollouts of {} steps, at most {} rounds or {} ms a decision); nothing learned",
+                p.depth, p.horizon, p.rollouts, p.budget_ms
+            )
+        }
     }
 }

@@ -99,6 +99,8 @@ pub struct Controller {
     /// Residual SAC: the acting copy of the actor π_θ (offsets to the prior's Gaussian); the
     /// learner hands weights over with [`Mlp::copy_from`].
     pub actor: Option<(Mlp, Scratch)>,
+    /// `residual.method = "plan"`: the tree search that gives `Q_R` in place of the head.
+    pub planner: Option<super::plan::Planner>,
     draw_rng: rand_pcg::Pcg64Mcg,
 }
 
@@ -122,7 +124,21 @@ impl Controller {
         // Continuous: room for the K candidates scored in one pass.
         let scratch = residual.scratch_rows(continuous.as_ref().map_or(1, |c| c.k));
         let draw_rng = crate::streams::prior_draws(bundle.manifest.run.seed, 0);
+        let planner = match bundle.method {
+            Method::Plan => {
+                let p = &bundle.manifest.plan;
+                let settings = super::plan::PlanSettings {
+                    depth: p.depth,
+                    horizon: p.horizon,
+                    rollouts: p.rollouts,
+                    budget: std::time::Duration::from_secs_f32(p.budget_ms.max(0.0) / 1000.0),
+                };
+                super::plan::Planner::for_bundle(&bundle, settings)
+            }
+            _ => None,
+        };
         Controller {
+            planner,
             command: vec![0.0; bundle.commands.len()],
             prev_command: vec![0.0; bundle.commands.len()],
             continuous,
@@ -316,9 +332,18 @@ impl Controller {
         match policy {
             PolicyChoice::Prior => self.log_pi.copy_from_slice(&self.logp0),
             PolicyChoice::Customized => {
-                let q = self.residual.forward1(&self.res_obs, &mut self.scratch);
-                if q.iter().all(|v| v.is_finite()) {
-                    self.q_r.copy_from_slice(q);
+                let usable = match &mut self.planner {
+                    Some(p) => p.q(&mut self.bundle, signals, &self.prev_command, &mut self.q_r),
+                    None => {
+                        let q = self.residual.forward1(&self.res_obs, &mut self.scratch);
+                        let finite = q.iter().all(|v| v.is_finite());
+                        if finite {
+                            self.q_r.copy_from_slice(q);
+                        }
+                        finite
+                    }
+                };
+                if usable {
                     policy_log_probs(&self.q_r, &self.logp0, omega, alpha, &mut self.log_pi_hat);
                     lambda =
                         blend_within_budget(&self.logp0, &self.log_pi_hat, self.kl_budget, &mut self.log_pi);

@@ -5,6 +5,7 @@
 
 pub mod controller;
 pub mod decisions;
+pub mod plan;
 pub mod stepper;
 pub mod supervisor;
 

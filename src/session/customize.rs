@@ -124,7 +124,8 @@ pub fn settings(bundle: &Bundle) -> Settings {
 pub fn make_learner(bundle: &Bundle, seed: u64) -> Box<dyn ResidualLearner + Send> {
     let (n_obs, n_act, s) = (bundle.residual_inputs(), bundle.n_actions(), settings(bundle));
     match bundle.method {
-        Method::DiscreteQ => Box::new(ResidualSoftQ::new(s, n_obs, n_act, seed)),
+        // (Planning learns nothing: its head stays zero and is never trained.)
+        Method::DiscreteQ | Method::Plan => Box::new(ResidualSoftQ::new(s, n_obs, n_act, seed)),
         Method::Sampled => {
             Box::new(ResidualSampledQ::new(s, n_obs, n_act, bundle.manifest.residual.candidates, seed))
         }
@@ -208,6 +209,17 @@ impl SimRobot {
 /// Runs the customization loop in `env` (simulated in process, or firmware over a link), then
 /// evaluates prior and customized policies in the same `env`.
 pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<Outcome> {
+    // Planning learns nothing: it is evaluated against the prior straight away.
+    let plan_opts;
+    let opts = if bundle.method == Method::Plan {
+        info!(
+            "residual.method = \"plan\": no learning; the customized policy searches the model at every tick"
+        );
+        plan_opts = Options { steps: 0, ..opts.clone() };
+        &plan_opts
+    } else {
+        opts
+    };
     let mut learner = make_learner(&bundle, opts.seed);
     let ckpt_path = opts.out_dir.join(CHECKPOINT_FILE);
     let mut progress = Progress::default();

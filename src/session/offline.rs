@@ -224,16 +224,6 @@ fn refuse_unsupported(b: &Bundle) -> Result<()> {
         )
         .into());
     }
-    if b.method == Method::Sac {
-        return Err(Fixable::new(
-            format!(
-                "{}: `residual.method = \"sac\"` is not learned from records yet (its actor's targets need the prior's log-density of each recorded command)",
-                manifest.display()
-            ),
-            "learn from records with `--set 'residual.method=\"sampled\"'` (the same residual Q over the prior's candidates)",
-        )
-        .into());
-    }
     if b.auto_temperature.is_some() {
         return Err(Fixable::new(
             format!(
@@ -474,7 +464,14 @@ impl Feed {
             && !b.episode.succeeded(end, &self.vals, ep_steps, false);
         let reward =
             if failed_end { r + b.manifest.residual.gamma * b.failure_value(self.addon_lo) } else { r };
-        let logp0_taken = if ctl.continuous.is_none() { self.logp0[action] } else { 0.0 };
+        // log π0 of the received action: per action, or the prior's density at s.
+        let logp0_taken = match &ctl.continuous {
+            None => self.logp0[action],
+            Some(sa) => {
+                let (mean, log_std) = sa.gauss.split_at(self.unit.len());
+                sa.family.log_prob(mean, &log_std[..self.unit.len()], &self.unit)
+            }
+        };
         // s': the residual's inputs and the prior there.
         ctl.sent(&a.command);
         if !ctl.observe(s_next) {

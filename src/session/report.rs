@@ -34,6 +34,8 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
         // The failure guard's stop: where and why (null when the run went to its end).
         "stopped": o.stopped.as_ref().map(|s| json!({ "at_step": o.env_steps, "reason": s.problem, "fix": s.fix })),
         "curve": curve(o),
+        // `residual.method = "plan"`: the searches behind the customized decisions.
+        "plan": o.controller.planner.as_ref().map(plan_summary),
         "curve_worst": curve_worst(o),
         "training": {
             // Training episodes (or windows) that did not succeed by `[episode] success`, beside
@@ -68,6 +70,26 @@ pub fn to_json(bundle_name: &str, seed: u64, o: &Outcome) -> serde_json::Value {
             },
             "prior_engine": if o.controller.bundle.prior.is_realtime_safe() { "resq kernels" } else { "tract (allocates)" },
         }
+    })
+}
+
+/// The tree searches of a planning run: how many decisions, rounds of rollouts each, and the
+/// time a decision took (nearest-rank percentiles, ms).
+pub fn plan_summary(p: &crate::control::plan::Planner) -> serde_json::Value {
+    let mut ms: Vec<f64> = p.searches.iter().map(|s| s.elapsed.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let pct = |q: f64| ms.get(((q * ms.len() as f64).ceil() as usize).saturating_sub(1)).copied();
+    let rounds = p.searches.iter().map(|s| s.rounds as f64).sum::<f64>() / p.searches.len().max(1) as f64;
+    json!({
+        "decisions": p.searches.len(),
+        "depth": p.settings.depth,
+        "horizon": p.settings.horizon,
+        "rollouts": p.settings.rollouts,
+        "budget_ms": p.settings.budget.as_secs_f64() * 1e3,
+        "rounds_mean": rounds,
+        "decision_ms_p50": pct(0.5),
+        "decision_ms_p99": pct(0.99),
+        "decision_ms_max": ms.last(),
     })
 }
 

@@ -210,6 +210,18 @@ pub fn encode(
     for (name, dtype, shape, bytes) in ring {
         owned.push((name.to_string(), dtype, shape, bytes));
     }
+    // Entries learned from records keep which actions the records supported at their states,
+    // so that learning on from them (online) keeps the constraint there.
+    if let Some(sup) = &r.support {
+        let mask = sup.mask.iter().flat_map(|m| m.to_le_bytes()).collect();
+        owned.push(("replay.support_mask".into(), Dtype::U64, vec![r.capacity], mask));
+        owned.push((
+            "replay.support_logp0".into(),
+            Dtype::F32,
+            vec![r.capacity, r.n_actions],
+            f32_bytes(&sup.logp0),
+        ));
+    }
     for (name, v) in learner_all.extra_state() {
         owned.push((format!("state.{name}"), Dtype::F64, vec![v.len()], f64_bytes(&v)));
     }
@@ -505,6 +517,20 @@ fn restore_replay(st: &SafeTensors, learner: &mut LearnerCore, written: u64) {
         r.next_candidates = f32s("replay.next_candidates", cap * r.cand_width)?;
         r.prior_params = f32s("replay.prior_params", cap * r.param_width)?;
         r.next_prior_params = f32s("replay.next_prior_params", cap * r.param_width)?;
+        // Absent unless entries were learned from records (`resq learn --from`).
+        r.support = match (
+            get("replay.support_mask", Dtype::U64, cap),
+            f32s("replay.support_logp0", cap * r.n_actions),
+        ) {
+            (Some(mask), Some(logp0)) => Some(crate::algo::replay::Support {
+                mask: mask
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+                logp0,
+            }),
+            _ => None,
+        };
         Some(())
     })();
     match restored {

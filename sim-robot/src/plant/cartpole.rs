@@ -71,4 +71,11 @@ impl Plant for CartPole {
             *o = *s as f32;
         }
     }
+
+    fn set_from_signals(&mut self, signals: &[f32]) -> bool {
+        for (s, v) in self.state.iter_mut().zip(signals) {
+            *s = *v as f64;
+        }
+        signals.len() >= 4
+    }
 }

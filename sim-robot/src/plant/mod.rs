@@ -24,6 +24,12 @@ pub trait Plant: Send {
     fn step(&mut self, command: &[f32]) -> bool;
     /// The current signals.
     fn signals(&self, out: &mut [f32]);
+    /// The plant as a model (planning, `[residual] method = "plan"`): puts it in the state its
+    /// `signals` show, as [`Plant::signals`] writes them (they hold the whole state, to f32
+    /// precision). False where they do not determine the state.
+    fn set_from_signals(&mut self, _signals: &[f32]) -> bool {
+        false
+    }
 }
 
 /// Plants by the name a manifest gives them.

@@ -170,4 +170,13 @@ impl Plant for MountainCar {
         out[0] = p;
         out[1] = v;
     }
+
+    fn set_from_signals(&mut self, signals: &[f32]) -> bool {
+        if signals.len() < 2 {
+            return false;
+        }
+        // After the first step gymnasium's state is float32, as the signals are.
+        self.state = State::F32([signals[0], signals[1]]);
+        true
+    }
 }

@@ -112,4 +112,13 @@ impl Plant for Pendulum {
         out[2] = theta_dot as f32;
         out[3] = angle_normalize(theta) as f32;
     }
+
+    fn set_from_signals(&mut self, signals: &[f32]) -> bool {
+        if signals.len() < 3 {
+            return false;
+        }
+        // θ modulo 2π from its cosine and sine (the signals do not count turns).
+        self.state = [(signals[1] as f64).atan2(signals[0] as f64), signals[2] as f64];
+        true
+    }
 }
