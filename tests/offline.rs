@@ -200,3 +200,75 @@ fn records_of_another_bundle_are_refused_and_a_cut_one_is_read_to_the_cut() {
         "{learned} transitions of {ticks} ticks (the last has no s')"
     );
 }
+
+/// A record written tick by tick (with the recorder resq's runs use): every tick the robot did
+/// not act on as recorded is skipped and counted by why — a late step, a prior fault, a
+/// non-finite signal, a command that is no action's, a tick whose successor is missing (a gap,
+/// the end of the file), an episode's end without the state it ended on (as records before
+/// `end_signals` were) — and the rest are learned from.
+#[test]
+fn ticks_the_robot_did_not_act_on_as_recorded_are_skipped_and_counted() {
+    use resq::control::Decisions as D;
+    use resq::session::offline::{learn, OfflineOptions};
+    use resq::store::record::{Recorder, TickRecord};
+
+    let root = root().join("models/cartpole");
+    let mut prior = resq::Bundle::load(&root).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.mcap");
+    let meta = resq::session::customize::record_meta(&prior, "crafted").unwrap();
+    let rec = Recorder::start(&path, meta, 64).unwrap();
+    // (tick, signals, force, decisions, the state the episode ended on)
+    let s = |x: f32| [x, 0.1, 0.02, -0.1];
+    let ticks: [(u64, [f32; 4], f32, u16, Option<[f32; 4]>); 10] = [
+        (1, s(0.1), 10.0, 0, None),
+        (2, s(0.12), -10.0, D::LATE, None),
+        (3, s(0.13), 10.0, D::PRIOR_FAULT, None),
+        (4, [f32::NAN, 0.0, 0.0, 0.0], 10.0, 0, None),
+        (5, s(0.15), 3.0, 0, None),
+        (6, s(0.16), 10.0, 0, None),
+        (8, s(0.18), -10.0, 0, None),
+        (9, s(0.19), 10.0, D::EPISODE_END | D::TERMINATED, Some(s(2.5))),
+        (10, s(0.0), 10.0, D::EPISODE_END, None),
+        (11, s(0.01), -10.0, 0, None),
+    ];
+    for (tick, signals, force, flags, end) in ticks {
+        let mut t = TickRecord {
+            tick,
+            n_signals: 4,
+            n_commands: 1,
+            n_actions: 2,
+            decisions: D(flags),
+            ..TickRecord::default()
+        };
+        t.signals[..4].copy_from_slice(&signals);
+        t.command[0] = force;
+        t.end_signals[..4].copy_from_slice(&end.unwrap_or([0.0; 4]));
+        // The prior's log π0 at these signals, as a run records it.
+        let mut obs = vec![0.0; prior.obs.len()];
+        prior.obs.observe(&signals, &mut obs);
+        let _ = prior.prior.log_probs(&obs, &mut t.logp0[..2]);
+        t.logpi = t.logp0[(force > 0.0) as usize];
+        assert!(rec.record(&t));
+    }
+    rec.finish().unwrap();
+
+    let opts = OfflineOptions {
+        records: vec![path],
+        updates: Some(1),
+        seed: 0,
+        out_dir: dir.path().join("out"),
+        fresh: true,
+        eval_episodes: Some(1),
+        progress: false,
+    };
+    let o = learn(resq::Bundle::load(&root).unwrap(), &opts).unwrap();
+    let c = o.counts;
+    assert_eq!(c.ticks, 10);
+    assert_eq!(
+        (c.transitions, c.late, c.faulted, c.non_finite, c.unlearnable_commands),
+        (3, 1, 1, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!((c.cut, c.no_end_state), (2, 1), "{c:?}");
+}

@@ -336,7 +336,8 @@ impl Feed {
         counts.malformed += rec.malformed;
         counts.ticks += rec.ticks.len() as u64;
         let ticks = &rec.ticks;
-        // Whether the command before tick i is known (a record starts with an episode).
+        // Whether the command before tick i is known (a record starts with an episode; after a
+        // missing tick it is not, until the next episode).
         let mut synced = true;
         let mut prev_cmd = vec![0.0f32; ctl.bundle.commands.len()];
         let mut ep_steps = 0u32;
@@ -348,7 +349,8 @@ impl Feed {
             let next = ticks.get(i + 1).filter(|n| n.tick == a.tick + 1 && n.reconnects == a.reconnects);
             let s_next = if end { a.end_signals.as_deref() } else { next.map(|n| &n.signals[..]) };
             let got = match s_next {
-                _ if !synced => Err(Skip::Cut),
+                // (Only where the add-on, and so the residual's input, reads the previous command.)
+                _ if !synced && ctl.bundle.prev_command_input => Err(Skip::Cut),
                 Some(s_next) => {
                     self.transition(ctl, learner, a, s_next, &prev_cmd, ep_steps, &mut checked, path)?
                 }
