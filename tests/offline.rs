@@ -219,8 +219,9 @@ fn ticks_the_robot_did_not_act_on_as_recorded_are_skipped_and_counted() {
     let meta = resq::session::customize::record_meta(&prior, "crafted").unwrap();
     let rec = Recorder::start(&path, meta, 64).unwrap();
     // (tick, signals, force, decisions, the state the episode ended on)
+    type Crafted = (u64, [f32; 4], f32, u16, Option<[f32; 4]>);
     let s = |x: f32| [x, 0.1, 0.02, -0.1];
-    let ticks: [(u64, [f32; 4], f32, u16, Option<[f32; 4]>); 10] = [
+    let ticks: [Crafted; 10] = [
         (1, s(0.1), 10.0, 0, None),
         (2, s(0.12), -10.0, D::LATE, None),
         (3, s(0.13), 10.0, D::PRIOR_FAULT, None),
