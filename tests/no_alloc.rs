@@ -102,6 +102,39 @@ fn discrete_ticks_allocate_nothing(bundle: &str) {
     assert!(blended > 0, "the KL-budget blend never ran, so it was not checked");
 }
 
+/// `residual.method = "plan"`: a tick searches the model (tree, rollouts, backup) and acts,
+/// allocating nothing.
+#[test]
+fn a_planning_tick_allocates_nothing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cartpole");
+    let overrides = ["residual.method=\"plan\"".to_string(), "plan.horizon=20".to_string()];
+    let bundle = Bundle::load_with(&dir, &overrides).unwrap();
+    let residual =
+        Mlp::new(&[4, 64, 64, 2], Activation::Relu, true, &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
+    let mut ctl = Controller::new(bundle, residual);
+    assert!(ctl.planner.is_some());
+    let mut env = SimEnv::new("cartpole", 500, 1).unwrap();
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(2);
+    env.reset().unwrap();
+    let mut tick = |ctl: &mut Controller, env: &mut SimEnv| {
+        let d = ctl.step(env.signals(), PolicyChoice::Customized, ActMode::Sample, &mut rng);
+        assert!(!d.fallback, "the search gave a usable Q_R");
+        let cmd = [ctl.bundle.action_table[d.action][0]];
+        if env.step(&cmd).unwrap().done() {
+            env.reset().unwrap();
+        }
+    };
+    for _ in 0..10 {
+        tick(&mut ctl, &mut env);
+    }
+    let n = allocations_during(|| {
+        for _ in 0..200 {
+            tick(&mut ctl, &mut env);
+        }
+    });
+    assert_eq!(n, 0, "a planning tick allocated {n} times in 200 ticks");
+}
+
 /// Continuous ticks of `method` over the MountainCar SAC prior, with random (non-zero) heads.
 fn continuous_ticks_allocate_nothing(method: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mountaincar");
