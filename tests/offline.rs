@@ -47,6 +47,13 @@ fn record_prior(bundle: &Path, dir: &Path, name: &str, seed: u64, extra: &[&str]
     record
 }
 
+/// `resq learn` of `bundle` from `record` into `out` with `UPDATES` updates; what it printed.
+fn learn(bundle: &Path, record: &Path, out: &Path, seed: u64) -> String {
+    let s = seed.to_string();
+    let (b, r, o) = (bundle.to_str().unwrap(), record.to_str().unwrap(), out.to_str().unwrap());
+    resq(&["learn", b, "--from", r, "--updates", UPDATES, "--seed", &s, "--quiet", "--out", o])
+}
+
 fn report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -67,20 +74,7 @@ fn cartpole_learned_from_records_of_its_prior_then_online() {
     let seed = common::seed(0);
     let record = record_prior(&bundle, dir.path(), "prior", seed, &[]);
     let out = dir.path().join("learned");
-    let s = seed.to_string();
-    let shown = resq(&[
-        "learn",
-        bundle.to_str().unwrap(),
-        "--from",
-        record.to_str().unwrap(),
-        "--updates",
-        UPDATES,
-        "--seed",
-        &s,
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let shown = learn(&bundle, &record, &out, seed);
     assert!(shown.contains("20000 transitions learned from") && shown.contains("0 skipped"), "{shown}");
     let r = report(&out.join("report.json"));
     assert_eq!(r["offline"]["counts"]["transitions"], 20000);
@@ -91,6 +85,7 @@ fn cartpole_learned_from_records_of_its_prior_then_online() {
     assert!(offline <= 0.6 && success >= 0.95, "offline: {offline:.3}x, success {success}");
 
     // Online from the checkpoint `resq learn` wrote.
+    let s = seed.to_string();
     resq(&[
         "customize",
         bundle.to_str().unwrap(),
@@ -118,20 +113,7 @@ fn greedy_records_are_never_worse_than_the_prior() {
     let seed = common::seed(0);
     let record = record_prior(&bundle, dir.path(), "greedy", seed, &["--set", "exploration.mode=\"greedy\""]);
     let out = dir.path().join("learned");
-    let s = seed.to_string();
-    let shown = resq(&[
-        "learn",
-        bundle.to_str().unwrap(),
-        "--from",
-        record.to_str().unwrap(),
-        "--updates",
-        UPDATES,
-        "--seed",
-        &s,
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let shown = learn(&bundle, &record, &out, seed);
     assert!(shown.contains("20000 with an action no policy drew"), "{shown}");
     assert!(shown.contains("the records support 50 % of the action space"), "{shown}");
     let (ratio, success) = ratio(&report(&out.join("report.json")));

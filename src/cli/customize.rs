@@ -14,6 +14,41 @@ use crate::session::customize::{self, Options, Outcome};
 use crate::session::{plot, report};
 use crate::Bundle;
 
+/// What every command that learns and evaluates takes (`customize`, `run`, `learn`): the seed,
+/// where its output goes, and the manifest's overrides.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Random seed (default: the manifest's `run.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder for the checkpoint, report and plot (default: runs/<bundle name>; `run`:
+    /// runs/<bundle name>-link).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where to write the JSON report (default: <out>/report.json).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Start over, ignoring (and then replacing) an existing checkpoint.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Evaluation episodes per policy (default: the manifest's).
+    #[arg(long)]
+    pub episodes: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Override a manifest field for this run, e.g. `--set learning.n_step=5` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl RunArgs {
+    /// The output folder: `--out`, or runs/<name><suffix>.
+    pub fn out_dir(&self, name: &str, suffix: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}{suffix}")))
+    }
+}
+
 /// What `customize` (simulated robot) and `run` (robot over a serial link) share.
 #[derive(Args)]
 pub struct Learn {
@@ -23,40 +58,20 @@ pub struct Learn {
     /// resumed from a checkpoint continues up to this number.
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Random seed (default: the manifest's `run.seed`).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Folder for the checkpoint, report and plot (default: runs/<bundle name>, with `-link`
-    /// for `run`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Where to write the JSON report (default: <out>/report.json).
-    #[arg(long)]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Where to write the PNG plot (default: <out>/plot.png).
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Start over, ignoring (and then replacing) an existing checkpoint.
-    #[arg(long)]
-    pub fresh: bool,
-    /// Evaluation episodes per policy (default: the manifest's).
-    #[arg(long)]
-    pub episodes: Option<usize>,
     /// Evaluate the customized policy every N environment steps (on evaluation starts, not
     /// counted as training) for the learning curve: `<out>/curve.jsonl`, the report's `curve`
     /// and the plot.
     #[arg(long, value_name = "N")]
     pub eval_every: Option<u64>,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
     /// The prior acts alone (sampled or greedy, as `exploration.mode` says) and nothing is
     /// learned: a record of the prior at work, for `resq learn --from`.
     #[arg(long)]
     pub prior_only: bool,
-    /// Override a manifest field for this run, e.g. `--set learning.n_step=5` (repeatable).
-    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
-    pub overrides: Vec<String>,
 }
 
 /// `resq customize`, recording to `record` if given.
@@ -124,20 +139,18 @@ pub fn run(
 impl Learn {
     /// The bundle, and run options whose output folder defaults to runs/<name><suffix>.
     fn load(&self, out_suffix: &str) -> Result<(Bundle, Options)> {
-        let b = Bundle::load_with(&self.bundle, &self.overrides)?;
-        let out = self
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}{out_suffix}", b.manifest.bundle.name)));
+        let r = &self.run;
+        let b = Bundle::load_with(&self.bundle, &r.overrides)?;
+        let out = r.out_dir(&b.manifest.bundle.name, out_suffix);
         let opts = Options {
-            fresh: self.fresh,
-            eval_episodes: self.episodes,
+            fresh: r.fresh,
+            eval_episodes: r.episodes,
             eval_every: self.eval_every.unwrap_or(0),
-            progress: !self.quiet,
+            progress: !r.quiet,
             prior_only: self.prior_only,
             ..Options::new(
                 self.steps.unwrap_or(b.manifest.run.steps),
-                self.seed.unwrap_or(b.manifest.run.seed),
+                r.seed.unwrap_or(b.manifest.run.seed),
                 out,
             )
         };
@@ -192,7 +205,7 @@ impl Learn {
             );
         }
         print_curve(outcome);
-        let report_path = self.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
+        let report_path = self.run.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
         report::write_json(&report_path, &report::to_json(name, opts.seed, outcome))?;
         let plot_path = self.plot.clone().unwrap_or_else(|| opts.out_dir.join("plot.png"));
         plot::write(

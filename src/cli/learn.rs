@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use super::customize::RunArgs;
 use crate::session::offline::{self, OfflineOptions};
 use crate::session::report;
 use crate::Bundle;
@@ -23,42 +24,23 @@ pub struct LearnFrom {
     /// Gradient steps (default: `learning.updates_per_tick` per recorded transition).
     #[arg(long)]
     pub updates: Option<u64>,
-    /// Random seed (default: the manifest's `run.seed`).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Folder for the checkpoint and report (default: runs/<bundle name>, where `resq
-    /// customize` and `resq export` look).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Where to write the JSON report (default: <out>/report.json).
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    /// Start from a zero residual, replacing a checkpoint in <out>.
-    #[arg(long)]
-    pub fresh: bool,
-    /// Evaluation episodes per policy (default: the manifest's).
-    #[arg(long)]
-    pub episodes: Option<usize>,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Override a manifest field, e.g. a new add-on (repeatable).
-    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
-    pub overrides: Vec<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `resq learn`.
 pub fn learn(a: &LearnFrom) -> Result<()> {
-    let b = Bundle::load_with(&a.bundle, &a.overrides)?;
+    let r = &a.run;
+    let b = Bundle::load_with(&a.bundle, &r.overrides)?;
     let name = b.manifest.bundle.name.clone();
     let opts = OfflineOptions {
         records: a.records.clone(),
         updates: a.updates,
-        seed: a.seed.unwrap_or(b.manifest.run.seed),
-        out_dir: a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name)),
-        fresh: a.fresh,
-        eval_episodes: a.episodes,
-        progress: !a.quiet,
+        seed: r.seed.unwrap_or(b.manifest.run.seed),
+        out_dir: r.out_dir(&name, ""),
+        fresh: r.fresh,
+        eval_episodes: r.episodes,
+        progress: !r.quiet,
     };
     eprintln!(
         "learning `{name}` from {} record(s); checkpoint in {}",
@@ -99,7 +81,7 @@ pub fn learn(a: &LearnFrom) -> Result<()> {
         o.wall_seconds,
         o.checkpoint.display()
     );
-    let path = a.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
+    let path = r.report.clone().unwrap_or_else(|| opts.out_dir.join("report.json"));
     report::write_json(&path, &offline::to_json(&name, &opts, &o))?;
     println!("report: {}", path.display());
     Ok(())
