@@ -391,6 +391,26 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "a signal on a ROS 2 topic without [ros2]",
+            manifest: m(replace("name = \"x\"\n", "name = \"x\"\ntopic = \"/joint_states\"\nfield = \"position[cart]\"\n")),
+            prior: p.clone(),
+            field: Some("robot.signal.topic"),
+            says: "signal `x` names a ROS 2 topic or field, and the manifest has no `[ros2]`",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "a field a JointState does not have",
+            manifest: m(replace("name = \"x\"\n", "name = \"x\"\ntopic = \"/joint_states\"\nfield = \"angle[cart]\"\n")
+                .replace("name = \"x_dot\"\n", "name = \"x_dot\"\ntopic = \"/joint_states\"\nfield = \"velocity[cart]\"\n")
+                .replace("name = \"theta\"\n", "name = \"theta\"\ntopic = \"/joint_states\"\nfield = \"position[pole]\"\n")
+                .replace("name = \"theta_dot\"\n", "name = \"theta_dot\"\ntopic = \"/joint_states\"\nfield = \"velocity[pole]\"\n")
+                + "\n[ros2]\nclock = \"/joint_states\"\ncommand_topic = \"/cmd\"\ncommand_type = \"std_msgs/msg/Float64MultiArray\"\n[[ros2.topic]]\nname = \"/joint_states\"\ntype = \"sensor_msgs/msg/JointState\"\n"),
+            prior: p.clone(),
+            field: Some("robot.signal.field"),
+            says: "signal `x`: `angle[cart]` is not a field of `sensor_msgs/msg/JointState`",
+            file: "manifest.toml",
+        },
+        Case {
             what: "a safe command outside the limits",
             manifest: m(replace("safe = 0.0 ", "safe = 12.0 ")),
             prior: p,

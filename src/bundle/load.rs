@@ -993,3 +993,109 @@ pub(super) fn nonzero(file: &Path, field: &str, v: usize, what: &str) -> Result<
         ))
     }
 }
+
+/// `[ros2]` and the signals' and commands' `topic`/`field`: every signal on a declared topic of
+/// a type resq speaks, with a field that type has; the clock a declared topic; the command type
+/// a Float64MultiArray or a Twist (whose commands name their fields).
+pub(super) fn ros2(f: &Path, m: &Manifest) -> Result<Option<super::Ros2Layout>, BundleError> {
+    use crate::robot::ros2::fields::{field_help, Field};
+    use crate::robot::ros2::names::{MsgType, FLOAT64_MULTI_ARRAY, TWIST, TYPES};
+    let known = || TYPES.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ");
+    let Some(r) = &m.ros2 else {
+        if let Some(s) = m.robot.signals.iter().find(|s| s.topic.is_some() || s.field.is_some()) {
+            return Err(BundleError::field(
+                f,
+                "robot.signal.topic",
+                format!("signal `{}` names a ROS 2 topic or field, and the manifest has no `[ros2]`", s.name),
+                "add `[ros2]` with `clock`, `command_topic`, `command_type` and a `[[ros2.topic]]` per topic (docs/manifest.md), or remove `topic` and `field`",
+            ));
+        }
+        return Ok(None);
+    };
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let ty = MsgType::of(&t.ty).ok_or_else(|| {
+            BundleError::field(
+                f,
+                "ros2.topic.type",
+                format!("topic `{}` has type `{}`, which resq does not read", t.name, t.ty),
+                format!("use one of {}", known()),
+            )
+        })?;
+        topics.push((t.name.clone(), ty));
+    }
+    let topic_of = |name: &str, field: &str| -> Result<usize, BundleError> {
+        topics.iter().position(|(n, _)| n == name).ok_or_else(|| {
+            BundleError::field(
+                f,
+                field,
+                format!("`{name}` is not a declared topic"),
+                format!(
+                    "declare it: `[[ros2.topic]]` with `name = \"{name}\"` and its `type`; declared: {}",
+                    topics.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    };
+    let clock = topic_of(&r.clock, "ros2.clock")?;
+    let mut signals = Vec::new();
+    for s in &m.robot.signals {
+        let (Some(topic), Some(path)) = (&s.topic, &s.field) else {
+            return Err(BundleError::field(
+                f,
+                "robot.signal.topic",
+                format!("signal `{}` names no ROS 2 topic and field, and the manifest has `[ros2]`", s.name),
+                "give every `[[robot.signal]]` a `topic` (a `[[ros2.topic]]`) and a `field`, e.g. `field = \"position[elbow]\"`",
+            ));
+        };
+        let i = topic_of(topic, "robot.signal.topic")?;
+        let ty = topics[i].1;
+        let field = Field::parse(ty, path).ok_or_else(|| {
+            BundleError::field(
+                f,
+                "robot.signal.field",
+                format!("signal `{}`: `{path}` is not a field of `{}`", s.name, ty.name),
+                format!("write {}", field_help(ty)),
+            )
+        })?;
+        signals.push((i, field));
+    }
+    let command_type = MsgType::of(&r.command_type)
+        .filter(|t| *t == FLOAT64_MULTI_ARRAY || *t == TWIST)
+        .ok_or_else(|| {
+            BundleError::field(
+                f,
+                "ros2.command_type",
+                format!("commands as `{}` are not read", r.command_type),
+                format!(
+                    "use `{}` (ros2_control's forward_command_controller) or `{}`",
+                    FLOAT64_MULTI_ARRAY.name, TWIST.name
+                ),
+            )
+        })?;
+    let mut commands = Vec::new();
+    for (j, c) in m.robot.commands.iter().enumerate() {
+        let field = match (&c.field, command_type == TWIST) {
+            (Some(path), _) => Field::parse(command_type, path),
+            (None, false) => Some(Field::Data(j)),
+            (None, true) => None,
+        }
+        .ok_or_else(|| {
+            BundleError::field(
+                f,
+                "robot.command.field",
+                format!("command `{}` has no field of `{}`", c.name, command_type.name),
+                format!("write `field = ` {}", field_help(command_type)),
+            )
+        })?;
+        commands.push(field);
+    }
+    Ok(Some(super::Ros2Layout {
+        topics,
+        clock,
+        signals,
+        command_topic: r.command_topic.clone(),
+        command_type,
+        commands,
+    }))
+}

@@ -16,6 +16,8 @@ pub struct Manifest {
     /// A built-in simulated robot for `resq customize` and `resq rig` (optional: a bundle without
     /// one runs over the link with `resq run`).
     pub sim: Option<SimSection>,
+    /// The robot's ROS 2 topics (optional).
+    pub ros2: Option<Ros2Section>,
     #[serde(default)]
     pub episode: EpisodeSection,
     #[serde(rename = "observation")]
@@ -152,6 +154,11 @@ pub struct SignalSpec {
     /// The expected range; a reading outside it is counted and the prior acts alone that tick.
     pub min: Option<f32>,
     pub max: Option<f32>,
+    /// ROS 2: the `[[ros2.topic]]` the signal is a field of.
+    pub topic: Option<String>,
+    /// ROS 2: the field of that topic's message, e.g. `position[elbow]` (a JointState, by joint
+    /// name), `data[2]`, `angular_velocity.z`.
+    pub field: Option<String>,
 }
 
 /// `[[robot.command]]`: one value of every Command frame, with the supervisor's limits.
@@ -172,6 +179,34 @@ pub struct CommandSpec {
     /// Largest change per tick (0 = no limit).
     #[serde(default)]
     pub max_rate: f32,
+    /// ROS 2: the field of the command message this command is (default for a
+    /// Float64MultiArray: `data[<its index>]`; a Twist names it, e.g. `linear.x`).
+    pub field: Option<String>,
+}
+
+/// `[ros2]`: the robot's ROS 2 topics, for records that are ROS 2 bags (`resq learn --from
+/// <bag>`). Signals name their topic and field in `[[robot.signal]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ros2Section {
+    /// The topic whose every message is a tick: the signals as they stand when it arrives.
+    pub clock: String,
+    /// The topic the commands are published on, and its type (`std_msgs/msg/Float64MultiArray`,
+    /// what ros2_control's forward_command_controller takes, or `geometry_msgs/msg/Twist`).
+    pub command_topic: String,
+    pub command_type: String,
+    #[serde(rename = "topic", default)]
+    pub topics: Vec<Ros2Topic>,
+}
+
+/// `[[ros2.topic]]`: a topic the signals are read from.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ros2Topic {
+    pub name: String,
+    /// Its message type, e.g. `sensor_msgs/msg/JointState`.
+    #[serde(rename = "type")]
+    pub ty: String,
 }
 
 /// `[sim]`: the simulated robot `resq customize` drives: a built-in plant (in process), or a

@@ -99,6 +99,23 @@ pub struct Bundle {
     /// The trade-off's multiplier on the manifest's ω' and α̂ (`session::trade_off`): 1 unless
     /// `[residual] kl_per_step` moves it.
     pub weight_scale: f32,
+    /// The robot's ROS 2 topics, where the manifest has `[ros2]`.
+    pub ros2: Option<Ros2Layout>,
+}
+
+/// Where each signal and command lives in ROS 2 messages (`[ros2]`, checked at load).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ros2Layout {
+    /// The declared topics and their types.
+    pub topics: Vec<(String, crate::robot::ros2::names::MsgType)>,
+    /// The index in `topics` of the one that clocks the ticks.
+    pub clock: usize,
+    /// Per signal: its topic's index and its field.
+    pub signals: Vec<(usize, crate::robot::ros2::fields::Field)>,
+    pub command_topic: String,
+    pub command_type: crate::robot::ros2::names::MsgType,
+    /// Per command: its field in the command message.
+    pub commands: Vec<crate::robot::ros2::fields::Field>,
 }
 
 /// The residual method (`docs/design.md` §1.10), from the action space and `residual.method`.
@@ -268,6 +285,7 @@ impl Bundle {
         load::positive(f, "safety.tick_deadline_ms", safety.tick_deadline_ms, "the per-tick deadline")?;
         load::guard(f, &m.safety)?;
         let method = load::method(f, m, kind, &action_space)?;
+        let ros2 = load::ros2(f, m)?;
         let prior = Prior::load_on(&dir.join(&m.prior.file), kind, obs.len(), n_actions, m.prior.engine)?;
         if let Some(w) = discount_warning(m.prior.gamma, m.residual.gamma) {
             log::warn!("{}: {w}", manifest_path.display());
@@ -279,6 +297,7 @@ impl Bundle {
         }
         let prev_command_input = addon.terms.iter().any(|t| t.expr.variables().any(|i| vars.is_prev(i)));
         Ok(Bundle {
+            ros2,
             auto_temperature,
             weight_scale: 1.0,
             prev_command_input,

@@ -1,5 +1,6 @@
 //! Offline customization, `resq learn <bundle> --from <record.mcap>...`: the residual learned
-//! from what the robot already recorded (the prior at work, or an earlier customization), with
+//! from what the robot already recorded (the prior at work, or an earlier customization; resq's
+//! records, or ROS 2 bags read through the manifest's `[ros2]`, [`bag`]), with
 //! no robot in the loop; then, where the bundle has a simulated robot, judged the way
 //! `resq customize` judges (prior and customized policy on the same starts) before it ever
 //! moves a robot. The checkpoint it writes is the one `resq customize`, `resq run` and
@@ -36,6 +37,7 @@ use crate::control::{Controller, PolicyChoice, Supervisor};
 use crate::error::Fixable;
 use crate::robot::StepEnd;
 use crate::store::checkpoint::{self, Progress};
+use crate::store::record::bag;
 use crate::store::record::read::{self, Tick};
 use crate::store::record::RecordMeta;
 
@@ -326,8 +328,14 @@ impl Feed {
         path: &Path,
         counts: &mut Counts,
     ) -> Result<()> {
-        let rec = read::read(path)?;
-        check_header(&rec.meta, ctl, &self.prior_hash, path)?;
+        // A ROS 2 bag is read through the manifest's `[ros2]`: its layout is the bundle's own.
+        let rec = if bag::is_bag(path)? {
+            bag::read(path, &ctl.bundle)?
+        } else {
+            let rec = read::read(path)?;
+            check_header(&rec.meta, ctl, &self.prior_hash, path)?;
+            rec
+        };
         if let Some(e) = &rec.read_error {
             warn!("{}: read up to a cut or corrupt part ({e}); the ticks before it are used", path.display());
             counts.records_cut += 1;
@@ -414,7 +422,7 @@ impl Feed {
         if !ctl.observe(&a.signals) {
             return Ok(Err(Skip::Faulted));
         }
-        if ctl.continuous.is_none() && !*checked {
+        if ctl.continuous.is_none() && !*checked && !a.logp0.is_empty() {
             same_prior(&a.logp0, &ctl.logp0, a.tick, path)?;
             *checked = true;
         }

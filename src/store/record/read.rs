@@ -112,6 +112,7 @@ pub struct Tick {
 }
 
 /// A whole record read back: its header and ticks, and whether reading reached its end.
+#[derive(Debug)]
 pub struct Recorded {
     pub meta: RecordMeta,
     pub ticks: Vec<Tick>,

@@ -1,0 +1,163 @@
+//! ROS 2 bags (MCAP with CDR messages, as `ros2 bag record` and `rosbags` write them) read as
+//! records, through the bundle's `[ros2]` section: every message of the clock topic is a tick,
+//! its signals the declared fields as they stand when it arrives, its command the first command
+//! message after it and before the next tick. A tick whose signals are not all known yet (a
+//! topic not heard from, a joint missing from the last JointState) or that no command followed
+//! is left out, and the tick before it then has no successor (`resq learn` counts it as cut).
+//! Nothing in a bag says how the commands were chosen: every action is taken as not drawn, so
+//! the records support only the action applied (`[learning] offline_support`).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+
+use super::proto::DecisionsPb;
+use super::read::{Recorded, Tick};
+use super::tick::RecordMeta;
+use crate::bundle::{Bundle, Ros2Layout};
+use crate::error::Fixable;
+use crate::robot::ros2::fields::Msg;
+
+/// The message encoding of a ROS 2 bag's channels.
+pub const CDR: &str = "cdr";
+
+/// Whether the MCAP file at `path` is a ROS 2 bag (its first message is CDR).
+pub fn is_bag(path: &Path) -> Result<bool> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = mcap::io::MessageReader::new(BufReader::new(file));
+    Ok(matches!(reader.next(), Some(Ok(m)) if m.channel.message_encoding == CDR))
+}
+
+/// Where a message goes.
+enum Route {
+    Topic(usize),
+    Command,
+}
+
+/// Reads the ROS 2 bag at `path` as ticks of `b`'s robot.
+pub fn read(path: &Path, b: &Bundle) -> Result<Recorded> {
+    let name = path.display();
+    let layout = b.ros2.as_ref().ok_or_else(|| {
+        Fixable::new(
+            format!("{name} is a ROS 2 bag, and {} has no `[ros2]` to map its topics to signals", b.manifest_path.display()),
+            "add `[ros2]` (the clock topic, the command topic and type, a `[[ros2.topic]]` per topic) and `topic`/`field` to each `[[robot.signal]]` (docs/manifest.md)",
+        )
+    })?;
+    let file = File::open(path).with_context(|| format!("cannot open {name}"))?;
+    let reader = mcap::io::MessageReader::new(BufReader::with_capacity(1 << 16, file));
+    let mut messages: Vec<(u64, usize, Route, Vec<u8>)> = Vec::new();
+    let mut read_error = None;
+    for (k, msg) in reader.enumerate() {
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) if messages.is_empty() => {
+                return Err(anyhow!(e).context(format!("{name}: not a readable MCAP bag")))
+            }
+            Err(e) => {
+                read_error = Some(format!("{name}: reading stopped: {e}"));
+                break;
+            }
+        };
+        let topic = msg.channel.topic.as_str();
+        let route = if topic == layout.command_topic {
+            expect_type(&name, topic, &msg, layout.command_type.name)?;
+            Route::Command
+        } else if let Some(i) = layout.topics.iter().position(|(t, _)| t == topic) {
+            expect_type(&name, topic, &msg, layout.topics[i].1.name)?;
+            Route::Topic(i)
+        } else {
+            continue;
+        };
+        messages.push((msg.log_time, k, route, msg.data.into_owned()));
+    }
+    // In time order (a bag's chunks need not be); ties in file order.
+    messages.sort_by_key(|(t, k, _, _)| (*t, *k));
+    let (ticks, malformed) = assemble(layout, &messages);
+    let meta = RecordMeta {
+        bundle: b.manifest.bundle.name.clone(),
+        signals: b.signals.clone(),
+        commands: b.commands.clone(),
+        actions: (0..b.n_actions()).map(|i| b.action_label(i)).collect(),
+        source: format!("ROS 2 bag {name}"),
+        ..RecordMeta::default()
+    };
+    Ok(Recorded { meta, ticks, read_error, malformed })
+}
+
+/// A declared topic must carry the declared type.
+fn expect_type(
+    name: &impl std::fmt::Display,
+    topic: &str,
+    msg: &mcap::Message,
+    declared: &str,
+) -> Result<()> {
+    let in_bag = msg.channel.schema.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+    if msg.channel.message_encoding != CDR || in_bag != declared {
+        return Err(Fixable::new(
+            format!(
+                "{name}: topic `{topic}` holds `{in_bag}` messages ({}), the manifest declares `{declared}`",
+                msg.channel.message_encoding
+            ),
+            "declare the topic's type as the bag has it (`[[ros2.topic]] type`, `[ros2] command_type`), or map the signals from another topic",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The ticks of time-ordered messages, and how many messages could not be decoded.
+fn assemble(layout: &Ros2Layout, messages: &[(u64, usize, Route, Vec<u8>)]) -> (Vec<Tick>, u64) {
+    let n = layout.signals.len();
+    let mut latest: Vec<Option<f64>> = vec![None; n];
+    let mut ticks = Vec::new();
+    let mut malformed = 0;
+    // The tick waiting for its command (its number counts every clock message).
+    let mut pending: Option<Tick> = None;
+    let mut clock_count = 0u64;
+    for (_, _, route, payload) in messages {
+        match route {
+            Route::Topic(i) => {
+                let Ok(m) = Msg::decode(layout.topics[*i].1, payload) else {
+                    malformed += 1;
+                    continue;
+                };
+                for (s, (topic, field)) in layout.signals.iter().enumerate() {
+                    if topic == i {
+                        latest[s] = field.read(&m);
+                    }
+                }
+                if *i == layout.clock {
+                    clock_count += 1;
+                    // A tick no command followed is left out.
+                    pending = latest.iter().all(Option::is_some).then(|| Tick {
+                        tick: clock_count,
+                        signals: latest.iter().map(|v| v.unwrap_or(f64::NAN) as f32).collect(),
+                        end_signals: None,
+                        command: Vec::new(),
+                        logp0: Vec::new(),
+                        q_r: Vec::new(),
+                        action: 0,
+                        logpi: f32::NAN,
+                        addon_reward: f32::NAN,
+                        decisions: DecisionsPb::default(),
+                        reconnects: 0,
+                    });
+                }
+            }
+            Route::Command => {
+                let Ok(m) = Msg::decode(layout.command_type, payload) else {
+                    malformed += 1;
+                    continue;
+                };
+                if let Some(mut t) = pending.take() {
+                    t.command =
+                        layout.commands.iter().map(|f| f.read(&m).unwrap_or(f64::NAN) as f32).collect();
+                    ticks.push(t);
+                }
+            }
+        }
+    }
+    (ticks, malformed)
+}
