@@ -411,6 +411,22 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "a planning tree too large",
+            manifest: m(MANIFEST.to_string() + "\n[plan]\ndepth = 40\n"),
+            prior: p.clone(),
+            field: Some("plan.depth"),
+            says: "a tree over 2 actions to depth 40 has more than 65 536 nodes",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "an offline support that is no share",
+            manifest: m(replace("[learning]\n", "[learning]\noffline_support = 1.5\n")),
+            prior: p.clone(),
+            field: Some("learning.offline_support"),
+            says: "found 1.5, expected a share",
+            file: "manifest.toml",
+        },
+        Case {
             what: "a safe command outside the limits",
             manifest: m(replace("safe = 0.0 ", "safe = 12.0 ")),
             prior: p,

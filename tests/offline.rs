@@ -245,7 +245,15 @@ fn ticks_the_robot_did_not_act_on_as_recorded_are_skipped_and_counted() {
         eval_episodes: Some(1),
         progress: false,
     };
-    let o = learn(resq::Bundle::load(&root).unwrap(), &opts).unwrap();
+    // Three transitions are fewer than the learner starts at: said, with the field to set.
+    let e = format!(
+        "{:#}",
+        learn(resq::Bundle::load(&root).unwrap(), &opts).err().expect("too few to learn from")
+    );
+    assert!(e.contains("3 transitions") && e.contains("learning.warmup"), "{e}");
+    // (The learner starting at one.)
+    let small = ["learning.warmup=1".to_string(), "learning.batch=1".to_string()];
+    let o = learn(resq::Bundle::load_with(&root, &small).unwrap(), &opts).unwrap();
     let c = o.counts;
     assert_eq!(c.ticks, 10);
     assert_eq!(

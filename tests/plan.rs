@@ -53,7 +53,8 @@ fn q_by_recursion(b: &mut Bundle, state: [f64; 4], prev: f32, depth: usize) -> V
 /// depth-limited residual soft value, computed here by recursion on the plant.
 #[test]
 fn the_search_backs_up_the_residual_soft_value_exactly() {
-    let mut b = cartpole(&["residual.omega=0.7", "residual.alpha=0.4"]);
+    // (A failure valued at 0, RQL as written: the recursion below adds no failure value.)
+    let mut b = cartpole(&["residual.omega=0.7", "residual.alpha=0.4", "residual.failure_value=0"]);
     let settings =
         PlanSettings { depth: 3, horizon: 0, rollouts: 1, budget: std::time::Duration::from_secs(1) };
     let mut planner = Planner::for_bundle(&b, settings).expect("cartpole has a model");
@@ -67,6 +68,30 @@ fn the_search_backs_up_the_residual_soft_value_exactly() {
         for (got, want) in q.iter().zip(&want) {
             assert!((*got as f64 - want).abs() < 1e-4, "state {state:?}: search {q:?}, recursion {want:?}");
         }
+    }
+}
+
+/// A failure is worth to the search what training makes it (`residual.failure_value`, default
+/// the worst add-on forever): near the track's end, where every branch leaves it, the search's
+/// `Q_R` lies far below the same search's with failures valued at 0, so leaving the track is
+/// never its cheap way out of the penalty.
+#[test]
+fn the_search_values_a_failure_as_training_does() {
+    let settings =
+        PlanSettings { depth: 3, horizon: 0, rollouts: 1, budget: std::time::Duration::from_secs(1) };
+    let leaving = [2.38f32, 1.5, 0.0, 0.0];
+    let q = |extra: &[&str]| {
+        let mut b = cartpole(extra);
+        let mut p = Planner::for_bundle(&b, settings).unwrap();
+        let mut q = vec![0.0f32; 2];
+        // A state well inside first: the search's worst add-on so far (as training's).
+        assert!(p.q(&mut b, &[0.0, 0.0, 0.0, 0.0], &[0.0], &mut q));
+        assert!(p.q(&mut b, &leaving, &[0.0], &mut q));
+        q
+    };
+    let (worst, zero) = (q(&[]), q(&["residual.failure_value=0"]));
+    for (w, z) in worst.iter().zip(&zero) {
+        assert!(*w < z - 1.0, "a failure valued {worst:?} against {zero:?} at 0");
     }
 }
 

@@ -92,6 +92,8 @@ fn a_bag_written_by_rosbags_is_read_value_for_value_and_learned_from() {
             "--out",
             dir.path().join("out").to_str().unwrap(),
         ])
+        // (95 transitions: the learner starts once it holds a batch.)
+        .args(["--set", "learning.warmup=32", "--set", "learning.batch=32"])
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -122,6 +124,13 @@ fn a_topic_of_another_type_and_a_bundle_without_ros2_are_refused() {
             && e.contains("declares `sensor_msgs/msg/Imu`"),
         "{e}"
     );
+
+    // A joint named otherwise in the bag: no tick, and the error names the signal and its field.
+    let renamed = dir.path().join("renamed");
+    std::fs::create_dir(&renamed).unwrap();
+    let b = pendulum_on_ros2(&renamed, |m| m.replace("position[hinge]", "position[elbow]"));
+    let e = format!("{:#}", bag::read(&path, &b).unwrap_err());
+    assert!(e.contains("no tick") && e.contains("`theta` (`position[elbow]` of `/joint_states`)"), "{e}");
 
     let plain = Bundle::load(&common::bundles::root().join("models/pendulum")).unwrap();
     let e = format!("{:#}", bag::read(&path, &plain).unwrap_err());

@@ -248,7 +248,8 @@ impl ResidualSoftQ {
 /// the soft value of the supported actions under the prior, so that
 /// `π̂(u|s) ∝ π0(u|s)^{ω'/α̂}·exp(Q̄/α̂)` keeps the (tempered) prior's probability and the
 /// supported actions share the rest by their learned `Q_R`; the soft value over all actions
-/// is then `Q̄⁻` itself, and targets bootstrapped there are the constrained ones. Returns the
+/// is then `Q̄⁻ + α̂·log Σ_a π0(a|s)^{ω'/α̂}` (`Q̄⁻` itself at ω' = α̂), the constrained policy's,
+/// and targets bootstrapped there are the constrained ones. Returns the
 /// added loss (summed over rows).
 fn support_constraint(
     core: &LearnerCore,

@@ -635,6 +635,15 @@ pub(super) fn settings(f: &Path, m: &Manifest) -> Result<(), BundleError> {
             ));
         }
     }
+    let share = m.learning.offline_support;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(BundleError::field(
+            f,
+            "learning.offline_support",
+            format!("found {share}, expected a share of the top action's probability in [0, 1]"),
+            "leave it out (0.3), or 0 for the plain target",
+        ));
+    }
     match &r.failure_value {
         manifest::FailureValue::Value(v) if !v.is_finite() => {
             return Err(BundleError::field(
@@ -992,6 +1001,39 @@ pub(super) fn nonzero(file: &Path, field: &str, v: usize, what: &str) -> Result<
             format!("set `{field}` to a value ≥ 1"),
         ))
     }
+}
+
+/// `[plan]`: a tree that fits in memory (at most 2^16 nodes), a finite horizon, a budget that
+/// is a time.
+pub(super) fn plan(f: &Path, m: &Manifest, n_actions: usize) -> Result<(), BundleError> {
+    let p = &m.plan;
+    let nodes = (0..=p.depth as u32)
+        .try_fold(0usize, |sum, d| n_actions.checked_pow(d).and_then(|n| sum.checked_add(n)));
+    if nodes.is_none_or(|n| n > 1 << 16) {
+        return Err(BundleError::field(
+            f,
+            "plan.depth",
+            format!("a tree over {n_actions} actions to depth {} has more than 65 536 nodes", p.depth),
+            "lower `plan.depth` (2 or 3 is usual) and lengthen `plan.horizon` instead",
+        ));
+    }
+    if p.horizon > 100_000 {
+        return Err(BundleError::field(
+            f,
+            "plan.horizon",
+            format!("{} steps a rollout", p.horizon),
+            "use at most 100 000 (CartPole: 200)",
+        ));
+    }
+    if !(p.budget_ms.is_finite() && (0.0..=60_000.0).contains(&p.budget_ms)) {
+        return Err(BundleError::field(
+            f,
+            "plan.budget_ms",
+            format!("{} ms a decision", p.budget_ms),
+            "give the time one decision may take, in [0, 60000] ms (below the control period)",
+        ));
+    }
+    Ok(())
 }
 
 /// `[ros2]` and the signals' and commands' `topic`/`field`: every signal on a declared topic of

@@ -286,6 +286,7 @@ impl Bundle {
         load::guard(f, &m.safety)?;
         let method = load::method(f, m, kind, &action_space)?;
         let ros2 = load::ros2(f, m)?;
+        load::plan(f, m, n_actions)?;
         let prior = Prior::load_on(&dir.join(&m.prior.file), kind, obs.len(), n_actions, m.prior.engine)?;
         if let Some(w) = discount_warning(m.prior.gamma, m.residual.gamma) {
             log::warn!("{}: {w}", manifest_path.display());

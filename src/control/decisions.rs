@@ -32,10 +32,13 @@ impl Decisions {
     /// episode's value goes on. Set with [`Decisions::EPISODE_END`]; a learner reading the record
     /// needs the split (`docs/design.md` §2.6).
     pub const TERMINATED: u16 = 1 << 10;
+    /// The tick's record keeps the state its episode ended on (`end_signals`), even where every
+    /// value is 0 (which the record's encoding leaves out). Set with [`Decisions::EPISODE_END`].
+    pub const END_STATE: u16 = 1 << 11;
 
     /// Every flag with its name in the record (the protobuf field `decisions.<name>`), in the
     /// order of their field numbers (1, 2, …) and bits.
-    pub const NAMES: [(&'static str, u16); 11] = [
+    pub const NAMES: [(&'static str, u16); 12] = [
         ("fallback", Decisions::FALLBACK),
         ("deadline_miss", Decisions::DEADLINE_MISS),
         ("estop", Decisions::ESTOP),
@@ -47,6 +50,7 @@ impl Decisions {
         ("prior_fault", Decisions::PRIOR_FAULT),
         ("late", Decisions::LATE),
         ("terminated", Decisions::TERMINATED),
+        ("end_state", Decisions::END_STATE),
     ];
 
     pub fn contains(self, bit: u16) -> bool {
@@ -68,7 +72,7 @@ mod tests {
         }
         assert_eq!(
             Decisions::NAMES.last().map(|n| n.1),
-            Some(Decisions::TERMINATED),
+            Some(Decisions::END_STATE),
             "the highest flag is named"
         );
     }

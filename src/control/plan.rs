@@ -12,6 +12,7 @@
 //! V(s)     ≈ mean over rollouts of Σ_k γ^k·(r_R,k + α̂·log Z(s_k))      (leaves)
 //! ```
 //!
+//! (`r_R` of a failed termination with its value added, as in training: `residual.failure_value`),
 //! where a rollout draws each action from the tempered prior `π0^{ω'/α̂}/Z`, whose soft value
 //! per step beyond the add-on is `α̂·log Z` (0 when ω' = α̂): the value of following the prior
 //! from the leaf on, which is what `Q_R ≡ 0` assumes of the future. The rollouts of one round
@@ -77,6 +78,8 @@ pub struct Planner {
     q: Vec<f64>,
     lp64: Vec<f64>,
     seed: u64,
+    /// The lowest add-on reward the model has shown (a failure's value, as in training).
+    addon_lo: f32,
     /// Every decision's search, for the report (capacity reserved up front; never grows past it).
     pub searches: Vec<Searched>,
 }
@@ -112,6 +115,7 @@ impl Planner {
             q: vec![0.0; na],
             lp64: vec![0.0; na],
             seed: 0,
+            addon_lo: 0.0,
             searches: Vec::with_capacity(KEPT),
         })
     }
@@ -219,7 +223,11 @@ impl Planner {
 
     /// One step of the model under `self.cmd` (after `self.cmd_prev`): the add-on reward and
     /// whether the state is terminal (the plant's or the bundle's `terminate`); the new
-    /// signals in `self.sig`.
+    /// signals in `self.sig`. A termination `[episode] success` counts as a failure is worth
+    /// what training makes it (`residual.failure_value`: by default the lowest add-on seen,
+    /// forever), so that failing is never the search's cheap way out of a penalty. (The
+    /// firmware's SUCCESS flag has no model: a `success = "flag"` bundle's termination is taken
+    /// as its goal.)
     fn model_step(&mut self, b: &Bundle) -> (f32, bool) {
         let done = self.model.step(&self.cmd);
         self.model.signals(&mut self.sig);
@@ -227,6 +235,11 @@ impl Planner {
         let mut end = StepEnd { terminated: done, ..StepEnd::default() };
         b.episode.apply(&self.vals, &mut end);
         let r = b.addon.eval(&self.vals, &mut self.terms);
+        self.addon_lo = self.addon_lo.min(r);
+        let failed = end.terminated
+            && !matches!(b.episode.success, crate::bundle::Success::Flag)
+            && !b.episode.succeeded(end, &self.vals, 0, false);
+        let r = if failed { r + b.manifest.residual.gamma * b.failure_value(self.addon_lo) } else { r };
         (r, end.terminated)
     }
 

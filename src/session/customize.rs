@@ -223,6 +223,16 @@ pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<O
     let mut learner = make_learner(&bundle, opts.seed);
     let ckpt_path = opts.out_dir.join(CHECKPOINT_FILE);
     let mut progress = Progress::default();
+    if opts.prior_only && ckpt_path.exists() && !opts.fresh {
+        return Err(Fixable::new(
+            format!(
+                "{} holds a checkpoint, and --prior-only learns nothing: the run would replace it with an untrained one",
+                ckpt_path.display()
+            ),
+            "record the prior into another folder (`--out`), or pass --fresh to replace it",
+        )
+        .into());
+    }
     if ckpt_path.exists() && !opts.fresh {
         progress = checkpoint::load(&ckpt_path, learner.as_mut(), &bundle.manifest_text)?;
         info!("resumed from {} at step {}", ckpt_path.display(), progress.env_steps);

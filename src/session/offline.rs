@@ -129,6 +129,16 @@ pub fn learn(bundle: Bundle, opts: &OfflineOptions) -> Result<OfflineOutcome> {
     }
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create the output folder {}", opts.out_dir.display()))?;
+    let share = bundle.manifest.learning.offline_support;
+    if share == 0.0 {
+        // The plain target asked for: entries a checkpoint holds from records learn plainly too.
+        learner.core_mut().replay.support = None;
+    } else if bundle.action_space == ActionSpace::Discrete && bundle.n_actions() > 64 {
+        warn!(
+            "{} actions: the support constraint covers at most 64, so these records are learned with the plain target (as `learning.offline_support = 0`)",
+            bundle.n_actions()
+        );
+    }
     let mut ctl = Controller::with_learner(bundle, learner.as_ref());
     let mut counts = Counts::default();
     let mut feed = Feed::new(&ctl, learner.core().replay.layout().param_width);
@@ -150,6 +160,21 @@ pub fn learn(bundle: Bundle, opts: &OfflineOptions) -> Result<OfflineOutcome> {
         return Err(Fixable::new(
             format!("no transition to learn from in {} record(s)", counts.records),
             "record the robot with `resq run` or `resq customize --record PATH` (records of this bundle and prior)",
+        )
+        .into());
+    }
+    let need = {
+        let l = &ctl.bundle.manifest.learning;
+        l.warmup.max(l.batch)
+    };
+    if learner.core().replay.len() < need {
+        return Err(Fixable::new(
+            format!(
+                "{} transitions from {} record(s): the learner starts at {need} (`learning.warmup`, at least `learning.batch`)",
+                learner.core().replay.len(),
+                counts.records
+            ),
+            format!("record more steps, or learn from these with `--set learning.warmup={}`", learner.core().replay.len().max(1)),
         )
         .into());
     }
@@ -226,6 +251,16 @@ fn refuse_unsupported(b: &Bundle) -> Result<()> {
         )
         .into());
     }
+    if b.method == Method::Plan {
+        return Err(Fixable::new(
+            format!(
+                "{}: `residual.method = \"plan\"` learns nothing: it searches the model at every tick",
+                manifest.display()
+            ),
+            "run it as it is (`resq customize`), or learn from the records with a residual Q method (remove `method`)",
+        )
+        .into());
+    }
     if b.auto_temperature.is_some() {
         return Err(Fixable::new(
             format!(
@@ -267,7 +302,8 @@ enum Skip {
     Cut,
 }
 
-/// The actions the recorded tick supports at its state (bit `a` for action `a`): the one
+/// The actions the recorded tick supports at its state (bit `a` for action `a`, at most 64
+/// actions): the one
 /// applied, if no policy drew it; else every action the recording policy drew with probability
 /// at least `share` of its most likely one's, that policy recomputed from the recorded
 /// `log π0` and `Q_R` at this bundle's ω' and α̂ (the KL budget's blend aside), or the prior
@@ -275,8 +311,8 @@ enum Skip {
 /// its `log π0`).
 fn support_mask(a: &Tick, applied: usize, drawn: bool, share: f32, (omega, alpha): (f32, f32)) -> u64 {
     let n = a.logp0.len();
-    if !drawn || a.q_r.len() != n || n > 64 {
-        return 1u64 << applied.min(63);
+    if !drawn || a.q_r.len() != n {
+        return 1u64 << applied;
     }
     let mut log_pi = vec![0.0f32; n];
     if (a.logpi - a.logp0[applied]).abs() < 1e-5 && a.q_r.iter().all(|q| *q == 0.0) {
@@ -329,7 +365,8 @@ impl Feed {
         counts: &mut Counts,
     ) -> Result<()> {
         // A ROS 2 bag is read through the manifest's `[ros2]`: its layout is the bundle's own.
-        let rec = if bag::is_bag(path)? {
+        let is_bag = bag::is_bag(path)?;
+        let rec = if is_bag {
             bag::read(path, &ctl.bundle)?
         } else {
             let rec = read::read(path)?;
@@ -344,9 +381,9 @@ impl Feed {
         counts.malformed += rec.malformed;
         counts.ticks += rec.ticks.len() as u64;
         let ticks = &rec.ticks;
-        // Whether the command before tick i is known (a record starts with an episode; after a
-        // missing tick it is not, until the next episode).
-        let mut synced = true;
+        // Whether the command before tick i is known: a record starts with an episode (a bag
+        // anywhere); after a missing tick it is not, until the tick after it.
+        let mut synced = !is_bag;
         let mut prev_cmd = vec![0.0f32; ctl.bundle.commands.len()];
         let mut ep_steps = 0u32;
         let mut checked = false;
@@ -383,8 +420,9 @@ impl Feed {
                 prev_cmd.iter_mut().for_each(|v| *v = 0.0);
             } else if next.is_some() {
                 prev_cmd.copy_from_slice(&a.command);
+                synced = true;
             } else {
-                // The command before the next recorded tick is unknown until a new episode.
+                // The command before the next recorded tick is unknown.
                 synced = false;
             }
         }
@@ -516,14 +554,16 @@ impl Feed {
         replay.push_step(&t, self.step);
         let b = &ctl.bundle;
         let share = b.manifest.learning.offline_support;
-        let mask = if ctl.continuous.is_none() && share > 0.0 {
+        // (The support is a 64-bit mask: a bundle with more actions learns with the plain target,
+        // as `learn` warned.)
+        let supported = if ctl.continuous.is_none() && share > 0.0 && b.n_actions() <= 64 {
             let mask = support_mask(a, action, drawn, share, b.weights());
             replay.set_support(mask, &self.logp0);
-            mask
+            mask.count_ones()
         } else {
-            crate::algo::replay::low_bits(b.n_actions())
+            b.n_actions() as u32
         };
-        Ok(Ok((drawn, mask.count_ones())))
+        Ok(Ok((drawn, supported)))
     }
 }
 

@@ -238,7 +238,9 @@ impl Training<'_> {
             last_tick_start = Some(tick_start);
             stepper.act(env)?;
             // Learn while the robot moves; the command is already on its way.
-            learning.between_ticks(ctl)?;
+            if !opts.prior_only {
+                learning.between_ticks(ctl)?;
+            }
             let out = stepper.observe(&ctl.bundle, env)?;
             let (end, r) = (out.end, out.reward);
             frame_at = Instant::now();
@@ -315,11 +317,14 @@ impl Training<'_> {
             if let Some(rec) = self.recorder {
                 let ended = if end.done() { Decisions::EPISODE_END } else { 0 };
                 let terminated = if end.terminated { Decisions::TERMINATED } else { 0 };
-                if end.done() {
+                let end_state = if end.done() {
                     let (sig, n) = (env.signals(), tick.n_signals as usize);
                     tick.end_signals[..n].copy_from_slice(&sig[..n]);
-                }
-                tick.decisions = Decisions(decisions.0 | ended | terminated);
+                    Decisions::END_STATE
+                } else {
+                    0
+                };
+                tick.decisions = Decisions(decisions.0 | ended | terminated | end_state);
                 tick.addon_reward = r;
                 let n = stepper.terms.len().min(tick::MAX);
                 tick.n_terms = n as u8;

@@ -74,7 +74,11 @@ pub fn read(path: &Path, b: &Bundle) -> Result<Recorded> {
     }
     // In time order (a bag's chunks need not be); ties in file order.
     messages.sort_by_key(|(t, k, _, _)| (*t, *k));
-    let (ticks, malformed) = assemble(layout, &messages);
+    let a = assemble(layout, &messages);
+    if a.ticks.is_empty() {
+        return Err(no_ticks(&name, b, layout, &a).into());
+    }
+    let (ticks, malformed) = (a.ticks, a.malformed);
     let meta = RecordMeta {
         bundle: b.manifest.bundle.name.clone(),
         signals: b.signals.clone(),
@@ -107,10 +111,52 @@ fn expect_type(
     Ok(())
 }
 
-/// The ticks of time-ordered messages, and how many messages could not be decoded.
-fn assemble(layout: &Ros2Layout, messages: &[(u64, usize, Route, Vec<u8>)]) -> (Vec<Tick>, u64) {
+/// What a bag gave: its ticks, the messages that could not be decoded, and (to say why a bag
+/// gave no tick) which signals were ever read, how many clock and command messages came.
+struct Assembled {
+    ticks: Vec<Tick>,
+    malformed: u64,
+    seen: Vec<bool>,
+    clocks: u64,
+    commands: u64,
+}
+
+/// Why a bag gave no tick: the signals never read (a joint or topic named otherwise in the
+/// bag), or no clock or command message.
+fn no_ticks(name: &impl std::fmt::Display, b: &Bundle, layout: &Ros2Layout, a: &Assembled) -> Fixable {
+    let unseen: Vec<String> = b
+        .manifest
+        .robot
+        .signals
+        .iter()
+        .zip(&a.seen)
+        .filter(|(_, seen)| !**seen)
+        .map(|(s, _)| {
+            let (topic, field) = (s.topic.as_deref().unwrap_or(""), s.field.as_deref().unwrap_or(""));
+            format!("`{}` (`{field}` of `{topic}`)", s.name)
+        })
+        .collect();
+    let why = if a.clocks == 0 {
+        format!("no message on the clock topic `{}`", layout.topics[layout.clock].0)
+    } else if !unseen.is_empty() {
+        format!("these signals were never in its messages: {}", unseen.join(", "))
+    } else if a.commands == 0 {
+        format!("no message on the command topic `{}`", layout.command_topic)
+    } else {
+        "no clock message was followed by a command before the next one".to_string()
+    };
+    Fixable::new(
+        format!("{name}: no tick: {why}"),
+        "check the names in `[ros2]` and each signal's `topic` and `field` against the bag (`ros2 bag info`, or Foxglove)",
+    )
+}
+
+/// The ticks of time-ordered messages.
+fn assemble(layout: &Ros2Layout, messages: &[(u64, usize, Route, Vec<u8>)]) -> Assembled {
     let n = layout.signals.len();
     let mut latest: Vec<Option<f64>> = vec![None; n];
+    let mut seen = vec![false; n];
+    let mut commands = 0u64;
     let mut ticks = Vec::new();
     let mut malformed = 0;
     // The tick waiting for its command (its number counts every clock message).
@@ -126,6 +172,7 @@ fn assemble(layout: &Ros2Layout, messages: &[(u64, usize, Route, Vec<u8>)]) -> (
                 for (s, (topic, field)) in layout.signals.iter().enumerate() {
                     if topic == i {
                         latest[s] = field.read(&m);
+                        seen[s] |= latest[s].is_some();
                     }
                 }
                 if *i == layout.clock {
@@ -151,6 +198,7 @@ fn assemble(layout: &Ros2Layout, messages: &[(u64, usize, Route, Vec<u8>)]) -> (
                     malformed += 1;
                     continue;
                 };
+                commands += 1;
                 if let Some(mut t) = pending.take() {
                     t.command =
                         layout.commands.iter().map(|f| f.read(&m).unwrap_or(f64::NAN) as f32).collect();
@@ -159,5 +207,5 @@ fn assemble(layout: &Ros2Layout, messages: &[(u64, usize, Route, Vec<u8>)]) -> (
             }
         }
     }
-    (ticks, malformed)
+    Assembled { ticks, malformed, seen, clocks: clock_count, commands }
 }

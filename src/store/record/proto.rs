@@ -13,7 +13,7 @@
 //!   message Signals  { float x = 1; float x_dot = 2; ... }   // the meta's signal names
 //!   message Command  { float force = 1; ... }                // command names
 //!   message Addon    { float centre = 1; ... }               // add-on term names
-//!   message Decisions { bool fallback = 1; ... bool late = 10; bool terminated = 11; }
+//!   message Decisions { bool fallback = 1; ... bool terminated = 11; bool end_state = 12; }
 //!   message Link     { uint64 frames = 1; ... uint64 reconnects = 7; }
 //!   uint64 tick = 2;            uint32 seq = 3;         uint64 firmware_t_us = 4;
 //!   Signals signals = 5;        repeated float obs = 6; repeated float logp0 = 7;
@@ -121,6 +121,8 @@ pub struct DecisionsPb {
     pub late: bool,
     #[prost(bool, tag = "11")]
     pub terminated: bool,
+    #[prost(bool, tag = "12")]
+    pub end_state: bool,
 }
 
 impl DecisionsPb {
@@ -138,6 +140,7 @@ impl DecisionsPb {
             prior_fault: b(Decisions::PRIOR_FAULT),
             late: b(Decisions::LATE),
             terminated: b(Decisions::TERMINATED),
+            end_state: b(Decisions::END_STATE),
         }
     }
 }

@@ -94,7 +94,7 @@ pub struct Tick {
     pub tick: u64,
     /// The signals, in the header's order.
     pub signals: Vec<f32>,
-    /// At an episode's last tick, the signals it ended on (older records: `None`).
+    /// At an episode's last tick, the signals it ended on (records before they were kept: `None`).
     pub end_signals: Option<Vec<f32>>,
     /// The command sent (after the supervisor).
     pub command: Vec<f32>,
@@ -131,6 +131,8 @@ pub fn read(path: &Path) -> Result<Recorded> {
         let item = match item {
             Ok(i) => i,
             Err(e) if meta.is_none() && out.ticks.is_empty() => return Err(e),
+            // Not a cut: ticks this resq cannot read at all (an older format).
+            Err(e) if e.downcast_ref::<Fixable>().is_some() => return Err(e),
             Err(e) => {
                 out.read_error = Some(format!("{e:#}"));
                 break;
@@ -143,11 +145,10 @@ pub fn read(path: &Path) -> Result<Recorded> {
                 let (ns, nc) = (m.signals.len(), m.commands.len());
                 let signals = decode_floats(&t.signals, ns);
                 let command = decode_floats(&t.command, nc);
-                let end_signals = if t.end_signals.is_empty() {
-                    Some(None)
-                } else {
-                    decode_floats(&t.end_signals, ns).map(Some)
-                };
+                // Present where the tick says so (all zeros encode as nothing), or where written
+                // by a resq before the flag.
+                let kept = t.decisions.is_some_and(|d| d.end_state) || !t.end_signals.is_empty();
+                let end_signals = if kept { decode_floats(&t.end_signals, ns).map(Some) } else { Some(None) };
                 match (signals, command, end_signals) {
                     (Some(signals), Some(command), Some(end_signals)) => out.ticks.push(Tick {
                         tick: t.tick,
