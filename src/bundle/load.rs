@@ -1003,12 +1003,20 @@ pub(super) fn nonzero(file: &Path, field: &str, v: usize, what: &str) -> Result<
     }
 }
 
-/// `[plan]`: a tree that fits in memory (at most 2^16 nodes), a finite horizon, a budget that
+/// `[plan]`: a tree of at least one level that fits in memory (at most 2^16 nodes), a finite horizon, a budget that
 /// is a time.
 pub(super) fn plan(f: &Path, m: &Manifest, n_actions: usize) -> Result<(), BundleError> {
     let p = &m.plan;
     let nodes = (0..=p.depth as u32)
         .try_fold(0usize, |sum, d| n_actions.checked_pow(d).and_then(|n| sum.checked_add(n)));
+    if p.depth == 0 {
+        return Err(BundleError::field(
+            f,
+            "plan.depth",
+            "depth 0 searches nothing: the root's actions are the tree's first level",
+            "set `plan.depth` to 1 or more (2 is usual)",
+        ));
+    }
     if nodes.is_none_or(|n| n > 1 << 16) {
         return Err(BundleError::field(
             f,

@@ -337,6 +337,28 @@ impl Bundle {
         Ok(env)
     }
 
+    /// Discrete: the action whose table row the command `cmd` is (what the robot received, after
+    /// the supervisor); `None` if it is no row (a rate limit between two).
+    pub fn action_of(&self, cmd: &[f32]) -> Option<usize> {
+        self.action_table.iter().position(|row| row.as_slice() == cmd)
+    }
+
+    /// Continuous: the command `cmd` in the action's `[−1, 1]` units, into `unit` (kept inside
+    /// the squashed families' open interval); false if a value lies outside the action's
+    /// `[low, high]` (no action's, e.g. on its way to a `safe` value outside them).
+    pub fn unit_of(&self, cmd: &[f32], unit: &mut [f32]) -> bool {
+        let ActionSpace::Continuous { low, high } = &self.action_space else { return false };
+        let edge = 1.0 - crate::policy::prior::SQUASH_EPS;
+        for (j, (c, u)) in cmd.iter().zip(unit.iter_mut()).enumerate() {
+            let v = 2.0 * (c - low[j]) / (high[j] - low[j]) - 1.0;
+            if !(v.abs() <= 1.0 + 1e-6) {
+                return false;
+            }
+            *u = v.clamp(-edge, edge);
+        }
+        true
+    }
+
     /// `(ω', α̂)` of the acting policy `log π = log_softmax((head + ω'·log π0)/α̂)` over discrete
     /// actions: [`Bundle::weights`] for residual soft Q; `(1, 1)` for RPG, whose head gives logit
     /// offsets to the prior.

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use sim_robot::plant::{self, Plant};
 
 use crate::bundle::Bundle;
-use crate::policy::discrete::soft_value;
+use crate::policy::discrete::{policy_log_probs, sample, soft_value};
 use crate::robot::StepEnd;
 
 /// The search's settings (`[plan]`).
@@ -71,6 +71,9 @@ pub struct Planner {
     sig: Vec<f32>,
     obs: Vec<f32>,
     lp: Vec<f32>,
+    /// The tempered prior's `log π` at a rollout's state, and `Q_R ≡ 0` to compute it with.
+    tempered: Vec<f32>,
+    zero_q: Vec<f32>,
     vals: Vec<f32>,
     terms: Vec<f32>,
     cmd: Vec<f32>,
@@ -108,6 +111,8 @@ impl Planner {
             sig: vec![0.0; ns],
             obs: vec![0.0; b.obs.names.len()],
             lp: vec![0.0; na],
+            tempered: vec![0.0; na],
+            zero_q: vec![0.0; na],
             vals: vec![0.0; b.vars.len()],
             terms: vec![0.0; b.addon.terms.len()],
             cmd: vec![0.0; nc],
@@ -192,9 +197,6 @@ impl Planner {
                 }
             }
         }
-        if depth == 0 {
-            q_r.iter_mut().for_each(|v| *v = 0.0);
-        }
         if self.searches.len() < KEPT {
             self.searches.push(Searched { rounds, elapsed: started.elapsed() });
         }
@@ -264,24 +266,14 @@ impl Planner {
             if b.prior.log_probs(&self.obs, &mut self.lp).is_err() {
                 break;
             }
-            // The tempered prior: log π_t = (ω'/α̂)·log π0 − log Z.
-            let k = omega / alpha;
-            let top = self.lp.iter().map(|l| k * l).fold(f32::NEG_INFINITY, f32::max);
-            let z: f32 = self.lp.iter().map(|l| (k * l - top).exp()).sum();
-            let log_z = top + z.ln();
-            let mut u = rng.random::<f32>() * z;
-            let mut a = self.lp.len() - 1;
-            for (i, l) in self.lp.iter().enumerate() {
-                u -= (k * l - top).exp();
-                if u <= 0.0 {
-                    a = i;
-                    break;
-                }
-            }
+            // The tempered prior `π0^{ω'/α̂}/Z` is π̂ at `Q_R ≡ 0`, and `α̂·log Z` its soft value.
+            policy_log_probs(&self.zero_q, &self.lp, omega, alpha, &mut self.tempered);
+            let soft = soft_value(&self.zero_q, &self.lp, omega, alpha);
+            let a = sample(&self.tempered, rng.random::<f32>());
             self.cmd_prev.copy_from_slice(&self.cmd);
             self.cmd.copy_from_slice(&b.action_table[a]);
             let (r, done) = self.model_step(b);
-            ret += disc * (r as f64 + alpha as f64 * log_z as f64);
+            ret += disc * (r as f64 + soft as f64);
             disc *= gamma;
             if done {
                 break;

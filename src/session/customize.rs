@@ -476,12 +476,6 @@ pub fn record_meta(b: &Bundle, source: &str) -> Result<RecordMeta> {
     Ok(RecordMeta {
         manifest_fnv1a64: checkpoint::manifest_hash(&b.manifest_text),
         prior_fnv1a64: checkpoint::fnv1a64(&prior),
-        bundle: b.manifest.bundle.name.clone(),
-        signals: b.signals.clone(),
-        obs: b.obs.names.clone(),
-        actions: (0..b.n_actions()).map(|i| b.action_label(i)).collect(),
-        commands: b.commands.clone(),
-        addon_terms: b.addon.term_names().map(str::to_string).collect(),
-        source: source.to_string(),
+        ..RecordMeta::layout(b, source)
     })
 }

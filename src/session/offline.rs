@@ -240,7 +240,7 @@ pub fn learn(bundle: Bundle, opts: &OfflineOptions) -> Result<OfflineOutcome> {
 /// The methods that learn from another policy's data: not RPG (on-policy), not a prior whose
 /// temperature is calibrated on the robot.
 fn refuse_unsupported(b: &Bundle) -> Result<()> {
-    let manifest = b.dir.join("manifest.toml");
+    let manifest = &b.manifest_path;
     if b.method == Method::Rpg {
         return Err(Fixable::new(
             format!(
@@ -473,20 +473,13 @@ impl Feed {
         // a: what the robot received.
         let supervised = d.clamped || d.rate_limited;
         let (action, drawn) = match &ctl.bundle.action_space {
-            ActionSpace::Discrete => {
-                match ctl.bundle.action_table.iter().position(|row| row[..] == a.command[..]) {
-                    Some(i) => (i, a.logpi.is_finite() && i == a.action as usize),
-                    None => return Ok(Err(Skip::Unlearnable)),
-                }
-            }
-            ActionSpace::Continuous { low, high } => {
-                let edge = 1.0 - crate::policy::prior::SQUASH_EPS;
-                for (j, c) in a.command.iter().enumerate() {
-                    let u = 2.0 * (c - low[j]) / (high[j] - low[j]) - 1.0;
-                    if !(u.abs() <= 1.0 + 1e-6) {
-                        return Ok(Err(Skip::Unlearnable));
-                    }
-                    self.unit[j] = u.clamp(-edge, edge);
+            ActionSpace::Discrete => match ctl.bundle.action_of(&a.command) {
+                Some(i) => (i, a.logpi.is_finite() && i == a.action as usize),
+                None => return Ok(Err(Skip::Unlearnable)),
+            },
+            ActionSpace::Continuous { .. } => {
+                if !ctl.bundle.unit_of(&a.command, &mut self.unit) {
+                    return Ok(Err(Skip::Unlearnable));
                 }
                 (0, a.logpi.is_finite() && !supervised)
             }
@@ -590,11 +583,11 @@ fn check_header(meta: &RecordMeta, ctl: &Controller, prior_hash: &str, path: &Pa
         }
         Ok(())
     };
-    differ("signals", &meta.signals, &b.signals)?;
-    differ("commands", &meta.commands, &b.commands)?;
-    let actions: Vec<String> = (0..b.n_actions()).map(|i| b.action_label(i)).collect();
+    let ours = RecordMeta::layout(b, "");
+    differ("signals", &meta.signals, &ours.signals)?;
+    differ("commands", &meta.commands, &ours.commands)?;
     if ctl.continuous.is_none() {
-        differ("actions", &meta.actions, &actions)?;
+        differ("actions", &meta.actions, &ours.actions)?;
     }
     if !meta.prior_fnv1a64.is_empty() && meta.prior_fnv1a64 != prior_hash {
         return Err(Fixable::new(

@@ -493,22 +493,21 @@ fn applied_action(
     pre: &mut [f32],
 ) -> bool {
     match &ctl.bundle.action_space {
-        ActionSpace::Continuous { low, high } => {
-            let edge = 1.0 - crate::policy::prior::SQUASH_EPS;
-            for (j, c) in cmd.iter().enumerate() {
-                let u = 2.0 * (c - low[j]) / (high[j] - low[j]) - 1.0;
-                if !(u.abs() <= 1.0 + 1e-6) {
-                    return false;
-                }
-                if u != unit[j] {
+        ActionSpace::Continuous { .. } => {
+            let mut drawn = [0.0f32; firmware_bridge::MAX_COMMANDS];
+            drawn[..unit.len()].copy_from_slice(unit);
+            if !ctl.bundle.unit_of(cmd, unit) {
+                return false;
+            }
+            for (j, (u, was)) in unit.iter().zip(&drawn).enumerate() {
+                if u != was {
                     d.not_drawn = true;
                     pre[j] = f32::NAN;
                 }
-                unit[j] = u.clamp(-edge, edge);
             }
             true
         }
-        ActionSpace::Discrete => match ctl.bundle.action_table.iter().position(|row| row.as_slice() == cmd) {
+        ActionSpace::Discrete => match ctl.bundle.action_of(cmd) {
             Some(i) => {
                 if i != d.action {
                     (d.action, d.logp0_taken, d.logpi_taken, d.not_drawn) =

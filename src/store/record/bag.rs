@@ -79,14 +79,7 @@ pub fn read(path: &Path, b: &Bundle) -> Result<Recorded> {
         return Err(no_ticks(&name, b, layout, &a).into());
     }
     let (ticks, malformed) = (a.ticks, a.malformed);
-    let meta = RecordMeta {
-        bundle: b.manifest.bundle.name.clone(),
-        signals: b.signals.clone(),
-        commands: b.commands.clone(),
-        actions: (0..b.n_actions()).map(|i| b.action_label(i)).collect(),
-        source: format!("ROS 2 bag {name}"),
-        ..RecordMeta::default()
-    };
+    let meta = RecordMeta::layout(b, &format!("ROS 2 bag {name}"));
     Ok(Recorded { meta, ticks, read_error, malformed })
 }
 

@@ -36,6 +36,23 @@ pub struct RecordMeta {
     pub prior_fnv1a64: String,
 }
 
+impl RecordMeta {
+    /// The header's layout for bundle `b` (names of its signals, observation, actions,
+    /// commands and add-on terms), from `source`; no hashes.
+    pub fn layout(b: &crate::bundle::Bundle, source: &str) -> RecordMeta {
+        RecordMeta {
+            bundle: b.manifest.bundle.name.clone(),
+            signals: b.signals.clone(),
+            obs: b.obs.names.clone(),
+            actions: (0..b.n_actions()).map(|i| b.action_label(i)).collect(),
+            commands: b.commands.clone(),
+            addon_terms: b.addon.term_names().map(str::to_string).collect(),
+            source: source.to_string(),
+            ..RecordMeta::default()
+        }
+    }
+}
+
 /// One tick. Arrays hold `n_*` valid entries; the rest are zero.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TickRecord {
