@@ -11,5 +11,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r scripts/test-requirements.txt ./reference-firmware >&2
+    -r scripts/test-requirements.txt "./reference-firmware[ros2]" >&2
 echo "$VENV/bin/python"

@@ -24,6 +24,13 @@ ENDED = "ended"            # the episode's last Sensor (TERMINATED/TRUNCATED) wa
 NAMES_WAIT_US = 300_000    # print an incomplete set of the peer's Names after this long
 
 
+def round_trips(us: Sequence[int]) -> str:
+    """The sensor-to-command round trips (real time), as `round_trip_ms(n, p50, p99, max)`."""
+    r = sorted(us)
+    q = lambda f: r[min(len(r) - 1, int(f * len(r)))] / 1000.0
+    return f"round_trip_ms(n={len(r)}, p50={q(0.5):.2f}, p99={q(0.99):.2f}, max={r[-1] / 1000.0:.2f})"
+
+
 def _log_default(msg: str) -> None:
     print(f"resq-firmware: {msg}", file=sys.stderr, flush=True)
 
@@ -99,6 +106,7 @@ class Firmware:
         self.names_printed: Optional[tuple] = None
         self.names_sent_us: Optional[int] = None
 
+        self.round_trips_us: List[int] = []
         self.stats: Dict[str, int] = {
             k: 0 for k in (
                 "handshakes", "rejects_sent", "rejects_received", "resets", "steps",
@@ -491,6 +499,9 @@ class Firmware:
             self.stats["commands_ignored"] += 1
             return
         self.last_accepted_seq = c.seq
+        if c.seq == last and self.last_sensor is not None:
+            # Sensor sent to the Command that answers it: the host's round trip, link included.
+            self.round_trips_us.append(now_us - self.last_sensor.t_us)
         self.commanded = True
         if self.estop_latched:
             return      # commands are not applied while the e-stop is latched
@@ -588,5 +599,7 @@ class Firmware:
         errs = [f"{k}={dec[k]}" for k in p.ERROR_CLASSES if dec[k]]
         if errs:
             parts.append("rejected_frames(" + ", ".join(errs) + ")")
+        if self.round_trips_us:
+            parts.append(round_trips(self.round_trips_us))
         return ", ".join(parts)
 

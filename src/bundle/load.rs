@@ -1052,6 +1052,14 @@ pub(super) fn ros2(f: &Path, m: &Manifest) -> Result<Option<super::Ros2Layout>, 
     use crate::robot::ros2::names::{MsgType, FLOAT64_MULTI_ARRAY, TWIST, TYPES};
     let known = || TYPES.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ");
     let Some(r) = &m.ros2 else {
+        if m.robot.transport == manifest::Transport::Ros2 {
+            return Err(BundleError::field(
+                f,
+                "robot.transport",
+                "`transport = \"ros2\"` and the manifest has no `[ros2]`",
+                "add `[ros2]` with `clock`, `command_topic`, `command_type` and a `[[ros2.topic]]` per topic (docs/manifest.md), or use `transport = \"serial\"`",
+            ));
+        }
         if let Some(s) = m.robot.signals.iter().find(|s| s.topic.is_some() || s.field.is_some()) {
             return Err(BundleError::field(
                 f,
@@ -1062,6 +1070,26 @@ pub(super) fn ros2(f: &Path, m: &Manifest) -> Result<Option<super::Ros2Layout>, 
         }
         return Ok(None);
     };
+    positive(f, "ros2.stale_ms", r.stale_ms, "how old a signal may be at a tick")?;
+    if r.router.trim().is_empty() || !r.router.contains('/') {
+        return Err(BundleError::field(
+            f,
+            "ros2.router",
+            format!("`{}` is not a Zenoh endpoint", r.router),
+            "write it as rmw_zenoh does: `tcp/localhost:7447` (the default)",
+        ));
+    }
+    if let Some(c) = &r.zenoh_config {
+        let path = f.parent().unwrap_or(Path::new(".")).join(c);
+        if !path.is_file() {
+            return Err(BundleError::field(
+                f,
+                "ros2.zenoh_config",
+                format!("{} is not a file", path.display()),
+                "give a Zenoh config file (JSON5) relative to the bundle's folder, or remove the field",
+            ));
+        }
+    }
     let mut topics = Vec::new();
     for t in &r.topics {
         let ty = MsgType::of(&t.ty).ok_or_else(|| {

@@ -132,12 +132,25 @@ fn default_prior_file() -> String {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RobotSection {
+    /// How resq reaches the robot: `serial` (firmware over the serial link, the default) or
+    /// `ros2` (the robot's ROS 2 topics over Zenoh, `[ros2]`).
+    #[serde(default)]
+    pub transport: Transport,
     /// The control period in real-time mode, ms (the firmware's when absent).
     pub period_ms: Option<f32>,
     #[serde(rename = "signal", default)]
     pub signals: Vec<SignalSpec>,
     #[serde(rename = "command", default)]
     pub commands: Vec<CommandSpec>,
+}
+
+/// `[robot] transport`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Serial,
+    Ros2,
 }
 
 /// `[[robot.signal]]`: one value of every Sensor frame.
@@ -189,6 +202,27 @@ pub struct CommandSpec {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ros2Section {
+    /// The Zenoh router's endpoint (rmw_zenoh's default `tcp/localhost:7447`).
+    #[serde(default = "default_router")]
+    pub router: String,
+    /// A Zenoh config file used instead of resq's session config (TLS, several endpoints),
+    /// relative to the bundle.
+    pub zenoh_config: Option<String>,
+    /// `ROS_DOMAIN_ID`.
+    #[serde(default)]
+    pub domain: u32,
+    /// The node's name in `ros2 node list`.
+    #[serde(default = "default_node")]
+    pub node: String,
+    /// A signal not read within this long before a tick, or a clock silent this long, is stale:
+    /// the safe command is sent, ms.
+    #[serde(default = "default_stale_ms")]
+    pub stale_ms: f32,
+    /// A `std_srvs/srv/Trigger` service that starts an episode; none: episodes start where the
+    /// robot stands.
+    pub reset_service: Option<String>,
+    /// A `std_msgs/msg/Bool` topic, true while the robot's e-stop is pressed.
+    pub estop_topic: Option<String>,
     /// The topic whose every message is a tick: the signals as they stand when it arrives.
     pub clock: String,
     /// The topic the commands are published on, and its type (`std_msgs/msg/Float64MultiArray`,
@@ -197,6 +231,18 @@ pub struct Ros2Section {
     pub command_type: String,
     #[serde(rename = "topic", default)]
     pub topics: Vec<Ros2Topic>,
+}
+
+fn default_router() -> String {
+    "tcp/localhost:7447".into()
+}
+
+fn default_node() -> String {
+    "resq".into()
+}
+
+fn default_stale_ms() -> f32 {
+    100.0
 }
 
 /// `[[ros2.topic]]`: a topic the signals are read from.

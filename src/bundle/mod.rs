@@ -104,19 +104,7 @@ pub struct Bundle {
 }
 
 /// Where each signal and command lives in ROS 2 messages (`[ros2]`, checked at load).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Ros2Layout {
-    /// The declared topics and their types.
-    pub topics: Vec<(String, crate::robot::ros2::names::MsgType)>,
-    /// The index in `topics` of the one that clocks the ticks.
-    pub clock: usize,
-    /// Per signal: its topic's index and its field.
-    pub signals: Vec<(usize, crate::robot::ros2::fields::Field)>,
-    pub command_topic: String,
-    pub command_type: crate::robot::ros2::names::MsgType,
-    /// Per command: its field in the command message.
-    pub commands: Vec<crate::robot::ros2::fields::Field>,
-}
+pub use crate::robot::ros2::Layout as Ros2Layout;
 
 /// The residual method (`docs/design.md` §1.10), from the action space and `residual.method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,6 +323,44 @@ impl Bundle {
         let mut env = LinkEnv::new(link, self.signals.len(), self.episode.time_limit());
         env.operator_reset = self.episode.operator_reset;
         Ok(env)
+    }
+
+    /// Joins this bundle's ROS 2 robot (`[robot] transport = "ros2"`): a node on its graph, its
+    /// topics by `[ros2]`, episodes by `[episode]`. `router` replaces `[ros2] router`; the robot
+    /// keeps its own time when `real_time` (otherwise it steps on each command).
+    pub fn ros2_env(
+        &self,
+        router: Option<&str>,
+        real_time: bool,
+        reconnect_within: std::time::Duration,
+    ) -> Result<crate::robot::ros2::Ros2Env, EnvError> {
+        let (Some(layout), Some(r)) = (&self.ros2, &self.manifest.ros2) else {
+            return Err(EnvError::Protocol(format!(
+                "{}: the bundle has no `[ros2]`, so it cannot be run over ROS 2\n  fix: add `[ros2]` (docs/manifest.md), or run it over the serial link with --port",
+                self.manifest_path.display()
+            )));
+        };
+        let cfg = crate::robot::ros2::Ros2Config {
+            router: router.unwrap_or(&r.router).to_string(),
+            zenoh_config: r.zenoh_config.as_ref().map(|c| self.dir.join(c)),
+            domain: r.domain,
+            node: r.node.clone(),
+            real_time,
+            stale_after: std::time::Duration::from_secs_f32(r.stale_ms / 1000.0),
+            reconnect_within,
+            reset_service: r.reset_service.clone(),
+            operator_reset: self.episode.operator_reset,
+            estop_topic: r.estop_topic.clone(),
+            safe: self.safety.limits.safe.clone(),
+            signal_names: self.signals.clone(),
+            max_steps: self.episode.time_limit(),
+        };
+        crate::robot::ros2::Ros2Env::open(layout, cfg)
+    }
+
+    /// Whether the robot is reached over ROS 2 (`[robot] transport = "ros2"`).
+    pub fn over_ros2(&self) -> bool {
+        self.manifest.robot.transport == manifest::Transport::Ros2
     }
 
     /// Discrete: the action whose table row the command `cmd` is (what the robot received, after

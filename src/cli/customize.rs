@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use super::LinkMode;
+use crate::error::Fixable;
 use crate::session::customize::{self, Options, Outcome};
 use crate::session::{plot, report};
 use crate::Bundle;
@@ -98,15 +99,17 @@ pub fn customize(learn: &Learn, record: Option<PathBuf>) -> Result<()> {
     learn.finish(&name, &metric, &opts, &outcome)
 }
 
+/// Where `resq run` finds the robot.
+pub struct RobotArgs {
+    pub port: Option<String>,
+    pub router: Option<String>,
+    pub mode: LinkMode,
+    /// How long a lost robot may take to come back, s.
+    pub reconnect_within: f64,
+}
+
 /// `resq run`.
-pub fn run(
-    learn: &Learn,
-    port: &str,
-    mode: LinkMode,
-    record: Option<PathBuf>,
-    reconnect_within: f64,
-    rt_priority: Option<u8>,
-) -> Result<()> {
+pub fn run(learn: &Learn, robot: &RobotArgs, record: Option<PathBuf>, rt_priority: Option<u8>) -> Result<()> {
     let (b, mut opts) = learn.load("-link")?;
     opts.rt_priority = rt_priority;
     // On the robot, the prior's failure rate comes from its warm-up episodes, the checkpoint or
@@ -115,21 +118,41 @@ pub fn run(
     let name = b.manifest.bundle.name.clone();
     let metric = first_metric(&b);
     opts.record = Some(record.unwrap_or_else(|| opts.out_dir.join("record.mcap")));
-    opts.source = port.to_string();
-    let mut cfg = super::link_config(port, mode, &b);
-    cfg.reconnect_within = Duration::from_secs_f64(reconnect_within);
-    let mut env = b.link_env(cfg)?;
+    let within = Duration::from_secs_f64(robot.reconnect_within);
+    let mut env: Box<dyn crate::robot::Env> = match (&robot.port, b.over_ros2()) {
+        (None, true) => {
+            let env = b.ros2_env(robot.router.as_deref(), robot.mode == LinkMode::Realtime, within)?;
+            opts.source = format!("ROS 2 via {}", robot.router.as_deref().unwrap_or("[ros2] router"));
+            Box::new(env)
+        }
+        (Some(port), false) => {
+            let mut cfg = super::link_config(port, robot.mode, &b);
+            cfg.reconnect_within = within;
+            opts.source = port.clone();
+            Box::new(b.link_env(cfg)?)
+        }
+        (Some(_), true) => bail!(Fixable::new(
+            format!("{}: the robot is reached over ROS 2 (`[robot] transport = \"ros2\"`), not a serial port", b.manifest_path.display()),
+            "leave out --port (give the Zenoh router with --router if it is not `[ros2] router`)",
+        )),
+        (None, false) => bail!(Fixable::new(
+            "resq run needs the robot's serial port",
+            "give it with --port (e.g. /dev/ttyACM0), or, for a ROS 2 robot, say `[robot] transport = \"ros2\"` in the manifest",
+        )),
+    };
     eprintln!(
-        "customizing `{name}` over {port} for {} steps; checkpoint in {}",
+        "customizing `{name}` over {} for {} steps; checkpoint in {}",
+        opts.source,
         opts.steps,
         opts.out_dir.display()
     );
-    let outcome = customize::outcome_of(customize::run_in(b, &mut env, &opts))?;
+    let outcome = customize::outcome_of(customize::run_in(b, env.as_mut(), &opts))?;
     let c = outcome.link;
     println!(
         "link: {} frames, {} CRC errors, {} other rejected, {} sequence gaps, {} duplicates, {} late, {} reconnects",
         c.frames, c.crc_errors, c.other_errors, c.seq_gaps, c.duplicates, c.late_frames, c.reconnects
     );
+    drop(env);
     if let (Some(r), Some(path)) = (&outcome.record_stats, &opts.record) {
         println!("record: {} ticks written, {} dropped -> {}", r.written, r.dropped, path.display());
     }

@@ -135,14 +135,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LinkMode::Lockstep)]
         mode: LinkMode,
     },
-    /// Customize over a serial link to firmware (a robot, or `resq rig`), recording every tick.
+    /// Customize on a robot, recording every tick: over a serial link to its firmware (a robot,
+    /// or `resq rig`), or over its ROS 2 topics (`[robot] transport = "ros2"`).
     Run {
         #[command(flatten)]
         learn: Learn,
-        /// Serial device of the firmware.
+        /// Serial device of the firmware (a serial robot).
         #[arg(long)]
-        port: String,
-        /// `lockstep` or `realtime` (must match the firmware).
+        port: Option<String>,
+        /// A ROS 2 robot: the Zenoh router's endpoint, instead of `[ros2] router`.
+        #[arg(long)]
+        router: Option<String>,
+        /// `lockstep` or `realtime` (must match the firmware; a ROS 2 robot that steps on each
+        /// command, or on its own clock).
         #[arg(long, value_enum, default_value_t = LinkMode::Lockstep)]
         mode: LinkMode,
         /// MCAP record of every tick (default: <out>/record.mcap).
@@ -175,8 +180,9 @@ fn link_config(port: &str, mode: LinkMode, bundle: &crate::Bundle) -> crate::rob
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Customize { learn, record } => customize::customize(&learn, record),
-        Command::Run { learn, port, mode, record, reconnect_within, rt_priority } => {
-            customize::run(&learn, &port, mode, record, reconnect_within, rt_priority)
+        Command::Run { learn, port, router, mode, record, reconnect_within, rt_priority } => {
+            let robot = customize::RobotArgs { port, router, mode, reconnect_within };
+            customize::run(&learn, &robot, record, rt_priority)
         }
         Command::Learn(a) => learn::learn(&a),
         Command::Check { bundle } => check::check(&bundle),

@@ -2,7 +2,9 @@
 //! command with `--port pty --link PATH` appended, in the bundle's folder, waits until the
 //! pseudo-terminal appears at PATH, talks to it over the link like to any robot, and stops the
 //! process when the run ends. The process's output goes to a log file; if it exits before
-//! serving, the error quotes the log's end.
+//! serving, the error quotes the log's end. A simulated ROS 2 robot is started the same way with
+//! `--router ENDPOINT --ready PATH` appended ([`FirmwareProcess::start_ros2`]): PATH appears once
+//! it serves its topics.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +15,8 @@ use crate::error::Fixable;
 /// A running firmware process and the stable path of its pseudo-terminal.
 pub struct FirmwareProcess {
     child: Child,
-    /// The serial device to open (a symlink to the pseudo-terminal).
+    /// The serial device to open (a symlink to the pseudo-terminal); for a ROS 2 robot, the file
+    /// it creates once serving.
     pub port: PathBuf,
     /// Where the process's stdout and stderr go.
     pub log: PathBuf,
@@ -25,6 +28,32 @@ impl FirmwareProcess {
     /// `within` for its pseudo-terminal.
     pub fn start(
         command: &str,
+        cwd: &Path,
+        log: &Path,
+        within: Duration,
+    ) -> Result<FirmwareProcess, Fixable> {
+        Self::spawn(command, |ready| format!("--port pty --link '{}'", ready.display()), cwd, log, within)
+    }
+
+    /// Starts a simulated ROS 2 robot: `command --router ROUTER --seed SEED --ready PATH`, and
+    /// waits up to `within` for PATH (it serves its topics). A reset service carries no seed:
+    /// the robot's episodes follow from the first.
+    pub fn start_ros2(
+        command: &str,
+        router: &str,
+        seed: u64,
+        cwd: &Path,
+        log: &Path,
+        within: Duration,
+    ) -> Result<FirmwareProcess, Fixable> {
+        let args = |ready: &Path| format!("--router '{router}' --seed {seed} --ready '{}'", ready.display());
+        Self::spawn(command, args, cwd, log, within)
+    }
+
+    /// Starts `command` with the arguments `args(ready path)` appended; waits for the path.
+    fn spawn(
+        command: &str,
+        args: impl Fn(&Path) -> String,
         cwd: &Path,
         log: &Path,
         within: Duration,
@@ -46,7 +75,7 @@ impl FirmwareProcess {
             std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
         }
         let out = std::fs::File::create(log).map_err(io(format!("cannot create {}", log.display())))?;
-        let line = format!("exec {command} --port pty --link '{}'", port.display());
+        let line = format!("exec {command} {}", args(&port));
         let child = Command::new("sh")
             .arg("-c")
             .arg(&line)
@@ -82,7 +111,7 @@ impl FirmwareProcess {
                         fw.log.display(),
                         tail(&fw.log, 12)
                     ),
-                    "run the command by hand: it must serve a pseudo-terminal at the path after `--link`",
+                    "run the command by hand: it must serve a pseudo-terminal at the path after `--link` (a ROS 2 robot: create the file after `--ready`)",
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -171,12 +171,38 @@ pub struct SimRobot {
     pub source: String,
     /// Dropped after `env` (fields drop in order): the link closes before the firmware stops.
     _firmware: Option<FirmwareProcess>,
+    /// A simulated ROS 2 robot's Zenoh router, in process; dropped last.
+    _router: Option<crate::robot::ros2::Router>,
 }
 
 impl SimRobot {
     /// Opens the bundle's simulated robot (the plant seeded by `seed`; a firmware's output goes
     /// to `<out_dir>/firmware.log`), or says how to run a bundle that names none.
     pub fn open(b: &Bundle, seed: u64, out_dir: &std::path::Path) -> Result<SimRobot> {
+        if let (Some(command), true) = (&b.sim_firmware, b.over_ros2()) {
+            let router = crate::robot::ros2::Router::start_local()?;
+            let log = out_dir.join("robot.log");
+            let fw = FirmwareProcess::start_ros2(
+                command,
+                &router.endpoint,
+                seed,
+                &b.dir,
+                &log,
+                Duration::from_secs(120),
+            )?;
+            info!(
+                "simulated ROS 2 robot: `{command}` via the Zenoh router at {} (log {})",
+                router.endpoint,
+                log.display()
+            );
+            let env = b.ros2_env(Some(&router.endpoint), false, Duration::from_secs(30))?;
+            return Ok(SimRobot {
+                env: Box::new(env),
+                source: format!("{command} (ROS 2)"),
+                _firmware: Some(fw),
+                _router: Some(router),
+            });
+        }
         if let Some(command) = &b.sim_firmware {
             let log = out_dir.join("firmware.log");
             let fw = FirmwareProcess::start(command, &b.dir, &log, Duration::from_secs(120))?;
@@ -186,6 +212,7 @@ impl SimRobot {
                 env: Box::new(env),
                 source: format!("{command} (pty)"),
                 _firmware: Some(fw),
+                _router: None,
             });
         }
         let Some(plant) = &b.sim_plant else {
@@ -202,7 +229,7 @@ impl SimRobot {
             .into());
         };
         let env = SimEnv::new(plant, b.episode.time_limit(), seed).context("plant")?;
-        Ok(SimRobot { env: Box::new(env), source: "sim".into(), _firmware: None })
+        Ok(SimRobot { env: Box::new(env), source: "sim".into(), _firmware: None, _router: None })
     }
 }
 

@@ -145,6 +145,58 @@ impl Field {
     }
 }
 
+/// A command message of type `ty` (a Float64MultiArray or a Twist) whose `fields` hold
+/// `values`; every other field zero. `data` is as long as the highest index written.
+pub fn command_msg(ty: MsgType, fields: &[Field], values: &[f32]) -> Msg {
+    if ty.name == TWIST.name {
+        let mut t = Twist::default();
+        for (f, v) in fields.iter().zip(values) {
+            if let Field::Path(p) = f {
+                if let Some(slot) = twist_mut(&mut t, p) {
+                    *slot = *v as f64;
+                }
+            }
+        }
+        return Msg::Twist(t);
+    }
+    let n = fields.iter().map(|f| if let Field::Data(i) = f { i + 1 } else { 0 }).max().unwrap_or(0);
+    let mut data = vec![0.0; n];
+    for (f, v) in fields.iter().zip(values) {
+        if let Field::Data(i) = f {
+            data[*i] = *v as f64;
+        }
+    }
+    Msg::Float64MultiArray(Float64MultiArray { data, ..Default::default() })
+}
+
+impl Msg {
+    /// The message as a ROS 2 payload.
+    pub fn encode(&self) -> Result<Vec<u8>, CdrError> {
+        match self {
+            Msg::JointState(m) => msg::encode(m),
+            Msg::Float64MultiArray(m) => msg::encode(m),
+            Msg::Twist(m) => msg::encode(m),
+            Msg::Imu(m) => msg::encode(m.as_ref()),
+            Msg::Odometry(m) => msg::encode(m.as_ref()),
+        }
+    }
+}
+
+fn twist_mut<'a>(t: &'a mut Twist, path: &str) -> Option<&'a mut f64> {
+    let (head, leaf) = path.split_once('.')?;
+    let v = match head {
+        "linear" => &mut t.linear,
+        "angular" => &mut t.angular,
+        _ => return None,
+    };
+    Some(match leaf {
+        "x" => &mut v.x,
+        "y" => &mut v.y,
+        "z" => &mut v.z,
+        _ => return None,
+    })
+}
+
 fn vec3(v: &Vector3, leaf: &str) -> Option<f64> {
     Some(match leaf {
         "x" => v.x,
@@ -202,5 +254,20 @@ mod tests {
         assert_eq!(Field::parse(FLOAT64_MULTI_ARRAY, "data[3]"), Some(Field::Data(3)));
         assert_eq!(Field::parse(IMU, "orientation.w"), Some(Field::Path("orientation.w".into())));
         assert!(field_help(TWIST).contains("`angular.z`"));
+    }
+
+    #[test]
+    fn a_command_message_holds_each_command_in_its_field() {
+        let Msg::Float64MultiArray(a) =
+            command_msg(FLOAT64_MULTI_ARRAY, &[Field::Data(2), Field::Data(0)], &[1.5, -2.0])
+        else {
+            panic!()
+        };
+        assert_eq!(a.data, vec![-2.0, 0.0, 1.5]);
+        let fields = [Field::parse(TWIST, "linear.x").unwrap(), Field::parse(TWIST, "angular.z").unwrap()];
+        let m = command_msg(TWIST, &fields, &[0.5, -0.25]);
+        assert_eq!(fields[0].read(&m), Some(0.5));
+        assert_eq!(fields[1].read(&m), Some(-0.25));
+        assert_eq!(Field::parse(TWIST, "linear.y").unwrap().read(&m), Some(0.0));
     }
 }

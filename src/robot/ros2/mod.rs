@@ -4,9 +4,12 @@
 //! ([`names`]: topic key expressions with the DDS type name and the RIHS01 type hash). Both are checked against an independent implementation (`rosbags`, in
 //! Python) in `tests/ros2_wire.rs`.
 //!
-//! Used today to read ROS 2 bags as records (`store::record::bag`). The transport that joins a
-//! robot's ROS 2 graph over Zenoh (`[robot] transport`) is to be built on it, not yet here.
+//! On them: [`node`], resq as a node of the robot's graph over Zenoh (`[robot] transport =
+//! "ros2"`), and ROS 2 bags read as records (`store::record::bag`).
 
 pub mod fields;
 pub mod msg;
 pub mod names;
+pub mod node;
+
+pub use node::{Layout, Ros2Config, Ros2Counts, Ros2Env, Router};

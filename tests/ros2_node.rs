@@ -1,0 +1,258 @@
+//! resq on a ROS 2 robot over Zenoh, checked by a second implementation of rmw_zenoh's
+//! conventions: the reference ROS 2 robot (`resq-ros2-robot`) and a watching node
+//! (`scripts/ros2_peer.py`) are built on zenoh-ros2-sdk, which resq's authors did not write, and
+//! its CDR comes from rosbags. Everything runs on loopback, with a Zenoh router the test starts
+//! (Python `eclipse-zenoh` in router mode) and multicast scouting off.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use resq::robot::ros2::names::{FLOAT64_MULTI_ARRAY, JOINT_STATE, TRIGGER};
+use resq::robot::Env;
+use resq::Bundle;
+
+const NEEDS: &str = "eclipse-zenoh and zenoh-ros2-sdk: reference-firmware[ros2]";
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Zenoh router on `port`, once it accepts connections.
+fn router(port: u16, log: &Path) -> Proc {
+    let out = std::fs::File::create(log).unwrap();
+    let child = Command::new(common::python(NEEDS))
+        .args(["-m", "resq_firmware.router", "--listen", &format!("tcp/127.0.0.1:{port}")])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the Zenoh router did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+/// The reference ROS 2 robot serving Reacher-v5, once it serves its topics.
+fn robot(endpoint: &str, extra: &[&str], dir: &Path) -> Proc {
+    let ready = dir.join("robot.ready");
+    let out = std::fs::File::create(dir.join("robot.log")).unwrap();
+    let child = Command::new(common::python(NEEDS))
+        .args(["-m", "resq_firmware.ros2_robot", "--env", "Reacher-v5", "--router", endpoint, "--seed", "3"])
+        .args(extra)
+        .arg("--ready")
+        .arg(&ready)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < until, "the ROS 2 robot did not serve: {}", log_of(dir));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("robot.log")).unwrap_or_default()
+}
+
+fn bundle() -> Bundle {
+    Bundle::load(&common::bundles::root().join("models/reacher-ros2")).unwrap()
+}
+
+fn root() -> PathBuf {
+    common::bundles::root()
+}
+
+#[test]
+fn resq_is_a_node_that_an_independent_implementation_sees_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let _router = router(port, &dir.path().join("router.log"));
+    let _robot = robot(&endpoint, &[], dir.path());
+    let mut peer = Command::new(common::python(NEEDS))
+        .arg(root().join("scripts/ros2_peer.py"))
+        .args(["--router", &endpoint, "--seconds", "8"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+
+    let b = bundle();
+    let mut env = b.ros2_env(Some(&endpoint), false, Duration::from_secs(20)).unwrap();
+    env.reset().unwrap();
+    let (mut ticks, mut sent) = (vec![env.signals().to_vec()], vec![]);
+    for i in 0..40 {
+        let cmd = [0.8 * (i as f32 * 0.3).sin(), -0.6 * (i as f32 * 0.2).cos()];
+        let end = env.step(&cmd).unwrap();
+        assert!(!end.late && !end.interrupted, "step {i}: {end:?}");
+        sent.push(cmd);
+        ticks.push(env.signals().to_vec());
+    }
+    let report: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let _ = peer.wait();
+    let counts = env.ros2_counts();
+    drop(env);
+
+    // The graph, as `ros2 node list` and `ros2 topic list -v` read it.
+    let nodes: Vec<&str> = report["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(nodes.contains(&"resq") && nodes.contains(&"sim_robot"), "nodes: {nodes:?}");
+    let endpoint_of = |kind: &str, topic: &str| {
+        report["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == kind && e["node_name"] == "resq" && e["qualified_name"] == topic)
+    };
+    let publisher =
+        endpoint_of("MP", "/forward_effort_controller/commands").expect("resq's command publisher");
+    assert_eq!(publisher["dds_type"], "std_msgs::msg::dds_::Float64MultiArray_");
+    assert_eq!(publisher["type_hash"], FLOAT64_MULTI_ARRAY.hash);
+    assert_eq!(
+        endpoint_of("MS", "/joint_states").expect("resq's clock subscription")["type_hash"],
+        JOINT_STATE.hash
+    );
+    assert!(endpoint_of("MS", "/observation").is_some());
+    assert_eq!(endpoint_of("SC", "/reset").expect("resq's reset client")["type_hash"], TRIGGER.hash);
+
+    // Every command, on the key the SDK assembles, decoded by rosbags' CDR, with an attachment
+    // rmw_zenoh's reader accepts: sequence numbers 1, 2, … and one 16-byte GID.
+    let seen = report["commands"].as_array().unwrap();
+    assert_eq!(seen.len(), sent.len(), "commands the peer saw");
+    let gid = seen[0]["gid"].as_str().unwrap();
+    assert_eq!(gid.len(), 32);
+    for (i, (c, s)) in seen.iter().zip(&sent).enumerate() {
+        let data: Vec<f64> = c["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(data, vec![s[0] as f64, s[1] as f64], "command {i}");
+        assert_eq!(c["seq"].as_i64().unwrap(), i as i64 + 1);
+        assert_eq!(c["gid"].as_str().unwrap(), gid);
+    }
+
+    // Every tick's signals are the robot's message values (as f32): the observation's entries,
+    // and the joint velocities from the JointState, which MuJoCo's observation repeats.
+    let obs = report["observations"].as_array().unwrap();
+    assert!(obs.len() >= ticks.len(), "{} observations for {} ticks", obs.len(), ticks.len());
+    let obs = &obs[obs.len() - ticks.len()..];
+    let names: Vec<&str> = b.signals.iter().map(String::as_str).collect();
+    let at = |n: &str| names.iter().position(|s| *s == n).unwrap();
+    for (t, (signals, o)) in ticks.iter().zip(obs).enumerate() {
+        let o: Vec<f32> = o.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        for (name, i) in [
+            ("cos1", 0),
+            ("cos2", 1),
+            ("sin1", 2),
+            ("sin2", 3),
+            ("target_x", 4),
+            ("target_y", 5),
+            ("dx", 8),
+            ("dy", 9),
+        ] {
+            assert_eq!(signals[at(name)], o[i], "tick {t}: {name}");
+        }
+        assert_eq!(signals[at("vel1")], o[6], "tick {t}: vel1 from JointState velocity[joint0]");
+        assert_eq!(signals[at("vel2")], o[7], "tick {t}: vel2 from JointState velocity[joint1]");
+    }
+    assert_eq!(counts.ticks as usize, ticks.len());
+    assert_eq!((counts.wrong_type, counts.malformed, counts.missing_field, counts.stale_ticks), (0, 0, 0, 0));
+}
+
+/// The fault campaign's counts, from the log line resq writes when it leaves the graph.
+fn count(log: &str, what: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("ROS 2: ") && l.contains(" ticks, "))
+        .unwrap_or_else(|| panic!("no counts in:\n{log}"));
+    let part = line
+        .split(", ")
+        .find(|p| p.ends_with(what) || p.contains(&format!(" {what}")))
+        .unwrap_or_else(|| panic!("`{what}` in `{line}`"));
+    part.trim_start_matches(|c: char| !c.is_ascii_digit()).split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn wire_faults_get_the_safe_command_and_a_count_and_the_customization_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let router_log = dir.path().join("router.log");
+    let first_router = router(port, &router_log);
+    // At 50 Hz: the clock gone for 1 s, a joint missing from 5 JointStates, a Twist on the clock
+    // topic, malformed CDR on it.
+    let faults = r#"[{"at": 150, "kind": "pause_clock", "seconds": 1.0},
+                     {"at": 300, "kind": "drop_joint", "joint": "joint1", "steps": 5},
+                     {"at": 400, "kind": "wrong_type"}, {"at": 500, "kind": "malformed"}]"#;
+    let _robot = robot(&endpoint, &["--rate", "50", "--faults", faults], dir.path());
+    let out = dir.path().join("run");
+    let resq = common::resq_command()
+        .arg("run")
+        .arg(root().join("models/reacher-ros2"))
+        .args([
+            "--router",
+            &endpoint,
+            "--mode",
+            "realtime",
+            "--steps",
+            "1500",
+            "--episodes",
+            "2",
+            "--seed",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The router restarts mid-run (after the other faults: at 50 Hz step 500 is at 10 s).
+    std::thread::sleep(Duration::from_secs(16));
+    drop(first_router);
+    std::thread::sleep(Duration::from_millis(500));
+    let _second_router = router(port, &router_log);
+    let done = resq.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&done.stderr).to_string();
+    assert!(done.status.success(), "resq run failed:\n{log}\nrobot:\n{}", log_of(dir.path()));
+    assert!(out.join("report.json").exists() && out.join("checkpoint.safetensors").exists());
+    eprintln!(
+        "{}",
+        log.lines().filter(|l| l.contains("WARN") || l.contains("ROS 2:")).collect::<Vec<_>>().join("\n")
+    );
+
+    // Each fault is named once and counted.
+    assert!(
+        log.contains("geometry_msgs::msg::dds_::Twist_")
+            && log.contains("declared `sensor_msgs/msg/JointState`"),
+        "{log}"
+    );
+    assert_eq!(count(&log, "of another type"), 1);
+    assert!(log.contains("a malformed sensor_msgs/msg/JointState on /joint_states"), "{log}");
+    assert_eq!(count(&log, "malformed"), 1);
+    assert!(log.contains("has no `velocity[joint1]` (its joints: joint0, target_x, target_y)"), "{log}");
+    assert_eq!(count(&log, "missing a field"), 5);
+    // Each tick without joint1 got the safe command instead of the policy's.
+    assert!(count(&log, "stale ticks") >= 5);
+    // The silent clock: the watchdog's safe commands, the episode cut; the run went on.
+    assert!(count(&log, "silences") >= 1);
+    assert!(count(&log, "watchdog commands") >= 1);
+    assert!(log.contains("the clock topic was silent for"), "{log}");
+}
