@@ -256,3 +256,81 @@ fn wire_faults_get_the_safe_command_and_a_count_and_the_customization_survives()
     assert!(count(&log, "watchdog commands") >= 1);
     assert!(log.contains("the clock topic was silent for"), "{log}");
 }
+
+/// The venv's bin folder first on a child's PATH (where `resq-ros2-robot` is).
+fn venv_path() -> String {
+    let python = common::python(NEEDS);
+    let bin = Path::new(&python).parent().expect("RESQ_PYTHON is a path to python").to_path_buf();
+    assert!(
+        bin.join("resq-ros2-robot").exists(),
+        "{} has no resq-ros2-robot: `pip install './reference-firmware[ros2]'`",
+        bin.display()
+    );
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+fn ratio(report: &serde_json::Value, metric: &str) -> f64 {
+    report["customized"][metric].as_f64().unwrap() / report["prior"][metric].as_f64().unwrap()
+}
+
+#[test]
+fn the_readme_command_customizes_reacher_over_ros2_to_the_serial_bar() {
+    // `resq customize models/reacher-ros2`: a router in process, the robot beside it, lock-step.
+    // models/reacher's bar: tau2^2 <= 0.6x the prior's with the final distance <= 1.2x.
+    let out = tempfile::tempdir().unwrap();
+    let seed = common::seed(0);
+    let done = common::resq_command()
+        .arg("customize")
+        .arg(root().join("models/reacher-ros2"))
+        .args(["--steps", "5000", "--episodes", "50", "--quiet", "--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(out.path())
+        .env("PATH", venv_path())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{log}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap()).unwrap();
+    let (tau2, distance) = (ratio(&report, "tau2_sq"), ratio(&report, "final_distance"));
+    common::figure("reacher-ros2 tau2_sq ratio at 5000", tau2, "<=", 0.6);
+    common::figure("reacher-ros2 final_distance ratio at 5000", distance, "<=", 1.2);
+    assert!(tau2 <= 0.6 && distance <= 1.2, "tau2^2 {tau2:.3}x, distance {distance:.3}x");
+    assert!(log.contains("joined the ROS 2 graph as node /resq"), "{log}");
+    assert!(log.contains("0 of another type, 0 malformed, 0 missing a field, 0 stale ticks"), "{log}");
+}
+
+#[test]
+fn an_estop_on_its_topic_stops_the_run_with_the_safe_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let _router = router(port, &dir.path().join("router.log"));
+    let robot = robot(&endpoint, &["--faults", r#"[{"at": 120, "kind": "estop"}]"#], dir.path());
+    let out = dir.path().join("run");
+    let done = common::resq_command()
+        .arg("run")
+        .arg(root().join("models/reacher-ros2"))
+        .args(["--router", &endpoint, "--steps", "2000", "--episodes", "2", "--seed", "0"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&done.stderr).to_string();
+    assert!(log.contains("e-stop reported by the robot at step"), "{log}");
+    assert!(log.contains("e-stop pressed (reported on the e-stop topic)"), "{log}");
+    // Stopped as an operator stops it, its log ends with the commands it received after the e-stop.
+    let mut robot = robot;
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(robot.0.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = robot.0.wait();
+    let robot_log = log_of(dir.path());
+    let after = robot_log
+        .lines()
+        .find_map(|l| l.split("commands after the e-stop: ").nth(1))
+        .unwrap_or_else(|| panic!("{robot_log}"));
+    let after: Vec<Vec<f64>> = serde_json::from_str(after).unwrap();
+    // One command answered the pressed e-stop, the safe one; then resq sent its safe command on
+    // leaving; nothing else.
+    assert!(!after.is_empty() && after.iter().all(|c| c == &vec![0.0, 0.0]), "{after:?}");
+}

@@ -45,7 +45,8 @@ FAULTS = """faults, a JSON list of objects with "at" (the step) and "kind":
   pause_clock   {"seconds": S}: publish nothing for S seconds (the robot still steps in real time)
   drop_joint    {"joint": NAME, "steps": N}: leave NAME out of JointState for N steps
   wrong_type    publish a geometry_msgs/msg/Twist on the clock topic
-  malformed     publish bytes that are not CDR on the clock topic's key"""
+  malformed     publish bytes that are not CDR on the clock topic's key
+  estop         press the e-stop: --estop-topic says true from then on (false before)"""
 
 
 def log(msg: str) -> None:
@@ -87,6 +88,9 @@ class Ros2Robot:
         self.pub_obs = ROS2Publisher(args.observation, "std_msgs/msg/Float64MultiArray", **common)
         self.pub_js = ROS2Publisher(args.joint_states, "sensor_msgs/msg/JointState", **common)
         self.pub_wrong = None
+        self.pub_estop = ROS2Publisher(args.estop_topic, "std_msgs/msg/Bool", **common)
+        self.estop = False
+        self.after_estop: List[List[float]] = []
         self.events: "queue.Queue[tuple]" = queue.Queue()
         self.latest_cmd: Optional[tuple] = None
         self.sub_cmd = ROS2Subscriber(args.commands, "std_msgs/msg/Float64MultiArray", self._on_command, **common)
@@ -139,6 +143,8 @@ class Ros2Robot:
         self.counts["commands"] += 1
         now = time.monotonic()
         values = np.asarray(msg.data, dtype=np.float64)
+        if self.estop:
+            self.after_estop.append([float(v) for v in values])
         if self.published_at is not None:
             # The clock message to the first command after it: the client's round trip.
             self.round_trips_us.append(int((now - self.published_at) * 1e6))
@@ -166,6 +172,7 @@ class Ros2Robot:
             pos.append(float(data.qpos[qa]))
             vel.append(float(data.qvel[da]))
             eff.append(float(data.qfrc_actuator[da]))
+        self.pub_estop.publish(data=self.estop)
         self.pub_obs.publish(layout=self.Layout(dim=[], data_offset=0), data=self.obs.copy())
         if fault == "wrong_type":
             self._publish_wrong_type()
@@ -190,6 +197,8 @@ class Ros2Robot:
                 log(f"fault at step {self.steps}: {kind}")
                 if kind == "pause_clock":
                     time.sleep(float(f.get("seconds", 1.0)))
+                elif kind == "estop":
+                    self.estop = True
                 elif kind == "drop_joint":
                     self.dropped_joint = f["joint"]
                     self.dropped_until = self.steps + int(f.get("steps", 1))
@@ -276,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--commands", default="/forward_effort_controller/commands",
                     help="the command topic (Float64MultiArray)")
     ap.add_argument("--reset-service", default="/reset", help="the episode reset service (std_srvs/srv/Trigger)")
+    ap.add_argument("--estop-topic", default="/estop", help="the e-stop state (Bool), published every step")
     ap.add_argument("--rate", type=float, metavar="HZ", help="step on the robot's own clock at HZ (default: lock-step)")
     ap.add_argument("--safe-command", metavar="V1,V2,...", help="applied when no fresh command is there (default zeros)")
     ap.add_argument("--seed", type=int, help="seed of the first episode")
@@ -308,6 +318,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         trips = f", {round_trips(robot.round_trips_us)}" if robot.round_trips_us else ""
         log(f"stopped: {robot.counts}{trips}")
+        if robot.estop:
+            log(f"commands after the e-stop: {json.dumps(robot.after_estop)}")
     # Zenoh's threads can hold the interpreter at exit: leave at once.
     sys.stdout.flush()
     os._exit(0)
