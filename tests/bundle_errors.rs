@@ -411,6 +411,26 @@ fn cases() -> Vec<Case> {
             file: "manifest.toml",
         },
         Case {
+            what: "two clocks",
+            manifest: m(replace("name = \"x\"\n", "name = \"x\"\ntopic = \"/joint_states\"\nfield = \"position[cart]\"\n")
+                .replace("name = \"x_dot\"\n", "name = \"x_dot\"\ntopic = \"/joint_states\"\nfield = \"velocity[cart]\"\n")
+                .replace("name = \"theta\"\n", "name = \"theta\"\ntopic = \"/joint_states\"\nfield = \"position[pole]\"\n")
+                .replace("name = \"theta_dot\"\n", "name = \"theta_dot\"\ntopic = \"/joint_states\"\nfield = \"velocity[pole]\"\n")
+                + "\n[ros2]\nclock = \"/joint_states\"\nclock_period_ms = 20\ncommand_topic = \"/cmd\"\ncommand_type = \"std_msgs/msg/Float64MultiArray\"\n[[ros2.topic]]\nname = \"/joint_states\"\ntype = \"sensor_msgs/msg/JointState\"\n"),
+            prior: p.clone(),
+            field: Some("ros2.clock"),
+            says: "give one clock: `clock` (a topic whose every message is a tick) or `clock_period_ms`",
+            file: "manifest.toml",
+        },
+        Case {
+            what: "a ROS 2 transport without [ros2]",
+            manifest: m(replace("[robot]\n", "[robot]\ntransport = \"ros2\"\n")),
+            prior: p.clone(),
+            field: Some("robot.transport"),
+            says: "`transport = \"ros2\"` and the manifest has no `[ros2]`",
+            file: "manifest.toml",
+        },
+        Case {
             what: "a planning tree too large",
             manifest: m(MANIFEST.to_string() + "\n[plan]\ndepth = 40\n"),
             prior: p.clone(),

@@ -334,3 +334,50 @@ fn an_estop_on_its_topic_stops_the_run_with_the_safe_command() {
     // leaving; nothing else.
     assert!(!after.is_empty() && after.iter().all(|c| c == &vec![0.0, 0.0]), "{after:?}");
 }
+
+#[test]
+fn a_period_clock_ticks_on_resqs_timer_and_goes_stale_without_the_robot() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let _router = router(port, &dir.path().join("router.log"));
+    let robot = robot(&endpoint, &[], dir.path());
+    // models/reacher-ros2 ticking every 20 ms on resq's own timer instead of on /joint_states.
+    let bundle_dir = dir.path().join("bundle");
+    std::fs::create_dir(&bundle_dir).unwrap();
+    let text = std::fs::read_to_string(root().join("models/reacher-ros2/manifest.toml")).unwrap();
+    let prior = root().join("models/reacher/prior.onnx");
+    let text = text
+        .replace("clock = \"/joint_states\"", "clock_period_ms = 20")
+        .replace("file = \"../reacher/prior.onnx\"", &format!("file = \"{}\"", prior.display()));
+    std::fs::write(bundle_dir.join("manifest.toml"), text).unwrap();
+    let b = Bundle::load(&bundle_dir).unwrap();
+    let mut env = b.ros2_env(Some(&endpoint), true, Duration::from_secs(20)).unwrap();
+    env.reset().unwrap();
+    let mut fresh = 0;
+    for _ in 0..50 {
+        let end = env.step(&[0.1, -0.1]).unwrap();
+        fresh += usize::from(!end.late);
+    }
+    let before = env.ros2_counts();
+    assert!(fresh > 0 && before.ticks >= 50, "{fresh} fresh steps, {before:?}");
+    // The robot stops: resq's clock goes on, every tick stale once its signals are 100 ms old,
+    // and each gets the safe command instead of the policy's (late: not learned from).
+    drop(robot);
+    let ends: Vec<_> = (0..30).map(|_| env.step(&[0.1, -0.1]).unwrap()).collect();
+    assert!(ends[20..].iter().all(|e| e.late), "{ends:?}");
+    let after = env.ros2_counts();
+    assert!(after.stale_ticks >= 10 && after.silences == 0, "{after:?}");
+}
+
+#[test]
+fn a_missing_router_is_named_with_the_fix() {
+    let port = free_port(); // nothing listens there
+    let router = format!("tcp/127.0.0.1:{port}");
+    let err =
+        bundle().ros2_env(Some(&router), false, Duration::from_secs(2)).err().expect("no router").to_string();
+    assert!(
+        err.contains(&format!("no Zenoh router answered at {router}")) && err.contains("rmw_zenohd"),
+        "{err}"
+    );
+}

@@ -1050,6 +1050,7 @@ pub(super) fn plan(f: &Path, m: &Manifest, n_actions: usize) -> Result<(), Bundl
 pub(super) fn ros2(f: &Path, m: &Manifest) -> Result<Option<super::Ros2Layout>, BundleError> {
     use crate::robot::ros2::fields::{field_help, Field};
     use crate::robot::ros2::names::{MsgType, FLOAT64_MULTI_ARRAY, TWIST, TYPES};
+    use crate::robot::ros2::node::Clock;
     let known = || TYPES.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ");
     let Some(r) = &m.ros2 else {
         if m.robot.transport == manifest::Transport::Ros2 {
@@ -1115,7 +1116,21 @@ pub(super) fn ros2(f: &Path, m: &Manifest) -> Result<Option<super::Ros2Layout>, 
             )
         })
     };
-    let clock = topic_of(&r.clock, "ros2.clock")?;
+    let clock = match (&r.clock, r.clock_period_ms) {
+        (Some(c), None) => Clock::Topic(topic_of(c, "ros2.clock")?),
+        (None, Some(ms)) => {
+            positive(f, "ros2.clock_period_ms", ms, "the tick period")?;
+            Clock::Period(std::time::Duration::from_secs_f32(ms / 1000.0))
+        }
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(BundleError::field(
+                f,
+                "ros2.clock",
+                "give one clock: `clock` (a topic whose every message is a tick) or `clock_period_ms` (resq's own timer)",
+                "e.g. `clock = \"/joint_states\"`, or `clock_period_ms = 20` for a robot whose topics come at their own rates",
+            ))
+        }
+    };
     let mut signals = Vec::new();
     for s in &m.robot.signals {
         let (Some(topic), Some(path)) = (&s.topic, &s.field) else {

@@ -224,7 +224,9 @@ pub struct Ros2Section {
     /// A `std_msgs/msg/Bool` topic, true while the robot's e-stop is pressed.
     pub estop_topic: Option<String>,
     /// The topic whose every message is a tick: the signals as they stand when it arrives.
-    pub clock: String,
+    pub clock: Option<String>,
+    /// Instead of a clock topic: a tick every this many ms, on resq's own timer.
+    pub clock_period_ms: Option<f32>,
     /// The topic the commands are published on, and its type (`std_msgs/msg/Float64MultiArray`,
     /// what ros2_control's forward_command_controller takes, or `geometry_msgs/msg/Twist`).
     pub command_topic: String,

@@ -9,7 +9,7 @@
 //!   reset client ([`names`]), so `ros2 node list` and `ros2 topic list` on the robot see resq.
 //! - **Ticks.** Each subscription's callback (a Zenoh thread) decodes the message and stores the
 //!   fields of the signals it carries. A message on the clock topic is a tick: the signals as
-//!   they stand then. A signal not read within `stale_after` of a tick, or missing from the
+//!   they stand then (or, with `[ros2] clock_period_ms`, each period of resq's own timer). A signal not read within `stale_after` of a tick, or missing from the
 //!   clock message itself, makes the tick stale: resq sends the safe command in its place and
 //!   does not learn from it. Messages of another type on a declared topic, malformed CDR and
 //!   fields a message lacks (a joint name missing from a JointState) are counted and named
@@ -48,14 +48,33 @@ use crate::robot::{Env, EnvError, LinkCounters, StepEnd};
 pub struct Layout {
     /// The declared topics and their types.
     pub topics: Vec<(String, MsgType)>,
-    /// The index in `topics` of the one that clocks the ticks.
-    pub clock: usize,
+    /// What clocks the ticks.
+    pub clock: Clock,
     /// Per signal: its topic's index and its field.
     pub signals: Vec<(usize, Field)>,
     pub command_topic: String,
     pub command_type: MsgType,
     /// Per command: its field in the command message.
     pub commands: Vec<Field>,
+}
+
+/// What makes a tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Clock {
+    /// Every message on this topic (its index in [`Layout::topics`]).
+    Topic(usize),
+    /// resq's own timer, at this period: the signals as they stand then.
+    Period(Duration),
+}
+
+impl Layout {
+    /// The clock topic's index, if a topic clocks the ticks.
+    pub fn clock_topic(&self) -> Option<usize> {
+        match self.clock {
+            Clock::Topic(i) => Some(i),
+            Clock::Period(_) => None,
+        }
+    }
 }
 
 /// How to join the robot's graph (the manifest's `[ros2]` and `[robot]`, and `resq run`'s mode).
@@ -174,6 +193,8 @@ pub struct Ros2Env {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     publisher: Option<std::thread::JoinHandle<()>>,
+    /// resq's own clock, where `[ros2] clock_period_ms` gives one.
+    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     signals: Vec<f32>,
     /// The tick whose signals are in `signals`.
     seen: u64,
@@ -285,7 +306,7 @@ impl Ros2Env {
                 topic: topic.clone(),
                 ty: *ty,
                 prefix: format!("{domain}/{}/", topic.trim_start_matches('/')),
-                clock: ti == layout.clock,
+                clock: layout.clock_topic() == Some(ti),
                 fields: layout
                     .signals
                     .iter()
@@ -359,9 +380,25 @@ impl Ros2Env {
                 .spawn(move || sender.run(&outbox, &shared))
                 .map_err(|e| zerr("cannot start the publisher thread", e))?
         };
+        let ticker = match layout.clock {
+            Clock::Topic(_) => None,
+            Clock::Period(period) => {
+                let (stop, sh) = (Arc::new(AtomicBool::new(false)), shared.clone());
+                let stop2 = stop.clone();
+                let h = std::thread::Builder::new()
+                    .name("resq-ros2-clock".into())
+                    .spawn(move || run_ticker(&sh, period, &stop2))
+                    .map_err(|e| zerr("cannot start the clock thread", e))?;
+                Some((stop, h))
+            }
+        };
+        let clock = match layout.clock {
+            Clock::Topic(i) => layout.topics[i].0.clone(),
+            Clock::Period(p) => format!("resq's own, every {} ms", p.as_secs_f64() * 1000.0),
+        };
         info!(
-            "joined the ROS 2 graph as node /{node} (domain {domain}, Zenoh session {zid}) via {}: clock {}, commands on {}",
-            cfg.router, layout.topics[layout.clock].0, layout.command_topic
+            "joined the ROS 2 graph as node /{node} (domain {domain}, Zenoh session {zid}) via {}: clock {clock}, commands on {}",
+            cfg.router, layout.command_topic
         );
         Ok(Ros2Env {
             signals: vec![0.0; n],
@@ -369,6 +406,7 @@ impl Ros2Env {
             shared,
             outbox,
             publisher: Some(pub_thread),
+            ticker,
             seen: 0,
             acted: None,
             stale_now: false,
@@ -625,15 +663,38 @@ fn on_sample(sh: &Shared, r: &Route, ti: usize, signal_names: &[String], key: &s
         }
     }
     if r.clock {
-        st.seq += 1;
-        st.counts.ticks += 1;
-        let State { values, tick, .. } = &mut *st;
-        tick.copy_from_slice(values);
-        let bound = sh.stale_after;
-        st.tick_stale = missing.or_else(|| st.read_at.iter().position(|t| t.is_none_or(|t| now - t > bound)));
-        st.tick_at = Some(now);
-        drop(st);
-        sh.ticked.notify_all();
+        make_tick(sh, st, now, missing);
+    }
+}
+
+/// A tick: the signals as they stand at `now`; stale if `missing` (a signal the clock message
+/// lacks) or a signal was last read longer than `stale_after` ago. Wakes the control thread.
+fn make_tick(sh: &Shared, mut st: MutexGuard<'_, State>, now: Instant, missing: Option<usize>) {
+    st.seq += 1;
+    st.counts.ticks += 1;
+    let State { values, tick, .. } = &mut *st;
+    tick.copy_from_slice(values);
+    let bound = sh.stale_after;
+    st.tick_stale = missing.or_else(|| st.read_at.iter().position(|t| t.is_none_or(|t| now - t > bound)));
+    st.tick_at = Some(now);
+    drop(st);
+    sh.ticked.notify_all();
+}
+
+/// resq's own clock (`[ros2] clock_period_ms`): a tick every `period` until `stop`, on absolute
+/// deadlines (a late wake-up does not shift the ones after it).
+fn run_ticker(sh: &Shared, period: Duration, stop: &AtomicBool) {
+    let mut next = Instant::now() + period;
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        next += period;
+        if next < Instant::now() {
+            next = Instant::now() + period;
+        }
+        make_tick(sh, sh.lock(), Instant::now(), None);
     }
 }
 
@@ -747,6 +808,10 @@ impl Env for Ros2Env {
 
 impl Drop for Ros2Env {
     fn drop(&mut self) {
+        if let Some((stop, h)) = self.ticker.take() {
+            stop.store(true, Ordering::SeqCst);
+            let _ = h.join();
+        }
         self.outbox.slot.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
         self.outbox.cv.notify_one();
         if let Some(h) = self.publisher.take() {

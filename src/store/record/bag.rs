@@ -45,6 +45,13 @@ pub fn read(path: &Path, b: &Bundle) -> Result<Recorded> {
             "add `[ros2]` (the clock topic, the command topic and type, a `[[ros2.topic]]` per topic) and `topic`/`field` to each `[[robot.signal]]` (docs/manifest.md)",
         )
     })?;
+    if layout.clock_topic().is_none() {
+        return Err(Fixable::new(
+            format!("{name}: {} ticks on resq's own timer (`[ros2] clock_period_ms`), which a bag does not record", b.manifest_path.display()),
+            "give `[ros2] clock` a topic of the bag whose every message is a tick (typically /joint_states) to learn from it",
+        )
+        .into());
+    }
     let file = File::open(path).with_context(|| format!("cannot open {name}"))?;
     let reader = mcap::io::MessageReader::new(BufReader::with_capacity(1 << 16, file));
     let mut messages: Vec<(u64, usize, Route, Vec<u8>)> = Vec::new();
@@ -130,7 +137,10 @@ fn no_ticks(name: &impl std::fmt::Display, b: &Bundle, layout: &Ros2Layout, a: &
         })
         .collect();
     let why = if a.clocks == 0 {
-        format!("no message on the clock topic `{}`", layout.topics[layout.clock].0)
+        format!(
+            "no message on the clock topic `{}`",
+            layout.clock_topic().map_or("", |i| layout.topics[i].0.as_str())
+        )
     } else if !unseen.is_empty() {
         format!("these signals were never in its messages: {}", unseen.join(", "))
     } else if a.commands == 0 {
@@ -168,7 +178,7 @@ fn assemble(layout: &Ros2Layout, messages: &[(u64, usize, Route, Vec<u8>)]) -> A
                         seen[s] |= latest[s].is_some();
                     }
                 }
-                if *i == layout.clock {
+                if Some(*i) == layout.clock_topic() {
                     clock_count += 1;
                     // A tick no command followed is left out.
                     pending = latest.iter().all(Option::is_some).then(|| Tick {
