@@ -119,6 +119,36 @@ impl SequentialTest {
 }
 
 /// `P(Bin(n, p) ≤ k)`, summed in log space (`0 < p < 1`).
+/// Each learning-curve point's evaluation episodes as one batch: its failures `k` of `n` against
+/// the prior's rate bound `p0`, rejected when the binomial tail `P(X ≥ k | n, p0)` is at most
+/// `false_alarm·w_j` for the run's `j`-th point, `w_j = 1/(j(j+1))` (`Σ w_j = 1`: at most
+/// `false_alarm` over any number of points). The sequential test weighs each episode against an
+/// alternative only `stop` failures in 10 worse, which one very bad point (9 of 10 evaluation
+/// episodes failing against the prior's 0 of 10) does not outweigh; this test does.
+#[derive(Clone, Copy, Debug)]
+pub struct PointTest {
+    pub p0: f64,
+    false_alarm: f64,
+    points: u64,
+}
+
+impl PointTest {
+    pub fn new(p0: f64, false_alarm: f64) -> Self {
+        PointTest { p0: p0.clamp(0.0, 1.0), false_alarm, points: 0 }
+    }
+
+    /// One point's outcome: `failed` of `n` episodes; true when the run must stop.
+    pub fn point(&mut self, failed: u32, n: u32) -> bool {
+        self.points += 1;
+        let j = self.points as f64;
+        if failed == 0 || n == 0 || self.false_alarm <= 0.0 {
+            return false;
+        }
+        let tail = if self.p0 <= 0.0 { 0.0 } else { 1.0 - binomial_cdf(failed - 1, n, self.p0) };
+        tail <= self.false_alarm / (j * (j + 1.0))
+    }
+}
+
 fn binomial_cdf(k: u32, n: u32, p: f64) -> f64 {
     let (lp, lq) = (p.ln(), (-p).ln_1p());
     // ln C(n, i), built up term by term.
@@ -313,6 +343,36 @@ mod tests {
 
     /// The warm-up's episodes are the prior's; a declared rate takes precedence; the trip
     /// reports the window's failures and late steps.
+    #[test]
+    fn one_bad_curve_point_is_caught_and_a_fair_one_is_not() {
+        // The prior's 0 of 10 evaluation episodes bound its rate at 0.31 (δ = 0.025).
+        let p0 = Baseline::of(&[true; 10]).rate_upper(0.025);
+        assert!((p0 - 0.308).abs() < 0.002, "{p0}");
+        let mut t = PointTest::new(p0, 0.0125);
+        assert!(!t.point(0, 10) && !t.point(2, 10), "no evidence against the prior");
+        assert!(t.point(9, 10), "9 of 10 failing");
+        // Against the binomial tail computed directly: P(X ≥ 9 | 10, p0) = 10·p0⁹·(1−p0) + p0¹⁰.
+        let tail = 10.0 * p0.powi(9) * (1.0 - p0) + p0.powi(10);
+        assert!(tail < 0.0125 / 12.0 && tail > 1e-5, "{tail}");
+        // A prior that never failed (declared): any failure stops.
+        assert!(PointTest::new(0.0, 0.0125).point(1, 10));
+        // As good as the prior: its 10 evaluation episodes and 30 curve points of 10 at the same
+        // rate trip at most the stated rate (bound and test each at 0.0125).
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
+        for p in [0.0, 0.1, 0.3, 0.6] {
+            let runs = 2000;
+            let mut trips = 0;
+            for _ in 0..runs {
+                let prior: Vec<bool> = (0..10).map(|_| !rng.random_bool(p)).collect();
+                let mut t = PointTest::new(Baseline::of(&prior).rate_upper(0.0125), 0.0125);
+                trips += (0..30).any(|_| t.point((0..10).filter(|_| rng.random_bool(p)).count() as u32, 10))
+                    as u32;
+            }
+            let rate = trips as f64 / runs as f64;
+            assert!(rate <= 0.025, "p = {p}: {rate} of runs tripped");
+        }
+    }
+
     #[test]
     fn the_guard_takes_the_warm_up_as_the_priors_and_reports_the_window() {
         let mut g = FailureGuard::new(3, 0.05, 1000, Baseline { episodes: 98, failed: 0 }, None);

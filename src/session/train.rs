@@ -20,7 +20,7 @@ use log::{info, warn};
 
 use super::curve::{next_due, Curve};
 use super::evaluate::{evaluate, PolicyEval};
-use super::guard::{Baseline, FailureGuard, SequentialTest, Trip};
+use super::guard::{Baseline, FailureGuard, PointTest, SequentialTest, Trip};
 use super::learning::LoopLearning;
 use super::options::Options;
 use super::trade_off::TradeOff;
@@ -138,12 +138,19 @@ impl Training<'_> {
             self.prior.training,
             safety.prior_failure_rate,
         );
-        // The curve's points (greedy, as evaluation acts) against the prior's evaluation.
+        // The curve's points (greedy, as evaluation acts) against the prior's evaluation: half
+        // the false-alarm budget bounds the prior's rate, a quarter each goes to the test of the
+        // episodes in order and to the test of each point as a batch.
         let half = 0.5 * safety.guard_false_alarm;
-        let mut curve_test = self
-            .prior
-            .evaluation
-            .map(|b| (b, SequentialTest::new(b.rate_upper(half), safety.failed_episodes_stop, half)));
+        let mut curve_test = self.prior.evaluation.map(|b| {
+            let p0 = b.rate_upper(half);
+            let stop = safety.failed_episodes_stop;
+            (
+                b,
+                SequentialTest::new(p0, stop, half / 2.0),
+                PointTest::new(p0, if stop > 0 { half / 2.0 } else { 0.0 }),
+            )
+        });
         // The highest add-on reward of any training step (for the guard's message).
         let mut addon_hi = f32::NEG_INFINITY;
         let explore = ctl.bundle.manifest.exploration.mode;
@@ -382,11 +389,13 @@ impl Training<'_> {
                     evaluate(ctl, env, supervisor, PolicyChoice::Customized, eval_episodes, opts.seed)?;
                 self.curve.push(env_steps, &eval)?;
                 info!("learning curve at step {env_steps}: {}", curve_line(&eval));
-                if let Some((prior, test)) = curve_test.as_mut() {
-                    // Every episode is a trial, in the order it ran.
-                    if eval.outcomes.iter().any(|ok| test.episode(!ok)) {
+                if let Some((prior, test, point)) = curve_test.as_mut() {
+                    // Every episode is a trial, in the order it ran; and the point as a whole.
+                    let failed = Baseline::of(&eval.outcomes).failed;
+                    let in_order = eval.outcomes.iter().any(|ok| test.episode(!ok));
+                    if in_order | point.point(failed, eval.outcomes.len() as u32) {
                         bar.finish_and_clear();
-                        let why = curve_stop(ctl, &eval, *prior, test, env_steps);
+                        let why = curve_stop(ctl, &eval, *prior, test.p0, env_steps);
                         return Ok(LoopEnd::stopped(env_steps, estop, why, guard.baseline(), counts));
                     }
                 }
@@ -615,20 +624,14 @@ fn guard_stop(ctl: &Controller, trip: Trip, (addon_lo, addon_hi): (f32, f32), en
 }
 
 /// Why a point of the learning curve stopped the run.
-fn curve_stop(
-    ctl: &Controller,
-    eval: &PolicyEval,
-    prior: Baseline,
-    test: &SequentialTest,
-    env_steps: u64,
-) -> Fixable {
+fn curve_stop(ctl: &Controller, eval: &PolicyEval, prior: Baseline, p0: f64, env_steps: u64) -> Fixable {
     let m = &ctl.bundle.manifest;
     let failed = Baseline::of(&eval.outcomes).failed;
     let msg = format!(
         "the learning curve's point at step {env_steps} failed {failed} of {} evaluation episodes (success {:.2}), against at most {:.3} for the prior ({} of its {} evaluation episodes failed): the customized policy, as evaluated, is costing the robot its task, so the run stopped at step {env_steps} (false-alarm rate {} over the run, `[safety] guard_false_alarm`)",
         eval.outcomes.len(),
         eval.success_rate,
-        test.p0,
+        p0,
         prior.failed,
         prior.episodes,
         m.safety.guard_false_alarm
