@@ -1120,6 +1120,14 @@ pub(super) fn ros2(f: &Path, m: &Manifest) -> Result<Option<super::Ros2Layout>, 
         (Some(c), None) => Clock::Topic(topic_of(c, "ros2.clock")?),
         (None, Some(ms)) => {
             positive(f, "ros2.clock_period_ms", ms, "the tick period")?;
+            if ms >= r.stale_ms {
+                return Err(BundleError::field(
+                    f,
+                    "ros2.clock_period_ms",
+                    format!("a tick every {ms} ms, and signals are stale after {} ms (`stale_ms`): every tick would come stale", r.stale_ms),
+                    format!("set `stale_ms` above the period and the topics' periods, e.g. `stale_ms = {}`", (3.0 * ms).max(100.0)),
+                ));
+            }
             Clock::Period(std::time::Duration::from_secs_f32(ms / 1000.0))
         }
         (Some(_), Some(_)) | (None, None) => {

@@ -103,7 +103,8 @@ pub fn customize(learn: &Learn, record: Option<PathBuf>) -> Result<()> {
 pub struct RobotArgs {
     pub port: Option<String>,
     pub router: Option<String>,
-    pub mode: LinkMode,
+    /// `--mode`; absent: lock-step over the link, real time over ROS 2.
+    pub mode: Option<LinkMode>,
     /// How long a lost robot may take to come back, s.
     pub reconnect_within: f64,
 }
@@ -121,12 +122,13 @@ pub fn run(learn: &Learn, robot: &RobotArgs, record: Option<PathBuf>, rt_priorit
     let within = Duration::from_secs_f64(robot.reconnect_within);
     let mut env: Box<dyn crate::robot::Env> = match (&robot.port, b.over_ros2()) {
         (None, true) => {
-            let env = b.ros2_env(robot.router.as_deref(), robot.mode == LinkMode::Realtime, within)?;
+            let real_time = robot.mode.unwrap_or(LinkMode::Realtime) == LinkMode::Realtime;
+            let env = b.ros2_env(robot.router.as_deref(), real_time, within)?;
             opts.source = format!("ROS 2 via {}", robot.router.as_deref().unwrap_or("[ros2] router"));
             Box::new(env)
         }
         (Some(port), false) => {
-            let mut cfg = super::link_config(port, robot.mode, &b);
+            let mut cfg = super::link_config(port, robot.mode.unwrap_or(LinkMode::Lockstep), &b);
             cfg.reconnect_within = within;
             opts.source = port.clone();
             Box::new(b.link_env(cfg)?)

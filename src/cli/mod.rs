@@ -146,10 +146,10 @@ pub enum Command {
         /// A ROS 2 robot: the Zenoh router's endpoint, instead of `[ros2] router`.
         #[arg(long)]
         router: Option<String>,
-        /// `lockstep` or `realtime` (must match the firmware; a ROS 2 robot that steps on each
-        /// command, or on its own clock).
-        #[arg(long, value_enum, default_value_t = LinkMode::Lockstep)]
-        mode: LinkMode,
+        /// `lockstep` or `realtime`: must match the firmware (default lockstep); a ROS 2 robot
+        /// keeps its own time (default realtime), or, a simulator, steps on each command.
+        #[arg(long, value_enum)]
+        mode: Option<LinkMode>,
         /// MCAP record of every tick (default: <out>/record.mcap).
         #[arg(long)]
         record: Option<PathBuf>,

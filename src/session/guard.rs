@@ -118,7 +118,6 @@ impl SequentialTest {
     }
 }
 
-/// `P(Bin(n, p) ≤ k)`, summed in log space (`0 < p < 1`).
 /// Each learning-curve point's evaluation episodes as one batch: its failures `k` of `n` against
 /// the prior's rate bound `p0`, rejected when the binomial tail `P(X ≥ k | n, p0)` is at most
 /// `false_alarm·w_j` for the run's `j`-th point, `w_j = 1/(j(j+1))` (`Σ w_j = 1`: at most
@@ -149,6 +148,7 @@ impl PointTest {
     }
 }
 
+/// `P(Bin(n, p) ≤ k)`, summed in log space (`0 < p < 1`).
 fn binomial_cdf(k: u32, n: u32, p: f64) -> f64 {
     let (lp, lq) = (p.ln(), (-p).ln_1p());
     // ln C(n, i), built up term by term.
@@ -341,8 +341,8 @@ mod tests {
         }
     }
 
-    /// The warm-up's episodes are the prior's; a declared rate takes precedence; the trip
-    /// reports the window's failures and late steps.
+    /// One curve point failing 9 of 10 against a prior's 0 of 10 stops the run; a fair one
+    /// does not, and a customization as good as the prior trips at most the stated rate.
     #[test]
     fn one_bad_curve_point_is_caught_and_a_fair_one_is_not() {
         // The prior's 0 of 10 evaluation episodes bound its rate at 0.31 (δ = 0.025).
@@ -373,6 +373,8 @@ mod tests {
         }
     }
 
+    /// The warm-up's episodes are the prior's; a declared rate takes precedence; the trip
+    /// reports the window's failures and late steps.
     #[test]
     fn the_guard_takes_the_warm_up_as_the_priors_and_reports_the_window() {
         let mut g = FailureGuard::new(3, 0.05, 1000, Baseline { episodes: 98, failed: 0 }, None);

@@ -16,9 +16,9 @@
 //!   once in the log.
 //! - **Commands.** `act` hands the command to a publisher thread (no allocation, no blocking on
 //!   the control thread), which serialises it and puts it with rmw_zenoh's attachment. On a
-//!   real-time robot the same thread is the watchdog: when the clock topic falls silent for
-//!   `stale_after`, it publishes the safe command, as a firmware applies its safe action when
-//!   commands stop. The safe command is published once more when resq leaves.
+//!   real-time robot the same thread is the watchdog: when the clock falls silent for
+//!   `stale_after`, or no command has come from the loop for as long (a stall, a reset), it
+//!   publishes the safe command, as a firmware applies its safe action when commands stop. The safe command is published once more when resq leaves.
 //! - **Episodes.** A reset calls the `std_srvs/srv/Trigger` service `[ros2] reset_service`
 //!   (where configured) and waits for the first tick after it; a reply with `success = false`
 //!   (the robot is not ready, e.g. an operator resets it) is retried every second. Without a
@@ -198,8 +198,13 @@ pub struct Ros2Env {
     signals: Vec<f32>,
     /// The tick whose signals are in `signals`.
     seen: u64,
-    /// The tick the last command answered, and whether it was replaced by the safe command.
-    acted: Option<(u64, bool)>,
+    /// When the tick in `signals` arrived.
+    seen_at: Option<Instant>,
+    /// The tick the last command answered; whether it was replaced by the safe command; whether
+    /// a newer tick had already arrived when it was sent (real time: the robot moved on).
+    acted: Option<(u64, bool, bool)>,
+    /// What clocks the ticks, for messages.
+    clock_name: String,
     stale_now: bool,
     t: u32,
     out_seq: u64,
@@ -329,19 +334,21 @@ impl Ros2Env {
             token(endpoint(EntityKind::Subscription, topic, *ty))?;
         }
         if let Some(topic) = &cfg.estop_topic {
-            let sh = shared.clone();
-            let key = names::topic_key(domain, topic, BOOL);
+            let (sh, slot) = (shared.clone(), layout.topics.len());
+            let prefix = format!("{domain}/{}/", topic.trim_start_matches('/'));
+            let key = format!("{prefix}**");
+            let name = topic.clone();
             let sub = session
                 .declare_subscriber(key.as_str())
                 .callback(move |sample: zenoh::sample::Sample| {
-                    if let Ok(b) = msg::decode::<bool>(&sample.payload().to_bytes()) {
-                        if b && !sh.estop.swap(true, Ordering::SeqCst) {
-                            warn!("e-stop pressed (reported on the e-stop topic)");
-                        }
-                        if !b {
-                            sh.estop.store(false, Ordering::SeqCst);
-                        }
-                    }
+                    on_estop(
+                        &sh,
+                        slot,
+                        &name,
+                        &prefix,
+                        sample.key_expr().as_str(),
+                        &sample.payload().to_bytes(),
+                    )
                 })
                 .wait()
                 .map_err(|e| zerr(&key, e))?;
@@ -408,7 +415,9 @@ impl Ros2Env {
             publisher: Some(pub_thread),
             ticker,
             seen: 0,
+            seen_at: None,
             acted: None,
+            clock_name: clock.clone(),
             stale_now: false,
             t: 0,
             out_seq: 0,
@@ -426,8 +435,8 @@ impl Ros2Env {
     }
 
     /// Waits until a tick newer than `after` (by number) that arrived after `since` is there,
-    /// for at most `within`; takes it into `signals`. Returns how long the clock was silent
-    /// before it, or None on a timeout.
+    /// for at most `within`; takes it into `signals`. Returns the time between its arrival and
+    /// that of the tick taken before (zero for the first), or None on a timeout.
     fn take_tick(&mut self, after: u64, since: Option<Instant>, within: Duration) -> Option<Duration> {
         let start = Instant::now();
         let mut st = self.shared.lock();
@@ -455,7 +464,12 @@ impl Ros2Env {
             }
         }
         self.seen = st.seq;
-        Some(start.elapsed())
+        let gap = match (st.tick_at, self.seen_at) {
+            (Some(now), Some(before)) => now.saturating_duration_since(before),
+            _ => Duration::ZERO,
+        };
+        self.seen_at = st.tick_at;
+        Some(gap)
     }
 
     /// Calls the reset service until the robot answers ready; returns when it answered.
@@ -570,6 +584,7 @@ impl Sender {
     fn run(mut self, outbox: &Outbox, shared: &Shared) {
         let n = self.fields.len();
         let mut done = 0u64;
+        let mut handed = Instant::now();
         let mut values = [0.0f32; firmware_bridge::MAX_COMMANDS];
         let period = shared.stale_after / 2;
         loop {
@@ -588,16 +603,18 @@ impl Sender {
             }
             if seq != done {
                 done = seq;
+                handed = Instant::now();
                 self.put(&values[..n]);
                 shared.lock().counts.commands += 1;
                 continue;
             }
-            // Nothing new for half the staleness bound: on a real-time robot, is the clock silent?
+            // Nothing new for half the staleness bound: on a real-time robot, is the clock
+            // silent, or has resq itself stopped commanding (a stalled loop, a long reset)?
             let silent = {
                 let st = shared.lock();
                 st.tick_at.is_some_and(|t| t.elapsed() > shared.stale_after)
             };
-            if self.real_time && silent {
+            if self.real_time && (silent || handed.elapsed() > shared.stale_after) {
                 self.put_safe();
                 shared.lock().counts.watchdog_commands += 1;
             }
@@ -613,32 +630,39 @@ fn on_sample(sh: &Shared, r: &Route, ti: usize, signal_names: &[String], key: &s
     let (Some(ty), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
         return; // a topic below this one (`/a/b` under `/a`)
     };
+    // Decoded before the lock: the control thread waits on it for ticks.
+    let type_ok = ty == r.ty.dds_name() && hash == r.ty.hash;
+    let decoded = type_ok.then(|| Msg::decode(r.ty, payload));
+    let read: Vec<Option<f64>> = match &decoded {
+        Some(Ok(m)) => r.fields.iter().map(|(_, f)| f.read(m)).collect(),
+        _ => Vec::new(),
+    };
     let now = Instant::now();
     let mut st = sh.lock();
     st.counts.messages += 1;
-    if ty != r.ty.dds_name() || hash != r.ty.hash {
-        st.counts.wrong_type += 1;
-        if !std::mem::replace(&mut st.warned[ti][0], true) {
-            warn!(
-                "a message of type `{ty}` ({hash}) on {}, declared `{}` ({}): ignored; further ones are counted",
-                r.topic, r.ty.name, r.ty.hash
-            );
+    let m = match decoded {
+        None => {
+            st.counts.wrong_type += 1;
+            if !std::mem::replace(&mut st.warned[ti][0], true) {
+                warn!(
+                    "a message of type `{ty}` ({hash}) on {}, declared `{}` ({}): ignored; further ones are counted",
+                    r.topic, r.ty.name, r.ty.hash
+                );
+            }
+            return;
         }
-        return;
-    }
-    let m = match Msg::decode(r.ty, payload) {
-        Ok(m) => m,
-        Err(e) => {
+        Some(Err(e)) => {
             st.counts.malformed += 1;
             if !std::mem::replace(&mut st.warned[ti][1], true) {
                 warn!("a malformed {} on {}: {e}; ignored, further ones are counted", r.ty.name, r.topic);
             }
             return;
         }
+        Some(Ok(m)) => m,
     };
     let mut missing = None;
-    for (i, f) in &r.fields {
-        match f.read(&m) {
+    for ((i, _), v) in r.fields.iter().zip(read) {
+        match v {
             Some(v) => {
                 st.values[*i] = v as f32;
                 st.read_at[*i] = Some(now);
@@ -698,6 +722,41 @@ fn run_ticker(sh: &Shared, period: Duration, stop: &AtomicBool) {
     }
 }
 
+/// A sample on the e-stop topic: a `std_msgs/msg/Bool`, true while pressed. Latched: once
+/// pressed, resq sees it pressed until it leaves (the supervisor stops the run); another type or
+/// malformed CDR is named once and counted, as on the signal topics.
+fn on_estop(sh: &Shared, slot: usize, topic: &str, prefix: &str, key: &str, payload: &[u8]) {
+    let Some(rest) = key.strip_prefix(prefix) else { return };
+    let mut parts = rest.split('/');
+    let (Some(ty), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else { return };
+    let pressed = (ty == BOOL.dds_name() && hash == BOOL.hash).then(|| msg::decode::<bool>(payload));
+    let mut st = sh.lock();
+    st.counts.messages += 1;
+    match pressed {
+        Some(Ok(true)) => {
+            if !sh.estop.swap(true, Ordering::SeqCst) {
+                warn!("e-stop pressed (reported on the e-stop topic {topic})");
+            }
+        }
+        Some(Ok(false)) => {}
+        None => {
+            st.counts.wrong_type += 1;
+            if !std::mem::replace(&mut st.warned[slot][0], true) {
+                warn!("a message of type `{ty}` on the e-stop topic {topic}, declared `{}`: ignored; further ones are counted", BOOL.name);
+            }
+        }
+        Some(Err(e)) => {
+            st.counts.malformed += 1;
+            if !std::mem::replace(&mut st.warned[slot][1], true) {
+                warn!(
+                    "a malformed {} on the e-stop topic {topic}: {e}; ignored, further ones are counted",
+                    BOOL.name
+                );
+            }
+        }
+    }
+}
+
 fn field_name(fields: &[(usize, Field)], signal: usize) -> String {
     match fields.iter().find(|(i, _)| *i == signal).map(|(_, f)| f) {
         Some(Field::Joint(a, j)) => format!("{}[{j}]", format!("{a:?}").to_lowercase()),
@@ -709,6 +768,10 @@ fn field_name(fields: &[(usize, Field)], signal: usize) -> String {
 
 impl Env for Ros2Env {
     fn reset(&mut self) -> Result<(), EnvError> {
+        if self.cfg.real_time {
+            // Between episodes the robot holds the safe command, not the last policy's.
+            hand_over(&self.outbox, &mut self.out_seq, &self.cfg.safe);
+        }
         let sent = Instant::now();
         if let Some(service) = self.cfg.reset_service.clone() {
             self.call_reset(&service)?;
@@ -724,9 +787,9 @@ impl Env for Ros2Env {
         };
         let within = self.cfg.reconnect_within;
         if self.take_tick(after, since, within).is_none() {
-            let clock = "the clock topic";
             return Err(EnvError::Robot(format!(
-                "no message on {clock} within {:.0} s of starting an episode\n  fix: check that the robot publishes it (`ros2 topic hz <clock>`), and `[ros2] router`/`domain`",
+                "no tick from {} within {:.0} s of starting an episode\n  fix: check that the robot publishes its topics (`ros2 topic hz`), and `[ros2] router`/`domain`",
+                self.clock_name,
                 within.as_secs_f32()
             )));
         }
@@ -742,22 +805,27 @@ impl Env for Ros2Env {
         let replaced = self.stale_now;
         let values = if replaced { &self.cfg.safe[..] } else { command };
         hand_over(&self.outbox, &mut self.out_seq, values);
-        self.acted = Some((self.seen, replaced));
+        // Real time: a newer tick already here means the robot stepped before this command.
+        let behind = self.cfg.real_time && self.shared.lock().seq > self.seen;
+        self.acted = Some((self.seen, replaced, behind));
         Ok(())
     }
 
     fn observe(&mut self) -> Result<StepEnd, EnvError> {
-        let (answered, replaced) = self.acted.take().ok_or(EnvError::Misuse("an observe without an act"))?;
-        let Some(waited) = self.take_tick(answered, None, self.cfg.reconnect_within) else {
+        let (answered, replaced, behind) =
+            self.acted.take().ok_or(EnvError::Misuse("an observe without an act"))?;
+        let Some(gap) = self.take_tick(answered, None, self.cfg.reconnect_within) else {
             return Err(EnvError::Robot(format!(
-                "the clock topic fell silent for {:.0} s\n  fix: check the robot's driver and `ros2 topic hz` on the clock topic; what was learned is saved",
+                "no tick from {} for {:.0} s\n  fix: check the robot's driver and `ros2 topic hz` on its topics; what was learned is saved",
+                self.clock_name,
                 self.cfg.reconnect_within.as_secs_f32()
             )));
         };
-        self.t += 1;
-        if self.cfg.real_time && waited > self.cfg.stale_after {
+        // Real time: the robot's own ticks count, also those resq did not see.
+        self.t += if self.cfg.real_time { (self.seen - answered) as u32 } else { 1 };
+        if self.cfg.real_time && gap > self.cfg.stale_after {
             self.shared.lock().counts.silences += 1;
-            warn!("the clock topic was silent for {} ms: episode cut", waited.as_millis());
+            warn!("the clock was silent for {} ms between two ticks: episode cut", gap.as_millis());
             return Ok(StepEnd::CUT);
         }
         let skipped = self.seen > answered + 1;
@@ -766,7 +834,7 @@ impl Env for Ros2Env {
             truncated: self.t >= self.cfg.max_steps,
             interrupted: false,
             success: false,
-            late: replaced || skipped || self.stale_now,
+            late: replaced || skipped || behind || self.stale_now,
         })
     }
 
