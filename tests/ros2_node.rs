@@ -73,6 +73,26 @@ fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("robot.log")).unwrap_or_default()
 }
 
+/// `resq run models/reacher-ros2` through the router at `endpoint`, 2 evaluation episodes, seed 0.
+fn resq_run(endpoint: &str, mode: &str, steps: u32, out: &Path) -> Command {
+    let mut c = common::resq_command();
+    c.arg("run").arg(root().join("models/reacher-ros2"));
+    c.args([
+        "--router",
+        endpoint,
+        "--mode",
+        mode,
+        "--steps",
+        &steps.to_string(),
+        "--episodes",
+        "2",
+        "--seed",
+        "0",
+    ]);
+    c.arg("--out").arg(out);
+    c
+}
+
 fn bundle() -> Bundle {
     Bundle::load(&common::bundles::root().join("models/reacher-ros2")).unwrap()
 }
@@ -202,23 +222,7 @@ fn wire_faults_get_the_safe_command_and_a_count_and_the_customization_survives()
                      {"at": 400, "kind": "wrong_type"}, {"at": 500, "kind": "malformed"}]"#;
     let _robot = robot(&endpoint, &["--rate", "50", "--faults", faults], dir.path());
     let out = dir.path().join("run");
-    let resq = common::resq_command()
-        .arg("run")
-        .arg(root().join("models/reacher-ros2"))
-        .args([
-            "--router",
-            &endpoint,
-            "--mode",
-            "realtime",
-            "--steps",
-            "1500",
-            "--episodes",
-            "2",
-            "--seed",
-            "0",
-        ])
-        .arg("--out")
-        .arg(&out)
+    let resq = resq_run(&endpoint, "realtime", 1500, &out)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -308,25 +312,7 @@ fn an_estop_on_its_topic_stops_the_run_with_the_safe_command() {
     let _router = router(port, &dir.path().join("router.log"));
     let robot = robot(&endpoint, &["--faults", r#"[{"at": 120, "kind": "estop"}]"#], dir.path());
     let out = dir.path().join("run");
-    let done = common::resq_command()
-        .arg("run")
-        .arg(root().join("models/reacher-ros2"))
-        .args([
-            "--router",
-            &endpoint,
-            "--mode",
-            "lockstep",
-            "--steps",
-            "2000",
-            "--episodes",
-            "2",
-            "--seed",
-            "0",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let done = resq_run(&endpoint, "lockstep", 2000, &out).output().unwrap();
     let log = String::from_utf8_lossy(&done.stderr).to_string();
     assert!(log.contains("e-stop reported by the robot at step"), "{log}");
     assert!(log.contains("e-stop pressed (reported on the e-stop topic /estop)"), "{log}");
