@@ -10,7 +10,7 @@ iteration, the best 4 kept, step 0.02, exploration noise 0.03, the alive bonus s
 the reward while training (as the paper does for Hopper), seed 0. No torch: the greedy policy is
 written as ONNX Gemm heads (`mean`, `log_std`), the normalisation folded into the weights, as a
 PPO-style Gaussian actor exports, so resq runs it on its own kernels. Its std, 0.17, is where the
-sampled policy falls in about a fifth of its episodes (printed; 0.15 falls in 3 %, 0.2 in 47 %):
+sampled policy falls in about a fifth of its episodes (printed; far fewer at 0.15, about half at 0.2):
 the case a customization must not make worse.
 """
 import argparse
