@@ -12,8 +12,12 @@
 //! `(x·W + b)·s + t = x·(W·diag(s)) + (b·s + t)`. A final `LogSoftmax` over the last axis is
 //! kept as the [`Head`], computed stably (`x − max − ln Σ e^(x − max)`), and so are `Clip`s on
 //! the Gemm heads (a clamp per output column). Weights come from
-//! initializers or `Constant` nodes. Anything else returns `Err(reason)` naming the node, and the
-//! prior runs through tract.
+//! initializers or `Constant` nodes. An output whose value does not depend on the input's values
+//! ([`input_independent_outputs`]: every path from the input to it passes through a `Shape`, as
+//! in a PPO actor's state-independent log-std exported as `zeros_like(mean) + log_std` or
+//! `log_std.expand_as(mean)`) is a head with zero weights and its value, measured by the caller,
+//! as bias; the caller's check against tract on random inputs confirms it. Anything else returns
+//! `Err(reason)` naming the node, and the prior runs through tract.
 
 use std::collections::HashMap;
 
@@ -250,7 +254,68 @@ fn activation_pattern(
     }
 }
 
-pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
+/// The indices of the graph's outputs whose values do not depend on the input's values: every
+/// path from the graph input to them passes through a `Shape` (or `Size`) node.
+pub fn input_independent_outputs(model: &pb::ModelProto) -> Vec<usize> {
+    let Some(graph) = model.graph.as_ref() else { return vec![] };
+    let deps = ValueDeps::new(graph);
+    (0..graph.output.len()).filter(|&i| !deps.depends(&graph.output[i].name)).collect()
+}
+
+/// Which tensors of a graph depend on the input's values.
+struct ValueDeps<'g> {
+    graph: &'g pb::GraphProto,
+    producer: HashMap<&'g str, &'g NodeProto>,
+}
+
+impl<'g> ValueDeps<'g> {
+    fn new(graph: &'g pb::GraphProto) -> Self {
+        let mut producer = HashMap::new();
+        for n in &graph.node {
+            for o in &n.output {
+                producer.insert(o.as_str(), n);
+            }
+        }
+        ValueDeps { graph, producer }
+    }
+
+    /// Whether tensor `name` depends on the value of a graph input (an initializer does not).
+    fn depends(&self, name: &str) -> bool {
+        let (mut stack, mut seen) = (vec![name], std::collections::HashSet::new());
+        while let Some(t) = stack.pop() {
+            if !seen.insert(t) {
+                continue;
+            }
+            match self.producer.get(t) {
+                Some(n) if matches!(n.op_type.as_str(), "Shape" | "Size") => {}
+                Some(n) => stack.extend(n.input.iter().filter(|i| !i.is_empty()).map(String::as_str)),
+                None => {
+                    if !self.graph.initializer.iter().any(|i| i.name == t) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// The nodes that compute the tensor `name` without depending on the input's values.
+    fn independent_ancestors(&self, name: &str, into: &mut Vec<&'g NodeProto>) {
+        let mut stack = vec![name.to_string()];
+        while let Some(t) = stack.pop() {
+            if let Some(n) = self.producer.get(t.as_str()) {
+                if !into.iter().any(|m| std::ptr::eq(*m, *n)) && n.output.iter().all(|o| !self.depends(o)) {
+                    into.push(n);
+                    stack.extend(n.input.iter().filter(|i| !i.is_empty()).cloned());
+                }
+            }
+        }
+    }
+}
+
+/// Compiles `model`; `constant` gives the row value of each output listed by
+/// [`input_independent_outputs`] (by output index), measured by running the model.
+pub fn compile(model: &pb::ModelProto, constant: &HashMap<usize, Vec<f32>>) -> Result<(Mlp, Head), String> {
     let graph = model.graph.as_ref().ok_or("the model has no graph")?;
     let mut consts: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for init in &graph.initializer {
@@ -280,9 +345,20 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
         |name: &str| graph.node.iter().find(|n| n.output.first().map(String::as_str) == Some(name));
     let mut clips: Vec<&NodeProto> = Vec::new();
     let mut head_bounds: Vec<(f32, f32)> = Vec::new();
+    // Outputs with a constant value (at most all but one), and the nodes computing them, which
+    // are not part of the chain.
+    let deps = ValueDeps::new(graph);
+    let mut constant_nodes: Vec<&NodeProto> = Vec::new();
+    for i in constant.keys() {
+        let o = graph.output.get(*i).ok_or("a constant output index beyond the graph's outputs")?;
+        deps.independent_ancestors(&o.name, &mut constant_nodes);
+    }
     let heads: Vec<&NodeProto> = if graph.output.len() > 1 {
         let mut heads = Vec::new();
-        for o in &graph.output {
+        for (i, o) in graph.output.iter().enumerate() {
+            if constant.contains_key(&i) {
+                continue;
+            }
             let mut p = producer(&o.name).ok_or("an output not produced by a node")?;
             let mut bounds = (f32::NEG_INFINITY, f32::INFINITY);
             if p.op_type == "Clip" {
@@ -293,7 +369,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
             heads.push(p);
             head_bounds.push(bounds);
         }
-        let trunk_end = &heads[0].input[0];
+        let trunk_end = &heads.first().ok_or("no output depends on the input")?.input[0];
         if heads.iter().any(|h| h.op_type != "Gemm" || &h.input[0] != trunk_end) {
             return Err(
                 "several outputs that are not Gemm heads (each optionally clipped) on one trunk".into()
@@ -338,6 +414,7 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
     for (index, node) in graph.node.iter().enumerate().filter(|(_, n)| {
         n.op_type != "Constant"
             && !heads.iter().chain(&clips).any(|h| h.name == n.name && h.output == n.output)
+            && !constant_nodes.iter().any(|c| std::ptr::eq(*c, *n))
             && log_softmax.is_none_or(|ls| ls.output != n.output)
     }) {
         if consumed.contains(&index) {
@@ -457,23 +534,39 @@ pub fn compile(model: &pb::ModelProto) -> Result<(Mlp, Head), String> {
             _ => return Err("element-wise constants after an activation at the end of the chain".into()),
         }
     }
+    let mut clamp = None;
     if !heads.is_empty() {
-        let parts = heads.iter().map(|h| gemm_layer(h, &consts)).collect::<Result<Vec<_>, _>>()?;
+        // One final layer, the outputs' columns side by side in the graph's order: a Gemm head's
+        // weights, or a constant output's zero weights and its value as bias.
+        let mut gemms = heads.iter().zip(&head_bounds);
+        let trunk_width = gemm_layer(heads[0], &consts)?.w.nrows();
+        let (mut parts, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..graph.output.len() {
+            let (part, bounds) = match constant.get(&i) {
+                Some(v) => (
+                    Dense {
+                        w: Array2::zeros((trunk_width, v.len())),
+                        b: Array1::from_vec(v.clone()),
+                        act: Activation::Identity,
+                    },
+                    (f32::NEG_INFINITY, f32::INFINITY),
+                ),
+                None => {
+                    let (h, b) = gemms.next().ok_or("fewer heads than outputs")?;
+                    (gemm_layer(h, &consts)?, *b)
+                }
+            };
+            lo.extend(std::iter::repeat_n(bounds.0, part.b.len()));
+            hi.extend(std::iter::repeat_n(bounds.1, part.b.len()));
+            parts.push(part);
+        }
         let ws: Vec<_> = parts.iter().map(|d| d.w.view()).collect();
         let bs: Vec<_> = parts.iter().map(|d| d.b.view()).collect();
         let w = ndarray::concatenate(ndarray::Axis(1), &ws).map_err(|e| e.to_string())?;
         let b = ndarray::concatenate(ndarray::Axis(0), &bs).map_err(|e| e.to_string())?;
         layers.push(Dense { w: w.as_standard_layout().into_owned(), b, act: Activation::Identity });
+        clamp = (!clips.is_empty()).then_some(Head::Clamp { lo, hi });
     }
-    let clamp = (!clips.is_empty()).then(|| {
-        let (mut lo, mut hi) = (Vec::new(), Vec::new());
-        for (h, (l, u)) in heads.iter().zip(&head_bounds) {
-            let width = gemm_layer(h, &consts).map(|d| d.b.len()).unwrap_or(0);
-            lo.extend(std::iter::repeat_n(*l, width));
-            hi.extend(std::iter::repeat_n(*u, width));
-        }
-        Head::Clamp { lo, hi }
-    });
     if layers.is_empty() {
         return Err("no dense layer".into());
     }
@@ -498,4 +591,56 @@ pub fn op_types(model: &pb::ModelProto) -> Vec<String> {
     ops.sort();
     ops.dedup();
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    fn model(nodes: Vec<NodeProto>, outputs: &[&str]) -> pb::ModelProto {
+        let value = |n: &str| pb::ValueInfoProto { name: n.into(), ..Default::default() };
+        let init = |n: &str| pb::TensorProto { name: n.into(), ..Default::default() };
+        pb::ModelProto {
+            graph: Some(pb::GraphProto {
+                node: nodes,
+                input: vec![value("obs")],
+                output: outputs.iter().map(|o| value(o)).collect(),
+                initializer: vec![init("w"), init("b"), init("log_std")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// PPO's state-independent log-std as exporters write it is input-independent; the mean,
+    /// and a log-std computed as `0·mean + log_std` (NaN where the mean is), are not.
+    #[test]
+    fn outputs_reached_from_the_input_only_through_shape_are_input_independent() {
+        let gemm = node("Gemm", &["obs", "w", "b"], "mean");
+        let zeros_like = vec![
+            gemm.clone(),
+            node("Shape", &["mean"], "shape"),
+            node("ConstantOfShape", &["shape"], "zeros"),
+            node("Add", &["zeros", "log_std"], "ls"),
+        ];
+        assert_eq!(input_independent_outputs(&model(zeros_like, &["mean", "ls"])), vec![1]);
+        let expand = vec![
+            gemm.clone(),
+            node("Shape", &["mean"], "shape"),
+            node("Expand", &["log_std", "shape"], "ls"),
+        ];
+        assert_eq!(input_independent_outputs(&model(expand, &["mean", "ls"])), vec![1]);
+        let times_zero = vec![gemm, node("Mul", &["mean", "b"], "z"), node("Add", &["z", "log_std"], "ls")];
+        assert!(input_independent_outputs(&model(times_zero, &["mean", "ls"])).is_empty());
+    }
 }

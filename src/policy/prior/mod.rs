@@ -345,7 +345,9 @@ impl Prior {
         let tract = TractPrior { plan, n_obs };
 
         let compiled = match engine {
-            PriorEngine::Auto => dense::compile(&proto),
+            PriorEngine::Auto => {
+                Self::constant_outputs(&proto, &tract, widths).and_then(|c| dense::compile(&proto, &c))
+            }
             PriorEngine::Tract => Err("`[prior] engine = \"tract\"`".to_string()),
         };
         let (engine, fallback_reason) = match compiled {
@@ -366,6 +368,24 @@ impl Prior {
             }
         };
         Ok(Prior { kind, n_obs, n_actions, engine, tract, fallback_reason })
+    }
+
+    /// The row value of each of a several-output prior's outputs that does not depend on the
+    /// input's values ([`dense::input_independent_outputs`]), by running tract on a zero input.
+    fn constant_outputs(
+        proto: &tract_onnx::pb::ModelProto,
+        tract: &TractPrior,
+        widths: &[usize],
+    ) -> Result<std::collections::HashMap<usize, Vec<f32>>, String> {
+        let independent = dense::input_independent_outputs(proto);
+        if widths.len() < 2 || independent.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut all = vec![0.0; widths.iter().sum()];
+        tract.run(&vec![0.0; tract.n_obs], &mut all).map_err(|e| format!("tract on a zero input: {e:#}"))?;
+        let starts: Vec<usize> =
+            widths.iter().scan(0, |at, w| Some(std::mem::replace(at, *at + w))).collect();
+        Ok(independent.into_iter().map(|i| (i, all[starts[i]..starts[i] + widths[i]].to_vec())).collect())
     }
 
     /// Runs resq's compiled network and tract on 64 random observations and refuses a mismatch.
