@@ -289,6 +289,26 @@ fn gaussian_prior_matches_onnxruntime_and_torch() {
     }
 }
 
+/// Stable-Baselines3's Pendulum actors as SB3 samples from them (scripts/train_sb3_pendulum.py):
+/// SAC's squashed Gaussian (256-wide layers) and PPO's Gaussian with its state-independent
+/// log-std broadcast to a second output (`zeros_like(mean) + log_std`: Shape, ConstantOfShape,
+/// Add), both compiled to resq's kernels. `[mean, log_std]` match onnxruntime, and `log π0` matches
+/// SB3's own distribution classes (`SquashedDiagGaussianDistribution`, `DiagGaussianDistribution`,
+/// in float64), for SAC's actions near ±1 and PPO's beyond the torque bounds.
+#[test]
+fn sb3_pendulum_actors_match_onnxruntime_and_sb3() {
+    let d = root().join("tests/data/onnx");
+    for (name, kind, tol) in [
+        ("sb3_sac_pendulum", PriorKind::SquashedGaussian, 5e-5),
+        ("sb3_ppo_pendulum", PriorKind::Gaussian, 1e-5),
+    ] {
+        let (onnx, golden) = (d.join(format!("{name}.onnx")), d.join(format!("{name}_golden.json")));
+        let (worst_raw, worst_lp) = gaussian_worst(&onnx, &golden, kind, 3, 1);
+        assert!(worst_raw < tol, "{name}: mean/log_std differ from onnxruntime by {worst_raw:e}");
+        assert!(worst_lp < 1e-5, "{name}: log π0 differs from SB3's by {worst_lp:e} (relative)");
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct DeterministicGolden {
     exploration_std: f32,

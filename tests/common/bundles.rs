@@ -35,3 +35,28 @@ pub fn write_sb3_ppo_cartpole(dir: &Path) {
             .replace("kind = \"discrete_q\"", "kind = \"discrete_logits\"")
     });
 }
+
+/// `models/pendulum` with Stable-Baselines3's SAC actor (`scripts/train_sb3_pendulum.py --algo
+/// sac`) at docs/priors.md's recipe: ω' = α̂ = the entropy coefficient SAC ended training with
+/// (0.0242), and `kl_per_step` = `kl`.
+pub fn write_sb3_sac_pendulum(dir: &Path, kl: f32) {
+    write_with_prior(dir, "pendulum", "sb3_sac_pendulum.onnx", |text| {
+        let t = text.replace("omega = 0.01\n", "omega = 0.0242\n");
+        let t = t.replace("alpha = 0.01\n", &format!("alpha = 0.0242\nkl_per_step = {kl}\n"));
+        assert!(
+            t.contains("omega = 0.0242") && t.contains("kl_per_step"),
+            "models/pendulum's [residual] changed"
+        );
+        t
+    });
+}
+
+/// `models/pendulum-gaussian` with Stable-Baselines3's PPO actor (`scripts/train_sb3_pendulum.py
+/// --algo ppo`: its mean and state-independent log-std) and `kl_per_step` = `kl`.
+pub fn write_sb3_ppo_pendulum(dir: &Path, kl: f32) {
+    write_with_prior(dir, "pendulum-gaussian", "sb3_ppo_pendulum.onnx", |text| {
+        let t = text.replace("alpha = 0.03\n", &format!("alpha = 0.03\nkl_per_step = {kl}\n"));
+        assert!(t.contains("kl_per_step"), "models/pendulum-gaussian's [residual] changed");
+        t
+    });
+}
