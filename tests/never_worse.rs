@@ -130,12 +130,14 @@ fn deterministic_behaviour_clone() {
 
 /// Stable-Baselines3's continuous Pendulum actors (`scripts/train_sb3_pendulum.py`) with
 /// docs/priors.md's recipe for them, `kl_per_step = 2` (the SAC actor at ω' = α̂ = the entropy
-/// coefficient it ended training with; the PPO actor at `models/pendulum-gaussian`'s 0.03), save
+/// coefficient it ended training with and `kl_rate = 0.0003`; the PPO actor at
+/// `models/pendulum-gaussian`'s 0.03), save
 /// energy within 20 000 steps: torque² at most the task's bar times the prior's (PPO 0.6, SAC
-/// `models/pendulum`'s 0.8), the time upright at least 0.9× the prior's, every curve point (one
-/// every 5 000 steps) and training episode successful. Evaluated every 1 000 steps, both curves
-/// dip below the prior's time upright on the way (docs/results/priors.md, "Stable-Baselines3's
-/// continuous actors"), so the never-worse rule is not asserted here.
+/// `models/pendulum`'s 0.8), the time upright at least 0.9× the prior's (the SAC actor's at every
+/// curve point too), every curve point (one every 5 000 steps) and training episode successful.
+/// Evaluated every 1 000 steps, the PPO actor's curve dips below 0.9× the prior's time upright
+/// once, early (docs/results/priors.md, "Stable-Baselines3's continuous actors"), so the
+/// never-worse rule is not asserted for it.
 #[test]
 fn sb3_continuous_actors_save_energy_with_the_recipe() {
     type Write = fn(&Path, f32);
@@ -160,6 +162,14 @@ fn sb3_continuous_actors_save_energy_with_the_recipe() {
         assert!(upright >= 0.9, "{name}: time upright {upright:.3}x the prior's");
         assert!(o.curve.iter().all(|pt| pt["success_rate"].as_f64() == Some(1.0)), "{name}: {:?}", o.curve);
         assert_eq!(o.history.episodes_failed(), 0, "{name}");
+        if name == "SB3 SAC" {
+            // At the slower multiplier the SAC actor keeps its task at every point.
+            let prior_upright = p["upright_fraction"].as_f64().unwrap();
+            for pt in &o.curve {
+                let u = pt["upright_fraction"].as_f64().unwrap() / prior_upright;
+                assert!(u >= 0.9, "{name} @ {}: time upright {u:.3}x the prior's", pt["env_steps"]);
+            }
+        }
     }
 }
 

@@ -635,6 +635,16 @@ pub(super) fn settings(f: &Path, m: &Manifest) -> Result<(), BundleError> {
             ));
         }
     }
+    if let Some(eta) = r.kl_rate {
+        if !(eta > 0.0 && eta <= 0.1) {
+            return Err(BundleError::field(
+                f,
+                "residual.kl_rate",
+                format!("found {eta}, expected 0 < kl_rate ≤ 0.1 (the change of ln(multiplier) per tick at most)"),
+                "leave it out (0.001: a factor e per 1 000 ticks), or e.g. kl_rate = 0.0003 to move three times slower",
+            ));
+        }
+    }
     let share = m.learning.offline_support;
     if !(0.0..=1.0).contains(&share) {
         return Err(BundleError::field(

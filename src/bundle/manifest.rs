@@ -428,9 +428,12 @@ pub struct ResidualSection {
     pub method: Option<MethodName>,
     /// How far the customized policy may move from the prior, in nats per step: ω' and α̂ then
     /// scale together, from the values above, as the multiplier of `E[KL(π̂‖π0)] ≤ kl_per_step`
-    /// (`session::trade_off`). 0: ω' and α̂ fixed (RQL as written). Absent: resq decides once
-    /// it has read the prior (a confident prior, or a DQN at `temperature = "auto"`: 0.5).
+    /// (`session::trade_off`). 0 or absent: ω' and α̂ fixed (RQL as written); the confidence
+    /// reading suggests a value for a confident prior.
     pub kl_per_step: Option<f32>,
+    /// How fast that multiplier may move: `η` in `log m ← log m + η·clip(K̄/ε − 1, −1, 1)` each
+    /// training tick, a factor e every `1/η` ticks at most. Absent: 0.001.
+    pub kl_rate: Option<f32>,
     /// What a termination that `[episode] success` counts as a failure is worth to the residual
     /// (its value after the last step): `"worst"` (the lowest add-on reward seen so far, every
     /// step forever: `min(0, r_lo)/(1−γ)`), or a number (0: RQL as written).

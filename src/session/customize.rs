@@ -306,7 +306,8 @@ pub fn run_in(mut bundle: Bundle, env: &mut dyn Env, opts: &Options) -> Result<O
         info!("{}", confidence::reading(c, &ctl.bundle));
     }
     let (kl_per_step, why) = trade_off::target(&ctl.bundle);
-    let trade = TradeOff::new(kl_per_step, ctl.bundle.weight_scale);
+    let eta = ctl.bundle.manifest.residual.kl_rate.unwrap_or(trade_off::ETA);
+    let trade = TradeOff::new(kl_per_step, ctl.bundle.weight_scale, eta);
     info!("{}", trade_off::reading(&trade, why, &ctl.bundle));
     // (The prior's episodes that failed early, by a termination: a pure penalty's way out.)
     let mut early_failures = prior.early_failures;

@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! K̄ ← K̄ + 0.01·(KL − K̄)                          every training tick after the warm-up
-//! log m ← log m + η·clip(K̄/ε − 1, −1, 1)          η = ETA
+//! log m ← log m + η·clip(K̄/ε − 1, −1, 1)          η = `[residual] kl_rate` (ETA)
 //! log m ← log m + ln 2                             at every failed training episode
 //! ω' = m·ω'_manifest,   α̂ = m·α̂_manifest,          m ∈ [M_MIN, M_MAX]
 //! ```
@@ -34,7 +34,8 @@ use crate::bundle::Bundle;
 
 /// The KL average's weight per tick (about a hundred ticks).
 const KL_EMA: f32 = 0.01;
-/// Change of `log m` per tick at most: a factor e in a thousand ticks.
+/// Change of `log m` per tick at most, unless `[residual] kl_rate` says: a factor e in a
+/// thousand ticks.
 pub const ETA: f32 = 1e-3;
 pub const M_MIN: f32 = 1e-3;
 pub const M_MAX: f32 = 1e3;
@@ -44,14 +45,17 @@ pub const M_MAX: f32 = 1e3;
 pub struct TradeOff {
     /// ε, nats per step (0: fixed).
     pub target: f32,
+    /// η, the change of `log m` per tick at most.
+    pub eta: f32,
     kl_avg: f32,
     log_m: f32,
 }
 
 impl TradeOff {
-    /// `target`: ε in nats per step (0: `m` stays at `scale`); `scale`: the starting `m`.
-    pub fn new(target: f32, scale: f32) -> Self {
-        TradeOff { target, kl_avg: 0.0, log_m: scale.ln() }
+    /// `target`: ε in nats per step (0: `m` stays at `scale`); `scale`: the starting `m`; `eta`:
+    /// η.
+    pub fn new(target: f32, scale: f32, eta: f32) -> Self {
+        TradeOff { target, eta, kl_avg: 0.0, log_m: scale.ln() }
     }
 
     /// The multiplier `m`.
@@ -74,7 +78,7 @@ impl TradeOff {
             return false;
         }
         self.kl_avg += KL_EMA * (kl - self.kl_avg);
-        self.set(self.log_m + ETA * (self.kl_avg / self.target - 1.0).clamp(-1.0, 1.0))
+        self.set(self.log_m + self.eta * (self.kl_avg / self.target - 1.0).clamp(-1.0, 1.0))
     }
 
     /// A training episode failed by `[episode] success`: `m` doubles (the policy moves back
@@ -114,6 +118,8 @@ pub fn resume(bundle: &mut Bundle, learner: &mut dyn ResidualLearner, scale: Opt
 pub struct Summary {
     /// ε, nats per step (0: ω' and α̂ as written).
     pub kl_per_step: f32,
+    /// η, `[residual] kl_rate`.
+    pub kl_rate: f32,
     /// Where ε came from.
     pub why: &'static str,
     /// The final multiplier on the manifest's ω' and α̂, and the values it gives.
@@ -128,7 +134,15 @@ impl Summary {
     /// `bundle` acts at `t`'s multiplier (the loop keeps [`Bundle::weight_scale`] at it).
     pub fn of(t: &TradeOff, why: &'static str, bundle: &Bundle) -> Self {
         let (omega, alpha) = bundle.weights();
-        Summary { kl_per_step: t.target, why, scale: t.scale(), omega, alpha, kl_avg: t.kl_avg() }
+        Summary {
+            kl_per_step: t.target,
+            kl_rate: t.eta,
+            why,
+            scale: t.scale(),
+            omega,
+            alpha,
+            kl_avg: t.kl_avg(),
+        }
     }
 }
 
@@ -151,16 +165,22 @@ mod tests {
 
     #[test]
     fn below_its_target_the_multiplier_falls_a_factor_e_in_a_thousand_ticks() {
-        let mut t = TradeOff::new(0.5, 1.0);
+        let mut t = TradeOff::new(0.5, 1.0, ETA);
         for _ in 0..1000 {
             assert!(t.tick(0.0));
+        }
+        assert!((t.scale() - (-1.0f32).exp()).abs() < 1e-3, "{}", t.scale());
+        // At `[residual] kl_rate` = 0.0003, a factor e in 3 333 ticks.
+        let mut t = TradeOff::new(0.5, 1.0, 3e-4);
+        for _ in 0..3333 {
+            t.tick(0.0);
         }
         assert!((t.scale() - (-1.0f32).exp()).abs() < 1e-3, "{}", t.scale());
     }
 
     #[test]
     fn above_its_target_the_multiplier_rises_and_a_failure_doubles_it() {
-        let mut t = TradeOff::new(0.1, 0.01);
+        let mut t = TradeOff::new(0.1, 0.01, ETA);
         for _ in 0..2000 {
             t.tick(1.0);
         }
@@ -170,7 +190,7 @@ mod tests {
         assert!(t.failed());
         assert!((t.scale() / before - 2.0).abs() < 1e-4);
         // At its target it holds.
-        let mut t = TradeOff::new(0.3, 0.5);
+        let mut t = TradeOff::new(0.3, 0.5, ETA);
         for _ in 0..5000 {
             t.tick(0.3);
         }
@@ -179,10 +199,10 @@ mod tests {
 
     #[test]
     fn without_a_target_the_multiplier_stays_and_it_is_bounded() {
-        let mut t = TradeOff::new(0.0, 1.0);
+        let mut t = TradeOff::new(0.0, 1.0, ETA);
         assert!(!t.tick(5.0) && !t.failed());
         assert_eq!(t.scale(), 1.0);
-        let mut t = TradeOff::new(1.0, M_MIN);
+        let mut t = TradeOff::new(1.0, M_MIN, ETA);
         assert!(!t.tick(0.0));
         assert!((t.scale() - M_MIN).abs() < 1e-7);
         assert!(!t.tick(f32::NAN));

@@ -38,11 +38,13 @@ pub fn write_sb3_ppo_cartpole(dir: &Path) {
 
 /// `models/pendulum` with Stable-Baselines3's SAC actor (`scripts/train_sb3_pendulum.py --algo
 /// sac`) at docs/priors.md's recipe: ω' = α̂ = the entropy coefficient SAC ended training with
-/// (0.0242), and `kl_per_step` = `kl`.
+/// (0.0242), `kl_per_step` = `kl`, and `kl_rate = 0.0003` (the multiplier three times slower than
+/// by default).
 pub fn write_sb3_sac_pendulum(dir: &Path, kl: f32) {
     write_with_prior(dir, "pendulum", "sb3_sac_pendulum.onnx", |text| {
         let t = text.replace("omega = 0.01\n", "omega = 0.0242\n");
-        let t = t.replace("alpha = 0.01\n", &format!("alpha = 0.0242\nkl_per_step = {kl}\n"));
+        let t =
+            t.replace("alpha = 0.01\n", &format!("alpha = 0.0242\nkl_per_step = {kl}\nkl_rate = 0.0003\n"));
         assert!(
             t.contains("omega = 0.0242") && t.contains("kl_per_step"),
             "models/pendulum's [residual] changed"
