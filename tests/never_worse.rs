@@ -176,7 +176,8 @@ fn sb3_continuous_actors_save_energy_with_the_recipe() {
 /// What resq reads of a prior's confidence before it customizes (`session::confidence`): the
 /// project's soft-Q and behaviour-cloned CartPole priors are not confident (median gap between
 /// their best and second action about 2 nats on the states they visit), the SB3 PPO actor is
-/// (about 4.6), and the report says so with the settings it will use.
+/// (about 4.6), and the report says so with the settings it will use; SB3's PPO Gaussian
+/// Pendulum actor is not (std a sixth of the half-range), and the reading names its KL target.
 #[test]
 fn the_report_reads_the_priors_confidence() {
     let read = |b: Bundle| {
@@ -199,4 +200,11 @@ fn the_report_reads_the_priors_confidence() {
     let (c, reading) = read(bundle(dir.path(), &[]));
     assert!(c.confident && c.median > 4.0 && c.states >= 5 * 500, "{c:?}");
     assert!(reading.contains("a confident prior") && reading.contains("docs/priors.md"), "{reading}");
+    // SB3's PPO Gaussian Pendulum actor: std 0.33 N·m, a sixth of the half-range; the reading
+    // points at the KL target that moved it.
+    let dir = tempfile::tempdir().unwrap();
+    write_sb3_ppo_pendulum(dir.path(), 0.0);
+    let (c, reading) = read(bundle(dir.path(), &[]));
+    assert!(!c.confident && (0.15..0.18).contains(&c.median), "{c:?}");
+    assert!(reading.contains("not a confident prior") && reading.contains("kl_per_step = 2"), "{reading}");
 }

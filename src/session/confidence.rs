@@ -100,18 +100,26 @@ pub fn reading(c: &Confidence, b: &Bundle) -> String {
             c.median, c.p10, c.p90, c.states
         )
     };
+    let discrete = c.measure == "gap_nats";
+    // Where to start `kl_per_step`, as measured (docs/results/priors.md): a discrete prior's KL
+    // is one choice's, a Gaussian's a sum over its action's dimensions.
+    let start = if discrete { "start at 0.1" } else { "start at 0.5-2" };
     let tail = if c.confident {
         format!(
             "; a confident prior (a PPO actor, a behaviour clone or a DQN typically is): RQL at omega' = {omega}, alpha = {alpha} will move it little, and lowering both together trades its task for the add-on{}; see docs/priors.md",
             if r.kl_per_step.is_some_and(|k| k > 0.0) {
-                ""
+                String::new()
             } else {
-                "; `residual.kl_per_step` lets resq lower them while the robot moves at most that many nats per step from the prior (start at 0.1 and raise it while the learning curve keeps the task)"
+                format!("; `residual.kl_per_step` lets resq lower them while the robot moves at most that many nats per step from the prior ({start} and raise it while the learning curve keeps the task)")
             }
+        )
+    } else if discrete {
+        format!(
+            "; not a confident prior: at omega' = {omega}, alpha = {alpha} how far it moves depends on how much the add-on is worth against it (a plain DQN read at its calibrated temperature can still barely move: `residual.kl_per_step = 0.5` moves it); see docs/priors.md"
         )
     } else {
         format!(
-            "; not a confident prior: at omega' = {omega}, alpha = {alpha} how far it moves depends on how much the add-on is worth against it (a plain DQN read at its calibrated temperature can still barely move: `residual.kl_per_step = 0.5` moves it); see docs/priors.md"
+            "; not a confident prior: at omega' = {omega}, alpha = {alpha} how far it moves depends on how much the add-on is worth against it (Stable-Baselines3's SAC and PPO Pendulum actors barely moved at a fixed omega': `residual.kl_per_step = 2` moved them); see docs/priors.md"
         )
     };
     head + &tail
