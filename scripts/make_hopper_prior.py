@@ -17,10 +17,7 @@ import argparse
 
 import gymnasium as gym
 import numpy as np
-import onnx
-from onnx import TensorProto as T
-from onnx import helper as h
-from onnx import numpy_helper as nh
+from linear_gaussian_onnx import save_linear_gaussian
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("--iterations", type=int, default=300)
@@ -106,29 +103,4 @@ print("sampled at std %.2f over 40 episodes: return %.0f, fell %d, torque^2 %.3f
 # mean = M (o - mean) / std  =  (M / std) o - M (mean / std)
 W = (M / std).T.astype(np.float32)
 b = (-(M @ (mean / std))).astype(np.float32)
-init = [
-    nh.from_array(np.eye(n_obs, dtype=np.float32), "trunk_w"),
-    nh.from_array(np.zeros(n_obs, np.float32), "trunk_b"),
-    nh.from_array(W, "mean_w"),
-    nh.from_array(b, "mean_b"),
-    nh.from_array(np.zeros((n_obs, n_act), np.float32), "log_std_w"),
-    nh.from_array(np.full(n_act, np.log(args.std), np.float32), "log_std_b"),
-]
-nodes = [
-    h.make_node("Gemm", ["obs", "trunk_w", "trunk_b"], ["h"]),
-    h.make_node("Gemm", ["h", "mean_w", "mean_b"], ["mean"]),
-    h.make_node("Gemm", ["h", "log_std_w", "log_std_b"], ["log_std"]),
-]
-graph = h.make_graph(
-    nodes,
-    "hopper_ars_linear_gaussian",
-    [h.make_tensor_value_info("obs", T.FLOAT, ["batch", n_obs])],
-    [h.make_tensor_value_info("mean", T.FLOAT, ["batch", n_act]),
-     h.make_tensor_value_info("log_std", T.FLOAT, ["batch", n_act])],
-    init,
-)
-model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
-model.ir_version = 8
-onnx.checker.check_model(model)
-onnx.save(model, args.out)
-print("wrote", args.out)
+save_linear_gaussian(W, b, args.std, "hopper_ars_linear_gaussian", args.out)

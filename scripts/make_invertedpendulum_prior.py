@@ -13,8 +13,7 @@ exports them, so resq runs it on its own kernels.
 """
 import numpy as np
 import gymnasium as gym
-import onnx
-from onnx import helper as h, numpy_helper as nh, TensorProto as T
+from linear_gaussian_onnx import save_linear_gaussian
 
 STD = 0.5
 env = gym.make("InvertedPendulum-v5")
@@ -53,28 +52,5 @@ print("gains", K.tolist())
 print("greedy (return, fell, force^2):", run(K, episodes=10, seed=1000))
 print(f"sampled at std {STD}:", run(K, std=STD, episodes=60, seed=3000, rng=np.random.default_rng(2)))
 
-init = [
-    nh.from_array(np.eye(4, dtype=np.float32), "trunk_w"),
-    nh.from_array(np.zeros(4, np.float32), "trunk_b"),
-    nh.from_array(K.reshape(4, 1), "mean_w"),
-    nh.from_array(np.zeros(1, np.float32), "mean_b"),
-    nh.from_array(np.zeros((4, 1), np.float32), "log_std_w"),
-    nh.from_array(np.array([np.log(STD)], np.float32), "log_std_b"),
-]
-nodes = [
-    h.make_node("Gemm", ["obs", "trunk_w", "trunk_b"], ["h"]),
-    h.make_node("Gemm", ["h", "mean_w", "mean_b"], ["mean"]),
-    h.make_node("Gemm", ["h", "log_std_w", "log_std_b"], ["log_std"]),
-]
-graph = h.make_graph(
-    nodes,
-    "invertedpendulum_linear_gaussian",
-    [h.make_tensor_value_info("obs", T.FLOAT, ["batch", 4])],
-    [h.make_tensor_value_info("mean", T.FLOAT, ["batch", 1]), h.make_tensor_value_info("log_std", T.FLOAT, ["batch", 1])],
-    init,
-)
-model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
-model.ir_version = 8
-onnx.checker.check_model(model)
-onnx.save(model, "models/invertedpendulum/prior.onnx")
-print("wrote models/invertedpendulum/prior.onnx")
+save_linear_gaussian(K.reshape(4, 1), np.zeros(1, np.float32), STD, "invertedpendulum_linear_gaussian",
+                     "models/invertedpendulum/prior.onnx")

@@ -390,7 +390,8 @@ impl Training<'_> {
                 self.curve.push(env_steps, &eval)?;
                 info!("learning curve at step {env_steps}: {}", curve_line(&eval));
                 if let Some((prior, test, point)) = curve_test.as_mut() {
-                    // Every episode is a trial, in the order it ran; and the point as a whole.
+                    // Every episode is a trial, in the order it ran; and the point as a whole
+                    // (`|`, not `||`: the point test counts every point).
                     let failed = Baseline::of(&eval.outcomes).failed;
                     let in_order = eval.outcomes.iter().any(|ok| test.episode(!ok));
                     if in_order | point.point(failed, eval.outcomes.len() as u32) {

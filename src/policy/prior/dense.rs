@@ -262,51 +262,47 @@ pub fn input_independent_outputs(model: &pb::ModelProto) -> Vec<usize> {
     (0..graph.output.len()).filter(|&i| !deps.depends(&graph.output[i].name)).collect()
 }
 
-/// Which tensors of a graph depend on the input's values.
+/// Which tensors of a graph depend on the input's values, in one pass over its nodes (ONNX
+/// keeps them in topological order): a graph input does, an initializer or `Constant` does not,
+/// a `Shape` or `Size` node's output does not, any other node's outputs do when one of its
+/// inputs does.
 struct ValueDeps<'g> {
-    graph: &'g pb::GraphProto,
     producer: HashMap<&'g str, &'g NodeProto>,
+    dependent: std::collections::HashSet<&'g str>,
 }
 
 impl<'g> ValueDeps<'g> {
     fn new(graph: &'g pb::GraphProto) -> Self {
+        let initializers: std::collections::HashSet<&str> =
+            graph.initializer.iter().map(|i| i.name.as_str()).collect();
+        let mut dependent: std::collections::HashSet<&str> =
+            graph.input.iter().map(|i| i.name.as_str()).filter(|n| !initializers.contains(n)).collect();
         let mut producer = HashMap::new();
         for n in &graph.node {
+            let shape_only = matches!(n.op_type.as_str(), "Shape" | "Size");
+            let depends = !shape_only && n.input.iter().any(|i| dependent.contains(i.as_str()));
             for o in &n.output {
                 producer.insert(o.as_str(), n);
-            }
-        }
-        ValueDeps { graph, producer }
-    }
-
-    /// Whether tensor `name` depends on the value of a graph input (an initializer does not).
-    fn depends(&self, name: &str) -> bool {
-        let (mut stack, mut seen) = (vec![name], std::collections::HashSet::new());
-        while let Some(t) = stack.pop() {
-            if !seen.insert(t) {
-                continue;
-            }
-            match self.producer.get(t) {
-                Some(n) if matches!(n.op_type.as_str(), "Shape" | "Size") => {}
-                Some(n) => stack.extend(n.input.iter().filter(|i| !i.is_empty()).map(String::as_str)),
-                None => {
-                    if !self.graph.initializer.iter().any(|i| i.name == t) {
-                        return true;
-                    }
+                if depends {
+                    dependent.insert(o.as_str());
                 }
             }
         }
-        false
+        ValueDeps { producer, dependent }
+    }
+
+    fn depends(&self, name: &str) -> bool {
+        self.dependent.contains(name)
     }
 
     /// The nodes that compute the tensor `name` without depending on the input's values.
-    fn independent_ancestors(&self, name: &str, into: &mut Vec<&'g NodeProto>) {
-        let mut stack = vec![name.to_string()];
+    fn independent_ancestors(&self, name: &'g str, into: &mut Vec<&'g NodeProto>) {
+        let mut stack = vec![name];
         while let Some(t) = stack.pop() {
-            if let Some(n) = self.producer.get(t.as_str()) {
+            if let Some(n) = self.producer.get(t) {
                 if !into.iter().any(|m| std::ptr::eq(*m, *n)) && n.output.iter().all(|o| !self.depends(o)) {
                     into.push(n);
-                    stack.extend(n.input.iter().filter(|i| !i.is_empty()).cloned());
+                    stack.extend(n.input.iter().filter(|i| !i.is_empty()).map(String::as_str));
                 }
             }
         }

@@ -18,7 +18,8 @@
 //!   the control thread), which serialises it and puts it with rmw_zenoh's attachment. On a
 //!   real-time robot the same thread is the watchdog: when the clock falls silent for
 //!   `stale_after`, or no command has come from the loop for as long (a stall, a reset), it
-//!   publishes the safe command, as a firmware applies its safe action when commands stop. The safe command is published once more when resq leaves.
+//!   publishes the safe command, as a firmware applies its safe action when commands stop. The
+//!   safe command is published once more when resq leaves.
 //! - **Episodes.** A reset calls the `std_srvs/srv/Trigger` service `[ros2] reset_service`
 //!   (where configured) and waits for the first tick after it; a reply with `success = false`
 //!   (the robot is not ready, e.g. an operator resets it) is retried every second. Without a
@@ -30,7 +31,7 @@
 //!
 //! [`names`]: super::names
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -154,6 +155,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     ticked: Condvar,
+    /// `State::seq`, readable without the lock (the control thread's `act`).
+    ticks: AtomicU64,
     estop: AtomicBool,
     stale_after: Duration,
 }
@@ -288,6 +291,7 @@ impl Ros2Env {
                 warned: vec![[false; 3]; layout.topics.len() + 1],
             }),
             ticked: Condvar::new(),
+            ticks: AtomicU64::new(0),
             estop: AtomicBool::new(false),
             stale_after: cfg.stale_after,
         });
@@ -695,6 +699,7 @@ fn on_sample(sh: &Shared, r: &Route, ti: usize, signal_names: &[String], key: &s
 /// lacks) or a signal was last read longer than `stale_after` ago. Wakes the control thread.
 fn make_tick(sh: &Shared, mut st: MutexGuard<'_, State>, now: Instant, missing: Option<usize>) {
     st.seq += 1;
+    sh.ticks.store(st.seq, Ordering::Release);
     st.counts.ticks += 1;
     let State { values, tick, .. } = &mut *st;
     tick.copy_from_slice(values);
@@ -806,7 +811,7 @@ impl Env for Ros2Env {
         let values = if replaced { &self.cfg.safe[..] } else { command };
         hand_over(&self.outbox, &mut self.out_seq, values);
         // Real time: a newer tick already here means the robot stepped before this command.
-        let behind = self.cfg.real_time && self.shared.lock().seq > self.seen;
+        let behind = self.cfg.real_time && self.shared.ticks.load(Ordering::Acquire) > self.seen;
         self.acted = Some((self.seen, replaced, behind));
         Ok(())
     }
